@@ -1,0 +1,27 @@
+package auth
+
+// Reason classifies an authentication failure for logs and metrics; the
+// client only ever sees Milvus's message, so a lockout is no oracle.
+type Reason string
+
+const (
+	ReasonMissing       Reason = "missing"
+	ReasonInvalidFormat Reason = "invalid_format"
+	ReasonUnknownUser   Reason = "unknown_user"
+	ReasonBadPassword   Reason = "bad_password"
+	ReasonBadAPIKey     Reason = "bad_api_key"
+	ReasonLockedOut     Reason = "locked_out"
+	ReasonCertMismatch  Reason = "certificate_mismatch"
+	ReasonCertIdentity  Reason = "certificate_identity"
+	ReasonCanceled      Reason = "canceled"
+)
+
+// Failure is a refused authentication: Message is what the client sees.
+type Failure struct {
+	Reason  Reason
+	Message string
+	// User is the claimed user name, for logs; empty for API keys.
+	User string
+}
+
+func (f *Failure) Error() string { return f.Message }

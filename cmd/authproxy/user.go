@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/credentials"
+)
+
+// storeFlags locate the credential file for the offline commands: the same
+// file a running proxy watches, so its changes are picked up live.
+type storeFlags struct {
+	configPath, file string
+}
+
+func (f *storeFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVarP(&f.configPath, "config", "c", "", "take the credential file from this config file (credentials.file)")
+	cmd.PersistentFlags().StringVar(&f.file, "credentials", "", "credential file (default ./credentials.yaml)")
+}
+
+func (f *storeFlags) open() (*credentials.FileStore, error) {
+	cfg := config.Default()
+	if f.configPath != "" {
+		var err error
+		if cfg, err = config.Load(f.configPath); err != nil {
+			return nil, err
+		}
+	}
+	if f.file != "" {
+		cfg.Credentials.File = f.file
+	}
+	return credentials.OpenFile(cfg.Credentials.File, credentials.FileOptions{
+		DefaultRootPassword: cfg.Common.Security.DefaultRootPassword,
+	})
+}
+
+func userCmd() *cobra.Command {
+	var sf storeFlags
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage users in the credential file (offline; a running proxy reloads the file)",
+	}
+	sf.register(cmd)
+
+	var passwordStdin bool
+	var roles []string
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Add a user (password from a prompt, or --password-stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := credentials.ValidateUsername(name); err != nil {
+				return err
+			}
+			for _, r := range roles {
+				if !credentials.IsBuiltinRole(r) {
+					return fmt.Errorf("unknown role %q (want %s or %s)", r, credentials.RoleAdmin, credentials.RolePublic)
+				}
+			}
+			password, err := readPassword(cmd, passwordStdin, "Password for "+name+": ")
+			if err != nil {
+				return err
+			}
+			hash, err := credentials.HashPassword(password)
+			if err != nil {
+				return err
+			}
+			store, err := sf.open()
+			if err != nil {
+				return err
+			}
+			return store.Update(func(s *credentials.Set) error {
+				if _, ok := s.User(name); ok {
+					return fmt.Errorf("user already exists: %s", name)
+				}
+				now := time.Now().UTC()
+				s.PutUser(&credentials.User{Name: name, PasswordHash: hash, Roles: slices.Clone(roles), Created: now, Updated: now})
+				return nil
+			})
+		},
+	}
+	add.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (first line)")
+	add.Flags().StringSliceVar(&roles, "role", nil, "built-in role to grant: admin or public (repeatable)")
+
+	passwd := &cobra.Command{
+		Use:   "passwd NAME",
+		Short: "Set a user's password (no old password needed: this edits the file)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			password, err := readPassword(cmd, passwordStdin, "New password for "+name+": ")
+			if err != nil {
+				return err
+			}
+			hash, err := credentials.HashPassword(password)
+			if err != nil {
+				return err
+			}
+			store, err := sf.open()
+			if err != nil {
+				return err
+			}
+			return store.Update(func(s *credentials.Set) error {
+				u, ok := s.User(name)
+				if !ok {
+					return fmt.Errorf("user not found: %s", name)
+				}
+				u.PasswordHash, u.Updated = hash, time.Now().UTC()
+				return nil
+			})
+		},
+	}
+	passwd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (first line)")
+
+	del := &cobra.Command{
+		Use:   "del NAME",
+		Short: "Delete a user and its API keys (root cannot be deleted)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if name == credentials.RootUser {
+				return errors.New("root user cannot be deleted")
+			}
+			store, err := sf.open()
+			if err != nil {
+				return err
+			}
+			return store.Update(func(s *credentials.Set) error {
+				if !s.DeleteUser(name) {
+					return fmt.Errorf("user not found: %s", name)
+				}
+				return nil
+			})
+		},
+	}
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List users and their roles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := sf.open()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROLES\tUPDATED")
+			for _, u := range store.Current().Users() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, strings.Join(u.Roles, ","), u.Updated.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+
+	var replace bool
+	imp := &cobra.Command{
+		Use:   "import HTPASSWD_FILE",
+		Short: "Import bcrypt users from an htpasswd file (nginx, Traefik, Apache htpasswd -B)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			imported, err := credentials.ParseHtpasswd(f)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			store, err := sf.open()
+			if err != nil {
+				return err
+			}
+			err = store.Update(func(s *credentials.Set) error {
+				now := time.Now().UTC()
+				for _, iu := range imported {
+					if u, ok := s.User(iu.Name); ok {
+						if !replace {
+							return fmt.Errorf("user already exists: %s (use --replace to overwrite its password)", iu.Name)
+						}
+						u.PasswordHash, u.Updated = iu.Hash, now
+						continue
+					}
+					s.PutUser(&credentials.User{Name: iu.Name, PasswordHash: iu.Hash, Created: now, Updated: now})
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %d users\n", len(imported))
+			return nil
+		},
+	}
+	imp.Flags().BoolVar(&replace, "replace", false, "overwrite the password of users that already exist")
+
+	cmd.AddCommand(add, passwd, del, list, imp)
+	return cmd
+}
+
+// readPassword reads a password from the terminal without echo, or the first
+// line of stdin, and applies the password rule.
+func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, error) {
+	var password string
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && !fromStdin && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(cmd.ErrOrStderr(), prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		password = string(b)
+	} else {
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if err := credentials.ValidatePassword(password); err != nil {
+		return "", err
+	}
+	return password, nil
+}

@@ -1,0 +1,373 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a running proxy. The YAML keys follow
+// milvus.yaml where Milvus has an equivalent (common.security.*).
+type Config struct {
+	// Listen is where clients connect (gRPC, and REST on the same port).
+	Listen      string      `yaml:"listen"`
+	Backend     Backend     `yaml:"backend"`
+	Common      Common      `yaml:"common"`
+	Credentials Credentials `yaml:"credentials"`
+	Cache       Cache       `yaml:"cache"`
+	Auth        Auth        `yaml:"auth"`
+	GRPC        GRPC        `yaml:"grpc"`
+	TLS         *TLS        `yaml:"tls"`
+	Admin       Admin       `yaml:"admin"`
+	Log         Log         `yaml:"log"`
+	Shutdown    Shutdown    `yaml:"shutdown"`
+}
+
+// Backend is the unauthenticated service the proxy forwards to.
+type Backend struct {
+	// Address is the backend's gRPC address, host:port.
+	Address string `yaml:"address"`
+	// REST is the base URL of the backend's RESTful API; empty means
+	// http://<Address>, as Milvus serves REST on its gRPC port.
+	REST string `yaml:"rest"`
+	// TLS, when set, makes the proxy speak TLS to the backend.
+	TLS *BackendTLS `yaml:"tls"`
+}
+
+// BackendTLS configures TLS from the proxy to a backend that is itself behind TLS.
+type BackendTLS struct {
+	CAFile     string `yaml:"caFile"`
+	ServerName string `yaml:"serverName"`
+	CertFile   string `yaml:"certFile"`
+	KeyFile    string `yaml:"keyFile"`
+}
+
+// Common mirrors milvus.yaml's common section.
+type Common struct {
+	Security Security `yaml:"security"`
+}
+
+// Security mirrors milvus.yaml's common.security keys.
+type Security struct {
+	// AuthorizationEnabled turns token checking on; off, the proxy forwards every call.
+	AuthorizationEnabled bool `yaml:"authorizationEnabled"`
+	// SuperUsers may change a password without giving the old one, nothing more.
+	SuperUsers UserList `yaml:"superUsers"`
+	// DefaultRootPassword is root's password when the credential file is first created.
+	DefaultRootPassword string `yaml:"defaultRootPassword"`
+}
+
+// Credentials locates the credential store.
+type Credentials struct {
+	File string `yaml:"file"`
+}
+
+// Cache sizes the cache of successful verifications.
+type Cache struct {
+	Size int           `yaml:"size"`
+	TTL  time.Duration `yaml:"ttl"`
+}
+
+// Auth holds the knobs of authentication beyond Milvus's own.
+type Auth struct {
+	// IdentityHeader is the metadata key carrying the authenticated user to
+	// the backend; "" disables it. Client-sent copies are always removed.
+	IdentityHeader string `yaml:"identityHeader"`
+	// MaxConcurrentVerifications bounds password hashing running at once, so
+	// a flood of wrong passwords cannot starve cached callers.
+	MaxConcurrentVerifications int `yaml:"maxConcurrentVerifications"`
+	// BruteForce configures the lockout after repeated failures.
+	BruteForce BruteForce `yaml:"bruteForce"`
+}
+
+// BruteForce configures the lockout after repeated authentication failures.
+type BruteForce struct {
+	Enabled bool `yaml:"enabled"`
+	// Threshold is the number of failures (per user name and per client
+	// address) after which attempts are refused without hashing.
+	Threshold int `yaml:"threshold"`
+	// Backoff is the first lockout; each further failure doubles it up to MaxBackoff.
+	Backoff    time.Duration `yaml:"backoff"`
+	MaxBackoff time.Duration `yaml:"maxBackoff"`
+	// Forgive is how long without failures before a counter is forgotten.
+	Forgive time.Duration `yaml:"forgive"`
+	// Tracked bounds how many user names and addresses are counted (LRU).
+	Tracked int `yaml:"tracked"`
+}
+
+// GRPC holds message limits; the defaults are Milvus's own code defaults.
+type GRPC struct {
+	MaxRecvMsgSize int `yaml:"maxRecvMsgSize"`
+	MaxSendMsgSize int `yaml:"maxSendMsgSize"`
+}
+
+// TLS configures TLS termination for clients. Absent, the proxy listens in plaintext.
+type TLS struct {
+	CertFile     string `yaml:"certFile"`
+	KeyFile      string `yaml:"keyFile"`
+	ClientCAFile string `yaml:"clientCAFile"`
+	// ClientAuth is none, optional or require; empty means require when
+	// ClientCAFile is set, none otherwise.
+	ClientAuth string `yaml:"clientAuth"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `yaml:"minVersion"`
+	// ClientIdentity maps a verified client certificate to a user.
+	ClientIdentity *ClientIdentity `yaml:"clientIdentity"`
+}
+
+// ClientIdentity maps a verified client certificate to an authproxy user, so
+// that an mTLS client without a token acts as that user.
+type ClientIdentity struct {
+	// Source is the certificate field naming the user: cn, dns or uri.
+	Source string `yaml:"source"`
+	// Users maps field values (e.g. SPIFFE IDs) to user names; empty means
+	// the field value is the user name itself.
+	Users map[string]string `yaml:"users"`
+}
+
+// Admin configures the health and metrics listener.
+type Admin struct {
+	// Listen is host:port for /healthz, /readyz and /metrics; "" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+	// AccessLog writes one line per call (method, user, code, duration, peer).
+	AccessLog bool `yaml:"accessLog"`
+}
+
+// Shutdown configures graceful shutdown on SIGTERM and SIGINT.
+type Shutdown struct {
+	// GracePeriod is how long in-flight calls may run after the signal.
+	GracePeriod time.Duration `yaml:"gracePeriod"`
+}
+
+// UserList is milvus.yaml's superUsers: a comma-separated string ("root, foo")
+// or a YAML list.
+type UserList []string
+
+// UnmarshalYAML accepts both the milvus.yaml string form and a YAML list.
+func (u *UserList) UnmarshalYAML(n *yaml.Node) error {
+	var names []string
+	switch n.Kind {
+	case yaml.ScalarNode:
+		for _, part := range strings.Split(n.Value, ",") {
+			if s := strings.TrimSpace(part); s != "" {
+				names = append(names, s)
+			}
+		}
+	case yaml.SequenceNode:
+		if err := n.Decode(&names); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("line %d: superUsers must be a comma-separated string or a list", n.Line)
+	}
+	*u = names
+	return nil
+}
+
+// Contains reports whether name is in the list.
+func (u UserList) Contains(name string) bool {
+	for _, n := range u {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Default returns the configuration used when no file is given: enough for
+// `authproxy serve --backend HOST:PORT` alone.
+func Default() *Config {
+	return &Config{
+		Listen:  "0.0.0.0:19530",
+		Backend: Backend{Address: "127.0.0.1:19540"},
+		Common: Common{Security: Security{
+			AuthorizationEnabled: true,
+			DefaultRootPassword:  "Milvus",
+		}},
+		Credentials: Credentials{File: "./credentials.yaml"},
+		Cache:       Cache{Size: 10000, TTL: 10 * time.Minute},
+		Auth: Auth{
+			IdentityHeader:             "x-authproxy-user",
+			MaxConcurrentVerifications: 4,
+			BruteForce: BruteForce{
+				Enabled:    true,
+				Threshold:  10,
+				Backoff:    time.Second,
+				MaxBackoff: 5 * time.Minute,
+				Forgive:    15 * time.Minute,
+				Tracked:    10000,
+			},
+		},
+		GRPC:     GRPC{MaxRecvMsgSize: 256 << 20, MaxSendMsgSize: 512 << 20},
+		Admin:    Admin{Listen: "127.0.0.1:9091"},
+		Log:      Log{Level: "info", Format: "text"},
+		Shutdown: Shutdown{GracePeriod: 30 * time.Second},
+	}
+}
+
+// Load reads and validates the YAML file at path over the defaults. Unknown
+// keys and bad values are errors naming the file, the line and the key.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over the defaults without validating it: callers apply
+// command-line overrides first, then call Validate.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, cleanYAMLError(err)
+	}
+	return cfg, nil
+}
+
+// cleanYAMLError turns yaml.v3's "field x not found in type config.Backend"
+// into words about the file, not about Go types.
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		if i := strings.Index(m, ": field "); i >= 0 && strings.Contains(m, " not found in type ") {
+			key := strings.TrimPrefix(m[i:], ": field ")
+			key = key[:strings.Index(key, " not found in type ")]
+			m = fmt.Sprintf("%s: unknown key %q", m[:i], key)
+		}
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// Validate checks every value and says which key is wrong and why.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	checkAddr := func(key, addr string, allowEmpty bool) {
+		if addr == "" {
+			if !allowEmpty {
+				bad(key, "must be set (host:port)")
+			}
+			return
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad(key, "%q is not host:port", addr)
+		}
+	}
+	checkAddr("listen", c.Listen, false)
+	checkAddr("backend.address", c.Backend.Address, false)
+	checkAddr("admin.listen", c.Admin.Listen, true)
+	if c.Backend.REST != "" && !strings.HasPrefix(c.Backend.REST, "http://") && !strings.HasPrefix(c.Backend.REST, "https://") {
+		bad("backend.rest", "%q must start with http:// or https://", c.Backend.REST)
+	}
+	if c.Credentials.File == "" && c.Common.Security.AuthorizationEnabled {
+		bad("credentials.file", "must be set when common.security.authorizationEnabled is true")
+	}
+	if c.Cache.Size < 1 {
+		bad("cache.size", "must be at least 1, got %d", c.Cache.Size)
+	}
+	if c.Cache.TTL <= 0 {
+		bad("cache.ttl", "must be a positive duration such as 10m, got %s", c.Cache.TTL)
+	}
+	if c.Auth.MaxConcurrentVerifications < 1 {
+		bad("auth.maxConcurrentVerifications", "must be at least 1, got %d", c.Auth.MaxConcurrentVerifications)
+	}
+	if h := c.Auth.IdentityHeader; h != "" && (h != strings.ToLower(h) || strings.ContainsAny(h, " :") || strings.HasPrefix(h, "grpc-")) {
+		bad("auth.identityHeader", "%q must be a lower-case metadata key without spaces or colons, not starting with grpc-", h)
+	}
+	if bf := c.Auth.BruteForce; bf.Enabled {
+		if bf.Threshold < 1 {
+			bad("auth.bruteForce.threshold", "must be at least 1, got %d", bf.Threshold)
+		}
+		if bf.Backoff <= 0 || bf.MaxBackoff < bf.Backoff {
+			bad("auth.bruteForce", "need 0 < backoff <= maxBackoff, got backoff %s, maxBackoff %s", bf.Backoff, bf.MaxBackoff)
+		}
+		if bf.Forgive <= 0 {
+			bad("auth.bruteForce.forgive", "must be a positive duration, got %s", bf.Forgive)
+		}
+		if bf.Tracked < 1 {
+			bad("auth.bruteForce.tracked", "must be at least 1, got %d", bf.Tracked)
+		}
+	}
+	if c.GRPC.MaxRecvMsgSize < 4<<20 {
+		bad("grpc.maxRecvMsgSize", "must be at least 4194304 bytes, got %d", c.GRPC.MaxRecvMsgSize)
+	}
+	if c.GRPC.MaxSendMsgSize < 4<<20 {
+		bad("grpc.maxSendMsgSize", "must be at least 4194304 bytes, got %d", c.GRPC.MaxSendMsgSize)
+	}
+	if c.TLS != nil {
+		c.TLS.validate(bad)
+	}
+	if b := c.Backend.TLS; b != nil && (b.CertFile == "") != (b.KeyFile == "") {
+		bad("backend.tls", "certFile and keyFile go together")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if c.Shutdown.GracePeriod < 0 {
+		bad("shutdown.gracePeriod", "must not be negative, got %s", c.Shutdown.GracePeriod)
+	}
+	return errors.Join(errs...)
+}
+
+func (t *TLS) validate(bad func(key, format string, args ...any)) {
+	if t.CertFile == "" || t.KeyFile == "" {
+		bad("tls", "certFile and keyFile are both required")
+	}
+	switch t.ClientAuth {
+	case "", "none", "optional", "require":
+	default:
+		bad("tls.clientAuth", "%q is not one of none, optional, require", t.ClientAuth)
+	}
+	if (t.ClientAuth == "optional" || t.ClientAuth == "require") && t.ClientCAFile == "" {
+		bad("tls.clientCAFile", "must be set when clientAuth is %s", t.ClientAuth)
+	}
+	switch t.MinVersion {
+	case "", "1.2", "1.3":
+	default:
+		bad("tls.minVersion", "%q is not one of 1.2, 1.3", t.MinVersion)
+	}
+	if id := t.ClientIdentity; id != nil {
+		switch id.Source {
+		case "cn", "dns", "uri":
+		default:
+			bad("tls.clientIdentity.source", "%q is not one of cn, dns, uri", id.Source)
+		}
+		if t.ClientCAFile == "" {
+			bad("tls.clientIdentity", "needs tls.clientCAFile to verify client certificates")
+		}
+	}
+}

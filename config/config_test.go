@@ -1,0 +1,115 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if c.GRPC.MaxRecvMsgSize != 268435456 || c.GRPC.MaxSendMsgSize != 536870912 {
+		t.Fatalf("message limits %d/%d, want Milvus's 256 MiB/512 MiB", c.GRPC.MaxRecvMsgSize, c.GRPC.MaxSendMsgSize)
+	}
+}
+
+func TestParseFullShape(t *testing.T) {
+	c, err := Parse([]byte(`
+listen: "0.0.0.0:19530"
+backend:
+  address: "127.0.0.1:19540"
+common:
+  security:
+    authorizationEnabled: false
+    superUsers: "root, foo"
+    defaultRootPassword: "Milvus"
+credentials:
+  file: "./credentials.yaml"
+cache:
+  size: 5
+  ttl: 1m
+grpc:
+  maxRecvMsgSize: 268435456
+  maxSendMsgSize: 536870912
+admin:
+  listen: ""
+log:
+  level: debug
+  format: json
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Common.Security.AuthorizationEnabled {
+		t.Error("authorizationEnabled not read")
+	}
+	if got := []string(c.Common.Security.SuperUsers); len(got) != 2 || got[0] != "root" || got[1] != "foo" {
+		t.Errorf("superUsers = %q", got)
+	}
+	if c.Cache.TTL != time.Minute || c.Cache.Size != 5 || c.Admin.Listen != "" || c.Log.Format != "json" {
+		t.Errorf("values not read: %+v", c)
+	}
+}
+
+func TestSuperUsersAsList(t *testing.T) {
+	c, err := Parse([]byte("common:\n  security:\n    superUsers: [root, foo]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Common.Security.SuperUsers.Contains("foo") || c.Common.Security.SuperUsers.Contains("bar") {
+		t.Errorf("superUsers = %q", c.Common.Security.SuperUsers)
+	}
+}
+
+func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
+	_, err := Parse([]byte("listen: \"127.0.0.1:1\"\nbackend:\n  adress: \"x:1\"\n"))
+	if err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	if !strings.Contains(err.Error(), `unknown key "adress"`) || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("error does not name key and line: %v", err)
+	}
+}
+
+func TestBadValuesNamed(t *testing.T) {
+	cases := map[string]string{
+		"listen: nonsense\n":                         "listen:",
+		"cache:\n  size: 0\n":                        "cache.size",
+		"log:\n  level: loud\n":                      "log.level",
+		"grpc:\n  maxRecvMsgSize: 10\n":              "grpc.maxRecvMsgSize",
+		"tls:\n  certFile: a\n  clientAuth: maybe\n": "tls.clientAuth",
+		"auth:\n  identityHeader: \"X-User\"\n":      "auth.identityHeader",
+		"backend:\n  rest: \"ftp://x\"\n":            "backend.rest",
+	}
+	for in, want := range cases {
+		c, err := Parse([]byte(in))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v does not name %q", in, err, want)
+		}
+	}
+	if _, err := Parse([]byte("cache:\n  ttl: soon\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("bad duration: %v", err)
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "authproxy.yaml")
+	if err := os.WriteFile(p, []byte("bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("error does not name the file: %v", err)
+	}
+}

@@ -1,0 +1,53 @@
+// Package credentials is authproxy's credential store: users with password
+// hashes and roles, and API keys stored as digests, behind the Store
+// interface so that a file (FileStore) or, later, a store shared by replicas
+// can hold them. It also owns the one implementation of Milvus's user name and
+// password rules (ValidateUsername, ValidatePassword), password hashing and
+// verification, and htpasswd import. It does not authenticate requests, cache
+// verifications, limit concurrent hashing, check permissions beyond
+// Set.IsAdmin, or watch the file for changes: callers do that and call
+// Reload.
+//
+// # File format
+//
+// The file is YAML, mode 0600, and never holds a plaintext secret:
+//
+//	# authproxy credential file: hashes only. Edit with `authproxy user ...` or by hand.
+//	version: 1
+//	users:
+//	  - name: root
+//	    passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$<b64 salt>$<b64 key>"
+//	    roles: [admin]
+//	    created: 2026-11-22T05:00:00Z
+//	    updated: 2026-11-22T05:00:00Z
+//	apiKeys:
+//	  - name: ci
+//	    user: root
+//	    digest: "sha256:<64 hex>"
+//	    created: 2026-11-22T05:00:00Z
+//
+// passwordHash is argon2id in PHC format (unpadded standard base64 salt and
+// key; HashPassword uses OWASP's m=19456 KiB, t=2, p=1, so all 256 bytes of a
+// password count) or a bcrypt $2a$/$2b$/$2y$ hash imported from htpasswd;
+// bcrypt compares only the first 72 bytes of a password. roles holds built-in
+// roles only (admin, public). An API key's digest is "sha256:" and the hex
+// SHA-256 of the key (see NewAPIKey); its user must exist. users and apiKeys
+// may be empty or absent; created and updated are optional.
+//
+// Parsing is strict: unknown fields, duplicate user or key names, duplicate
+// digests, invalid names, unknown roles or hash formats are errors naming the
+// file and line. The file is rewritten sorted by name, without comments
+// other than the header.
+//
+// # Writes and concurrent edits
+//
+// FileStore writes atomically (temp file in the same directory, fsync, rename,
+// fsync of the directory), so readers and crashes see a complete old or new
+// file. Update runs under a mutex and first compares the SHA-256 of the file
+// on disk with that of the version it last loaded or wrote: if someone edited
+// the file meanwhile, Update re-reads and validates it and applies the change
+// to that version, so external edits are never lost; if the edited file is
+// invalid, Update refuses until it is fixed. Because the digest of each write
+// is remembered, the Reload that a file watcher triggers after our own write
+// reports changed=false without parsing.
+package credentials

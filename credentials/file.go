@@ -1,0 +1,258 @@
+package credentials
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DefaultRootPassword is Milvus's default (common.security.defaultRootPassword).
+const DefaultRootPassword = "Milvus"
+
+// FileOptions configures OpenFile.
+type FileOptions struct {
+	// DefaultRootPassword is root's password when OpenFile creates the file;
+	// DefaultRootPassword ("Milvus") if empty. Ignored for an existing file.
+	DefaultRootPassword string
+	// Logger receives the bootstrap warning; slog.Default() if nil.
+	Logger *slog.Logger
+	// Now stamps the bootstrap root user; time.Now if nil.
+	Now func() time.Time
+}
+
+// FileStore is a Store backed by one YAML file (format in doc.go).
+type FileStore struct {
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu  sync.Mutex // serializes Update and Reload
+	cur atomic.Pointer[fileState]
+}
+
+// fileState is a published Set and the digest of the bytes it came from.
+type fileState struct {
+	set    *Set
+	digest string
+}
+
+var _ Store = (*FileStore)(nil)
+
+// OpenFile loads the credential file at path. If the file does not exist it
+// is created (mode 0600; the parent directory must exist) with user root,
+// role admin and opts.DefaultRootPassword. An existing file is never modified
+// here; a malformed one is an error naming the file and line.
+func OpenFile(path string, opts FileOptions) (*FileStore, error) {
+	f := &FileStore{path: path, log: opts.Logger, now: opts.Now}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		data, err = f.bootstrap(opts.DefaultRootPassword)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load credentials %s: %w", path, err)
+	}
+	set, err := parseFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("load credentials %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		f.log.Warn("credential file is readable by other users; chmod 600 it",
+			"path", path, "mode", fi.Mode().Perm().String())
+	}
+	f.cur.Store(&fileState{set: set, digest: digest(data)})
+	return f, nil
+}
+
+// bootstrap creates the file with root and returns its content. If another
+// process creates the file first, that file wins and is returned.
+func (f *FileStore) bootstrap(password string) ([]byte, error) {
+	if password == "" {
+		password = DefaultRootPassword
+	}
+	if err := ValidatePassword(password); err != nil {
+		return nil, fmt.Errorf("default root password: %w", err)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	now := f.now().UTC().Truncate(time.Second)
+	set := NewSet()
+	set.PutUser(&User{Name: RootUser, PasswordHash: hash, Roles: []string{RoleAdmin}, Created: now, Updated: now})
+	data, err := encodeFile(set)
+	if err != nil {
+		return nil, err
+	}
+	created, err := writeFile(f.path, data, false)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return os.ReadFile(f.path)
+	}
+	f.log.Warn("created credential file with the default root password; change root's password now",
+		"path", f.path, "user", RootUser)
+	return data, nil
+}
+
+// Path returns the credential file's path.
+func (f *FileStore) Path() string { return f.path }
+
+// Digest returns the hex SHA-256 of the file content the current Set came from.
+func (f *FileStore) Digest() string { return f.cur.Load().digest }
+
+// Current implements Store.
+func (f *FileStore) Current() *Set { return f.cur.Load().set }
+
+// Update implements Store. If the file changed on disk since it was last
+// loaded or written, mutate applies to the disk version, so edits made by
+// hand or by another process are never overwritten.
+func (f *FileStore) Update(mutate func(*Set) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+
+	base := f.cur.Load()
+	data, err := os.ReadFile(f.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Deleted behind our back: the memory copy is the best state left;
+		// writing recreates the file.
+	case err != nil:
+		return fmt.Errorf("update credentials %s: read: %w", f.path, err)
+	case digest(data) != base.digest:
+		set, err := parseFile(data)
+		if err != nil {
+			return fmt.Errorf("update credentials %s: file changed on disk and is invalid, fix it first: %w", f.path, err)
+		}
+		base = &fileState{set: set, digest: digest(data)}
+	}
+
+	next := base.set.Clone()
+	if err := mutate(next); err != nil {
+		return err
+	}
+	if err := next.validate(); err != nil {
+		return fmt.Errorf("update credentials %s: %w", f.path, err)
+	}
+	out, err := encodeFile(next)
+	if err != nil {
+		return err
+	}
+	if _, err := writeFile(f.path, out, true); err != nil {
+		return err
+	}
+	f.cur.Store(&fileState{set: next, digest: digest(out)})
+	return nil
+}
+
+// Reload implements Store. A file whose digest equals the current one (such
+// as our own last write) is not parsed again and reports changed=false.
+func (f *FileStore) Reload() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return false, fmt.Errorf("reload credentials %s: %w", f.path, err)
+	}
+	d := digest(data)
+	if d == f.cur.Load().digest {
+		return false, nil
+	}
+	set, err := parseFile(data)
+	if err != nil {
+		return false, fmt.Errorf("reload credentials %s: %w", f.path, err)
+	}
+	f.cur.Store(&fileState{set: set, digest: d})
+	return true, nil
+}
+
+func digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// writeFile writes data to path atomically: a reader or a crash sees the old
+// content or the new, never a mix. It writes a temp file in the same
+// directory, fsyncs it, then renames it over path (replace) or hard-links it
+// to path (!replace, which fails if path exists and then reports
+// created=false), and fsyncs the directory.
+func writeFile(path string, data []byte, replace bool) (created bool, err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return false, writeError(path, err)
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil || !replace {
+			os.Remove(tmpName)
+		}
+	}()
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err == nil {
+		err = tmp.Chmod(0o600)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, writeError(path, err)
+	}
+	if replace {
+		err = os.Rename(tmpName, path)
+	} else if err = os.Link(tmpName, path); errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, writeError(path, err)
+	}
+	// Some filesystems cannot fsync a directory (EINVAL); the rename is done
+	// and visible either way.
+	if err := syncDir(dir); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return false, writeError(path, err)
+	}
+	return true, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// writeError says why a write failed; refusals by the filesystem wrap
+// ErrReadOnly so callers can answer "read-only" rather than "internal error".
+func writeError(path string, err error) error {
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("write credentials %s: %w: %w", path, ErrReadOnly, err)
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("write credentials %s: disk full: %w", path, err)
+	}
+	return fmt.Errorf("write credentials %s: %w", path, err)
+}

@@ -1,0 +1,207 @@
+package credentials
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+const fileVersion = 1
+
+const fileHeader = "# authproxy credential file: hashes only. Edit with `authproxy user ...` or by hand.\n"
+
+// fileDoc is the on-disk layout; see doc.go.
+type fileDoc struct {
+	Version int        `yaml:"version"`
+	Users   []fileUser `yaml:"users,omitempty"`
+	APIKeys []fileKey  `yaml:"apiKeys,omitempty"`
+}
+
+type fileUser struct {
+	Name         string   `yaml:"name"`
+	PasswordHash quoted   `yaml:"passwordHash"`
+	Roles        []string `yaml:"roles,flow,omitempty"`
+	Created      stamp    `yaml:"created,omitempty"`
+	Updated      stamp    `yaml:"updated,omitempty"`
+}
+
+type fileKey struct {
+	Name    string `yaml:"name"`
+	User    string `yaml:"user"`
+	Digest  quoted `yaml:"digest"`
+	Created stamp  `yaml:"created,omitempty"`
+}
+
+// quoted is written double-quoted: '$' and ':' in hashes read better quoted.
+type quoted string
+
+func (q quoted) MarshalYAML() (any, error) {
+	return &yaml.Node{Kind: yaml.ScalarNode, Style: yaml.DoubleQuotedStyle, Value: string(q)}, nil
+}
+
+// stamp is an RFC 3339 time whose parse errors carry the line, which
+// yaml.v3 omits for time.Time.
+type stamp time.Time
+
+func (s *stamp) UnmarshalYAML(n *yaml.Node) error {
+	t, err := time.Parse(time.RFC3339Nano, n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("line %d: want an RFC 3339 time such as 2026-11-22T05:00:00Z", n.Line)
+	}
+	*s = stamp(t)
+	return nil
+}
+
+func (s stamp) MarshalYAML() (any, error) { return time.Time(s), nil }
+
+func (s stamp) IsZero() bool { return time.Time(s).IsZero() }
+
+// typeNames turns yaml.v3's Go type names into words a file editor knows.
+var typeNames = strings.NewReplacer(
+	"in type credentials.fileDoc", "at top level",
+	"in type credentials.fileUser", "in a users entry",
+	"in type credentials.fileKey", "in an apiKeys entry",
+)
+
+// parseFile decodes and validates a whole credential file. Errors name the
+// line but not the file; callers add the path.
+func parseFile(data []byte) (*Set, error) {
+	// The node tree gives line numbers; the strict struct decode rejects
+	// unknown fields and wrong types.
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("empty file: want at least \"version: %d\"", fileVersion)
+		}
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var doc fileDoc
+	if err := dec.Decode(&doc); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, errors.New(typeNames.Replace(strings.Join(te.Errors, "; ")))
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("line %d: only one YAML document is allowed", extra.Line)
+	}
+
+	top := root.Content[0]
+	if doc.Version != fileVersion {
+		return nil, fmt.Errorf("line %d: version must be %d", lineOf(top, "version"), fileVersion)
+	}
+	userLines := entryLines(top, "users", len(doc.Users))
+	keyLines := entryLines(top, "apiKeys", len(doc.APIKeys))
+
+	s := NewSet()
+	firstUser := map[string]int{}
+	for i, fu := range doc.Users {
+		line := userLines[i]
+		if first, ok := firstUser[fu.Name]; ok {
+			return nil, fmt.Errorf("duplicate user %q at line %d (first defined at line %d)", fu.Name, line, first)
+		}
+		firstUser[fu.Name] = line
+		u := &User{Name: fu.Name, PasswordHash: string(fu.PasswordHash), Roles: fu.Roles,
+			Created: time.Time(fu.Created), Updated: time.Time(fu.Updated)}
+		if err := checkUser(u); err != nil {
+			return nil, fmt.Errorf("user %q at line %d: %w", fu.Name, line, err)
+		}
+		s.users[u.Name] = u
+	}
+	firstKey := map[string]int{}
+	digestKey := map[string]int{}
+	for i, fk := range doc.APIKeys {
+		line := keyLines[i]
+		if first, ok := firstKey[fk.Name]; ok {
+			return nil, fmt.Errorf("duplicate api key %q at line %d (first defined at line %d)", fk.Name, line, first)
+		}
+		firstKey[fk.Name] = line
+		k := &APIKey{Name: fk.Name, User: fk.User, Digest: string(fk.Digest), Created: time.Time(fk.Created)}
+		if err := checkKey(k); err != nil {
+			return nil, fmt.Errorf("api key %q at line %d: %w", fk.Name, line, err)
+		}
+		if first, ok := digestKey[k.Digest]; ok {
+			return nil, fmt.Errorf("api key %q at line %d: duplicate digest (first used at line %d)", fk.Name, line, first)
+		}
+		digestKey[k.Digest] = line
+		if _, ok := s.users[k.User]; !ok {
+			return nil, fmt.Errorf("api key %q at line %d: user %q does not exist", fk.Name, line, k.User)
+		}
+		s.keys[k.Name] = k
+		s.byDigest[k.Digest] = k
+	}
+	return s, nil
+}
+
+// lineOf returns the line of key in mapping m, or m's own line if absent.
+func lineOf(m *yaml.Node, key string) int {
+	if v := valueOf(m, key); v != nil {
+		return v.Line
+	}
+	return m.Line
+}
+
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// entryLines returns the line of each of the n entries of the sequence under
+// key. Entries the node tree cannot place (YAML merge keys) get the line of
+// the key or of the mapping.
+func entryLines(m *yaml.Node, key string, n int) []int {
+	lines := make([]int, n)
+	v := valueOf(m, key)
+	for i := range lines {
+		lines[i] = lineOf(m, key)
+	}
+	if v == nil {
+		return lines
+	}
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	for i, e := range v.Content {
+		if i < n {
+			lines[i] = e.Line
+		}
+	}
+	return lines
+}
+
+// encodeFile renders s deterministically (entries sorted by name), so equal
+// Sets give equal bytes and equal digests.
+func encodeFile(s *Set) ([]byte, error) {
+	doc := fileDoc{Version: fileVersion}
+	for _, u := range s.Users() {
+		doc.Users = append(doc.Users, fileUser{Name: u.Name, PasswordHash: quoted(u.PasswordHash),
+			Roles: u.Roles, Created: stamp(u.Created), Updated: stamp(u.Updated)})
+	}
+	for _, k := range s.APIKeys() {
+		doc.APIKeys = append(doc.APIKeys, fileKey{Name: k.Name, User: k.User, Digest: quoted(k.Digest), Created: stamp(k.Created)})
+	}
+	var buf bytes.Buffer
+	buf.WriteString(fileHeader)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("encode credentials: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode credentials: %w", err)
+	}
+	return buf.Bytes(), nil
+}

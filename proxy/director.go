@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"context"
+	"sync/atomic"
+
+	grpcproxy "github.com/mwitkow/grpc-proxy/proxy"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// ownedKeys never reach the backend: the client's credential, Milvus's
+// internal-traffic marker (base64 "@@milvus-member@@" would skip the
+// backend's own authentication), and hop-by-hop headers.
+var ownedKeys = map[string]bool{
+	"authorization":       true,
+	"sourceid":            true,
+	"proxy-authorization": true,
+	"connection":          true,
+	"keep-alive":          true,
+	"proxy-connection":    true,
+	"te":                  true,
+	"transfer-encoding":   true,
+	"upgrade":             true,
+}
+
+// IdentityFunc returns the authenticated user of a call, if any.
+type IdentityFunc func(ctx context.Context) (user string, ok bool)
+
+// Director picks the backend for every forwarded call and rewrites its
+// metadata: owned keys and any client-sent identity header removed, the
+// authenticated identity added.
+type Director struct {
+	backend        grpc.ClientConnInterface
+	identity       IdentityFunc
+	identityHeader atomic.Pointer[string]
+}
+
+// NewDirector forwards to backend; identity may be nil when there is none.
+func NewDirector(backend grpc.ClientConnInterface, identity IdentityFunc, identityHeader string) *Director {
+	d := &Director{backend: backend, identity: identity}
+	d.SetIdentityHeader(identityHeader)
+	return d
+}
+
+// SetIdentityHeader changes the identity metadata key for new calls; "" stops
+// sending one (client-sent copies of the old and new keys are still removed).
+func (d *Director) SetIdentityHeader(key string) { d.identityHeader.Store(&key) }
+
+// Direct is the grpc-proxy StreamDirector.
+func (d *Director) Direct(ctx context.Context, _ string) (context.Context, grpc.ClientConnInterface, error) {
+	return metadata.NewOutgoingContext(ctx, d.OutgoingMetadata(ctx)), d.backend, nil
+}
+
+var _ grpcproxy.StreamDirector = (*Director)(nil).Direct
+
+// OutgoingMetadata is the metadata the backend receives for the call in ctx.
+func (d *Director) OutgoingMetadata(ctx context.Context) metadata.MD {
+	in, _ := metadata.FromIncomingContext(ctx)
+	header := *d.identityHeader.Load()
+	out := make(metadata.MD, len(in)+1)
+	for k, v := range in {
+		// Values are shared, not copied: neither side modifies them.
+		if !ownedKeys[k] && k != header && k != DefaultIdentityHeader {
+			out[k] = v
+		}
+	}
+	if header != "" && d.identity != nil {
+		if user, ok := d.identity(ctx); ok {
+			out[header] = []string{user}
+		}
+	}
+	return out
+}
+
+// DefaultIdentityHeader is always stripped from clients, even when the
+// configured header differs, so a client can never assert it.
+const DefaultIdentityHeader = "x-authproxy-user"

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"context"
+	"io"
+
+	grpcproxy "github.com/mwitkow/grpc-proxy/proxy"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// bidiDesc lets one handler carry every call shape: the client-side stream
+// is opened as bidirectional and simply sees one message for unary calls.
+var bidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
+
+// Handler forwards calls to the connection the director picks.
+type Handler struct {
+	director grpcproxy.StreamDirector
+	// unary names the methods known to be unary (from service descriptors);
+	// they take a path with one goroutine and one round trip.
+	unary map[string]bool
+}
+
+// NewHandler returns a handler that forwards through director. unaryMethods
+// are full method names ("/pkg.Service/Method") known to be unary.
+func NewHandler(director grpcproxy.StreamDirector, unaryMethods []string) *Handler {
+	h := &Handler{director: director, unary: make(map[string]bool, len(unaryMethods))}
+	for _, m := range unaryMethods {
+		h.unary[m] = true
+	}
+	return h
+}
+
+// StreamHandler is the handler to install with grpc.UnknownServiceHandler.
+func (h *Handler) StreamHandler() grpc.StreamHandler { return h.handle }
+
+func (h *Handler) handle(_ any, ss grpc.ServerStream) error {
+	method, ok := grpc.MethodFromServerStream(ss)
+	if !ok {
+		return status.Error(codes.Internal, "authproxy: no method name in server stream")
+	}
+	// The director's context derives from the client's: the deadline travels
+	// to the backend and a client that goes away cancels the backend call.
+	ctx, conn, err := h.director(ss.Context(), method)
+	if err != nil {
+		return err
+	}
+	if h.unary[method] {
+		return forwardUnary(ctx, ss, conn, method)
+	}
+	return forwardStream(ctx, ss, conn, method)
+}
+
+func forwardUnary(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientConnInterface, method string) error {
+	var req, resp frame
+	if err := ss.RecvMsg(&req); err != nil {
+		return err
+	}
+	var header, trailer metadata.MD
+	err := conn.Invoke(ctx, method, &req, &resp, grpc.Header(&header), grpc.Trailer(&trailer))
+	if len(header) > 0 {
+		if err := ss.SendHeader(header); err != nil {
+			return err
+		}
+	}
+	ss.SetTrailer(trailer)
+	if err != nil {
+		return backendError(conn, err)
+	}
+	return ss.SendMsg(&resp)
+}
+
+func forwardStream(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientConnInterface, method string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cs, err := conn.NewStream(ctx, bidiDesc, method)
+	if err != nil {
+		return backendError(conn, err)
+	}
+
+	// Client to backend runs beside; backend to client runs here. The call
+	// ends when the backend ends it: its status is the call's status.
+	clientErr := make(chan error, 1)
+	go func() {
+		err := forwardClientToBackend(ss, cs)
+		if err != nil {
+			cancel() // the client broke the call: abandon the backend side
+		}
+		clientErr <- err
+	}()
+
+	err = forwardBackendToClient(cs, ss)
+	ss.SetTrailer(cs.Trailer())
+	if err == io.EOF {
+		return nil
+	}
+	// A client-side failure cancelled the backend stream: report the client's
+	// error, not the cancellation it caused.
+	select {
+	case cerr := <-clientErr:
+		if cerr != nil {
+			return cerr
+		}
+	default:
+	}
+	return err
+}
+
+// forwardClientToBackend returns nil when the client half-closed or the
+// backend stopped accepting messages (its status arrives through RecvMsg).
+func forwardClientToBackend(ss grpc.ServerStream, cs grpc.ClientStream) error {
+	for {
+		var f frame
+		if err := ss.RecvMsg(&f); err != nil {
+			if err == io.EOF {
+				return cs.CloseSend()
+			}
+			return err
+		}
+		if err := cs.SendMsg(&f); err != nil {
+			// io.EOF here means the backend finished the stream; the real
+			// outcome is read on the other side (the bug of upstream PR #84).
+			return nil
+		}
+	}
+}
+
+// forwardBackendToClient relays the backend's headers before any message, so
+// they reach the client even when the backend fails without sending one.
+func forwardBackendToClient(cs grpc.ClientStream, ss grpc.ServerStream) error {
+	header, err := cs.Header()
+	if err != nil {
+		return err
+	}
+	if header != nil {
+		if err := ss.SendHeader(header); err != nil {
+			return err
+		}
+	}
+	for {
+		var f frame
+		if err := cs.RecvMsg(&f); err != nil {
+			return err
+		}
+		if err := ss.SendMsg(&f); err != nil {
+			return err
+		}
+	}
+}
+
+// backendError names the backend when the proxy could not reach it; a status
+// the backend itself returned passes unchanged.
+func backendError(conn grpc.ClientConnInterface, err error) error {
+	b, ok := conn.(*Backend)
+	if !ok {
+		return err
+	}
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unavailable || !b.isTransportFailure(st.Message()) {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "authproxy: backend %s unavailable: %s", b.Address(), st.Message())
+}

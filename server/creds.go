@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// alreadyTLS is the gRPC server's transport credentials. TLS, when on, is
+// terminated by the listener (so the certificate can be swapped per
+// handshake and REST can share the port); this only completes the handshake
+// and hands gRPC the connection state, so client certificates reach the
+// authenticator as with credentials.NewTLS.
+type alreadyTLS struct{}
+
+func (alreadyTLS) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return conn, plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+	}
+	if err := tc.HandshakeContext(context.Background()); err != nil {
+		return nil, nil, err
+	}
+	return conn, credentials.TLSInfo{
+		State:          tc.ConnectionState(),
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+	}, nil
+}
+
+func (alreadyTLS) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, credentials.ErrConnDispatched
+}
+
+func (alreadyTLS) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
+}
+
+func (alreadyTLS) Clone() credentials.TransportCredentials { return alreadyTLS{} }
+
+func (alreadyTLS) OverrideServerName(string) error { return nil }
+
+type plaintextInfo struct{ credentials.CommonAuthInfo }
+
+func (plaintextInfo) AuthType() string { return "insecure" }

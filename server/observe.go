@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+)
+
+var (
+	metricCalls = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "authproxy_grpc_calls_total",
+		Help: "gRPC calls by method and status code.",
+	}, []string{"method", "code"})
+	metricCallSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "authproxy_grpc_call_duration_seconds",
+		Help:    "gRPC call latency by method, authentication and forwarding included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"method"})
+)
+
+// knownServices bounds the method label: any other method counts as
+// "other", so clients cannot grow the metric without limit.
+var knownServices = []string{
+	"/" + milvuspb.MilvusService_ServiceDesc.ServiceName + "/",
+	"/grpc.health.v1.Health/",
+}
+
+func methodLabel(full string) string {
+	for _, p := range knownServices {
+		if strings.HasPrefix(full, p) {
+			return full
+		}
+	}
+	return "other"
+}
+
+// callObserver counts every call and, when asked, writes an access log line.
+type callObserver struct {
+	logger    *slog.Logger
+	accessLog bool
+}
+
+func newCallObserver(logger *slog.Logger, accessLog bool) *callObserver {
+	return &callObserver{logger: logger, accessLog: accessLog}
+}
+
+func (o *callObserver) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	var who *auth.Identity
+	if o.accessLog {
+		ctx, who = auth.WithIdentitySlot(ctx)
+	}
+	resp, err := handler(ctx, req)
+	o.observe(ctx, info.FullMethod, who, start, err)
+	return resp, err
+}
+
+func (o *callObserver) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	var who *auth.Identity
+	if o.accessLog {
+		var ctx context.Context
+		ctx, who = auth.WithIdentitySlot(ss.Context())
+		ss = &contextStream{ServerStream: ss, ctx: ctx}
+	}
+	err := handler(srv, ss)
+	o.observe(ss.Context(), info.FullMethod, who, start, err)
+	return err
+}
+
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+func (o *callObserver) observe(ctx context.Context, method string, who *auth.Identity, start time.Time, err error) {
+	d := time.Since(start)
+	code := status.Code(err)
+	label := methodLabel(method)
+	metricCalls.WithLabelValues(label, code.String()).Inc()
+	metricCallSeconds.WithLabelValues(label).Observe(d.Seconds())
+	if o.accessLog {
+		p, _ := peer.FromContext(ctx)
+		addr := ""
+		if p != nil && p.Addr != nil {
+			addr = p.Addr.String()
+		}
+		o.logger.Info("call", "method", method, "user", who.User, "code", code.String(), "duration", d, "peer", addr)
+	}
+}
+
+func newLogger(c config.Log, level *slog.LevelVar, out io.Writer) *slog.Logger {
+	level.Set(parseLevel(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

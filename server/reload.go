@@ -1,0 +1,215 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/authproxy/authproxy/certs"
+	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/watch"
+)
+
+// startWatcher watches the config, credential and TLS files; Run ends with ctx.
+func (s *Server) startWatcher(ctx context.Context) error {
+	w, err := watch.New(watch.Options{Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	s.watcher = w
+	if p := s.opts.ConfigPath; p != "" {
+		if err := w.Add(p, s.ReloadConfig); err != nil {
+			return err
+		}
+	}
+	if err := s.watchCredentials(s.store.file()); err != nil {
+		return err
+	}
+	if ts := s.tlsServer.Load(); ts != nil {
+		if err := s.watchTLS(ts); err != nil {
+			return err
+		}
+	}
+	if s.backendTLS != nil {
+		for _, f := range s.backendTLS.Files() {
+			if err := w.Add(f, s.reloadBackendTLS); err != nil {
+				return err
+			}
+		}
+	}
+	go w.Run(ctx)
+	return nil
+}
+
+// Callbacks are bound to the store or certificate set they were added for:
+// after a config reload moves to other files, the old watches go quiet.
+func (s *Server) watchCredentials(fs *credentials.FileStore) error {
+	return s.watcher.Add(fs.Path(), func() {
+		if s.store.file() == fs {
+			s.ReloadCredentials()
+		}
+	})
+}
+
+func (s *Server) watchTLS(ts *certs.Server) error {
+	for _, f := range ts.Files() {
+		if err := s.watcher.Add(f, func() {
+			if s.tlsServer.Load() == ts {
+				s.ReloadTLS()
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReloadAll reloads every file now (SIGHUP).
+func (s *Server) ReloadAll() {
+	if s.opts.ConfigPath != "" {
+		s.ReloadConfig()
+	}
+	s.ReloadCredentials()
+	if s.tlsServer.Load() != nil {
+		s.ReloadTLS()
+	}
+	if s.backendTLS != nil {
+		s.reloadBackendTLS()
+	}
+}
+
+// ReloadCredentials re-reads the credential file. The verification cache
+// needs no purge: each entry is only honoured while the store holds the
+// exact hash it was verified against.
+func (s *Server) ReloadCredentials() {
+	fs := s.store.file()
+	changed, err := fs.Reload()
+	s.status.Reloaded("credentials", fs.Path(), changed, err)
+	switch {
+	case err != nil:
+		s.logger.Error("credential reload refused, keeping the last good credentials", "err", err)
+	case changed:
+		s.logger.Info("credentials reloaded", "file", fs.Path(), "users", len(fs.Current().Users()))
+	}
+}
+
+// ReloadTLS re-reads the server certificate, key and client CA.
+func (s *Server) ReloadTLS() {
+	ts := s.tlsServer.Load()
+	err := ts.Reload()
+	s.status.Reloaded("tls", ts.Files()[0], err == nil, err)
+	if err != nil {
+		s.logger.Error("TLS reload refused, keeping the certificate in service", "err", err)
+		return
+	}
+	metricCertExpiry.Set(float64(ts.NotAfter().Unix()))
+	s.logger.Info("TLS certificate reloaded", "notAfter", ts.NotAfter())
+}
+
+func (s *Server) reloadBackendTLS() {
+	err := s.backendTLS.Reload()
+	s.status.Reloaded("backend_tls", s.backendTLS.Files()[0], err == nil, err)
+	if err != nil {
+		s.logger.Error("backend TLS reload refused, keeping the material in service", "err", err)
+	}
+}
+
+// ReloadConfig re-reads the config file and applies what can change live;
+// what needs a restart is logged as such, never silently ignored.
+func (s *Server) ReloadConfig() {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	path := s.opts.ConfigPath
+	next, err := config.Load(path)
+	if err == nil {
+		if s.opts.Overrides != nil {
+			s.opts.Overrides(next)
+		}
+		if err = next.Validate(); err != nil {
+			err = fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err == nil {
+		err = s.applyConfig(next)
+	}
+	s.status.Reloaded("config", path, err == nil, err)
+	if err != nil {
+		s.logger.Error("config reload refused, keeping the last good config", "err", err)
+		return
+	}
+	s.logger.Info("config reloaded", "file", path)
+}
+
+func (s *Server) applyConfig(next *config.Config) error {
+	prev := s.cfg.Load()
+	restart := map[string]bool{
+		"listen":                          prev.Listen != next.Listen,
+		"backend":                         !reflect.DeepEqual(prev.Backend, next.Backend),
+		"admin.listen":                    prev.Admin.Listen != next.Admin.Listen,
+		"grpc":                            prev.GRPC != next.GRPC,
+		"tls (on/off)":                    (prev.TLS == nil) != (next.TLS == nil),
+		"log.format":                      prev.Log.Format != next.Log.Format,
+		"log.accessLog":                   prev.Log.AccessLog != next.Log.AccessLog,
+		"auth.bruteForce":                 prev.Auth.BruteForce != next.Auth.BruteForce,
+		"auth.maxConcurrentVerifications": prev.Auth.MaxConcurrentVerifications != next.Auth.MaxConcurrentVerifications,
+	}
+
+	// Files first: if a new credential file or certificate is bad, nothing
+	// of this reload applies.
+	var newStore *credentials.FileStore
+	if next.Credentials.File != prev.Credentials.File {
+		fs, err := credentials.OpenFile(next.Credentials.File, credentials.FileOptions{
+			DefaultRootPassword: next.Common.Security.DefaultRootPassword, Logger: s.logger})
+		if err != nil {
+			return err
+		}
+		newStore = fs
+	}
+	var newTLS *certs.Server
+	if next.TLS != nil && prev.TLS != nil && !reflect.DeepEqual(tlsFiles(prev.TLS), tlsFiles(next.TLS)) {
+		ts, err := certs.NewServer(certs.ServerOptions{
+			CertFile: next.TLS.CertFile, KeyFile: next.TLS.KeyFile, ClientCAFile: next.TLS.ClientCAFile,
+			ClientAuth: next.TLS.ClientAuth, MinVersion: next.TLS.MinVersion, NextProtos: []string{"h2", "http/1.1"},
+		})
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		newTLS = ts
+	}
+
+	if newStore != nil {
+		s.store.cur.Store(newStore)
+		if err := s.watchCredentials(newStore); err != nil {
+			s.logger.Warn("cannot watch the new credential file; SIGHUP still reloads it", "err", err)
+		}
+		s.logger.Info("credential file changed", "file", newStore.Path())
+	}
+	if newTLS != nil {
+		s.tlsServer.Store(newTLS)
+		metricCertExpiry.Set(float64(newTLS.NotAfter().Unix()))
+		if err := s.watchTLS(newTLS); err != nil {
+			s.logger.Warn("cannot watch the new TLS files; SIGHUP still reloads them", "err", err)
+		}
+	}
+	if next.TLS != nil && prev.TLS != nil {
+		s.authn.SetCertIdentity(certIdentity(next.TLS.ClientIdentity))
+	}
+	s.authn.SetEnabled(next.Common.Security.AuthorizationEnabled)
+	s.users.SetSuperUsers(next.Common.Security.SuperUsers)
+	s.authn.Verifier().SetCache(next.Cache.Size, next.Cache.TTL)
+	s.logLevel.Set(parseLevel(next.Log.Level))
+	s.director.SetIdentityHeader(next.Auth.IdentityHeader)
+	for key, changed := range restart {
+		if changed {
+			s.logger.Warn("config change needs a restart to take effect; the running value is kept", "key", key)
+		}
+	}
+	s.cfg.Store(next)
+	return nil
+}
+
+// tlsFiles is the part of the TLS config a live reload can change.
+func tlsFiles(t *config.TLS) [5]string {
+	return [5]string{t.CertFile, t.KeyFile, t.ClientCAFile, t.ClientAuth, t.MinVersion}
+}

@@ -1,0 +1,300 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/authproxy/authproxy/admin"
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/certs"
+	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/proxy"
+	"github.com/authproxy/authproxy/usermgmt"
+	"github.com/authproxy/authproxy/watch"
+)
+
+var metricCertExpiry = promauto.NewGauge(prometheus.GaugeOpts{
+	Name: "authproxy_tls_certificate_expiry_timestamp_seconds",
+	Help: "Expiry (Unix time) of the server certificate in service.",
+})
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	// ConfigPath, if not empty, is the config file to watch and reload.
+	ConfigPath string
+	// Overrides re-applies command-line flags over a reloaded config file.
+	Overrides func(*config.Config)
+	// LogOutput receives the logs.
+	LogOutput io.Writer
+}
+
+// Server is one running proxy.
+type Server struct {
+	cfg      atomic.Pointer[config.Config]
+	opts     Options
+	logger   *slog.Logger
+	logLevel *slog.LevelVar
+
+	store    *storeRef
+	authn    *auth.Authenticator
+	users    *usermgmt.Service
+	backend  *proxy.Backend
+	director *proxy.Director
+	status   *admin.Status
+	calls    *callObserver
+
+	// tlsServer is swapped when a config reload changes the TLS file paths.
+	tlsServer  atomic.Pointer[certs.Server]
+	backendTLS *certs.Client
+	watcher    *watch.Watcher
+	reloadMu   sync.Mutex // one config reload at a time
+
+	grpcServer *grpc.Server
+	listener   net.Listener
+	adminLis   net.Listener
+}
+
+// New builds a Server from a validated configuration.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	s := &Server{opts: opts, logLevel: new(slog.LevelVar), status: admin.NewStatus()}
+	s.cfg.Store(cfg)
+	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
+
+	store, err := credentials.OpenFile(cfg.Credentials.File, credentials.FileOptions{
+		DefaultRootPassword: cfg.Common.Security.DefaultRootPassword,
+		Logger:              s.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.store = &storeRef{}
+	s.store.cur.Store(store)
+
+	var limiter *auth.Limiter
+	if bf := cfg.Auth.BruteForce; bf.Enabled {
+		limiter, err = auth.NewLimiter(auth.LimiterOptions{
+			Threshold: bf.Threshold, AddressFactor: 10, Backoff: bf.Backoff,
+			MaxBackoff: bf.MaxBackoff, Forgive: bf.Forgive, Tracked: bf.Tracked,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierOptions{
+		Store: s.store, CacheSize: cfg.Cache.Size, CacheTTL: cfg.Cache.TTL,
+		MaxConcurrentHashes: cfg.Auth.MaxConcurrentVerifications, Limiter: limiter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.authn = auth.NewAuthenticator(verifier, s.logger, cfg.Common.Security.AuthorizationEnabled)
+	s.users = usermgmt.NewService(s.store, s.logger, cfg.Common.Security.SuperUsers)
+
+	if err := s.setupTLS(cfg); err != nil {
+		return nil, err
+	}
+	var backendTLS *tls.Config
+	if b := cfg.Backend.TLS; b != nil {
+		s.backendTLS, err = certs.NewClient(certs.ClientOptions{CAFile: b.CAFile, ServerName: b.ServerName, CertFile: b.CertFile, KeyFile: b.KeyFile})
+		if err != nil {
+			return nil, fmt.Errorf("backend.tls: %w", err)
+		}
+		backendTLS = s.backendTLS.TLSConfig()
+	}
+	codec := proxy.NewCodec()
+	s.backend, err = proxy.DialBackend(proxy.BackendOptions{
+		Address: cfg.Backend.Address, TLS: backendTLS, Codec: codec,
+		MaxRecvMsgSize: cfg.GRPC.MaxRecvMsgSize, MaxSendMsgSize: cfg.GRPC.MaxSendMsgSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Backend.Address, err)
+	}
+	promauto.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "authproxy_backend_up",
+		Help: "1 when the connection to the backend is ready, 0 otherwise.",
+	}, func() float64 {
+		if s.backend.GetState() == connectivity.Ready {
+			return 1
+		}
+		return 0
+	})
+	s.director = proxy.NewDirector(s.backend, func(ctx context.Context) (string, bool) {
+		id, ok := auth.FromContext(ctx)
+		return id.User, ok
+	}, cfg.Auth.IdentityHeader)
+	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog)
+
+	s.grpcServer = grpc.NewServer(
+		grpc.ForceServerCodecV2(codec),
+		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(cfg.GRPC.MaxSendMsgSize),
+		grpc.InitialWindowSize(4<<20),
+		grpc.InitialConnWindowSize(16<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(s.calls.unary, s.authn.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(s.calls.stream, s.authn.StreamInterceptor()),
+		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods()).StreamHandler()),
+		grpc.Creds(alreadyTLS{}),
+	)
+	s.users.RegisterGRPC(s.grpcServer)
+
+	s.status.AddCheck("backend", func(ctx context.Context) error {
+		if !s.backend.Ready(ctx) {
+			return fmt.Errorf("backend %s not reachable (state %s)", s.backend.Address(), s.backend.GetState())
+		}
+		return nil
+	})
+	s.status.AddCheck("credentials", func(context.Context) error {
+		if s.store.Current() == nil {
+			return errors.New("no credentials loaded")
+		}
+		return nil
+	})
+	s.status.Reloaded("credentials", cfg.Credentials.File, true, nil)
+	if opts.ConfigPath != "" {
+		s.status.Reloaded("config", opts.ConfigPath, true, nil)
+	}
+	return s, nil
+}
+
+// unaryMethods lists MilvusService's unary methods for the forwarder's
+// one-goroutine path; everything else takes the general stream path.
+func unaryMethods() []string {
+	d := milvuspb.MilvusService_ServiceDesc
+	out := make([]string, 0, len(d.Methods)+1)
+	for _, m := range d.Methods {
+		out = append(out, "/"+d.ServiceName+"/"+m.MethodName)
+	}
+	return append(out, "/grpc.health.v1.Health/Check")
+}
+
+func (s *Server) setupTLS(cfg *config.Config) error {
+	if cfg.TLS == nil {
+		return nil
+	}
+	ts, err := certs.NewServer(certs.ServerOptions{
+		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile,
+		ClientAuth: cfg.TLS.ClientAuth, MinVersion: cfg.TLS.MinVersion, NextProtos: []string{"h2", "http/1.1"},
+	})
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	s.tlsServer.Store(ts)
+	metricCertExpiry.Set(float64(ts.NotAfter().Unix()))
+	s.authn.SetCertIdentity(certIdentity(cfg.TLS.ClientIdentity))
+	return nil
+}
+
+func certIdentity(ci *config.ClientIdentity) auth.CertIdentityFunc {
+	if ci == nil {
+		return nil
+	}
+	return func(cert *x509.Certificate) (string, error) {
+		return certs.Identity(cert, ci.Source, ci.Users)
+	}
+}
+
+// Start opens the listeners. Serving starts with Serve.
+func (s *Server) Start() error {
+	cfg := s.cfg.Load()
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.listener = lis
+	if cfg.Admin.Listen != "" {
+		if s.adminLis, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			lis.Close()
+			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
+		}
+	}
+	return nil
+}
+
+// Addr is the client listener's address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Serve serves until ctx is done, then shuts down gracefully: no new calls,
+// in-flight calls get the grace period, then everything closes.
+func (s *Server) Serve(ctx context.Context) error {
+	cfg := s.cfg.Load()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if err := s.startWatcher(watchCtx); err != nil {
+		return err
+	}
+
+	errc := make(chan error, 2)
+	var adminServer *http.Server
+	if s.adminLis != nil {
+		adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := adminServer.Serve(s.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+	}
+	lis := s.listener
+	if s.tlsServer.Load() != nil {
+		lis = tls.NewListener(lis, &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.tlsServer.Load().TLSConfig().GetConfigForClient(hello)
+		}})
+	}
+	go func() {
+		if err := s.grpcServer.Serve(lis); err != nil {
+			errc <- fmt.Errorf("serve %s: %w", cfg.Listen, err)
+		}
+	}()
+	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
+		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.shutdown(adminServer)
+	return err
+}
+
+func (s *Server) shutdown(adminServer *http.Server) {
+	grace := s.cfg.Load().Shutdown.GracePeriod
+	s.logger.Info("shutting down", "gracePeriod", grace.String())
+	done := make(chan struct{})
+	go func() {
+		s.grpcServer.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.logger.Warn("grace period over, closing remaining calls")
+		s.grpcServer.Stop()
+		<-done
+	}
+	if adminServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = adminServer.Shutdown(ctx)
+		cancel()
+	}
+	s.backend.Close()
+	s.logger.Info("stopped")
+}

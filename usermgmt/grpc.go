@@ -1,0 +1,176 @@
+package usermgmt
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/authproxy/authproxy/auth"
+)
+
+// milvusService is MilvusService's full name: registering a partial copy of
+// it routes these methods here and leaves every other method unknown to the
+// server, hence forwarded.
+const milvusService = "milvus.proto.milvus.MilvusService"
+
+// GRPCMethods are the full names of the methods the proxy answers itself.
+var GRPCMethods = []string{
+	"/" + milvusService + "/CreateCredential",
+	"/" + milvusService + "/UpdateCredential",
+	"/" + milvusService + "/DeleteCredential",
+	"/" + milvusService + "/ListCredUsers",
+	"/" + milvusService + "/SelectUser",
+	"/" + milvusService + "/OperateUserRole",
+	"/" + milvusService + "/SelectRole",
+}
+
+// RegisterGRPC registers the user API on s.
+func (s *Service) RegisterGRPC(server *grpc.Server) {
+	server.RegisterService(&grpc.ServiceDesc{
+		ServiceName: milvusService,
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{
+			unary("CreateCredential", func(ctx context.Context, r *milvuspb.CreateCredentialRequest) (*commonpb.Status, error) {
+				password, err := decodePassword(r.GetPassword())
+				if err == nil {
+					err = s.CreateUser(callerOf(ctx), r.GetUsername(), password)
+				}
+				return statusReply(err)
+			}),
+			unary("UpdateCredential", func(ctx context.Context, r *milvuspb.UpdateCredentialRequest) (*commonpb.Status, error) {
+				oldPassword, err := decodePassword(r.GetOldPassword())
+				if err != nil {
+					return statusReply(err)
+				}
+				newPassword, err := decodePassword(r.GetNewPassword())
+				if err == nil {
+					err = s.UpdatePassword(callerOf(ctx), r.GetUsername(), oldPassword, newPassword)
+				}
+				return statusReply(err)
+			}),
+			unary("DeleteCredential", func(ctx context.Context, r *milvuspb.DeleteCredentialRequest) (*commonpb.Status, error) {
+				return statusReply(s.DropUser(callerOf(ctx), r.GetUsername()))
+			}),
+			unary("ListCredUsers", func(ctx context.Context, _ *milvuspb.ListCredUsersRequest) (*milvuspb.ListCredUsersResponse, error) {
+				names, err := s.ListUsers(callerOf(ctx))
+				st, gerr := statusReply(err)
+				return &milvuspb.ListCredUsersResponse{Status: st, Usernames: names}, gerr
+			}),
+			unary("SelectUser", func(ctx context.Context, r *milvuspb.SelectUserRequest) (*milvuspb.SelectUserResponse, error) {
+				name := r.GetUser().GetName()
+				roles, found, err := s.DescribeUser(callerOf(ctx), name)
+				st, gerr := statusReply(err)
+				resp := &milvuspb.SelectUserResponse{Status: st}
+				if found {
+					res := &milvuspb.UserResult{User: &milvuspb.UserEntity{Name: name}}
+					if r.GetIncludeRoleInfo() {
+						for _, role := range roles {
+							res.Roles = append(res.Roles, &milvuspb.RoleEntity{Name: role})
+						}
+					}
+					resp.Results = []*milvuspb.UserResult{res}
+				}
+				return resp, gerr
+			}),
+			unary("OperateUserRole", func(ctx context.Context, r *milvuspb.OperateUserRoleRequest) (*commonpb.Status, error) {
+				var err error
+				switch r.GetType() {
+				case milvuspb.OperateUserRoleType_AddUserToRole:
+					err = s.GrantRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
+				case milvuspb.OperateUserRoleType_RemoveUserFromRole:
+					err = s.RevokeRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
+				default:
+					err = &Error{Kind: KindInvalidParameter, Reason: "invalid operate user role type: invalid parameter"}
+				}
+				return statusReply(err)
+			}),
+			unary("SelectRole", func(ctx context.Context, r *milvuspb.SelectRoleRequest) (*milvuspb.SelectRoleResponse, error) {
+				infos, err := s.SelectRole(callerOf(ctx), r.GetRole().GetName(), r.GetIncludeUserInfo())
+				st, gerr := statusReply(err)
+				resp := &milvuspb.SelectRoleResponse{Status: st}
+				for _, info := range infos {
+					res := &milvuspb.RoleResult{Role: &milvuspb.RoleEntity{Name: info.Name}}
+					for _, u := range info.Users {
+						res.Users = append(res.Users, &milvuspb.UserEntity{Name: u})
+					}
+					resp.Results = append(resp.Results, res)
+				}
+				return resp, gerr
+			}),
+		},
+	}, s)
+}
+
+// unary adapts a typed handler to grpc.MethodDesc, running the server's
+// interceptors (authentication) first.
+func unary[Req any, PReq interface {
+	*Req
+}, Resp any](name string, h func(context.Context, PReq) (Resp, error)) grpc.MethodDesc {
+	full := "/" + milvusService + "/" + name
+	return grpc.MethodDesc{
+		MethodName: name,
+		Handler: func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			req := PReq(new(Req))
+			if err := dec(req); err != nil {
+				return nil, err
+			}
+			if interceptor == nil {
+				return h(ctx, req)
+			}
+			return interceptor(ctx, req, &grpc.UnaryServerInfo{FullMethod: full}, func(ctx context.Context, r any) (any, error) {
+				return h(ctx, r.(PReq))
+			})
+		},
+	}
+}
+
+// callerOf builds the Caller from what the auth interceptor established.
+func callerOf(ctx context.Context) Caller {
+	var c Caller
+	if id, ok := auth.FromContext(ctx); ok {
+		c.User, c.Authenticated = id.User, true
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if db := md.Get("dbname"); len(db) > 0 {
+			c.Database = db[0]
+		}
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		c.Peer = p.Addr.String()
+	}
+	return c
+}
+
+// decodePassword undoes the SDKs' base64 of passwords in credential RPCs.
+func decodePassword(b64 string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return "", &Error{Kind: KindInvalidParameter, Reason: "decode password fail: " + err.Error()}
+	}
+	return string(raw), nil
+}
+
+// statusReply turns a Service error into Milvus's reply: business errors are
+// a failing commonpb.Status inside an OK reply; a permission failure is a
+// gRPC PERMISSION_DENIED status, as Milvus's RBAC interceptor returns.
+func statusReply(err error) (*commonpb.Status, error) {
+	if err == nil {
+		return &commonpb.Status{ErrorCode: commonpb.ErrorCode_Success}, nil
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Kind: KindInternal, Reason: err.Error()}
+	}
+	if e.Kind == KindPermissionDenied {
+		return nil, status.Error(codes.PermissionDenied, e.Reason)
+	}
+	return &commonpb.Status{ErrorCode: e.LegacyCode(), Code: e.Code(), Reason: e.Reason}, nil
+}

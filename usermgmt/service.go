@@ -1,0 +1,318 @@
+package usermgmt
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/authproxy/authproxy/credentials"
+)
+
+var metricOps = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "authproxy_user_operations_total",
+	Help: "User-management operations by kind and result (success, denied, invalid, failed).",
+}, []string{"op", "result"})
+
+// Caller is who asks. Authenticated is false when authorizationEnabled is
+// off: then, as in Milvus, no permission is checked.
+type Caller struct {
+	User          string
+	Authenticated bool
+	// Database is the client's database (metadata "dbname"), for messages.
+	Database string
+	// Peer is the client address, for the audit trail.
+	Peer string
+}
+
+// Service implements the user API over a credential store.
+type Service struct {
+	store      credentials.Store
+	logger     *slog.Logger
+	superUsers atomic.Pointer[[]string]
+	now        func() time.Time
+}
+
+// NewService returns a Service; superUsers may skip the old password.
+func NewService(store credentials.Store, logger *slog.Logger, superUsers []string) *Service {
+	s := &Service{store: store, logger: logger, now: time.Now}
+	s.SetSuperUsers(superUsers)
+	return s
+}
+
+// SetSuperUsers replaces common.security.superUsers (config reload).
+func (s *Service) SetSuperUsers(names []string) {
+	names = slices.Clone(names)
+	s.superUsers.Store(&names)
+}
+
+// Privileges Milvus names in its permission-denied messages.
+const (
+	privCreate = "PrivilegeCreateOwnership"
+	privDrop   = "PrivilegeDropOwnership"
+	privSelect = "PrivilegeSelectOwnership"
+	privManage = "PrivilegeManageOwnership"
+	privUpdate = "PrivilegeUpdateUser"
+)
+
+// requireAdmin allows root and holders of role admin (and everyone when
+// authentication is off, as Milvus does).
+func (s *Service) requireAdmin(c Caller, privilege string) error {
+	if !c.Authenticated || s.store.Current().IsAdmin(c.User) {
+		return nil
+	}
+	return denied(privilege, c)
+}
+
+func denied(privilege string, c Caller) error {
+	db := c.Database
+	if db == "" {
+		db = "default"
+	}
+	return &Error{Kind: KindPermissionDenied, Reason: fmt.Sprintf("%s: permission deny to %s in the `%s` database", privilege, c.User, db)}
+}
+
+// CreateUser adds a user with no roles.
+func (s *Service) CreateUser(c Caller, name, password string) error {
+	return s.audit("create_user", c, name, func() error {
+		if err := s.requireAdmin(c, privCreate); err != nil {
+			return err
+		}
+		if err := validate(name, password); err != nil {
+			return err
+		}
+		hash, err := credentials.HashPassword(password)
+		if err != nil {
+			return internal(err)
+		}
+		return s.update(func(set *credentials.Set) error {
+			if _, ok := set.User(name); ok {
+				return &Error{Kind: KindExists, Reason: "user already exists: " + name}
+			}
+			now := s.now().UTC()
+			set.PutUser(&credentials.User{Name: name, PasswordHash: hash, Created: now, Updated: now})
+			return nil
+		})
+	})
+}
+
+// UpdatePassword changes name's password. A user may change their own;
+// an admin anyone's; the old password is required unless the caller is in
+// superUsers.
+func (s *Service) UpdatePassword(c Caller, name, oldPassword, newPassword string) error {
+	return s.audit("update_password", c, name, func() error {
+		if c.Authenticated && c.User != name && !s.store.Current().IsAdmin(c.User) {
+			return denied(privUpdate, c)
+		}
+		if err := validate(name, newPassword); err != nil {
+			return err
+		}
+		skipOld := c.Authenticated && slices.Contains(*s.superUsers.Load(), c.User)
+		user, ok := s.store.Current().User(name)
+		if !ok {
+			return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
+		}
+		if !skipOld && !credentials.VerifyPassword(user.PasswordHash, oldPassword) {
+			return &Error{Kind: KindWrongOldPassword, Reason: fmt.Sprintf("old password not correct for %s: not authenticated", name)}
+		}
+		hash, err := credentials.HashPassword(newPassword)
+		if err != nil {
+			return internal(err)
+		}
+		return s.update(func(set *credentials.Set) error {
+			u, ok := set.User(name)
+			if !ok {
+				return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
+			}
+			// The old password was checked against this hash: a concurrent
+			// change in between must not be silently overwritten.
+			if !skipOld && u.PasswordHash != user.PasswordHash {
+				return &Error{Kind: KindWrongOldPassword, Reason: fmt.Sprintf("old password not correct for %s: not authenticated", name)}
+			}
+			u.PasswordHash = hash
+			u.Updated = s.now().UTC()
+			return nil
+		})
+	})
+}
+
+// DropUser deletes a user (and its API keys); root cannot be deleted.
+func (s *Service) DropUser(c Caller, name string) error {
+	return s.audit("drop_user", c, name, func() error {
+		if err := s.requireAdmin(c, privDrop); err != nil {
+			return err
+		}
+		if name == credentials.RootUser {
+			return &Error{Kind: KindRootUndeletable, Reason: "root user cannot be deleted: privilege not permitted"}
+		}
+		return s.update(func(set *credentials.Set) error {
+			// Like Milvus, dropping a user that does not exist succeeds.
+			set.DeleteUser(name)
+			return nil
+		})
+	})
+}
+
+// ListUsers returns every user name, sorted.
+func (s *Service) ListUsers(c Caller) ([]string, error) {
+	if err := s.requireAdmin(c, privSelect); err != nil {
+		s.count("list_users", err)
+		return nil, err
+	}
+	users := s.store.Current().Users()
+	names := make([]string, len(users))
+	for i, u := range users {
+		names[i] = u.Name
+	}
+	s.count("list_users", nil)
+	return names, nil
+}
+
+// DescribeUser returns the user's roles; found is false for an unknown user
+// (a success with no result, as Milvus). Users may describe themselves.
+func (s *Service) DescribeUser(c Caller, name string) (roles []string, found bool, err error) {
+	if c.Authenticated && c.User != name {
+		if err := s.requireAdmin(c, privSelect); err != nil {
+			s.count("describe_user", err)
+			return nil, false, err
+		}
+	}
+	u, ok := s.store.Current().User(name)
+	s.count("describe_user", nil)
+	if !ok {
+		return nil, false, nil
+	}
+	return slices.Clone(u.Roles), true, nil
+}
+
+// GrantRole gives a built-in role to a user.
+func (s *Service) GrantRole(c Caller, name, role string) error {
+	return s.operateRole("grant_role", c, name, role, true)
+}
+
+// RevokeRole takes a built-in role from a user.
+func (s *Service) RevokeRole(c Caller, name, role string) error {
+	return s.operateRole("revoke_role", c, name, role, false)
+}
+
+func (s *Service) operateRole(op string, c Caller, name, role string, grant bool) error {
+	return s.audit(op, c, name, func() error {
+		if err := s.requireAdmin(c, privManage); err != nil {
+			return err
+		}
+		if err := checkRole(role); err != nil {
+			return err
+		}
+		return s.update(func(set *credentials.Set) error {
+			u, ok := set.User(name)
+			if !ok {
+				return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
+			}
+			has := slices.Contains(u.Roles, role)
+			switch {
+			case grant && !has:
+				u.Roles = append(u.Roles, role)
+			case !grant && has:
+				u.Roles = slices.DeleteFunc(u.Roles, func(r string) bool { return r == role })
+			default:
+				return nil // already so: succeed without a write, as Milvus does
+			}
+			u.Updated = s.now().UTC()
+			return nil
+		})
+	})
+}
+
+// RoleInfo is a built-in role and, when asked for, its users.
+type RoleInfo struct {
+	Name  string
+	Users []string
+}
+
+// SelectRole describes one built-in role, or both when name is "".
+func (s *Service) SelectRole(c Caller, name string, includeUsers bool) ([]RoleInfo, error) {
+	if err := s.requireAdmin(c, privSelect); err != nil {
+		s.count("select_role", err)
+		return nil, err
+	}
+	names := []string{credentials.RoleAdmin, credentials.RolePublic}
+	if name != "" {
+		if err := checkRole(name); err != nil {
+			s.count("select_role", err)
+			return nil, err
+		}
+		names = []string{name}
+	}
+	users := s.store.Current().Users()
+	out := make([]RoleInfo, 0, len(names))
+	for _, r := range names {
+		info := RoleInfo{Name: r}
+		if includeUsers {
+			for _, u := range users {
+				if slices.Contains(u.Roles, r) {
+					info.Users = append(info.Users, u.Name)
+				}
+			}
+		}
+		out = append(out, info)
+	}
+	s.count("select_role", nil)
+	return out, nil
+}
+
+func checkRole(role string) error {
+	if credentials.IsBuiltinRole(role) {
+		return nil
+	}
+	return &Error{Kind: KindInvalidParameter, Reason: fmt.Sprintf(
+		"role %q does not exist: authproxy has only the built-in roles %s and %s (custom roles are not supported yet)",
+		role, credentials.RoleAdmin, credentials.RolePublic)}
+}
+
+func validate(name, password string) error {
+	if err := credentials.ValidateUsername(name); err != nil {
+		return &Error{Kind: KindInvalidParameter, Reason: err.Error()}
+	}
+	if err := credentials.ValidatePassword(password); err != nil {
+		return &Error{Kind: KindInvalidParameter, Reason: err.Error()}
+	}
+	return nil
+}
+
+// update persists a change; a store that cannot be written refuses it with
+// a message saying so, and nothing changes.
+func (s *Service) update(mutate func(*credentials.Set) error) error {
+	err := s.store.Update(mutate)
+	var e *Error
+	switch {
+	case err == nil, errors.As(err, &e):
+		return err
+	case errors.Is(err, credentials.ErrReadOnly):
+		return &Error{Kind: KindReadOnly, Reason: "cannot change users: " + err.Error()}
+	default:
+		return internal(err)
+	}
+}
+
+// audit runs a change and writes the audit line: who, what, on whom, result.
+// Never a password: only names reach it.
+func (s *Service) audit(op string, c Caller, target string, change func() error) error {
+	err := change()
+	s.count(op, err)
+	attrs := []any{"op", op, "by", c.User, "target", target, "peer", c.Peer}
+	if err != nil {
+		s.logger.Warn("audit: user change refused", append(attrs, "result", resultOf(err), "reason", err.Error())...)
+	} else {
+		s.logger.Info("audit: user changed", append(attrs, "result", "success")...)
+	}
+	return err
+}
+
+func (s *Service) count(op string, err error) {
+	metricOps.WithLabelValues(op, resultOf(err)).Inc()
+}
