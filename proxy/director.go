@@ -31,9 +31,16 @@ type IdentityFunc func(ctx context.Context) (user string, ok bool)
 // metadata: owned keys and any client-sent identity header removed, the
 // authenticated identity added.
 type Director struct {
-	backend        grpc.ClientConnInterface
-	identity       IdentityFunc
-	identityHeader atomic.Pointer[string]
+	backend  grpc.ClientConnInterface
+	identity IdentityFunc
+	headers  atomic.Pointer[identityHeaders]
+}
+
+// identityHeaders is the identity key in use and every key ever configured:
+// after a reload renames the header, a client must not assert the old one.
+type identityHeaders struct {
+	current string
+	strip   map[string]bool
 }
 
 // NewDirector forwards to backend; identity may be nil when there is none.
@@ -44,8 +51,19 @@ func NewDirector(backend grpc.ClientConnInterface, identity IdentityFunc, identi
 }
 
 // SetIdentityHeader changes the identity metadata key for new calls; "" stops
-// sending one (client-sent copies of the old and new keys are still removed).
-func (d *Director) SetIdentityHeader(key string) { d.identityHeader.Store(&key) }
+// sending one. Client-sent copies of every key ever configured are removed.
+func (d *Director) SetIdentityHeader(key string) {
+	next := &identityHeaders{current: key, strip: map[string]bool{DefaultIdentityHeader: true}}
+	if prev := d.headers.Load(); prev != nil {
+		for k := range prev.strip {
+			next.strip[k] = true
+		}
+	}
+	if key != "" {
+		next.strip[key] = true
+	}
+	d.headers.Store(next)
+}
 
 // Direct is the grpc-proxy StreamDirector.
 func (d *Director) Direct(ctx context.Context, _ string) (context.Context, grpc.ClientConnInterface, error) {
@@ -57,17 +75,17 @@ var _ grpcproxy.StreamDirector = (*Director)(nil).Direct
 // OutgoingMetadata is the metadata the backend receives for the call in ctx.
 func (d *Director) OutgoingMetadata(ctx context.Context) metadata.MD {
 	in, _ := metadata.FromIncomingContext(ctx)
-	header := *d.identityHeader.Load()
+	headers := d.headers.Load()
 	out := make(metadata.MD, len(in)+1)
 	for k, v := range in {
 		// Values are shared, not copied: neither side modifies them.
-		if !ownedKeys[k] && k != header && k != DefaultIdentityHeader {
+		if !ownedKeys[k] && !headers.strip[k] {
 			out[k] = v
 		}
 	}
-	if header != "" && d.identity != nil {
+	if headers.current != "" && d.identity != nil {
 		if user, ok := d.identity(ctx); ok {
-			out[header] = []string{user}
+			out[headers.current] = []string{user}
 		}
 	}
 	return out

@@ -1,0 +1,33 @@
+# authproxy: build, test and benchmark. `make test` is what CI runs.
+GO ?= go
+
+.PHONY: build test check test-product test-integration test-node bench fake
+
+build:
+	$(GO) build -o bin/authproxy ./cmd/authproxy
+
+# Everything: formatting and vet of both modules, the product's unit tests,
+# the integration tests (real binary, Milvus Go SDK, curl) and the Node SDK walk.
+test: check test-product test-integration test-node
+
+check:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above need formatting" >&2; exit 1)
+	$(GO) vet ./...
+	cd test && $(GO) vet ./...
+
+test-product:
+	$(GO) test -count=1 ./...
+
+test-integration:
+	cd test && $(GO) test -count=1 -timeout 15m ./...
+
+test-node: build
+	cd test/node && npm ci --no-audit --no-fund --loglevel=error && node --test
+
+# The side-by-side benchmark (authproxy, direct, nginx): see bench/README.md.
+bench:
+	bench/run.sh
+
+# A fake Milvus on 127.0.0.1:19540 to try the proxy without Milvus.
+fake:
+	cd test && $(GO) run ./cmd/fakemilvus --listen 127.0.0.1:19540

@@ -1,0 +1,294 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/authproxy/authproxy/credentials"
+)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestParseTokenLikeMilvus(t *testing.T) {
+	c, err := ParseToken(b64("user_1:pa:ss:word"))
+	if err != nil || c.User != "user_1" || c.Password != "pa:ss:word" || c.IsAPIKey() {
+		t.Fatalf("split on first colon: %+v %v", c, err)
+	}
+	c, err = ParseToken(b64("ap_key-without-colon"))
+	if err != nil || !c.IsAPIKey() || c.APIKey != "ap_key-without-colon" {
+		t.Fatalf("api key: %+v %v", c, err)
+	}
+	_, err = ParseToken("not base64 at all!")
+	var f *Failure
+	if !errors.As(err, &f) || f.Message != MsgInvalidFormat {
+		t.Fatalf("invalid base64: %v", err)
+	}
+}
+
+// newTestVerifier opens a fresh credential file (root/Milvus) and adds users.
+func newTestVerifier(t testing.TB, opts VerifierOptions, users map[string]string) (*Verifier, *credentials.FileStore) {
+	t.Helper()
+	store, err := credentials.OpenFile(filepath.Join(t.TempDir(), "credentials.yaml"), credentials.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pw := range users {
+		hash, err := credentials.HashPassword(pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Update(func(s *credentials.Set) error {
+			s.PutUser(&credentials.User{Name: name, PasswordHash: hash})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.Store = store
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 100
+	}
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = time.Minute
+	}
+	if opts.MaxConcurrentHashes == 0 {
+		opts.MaxConcurrentHashes = 2
+	}
+	v, err := NewVerifier(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, store
+}
+
+func failureOf(t *testing.T, err error) *Failure {
+	t.Helper()
+	var f *Failure
+	if !errors.As(err, &f) {
+		t.Fatalf("want a *Failure, got %v", err)
+	}
+	return f
+}
+
+func TestVerifyPasswordCachesOnlySuccess(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{}, nil)
+	ctx := context.Background()
+	hashes := testutil.ToFloat64(metricHashes)
+
+	if _, err := v.Verify(ctx, Credential{User: "root", Password: "wrong!"}, "p"); failureOf(t, err).Message != MsgBadPassword {
+		t.Fatalf("wrong password: %v", err)
+	}
+	id, err := v.Verify(ctx, Credential{User: "root", Password: "Milvus"}, "p")
+	if err != nil || id.User != "root" || id.Via != "password" {
+		t.Fatalf("right password: %+v %v", id, err)
+	}
+	afterCold := testutil.ToFloat64(metricHashes)
+	if afterCold-hashes != 2 {
+		t.Fatalf("cold checks hashed %v times, want 2", afterCold-hashes)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := v.Verify(ctx, Credential{User: "root", Password: "Milvus"}, "p"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(metricHashes) - afterCold; got != 0 {
+		t.Fatalf("cached checks hashed %v times, want 0", got)
+	}
+}
+
+func TestUnknownUserRunsDummyHash(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{}, nil)
+	before := testutil.ToFloat64(metricHashes)
+	_, err := v.Verify(context.Background(), Credential{User: "nobody", Password: "whatever"}, "p")
+	f := failureOf(t, err)
+	if f.Message != MsgBadPassword || f.Reason != ReasonUnknownUser {
+		t.Fatalf("unknown user: %+v", f)
+	}
+	if testutil.ToFloat64(metricHashes)-before != 1 {
+		t.Fatal("no dummy verification for an unknown user")
+	}
+}
+
+func TestPasswordChangeAndDeletionInvalidateCache(t *testing.T) {
+	v, store := newTestVerifier(t, VerifierOptions{}, map[string]string{"user_1": "P@ssw0rd"})
+	ctx := context.Background()
+	old := Credential{User: "user_1", Password: "P@ssw0rd"}
+	if _, err := v.Verify(ctx, old, "p"); err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := credentials.HashPassword("P@ssw0rd123")
+	if err := store.Update(func(s *credentials.Set) error {
+		u, _ := s.User("user_1")
+		u.PasswordHash = hash
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, old, "p"); err == nil {
+		t.Fatal("old password still accepted from the cache after a change")
+	}
+	if _, err := v.Verify(ctx, Credential{User: "user_1", Password: "P@ssw0rd123"}, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Update(func(s *credentials.Set) error { s.DeleteUser("user_1"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, Credential{User: "user_1", Password: "P@ssw0rd123"}, "p"); err == nil {
+		t.Fatal("deleted user still accepted from the cache")
+	}
+}
+
+func TestCacheTTL(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{CacheTTL: time.Hour}, nil)
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	ctx := context.Background()
+	root := Credential{User: "root", Password: "Milvus"}
+	if _, err := v.Verify(ctx, root, "p"); err != nil {
+		t.Fatal(err)
+	}
+	before := testutil.ToFloat64(metricHashes)
+	now = now.Add(2 * time.Hour)
+	if _, err := v.Verify(ctx, root, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if testutil.ToFloat64(metricHashes)-before != 1 {
+		t.Fatal("an expired cache entry was honoured")
+	}
+}
+
+func TestLongPasswordEveryCharacterCounts(t *testing.T) {
+	pw := strings.Repeat("abcdefgh", 32) // 256 characters
+	v, _ := newTestVerifier(t, VerifierOptions{}, map[string]string{"long": pw})
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, Credential{User: "long", Password: pw}, "p"); err != nil {
+		t.Fatalf("256-character password refused: %v", err)
+	}
+	other := []byte(pw)
+	other[199] = 'X'
+	if _, err := v.Verify(ctx, Credential{User: "long", Password: string(other)}, "p"); err == nil {
+		t.Fatal("a password differing only in its 200th character was accepted")
+	}
+}
+
+func TestAPIKey(t *testing.T) {
+	v, store := newTestVerifier(t, VerifierOptions{}, nil)
+	key, _ := credentials.NewAPIKey()
+	if err := store.Update(func(s *credentials.Set) error {
+		return s.PutAPIKey(&credentials.APIKey{Name: "ci", User: "root", Digest: credentials.APIKeyDigest(key)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseToken(b64(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := v.Verify(context.Background(), c, "p")
+	if err != nil || id.User != "root" || id.Via != "apikey" {
+		t.Fatalf("api key: %+v %v", id, err)
+	}
+	_, err = v.Verify(context.Background(), Credential{APIKey: key + "x"}, "p")
+	if failureOf(t, err).Message != MsgBadAPIKey {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+func TestHashingIsBounded(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{MaxConcurrentHashes: 1}, nil)
+	v.hashing <- struct{}{} // the only slot is taken
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := v.Verify(ctx, Credential{User: "root", Password: "Milvus"}, "p")
+	if failureOf(t, err).Reason != ReasonCanceled {
+		t.Fatalf("a cold check ran past the bound: %v", err)
+	}
+}
+
+func TestLimiterLocksBacksOffAndForgives(t *testing.T) {
+	l, err := NewLimiter(LimiterOptions{Threshold: 3, AddressFactor: 10, Backoff: time.Second, MaxBackoff: 4 * time.Second, Forgive: time.Minute, Tracked: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	l.now = func() time.Time { return now }
+	for i := 0; i < 2; i++ {
+		l.Failed("alice", "10.0.0.1")
+	}
+	if l.Locked("alice", "") {
+		t.Fatal("locked before the threshold")
+	}
+	l.Failed("alice", "10.0.0.1")
+	if !l.Locked("alice", "") || l.Locked("bob", "") {
+		t.Fatal("threshold reached: alice locked, bob not")
+	}
+	now = now.Add(1100 * time.Millisecond)
+	if l.Locked("alice", "") {
+		t.Fatal("first backoff (1s) did not end")
+	}
+	l.Failed("alice", "") // 4th: 2s
+	l.Failed("alice", "") // 5th: 4s
+	l.Failed("alice", "") // 6th: capped at 4s
+	now = now.Add(3900 * time.Millisecond)
+	if !l.Locked("alice", "") {
+		t.Fatal("backoff did not grow")
+	}
+	now = now.Add(200 * time.Millisecond)
+	if l.Locked("alice", "") {
+		t.Fatal("backoff not capped at MaxBackoff")
+	}
+	l.Succeeded("alice")
+	l.Failed("alice", "")
+	if l.Locked("alice", "") {
+		t.Fatal("success did not reset the count")
+	}
+	// The address has 30 of room.
+	for i := 0; i < 29; i++ {
+		l.Failed("", "10.0.0.2")
+	}
+	if l.Locked("", "10.0.0.2") {
+		t.Fatal("address locked before its threshold")
+	}
+	l.Failed("", "10.0.0.2")
+	if !l.Locked("", "10.0.0.2") {
+		t.Fatal("address not locked at its threshold")
+	}
+	now = now.Add(2 * time.Minute)
+	if l.Locked("", "10.0.0.2") {
+		t.Fatal("not forgiven after Forgive")
+	}
+}
+
+func TestLimiterMemoryIsBounded(t *testing.T) {
+	l, _ := NewLimiter(LimiterOptions{Threshold: 3, Backoff: time.Second, MaxBackoff: time.Second, Forgive: time.Minute, Tracked: 50})
+	for i := 0; i < 10000; i++ {
+		l.Failed("user"+string(rune('a'+i%26))+strings.Repeat("x", i%40), "")
+	}
+	if n := l.entries.Len(); n > 50 {
+		t.Fatalf("%d counters kept, bound is 50", n)
+	}
+}
+
+func TestLockedOutRefusedWithoutHashing(t *testing.T) {
+	l, _ := NewLimiter(LimiterOptions{Threshold: 2, Backoff: time.Hour, MaxBackoff: time.Hour, Forgive: time.Hour, Tracked: 10})
+	v, _ := newTestVerifier(t, VerifierOptions{Limiter: l}, nil)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		_, _ = v.Verify(ctx, Credential{User: "root", Password: "guess" + string(rune('a'+i))}, "1.2.3.4")
+	}
+	before := testutil.ToFloat64(metricHashes)
+	_, err := v.Verify(ctx, Credential{User: "root", Password: "Milvus"}, "1.2.3.4")
+	f := failureOf(t, err)
+	if f.Reason != ReasonLockedOut || f.Message != MsgBadPassword {
+		t.Fatalf("locked out: %+v (the client must see Milvus's message)", f)
+	}
+	if testutil.ToFloat64(metricHashes) != before {
+		t.Fatal("a locked-out attempt was hashed")
+	}
+}

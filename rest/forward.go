@@ -1,0 +1,66 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+)
+
+// forward streams the request to the backend within the size and time
+// limits; the body is never held whole.
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity) {
+	if r.ContentLength > h.maxBody {
+		h.tooLarge(w, h.maxBody)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	ctx = withForward(ctx, forwardInfo{header: h.identityHeader(), user: id.user})
+	h.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// rewrite removes the client's credential and any identity it asserts, and
+// adds the authenticated one.
+func (h *handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(h.backend)
+	pr.SetXForwarded()
+	out := pr.Out.Header
+	out.Del("Authorization")
+	out.Del(defaultIdentityHeader)
+	f, _ := pr.In.Context().Value(identityKey{}).(forwardInfo)
+	if f.header == "" {
+		return
+	}
+	out.Del(f.header)
+	if f.user != "" {
+		out.Set(f.header, f.user)
+	}
+}
+
+// proxyError answers a request the backend did not answer, in Milvus's envelope.
+func (h *handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		h.tooLarge(w, tooBig.Limit)
+	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		h.logger.Warn("rest backend timed out", "backend", h.backend.Redacted(), "path", r.URL.Path, "timeout", h.timeout)
+		writeError(w, http.StatusGatewayTimeout, codeTimeout,
+			fmt.Sprintf("backend %s did not answer within %s", h.backend.Redacted(), h.timeout))
+	case errors.Is(r.Context().Err(), context.Canceled):
+		// The client left: nobody reads an answer.
+		h.logger.Debug("rest client canceled", "path", r.URL.Path, "error", err)
+	default:
+		h.logger.Warn("rest backend unavailable", "backend", h.backend.Redacted(), "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusBadGateway, codeServiceUnavailable,
+			fmt.Sprintf("backend %s unavailable: %v", h.backend.Redacted(), err))
+	}
+}
+
+func (h *handler) tooLarge(w http.ResponseWriter, limit int64) {
+	writeError(w, http.StatusRequestEntityTooLarge, codeParameterTooLarge,
+		fmt.Sprintf("request body too large: the limit is %d bytes", limit))
+}

@@ -1,0 +1,227 @@
+package rest
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/usermgmt"
+)
+
+// Defaults for Options.
+const (
+	// DefaultMaxBodyBytes bounds a forwarded request body. Milvus itself sets
+	// no REST limit; 64 MiB fits large inserts while capping what one
+	// client can stream through the proxy.
+	DefaultMaxBodyBytes int64 = 64 << 20
+	// DefaultTimeout bounds one forwarded request, response included: long
+	// enough for a slow search or a bulk insert, short enough to free a
+	// stuck connection.
+	DefaultTimeout = 5 * time.Minute
+)
+
+// maxUserBodyBytes bounds a /users/* body: a few names and passwords.
+const maxUserBodyBytes = 1 << 20
+
+// usersPrefix is the part of the API the proxy answers itself.
+const usersPrefix = "/v2/vectordb/users/"
+
+// defaultIdentityHeader is always stripped from clients, even when the
+// configured header differs, so a client can never assert it; the same name
+// as proxy.DefaultIdentityHeader on the gRPC side.
+const defaultIdentityHeader = "X-Authproxy-User"
+
+// Options configures NewHandler.
+type Options struct {
+	Authn *auth.Authenticator
+	Users *usermgmt.Service
+	// Backend is the backend's REST base URL, e.g. http://127.0.0.1:19530.
+	Backend *url.URL
+	// BackendTransport carries forwarded requests; nil means a transport
+	// with dial and TLS handshake timeouts and no environment proxy. Pass
+	// one to talk TLS to the backend.
+	BackendTransport http.RoundTripper
+	// IdentityHeader returns the header that carries the authenticated user
+	// to the backend ("" = none); called per request, so it may change live.
+	IdentityHeader func() string
+	// MaxBodyBytes bounds forwarded request bodies (DefaultMaxBodyBytes if <= 0).
+	MaxBodyBytes int64
+	// Timeout bounds one forwarded request (DefaultTimeout if <= 0).
+	Timeout time.Duration
+	// Logger gets authentication failures and backend errors (slog.Default() if nil).
+	Logger *slog.Logger
+}
+
+type handler struct {
+	authn          *auth.Authenticator
+	users          *usermgmt.Service
+	backend        *url.URL
+	identityHeader func() string
+	maxBody        int64
+	timeout        time.Duration
+	logger         *slog.Logger
+	proxy          *httputil.ReverseProxy
+}
+
+// NewHandler returns the REST handler.
+func NewHandler(opts Options) http.Handler {
+	h := &handler{
+		authn:          opts.Authn,
+		users:          opts.Users,
+		backend:        opts.Backend,
+		identityHeader: opts.IdentityHeader,
+		maxBody:        opts.MaxBodyBytes,
+		timeout:        opts.Timeout,
+		logger:         opts.Logger,
+	}
+	if h.identityHeader == nil {
+		h.identityHeader = func() string { return "" }
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.timeout <= 0 {
+		h.timeout = DefaultTimeout
+	}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	transport := opts.BackendTransport
+	if transport == nil {
+		transport = defaultTransport()
+	}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:   h.rewrite,
+		Transport: transport,
+		// Flush at once: search results and bulk responses stream through.
+		FlushInterval: -1,
+		ErrorHandler:  h.proxyError,
+		ErrorLog:      slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn),
+	}
+	return h
+}
+
+func defaultTransport() *http.Transport {
+	return &http.Transport{
+		// No Proxy: a sidecar talks to its backend directly, whatever
+		// HTTP_PROXY says.
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.authenticate(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, codeNeedAuthenticate, msgNeedAuthenticate)
+		return
+	}
+	// Route on the cleaned path: a backend that normalises paths must never
+	// receive a users call the proxy did not answer.
+	if p := path.Clean(r.URL.Path); strings.HasPrefix(p, usersPrefix) {
+		h.serveUsers(w, r, strings.TrimPrefix(p, usersPrefix), id)
+		return
+	}
+	h.forward(w, r, id)
+}
+
+// identity is who the request was authenticated as; authenticated is false
+// when authentication is off.
+type identity struct {
+	user          string
+	authenticated bool
+}
+
+// authenticate checks the request's credential when authentication is on,
+// logging each refusal (never the secret).
+func (h *handler) authenticate(r *http.Request) (identity, bool) {
+	if !h.authn.Enabled() {
+		return identity{}, true
+	}
+	addr := auth.HostOf(r.RemoteAddr)
+	cert := verifiedCert(r)
+	var (
+		id  auth.Identity
+		err error
+	)
+	if header := r.Header.Get("Authorization"); header == "" {
+		// No credential: a client certificate alone may identify the caller.
+		id, err = h.authn.Check(r.Context(), "", cert, addr)
+	} else {
+		var c auth.Credential
+		if c, err = parseAuthorization(header); err == nil {
+			id, err = h.authn.CheckCredential(r.Context(), c, cert, addr)
+		}
+	}
+	if err != nil {
+		var f *auth.Failure
+		if errors.As(err, &f) {
+			h.logger.Warn("rest authentication failed", "path", r.URL.Path, "user", f.User, "peer", addr, "reason", f.Reason)
+		} else {
+			h.logger.Warn("rest authentication failed", "path", r.URL.Path, "peer", addr, "error", err)
+		}
+		return identity{}, false
+	}
+	return identity{user: id.User, authenticated: true}, true
+}
+
+// parseAuthorization reads the header as Milvus's REST layer does: Basic
+// base64(user:password), or Bearer followed by the undecoded token
+// (user:password, or an API key when it has no ':').
+func parseAuthorization(header string) (auth.Credential, error) {
+	scheme, value, _ := strings.Cut(header, " ")
+	value = strings.TrimSpace(value)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		if value == "" {
+			return auth.Credential{}, &auth.Failure{Reason: auth.ReasonMissing, Message: auth.MsgMissing}
+		}
+		return auth.SplitToken(value), nil
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(value)
+		if err != nil {
+			return auth.Credential{}, &auth.Failure{Reason: auth.ReasonInvalidFormat, Message: auth.MsgInvalidFormat}
+		}
+		user, password, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return auth.Credential{}, &auth.Failure{Reason: auth.ReasonInvalidFormat, Message: auth.MsgInvalidFormat}
+		}
+		return auth.Credential{User: user, Password: password}, nil
+	default:
+		return auth.Credential{}, &auth.Failure{Reason: auth.ReasonInvalidFormat, Message: auth.MsgInvalidFormat}
+	}
+}
+
+func verifiedCert(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return r.TLS.VerifiedChains[0][0]
+}
+
+type identityKey struct{}
+
+// withForward carries what rewrite needs from ServeHTTP to the outbound request.
+func withForward(ctx context.Context, f forwardInfo) context.Context {
+	return context.WithValue(ctx, identityKey{}, f)
+}
+
+type forwardInfo struct {
+	header string // identity header in force for this request
+	user   string // "" when unauthenticated
+}

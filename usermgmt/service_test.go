@@ -1,0 +1,140 @@
+package usermgmt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/authproxy/authproxy/credentials"
+)
+
+func newService(t *testing.T, superUsers ...string) (*Service, *credentials.FileStore, *bytes.Buffer) {
+	t.Helper()
+	store, err := credentials.OpenFile(filepath.Join(t.TempDir(), "credentials.yaml"), credentials.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	return NewService(store, slog.New(slog.NewTextHandler(&logs, nil)), superUsers), store, &logs
+}
+
+var root = Caller{User: "root", Authenticated: true}
+
+func kindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return -1
+}
+
+func TestRulesAndPermissions(t *testing.T) {
+	s, _, logs := newService(t)
+	if err := s.CreateUser(root, "user_1", "P@ssw0rd"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(root, "user_1", "P@ssw0rd"); kindOf(err) != KindExists || err.Error() != "user already exists: user_1" {
+		t.Fatalf("duplicate: %v", err)
+	}
+	for _, c := range []struct{ name, pw, want string }{
+		{"", "P@ssw0rd", "username must be not empty"},
+		{strings.Repeat("a", 33), "P@ssw0rd", "the length of username must be less than 32"},
+		{"1user", "P@ssw0rd", "the first character must be a letter"},
+		{"user-1", "P@ssw0rd", "username must contain only numbers, letters and underscores"},
+		{"user_2", "12345", "invalid password length: invalid parameter[5 out of range 6 <= value <= 256]"},
+		{"user_2", strings.Repeat("p", 257), "257 out of range 6 <= value <= 256"},
+	} {
+		err := s.CreateUser(root, c.name, c.pw)
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != KindInvalidParameter || e.Code() != 1100 || !strings.Contains(e.Reason, c.want) {
+			t.Errorf("CreateUser(%q): %v, want code 1100 and %q", c.name, err, c.want)
+		}
+	}
+	user1 := Caller{User: "user_1", Authenticated: true, Database: "db1"}
+	err := s.CreateUser(user1, "user_3", "P@ssw0rd")
+	if kindOf(err) != KindPermissionDenied || err.Error() != "PrivilegeCreateOwnership: permission deny to user_1 in the `db1` database" {
+		t.Fatalf("non-admin create: %v", err)
+	}
+	if _, err := s.ListUsers(user1); kindOf(err) != KindPermissionDenied {
+		t.Fatalf("non-admin list: %v", err)
+	}
+	if _, found, err := s.DescribeUser(user1, "user_1"); err != nil || !found {
+		t.Fatalf("describe self: %v %v", found, err)
+	}
+	if _, _, err := s.DescribeUser(user1, "root"); kindOf(err) != KindPermissionDenied {
+		t.Fatalf("describe other: %v", err)
+	}
+	if err := s.UpdatePassword(user1, "root", "Milvus", "NewPassw0rd"); kindOf(err) != KindPermissionDenied {
+		t.Fatalf("update other's password: %v", err)
+	}
+	if err := s.UpdatePassword(user1, "user_1", "wrong-old", "P@ssw0rd123"); kindOf(err) != KindWrongOldPassword {
+		t.Fatalf("wrong old password: %v", err)
+	}
+	if err := s.UpdatePassword(user1, "user_1", "P@ssw0rd", "P@ssw0rd123"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropUser(root, "root"); kindOf(err) != KindRootUndeletable {
+		t.Fatalf("drop root: %v", err)
+	}
+	if err := s.GrantRole(root, "user_1", "custom"); kindOf(err) != KindInvalidParameter || !strings.Contains(err.Error(), "custom roles are not supported") {
+		t.Fatalf("custom role: %v", err)
+	}
+	if err := s.GrantRole(root, "user_1", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(user1, "user_3", "P@ssw0rd"); err != nil {
+		t.Fatalf("a user granted admin may create users: %v", err)
+	}
+	for _, secret := range []string{"P@ssw0rd", "P@ssw0rd123", "wrong-old", "Milvus"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("the audit log contains a password")
+		}
+	}
+	if n := strings.Count(logs.String(), "audit: user changed"); n != 4 {
+		t.Fatalf("%d audit lines for 4 changes:\n%s", n, logs.String())
+	}
+}
+
+func TestSuperUserSkipsOldPasswordOnly(t *testing.T) {
+	s, _, _ := newService(t, "root", "foo")
+	if err := s.CreateUser(root, "user_1", "P@ssw0rd"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(root, "foo", "P@ssw0rd"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdatePassword(root, "user_1", "not-the-old-one", "P@ssw0rd9"); err != nil {
+		t.Fatalf("superuser root without the old password: %v", err)
+	}
+	foo := Caller{User: "foo", Authenticated: true}
+	if err := s.UpdatePassword(foo, "user_1", "x", "P@ssw0rd10"); kindOf(err) != KindPermissionDenied {
+		t.Fatalf("superuser foo is no admin: %v", err)
+	}
+	if err := s.CreateUser(foo, "bar", "P@ssw0rd"); kindOf(err) != KindPermissionDenied {
+		t.Fatalf("superuser grants nothing else: %v", err)
+	}
+}
+
+// readOnlyStore is a store whose storage refuses writes, like a read-only
+// Kubernetes Secret mount.
+type readOnlyStore struct{ credentials.Store }
+
+func (readOnlyStore) Update(func(*credentials.Set) error) error {
+	return fmt.Errorf("write /etc/authproxy/credentials.yaml: %w", credentials.ErrReadOnly)
+}
+
+func TestReadOnlyStoreRefusesWithClearMessage(t *testing.T) {
+	_, store, _ := newService(t)
+	s := NewService(readOnlyStore{store}, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)), nil)
+	err := s.CreateUser(root, "user_1", "P@ssw0rd")
+	if kindOf(err) != KindReadOnly || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("read-only store: %v", err)
+	}
+	if _, ok := store.Current().User("user_1"); ok {
+		t.Fatal("memory changed although the write was refused")
+	}
+}
