@@ -65,6 +65,9 @@ func (d *Director) SetIdentityHeader(key string) {
 	d.headers.Store(next)
 }
 
+// IdentityHeader is the identity metadata key in use ("" when none).
+func (d *Director) IdentityHeader() string { return d.headers.Load().current }
+
 // Direct is the grpc-proxy StreamDirector.
 func (d *Director) Direct(ctx context.Context, _ string) (context.Context, grpc.ClientConnInterface, error) {
 	return metadata.NewOutgoingContext(ctx, d.OutgoingMetadata(ctx)), d.backend, nil

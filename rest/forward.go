@@ -18,8 +18,16 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	ctx = withForward(ctx, forwardInfo{header: h.identityHeader(), user: id.user})
+	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.currentIdentityHeader(), user: id.user})
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// forwardKey carries a forwardInfo from forward to rewrite.
+type forwardKey struct{}
+
+type forwardInfo struct {
+	header string // identity header in force for this request
+	user   string // "" when unauthenticated
 }
 
 // rewrite removes the client's credential and any identity it asserts, and
@@ -29,15 +37,24 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	out := pr.Out.Header
 	out.Del("Authorization")
-	out.Del(defaultIdentityHeader)
-	f, _ := pr.In.Context().Value(identityKey{}).(forwardInfo)
-	if f.header == "" {
-		return
-	}
-	out.Del(f.header)
-	if f.user != "" {
+	h.identityHeaders.Range(func(name, _ any) bool {
+		out.Del(name.(string))
+		return true
+	})
+	if f, _ := pr.In.Context().Value(forwardKey{}).(forwardInfo); f.header != "" && f.user != "" {
 		out.Set(f.header, f.user)
 	}
+}
+
+// currentIdentityHeader returns the identity header in force and remembers
+// it: after a reload renames the header, a client must not assert the old
+// one either (as the gRPC director does).
+func (h *handler) currentIdentityHeader() string {
+	name := h.identityHeader()
+	if name != "" {
+		h.identityHeaders.LoadOrStore(http.CanonicalHeaderKey(name), struct{}{})
+	}
+	return name
 }
 
 // proxyError answers a request the backend did not answer, in Milvus's envelope.

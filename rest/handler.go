@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -71,6 +71,9 @@ type handler struct {
 	timeout        time.Duration
 	logger         *slog.Logger
 	proxy          *httputil.ReverseProxy
+	// identityHeaders holds every identity header ever in force (canonical
+	// names), all stripped from clients; a handful at most.
+	identityHeaders sync.Map
 }
 
 // NewHandler returns the REST handler.
@@ -84,6 +87,7 @@ func NewHandler(opts Options) http.Handler {
 		timeout:        opts.Timeout,
 		logger:         opts.Logger,
 	}
+	h.identityHeaders.Store(defaultIdentityHeader, struct{}{})
 	if h.identityHeader == nil {
 		h.identityHeader = func() string { return "" }
 	}
@@ -212,16 +216,4 @@ func verifiedCert(r *http.Request) *x509.Certificate {
 		return nil
 	}
 	return r.TLS.VerifiedChains[0][0]
-}
-
-type identityKey struct{}
-
-// withForward carries what rewrite needs from ServeHTTP to the outbound request.
-func withForward(ctx context.Context, f forwardInfo) context.Context {
-	return context.WithValue(ctx, identityKey{}, f)
-}
-
-type forwardInfo struct {
-	header string // identity header in force for this request
-	user   string // "" when unauthenticated
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 
 	"google.golang.org/grpc/credentials"
@@ -16,13 +15,14 @@ import (
 type alreadyTLS struct{}
 
 func (alreadyTLS) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	tc, ok := conn.(*tls.Conn)
+	tc, ok := unwrapTLS(conn)
 	if !ok {
 		return conn, plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
 	}
 	if err := tc.HandshakeContext(context.Background()); err != nil {
 		return nil, nil, err
 	}
+	// The wrapper, not tc, goes on: it holds the bytes the mux sniffed.
 	return conn, credentials.TLSInfo{
 		State:          tc.ConnectionState(),
 		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},

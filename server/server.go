@@ -242,7 +242,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var adminServer *http.Server
 	if s.adminLis != nil {
 		adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -252,17 +252,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	lis := s.listener
-	if s.tlsServer.Load() != nil {
-		lis = tls.NewListener(lis, &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			return s.tlsServer.Load().TLSConfig().GetConfigForClient(hello)
-		}})
-	}
-	go func() {
-		if err := s.grpcServer.Serve(lis); err != nil {
-			errc <- fmt.Errorf("serve %s: %w", cfg.Listen, err)
-		}
-	}()
+	stopShared := s.serveShared(s.listener, s.restHandler(cfg), errc)
 	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
 		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
 
@@ -271,11 +261,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	s.shutdown(adminServer)
+	s.shutdown(adminServer, stopShared)
 	return err
 }
 
-func (s *Server) shutdown(adminServer *http.Server) {
+func (s *Server) shutdown(adminServer *http.Server, stopShared func()) {
 	grace := s.cfg.Load().Shutdown.GracePeriod
 	s.logger.Info("shutting down", "gracePeriod", grace.String())
 	done := make(chan struct{})
@@ -290,6 +280,7 @@ func (s *Server) shutdown(adminServer *http.Server) {
 		s.grpcServer.Stop()
 		<-done
 	}
+	stopShared()
 	if adminServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = adminServer.Shutdown(ctx)
