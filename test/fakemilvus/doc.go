@@ -1,0 +1,73 @@
+// Package fakemilvus is an in-memory stand-in for an unauthenticated Milvus
+// server, for authproxy's integration tests and for trying the proxy without
+// Milvus. Run it alone with `go run ./cmd/fakemilvus` from the test module.
+//
+// # What it serves
+//
+// One gRPC server (Server.Start; 512 MiB message limits) carries:
+//
+//   - milvus.proto.milvus.MilvusService, enough for the Go SDK
+//     (milvusclient v2.6) to connect, manage collections and read and write
+//     data: Connect, GetVersion, CheckHealth, CreateCollection,
+//     DescribeCollection, HasCollection, ShowCollections, DropCollection,
+//     GetCollectionStatistics, LoadCollection, ReleaseCollection,
+//     GetLoadState, GetLoadingProgress, CreateIndex, DescribeIndex, Insert,
+//     Upsert, Delete, Flush, GetFlushState, Search and Query.
+//   - grpc.health.v1.Health, reporting SERVING.
+//   - grpc.testing.TestService (the gRPC interop service) with all four
+//     stream shapes: EmptyCall, UnaryCall, StreamingOutputCall,
+//     StreamingInputCall, FullDuplexCall, HalfDuplexCall. Payloads are zero
+//     bytes of the requested sizes, interval_us is honoured and
+//     response_status becomes the call's status.
+//   - every other method, answered Unimplemented by an unknown-service
+//     handler so that it is still recorded.
+//
+// Server.StartREST serves RESTHandler: any path under /v2/vectordb/ answers
+// Milvus's envelope {"code":0,"data":...}; collections/list returns the
+// collection names, other paths empty data.
+//
+// # What it does not do
+//
+// No authentication and no credential or RBAC RPCs: CreateCredential and the
+// like answer Unimplemented, since authproxy must answer them itself. No
+// databases (dbname is ignored, one namespace), partitions, aliases, hybrid
+// search, iterators, nullable fields, arrays, sparse vectors or real indexes.
+// Search is brute force over one group of float vectors with L2 (squared
+// distance, the default), IP or COSINE, taking the metric from the request,
+// else from the field's index. Filters (Query, Delete, Search) understand only
+// `field in [v1, ...]` and `field == v`, on schema fields or dynamic keys;
+// anything else is an error. Query's output "count(*)" is supported. Loading
+// is instantaneous and unloaded collections can be searched. Data survives
+// Stop and Restart, as a real Milvus keeps its data.
+//
+// # Steering calls through metadata
+//
+// Every call on every service, Milvus calls included, obeys these request
+// metadata keys before its handler runs:
+//
+//   - the server always sets trailer x-fake-trailer: t and, except for a
+//     trailers-only failure, header x-fake-header: h.
+//   - x-fake-echo-headers: 1 sends every incoming metadata key back as
+//     header x-echo-<key> with the same values (pseudo-headers and grpc-*
+//     keys excepted).
+//   - x-fake-sleep: <Go duration> waits that long, or until the call's
+//     context is done, which ends the call with Canceled or DeadlineExceeded.
+//   - x-fake-fail: <gRPC code number> fails the call with that code and
+//     message x-fake-fail-message (or a default) before any message is
+//     sent, after the headers were set: the client receives a header frame,
+//     then the status with trailers.
+//   - x-fake-fail-trailers-only: 1, together with x-fake-fail, fails without
+//     setting any header, so the client gets a trailers-only response.
+//
+// Sleep runs before the failure, so both together give a slow failure.
+//
+// # Recording
+//
+// Server.Recorder records every gRPC call (through unary and stream
+// interceptors) and every REST call: method, a copy of the incoming
+// metadata or headers, the deadline the server saw, the final status, and
+// whether the call's context was cancelled or past its deadline when the
+// handler returned. Calls appear when they start (Done false) and are
+// updated when they end; WaitForStart, WaitForCall and Wait block until a
+// matching call arrives or ends.
+package fakemilvus

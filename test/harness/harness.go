@@ -1,0 +1,298 @@
+// Package harness runs the real authproxy binary for integration tests: it
+// builds it once per test process, writes a config and starts it on free
+// loopback ports, waits until it serves, and keeps every log line so that a
+// test run can assert that no secret was ever logged.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// RepoRoot is the authproxy repository (the product module).
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds bin/authproxy from the product module once per process.
+func Binary(t testing.TB) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "authproxy-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "authproxy")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/authproxy")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// FreeAddr returns a free loopback host:port.
+func FreeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Proxy is a running authproxy process.
+type Proxy struct {
+	Addr      string // client address
+	AdminAddr string
+	Dir       string // working directory: config, credentials, certs
+	Config    string // path of the config file
+	CredFile  string
+
+	t    testing.TB
+	args []string
+	cmd  *exec.Cmd
+	logs *logBuffer
+	done chan struct{}
+}
+
+// Options shape a proxy's config. Extra is appended to the generated YAML
+// (top-level keys not generated here, e.g. a tls: section).
+type Options struct {
+	Backend    string
+	AuthOff    bool
+	SuperUsers string
+	Extra      string
+	// Common replaces the generated common.security block entirely.
+	Common string
+	// KeepDir reuses a working directory (restart with the same files).
+	Dir string
+}
+
+// Start writes a config and starts the proxy; it is stopped at test end.
+func Start(t testing.TB, o Options) *Proxy {
+	t.Helper()
+	dir := o.Dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	p := &Proxy{t: t, Dir: dir, Addr: FreeAddr(t), AdminAddr: FreeAddr(t)}
+	p.CredFile = filepath.Join(dir, "credentials.yaml")
+	p.Config = filepath.Join(dir, "authproxy.yaml")
+	common := o.Common
+	if common == "" {
+		common = fmt.Sprintf("common:\n  security:\n    authorizationEnabled: %t\n    superUsers: %q\n", !o.AuthOff, o.SuperUsers)
+	}
+	yaml := fmt.Sprintf(`listen: %q
+backend:
+  address: %q
+credentials:
+  file: %q
+admin:
+  listen: %q
+shutdown:
+  gracePeriod: 5s
+%s%s`, p.Addr, o.Backend, p.CredFile, p.AdminAddr, common, o.Extra)
+	if err := os.WriteFile(p.Config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.args = []string{"serve", "--config", p.Config}
+	p.start()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func (p *Proxy) start() {
+	p.t.Helper()
+	p.logs = newLogBuffer()
+	p.cmd = exec.Command(Binary(p.t), p.args...)
+	p.cmd.Dir = p.Dir
+	p.cmd.Stdout = p.logs
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(p.cmd, p.done)
+	if err := p.waitServing(15 * time.Second); err != nil {
+		p.Stop()
+		p.t.Fatalf("authproxy did not start: %v\nlogs:\n%s", err, p.logs.String())
+	}
+}
+
+func (p *Proxy) waitServing(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	client := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("process exited: %v", p.cmd.ProcessState)
+		default:
+		}
+		if resp, err := client.Get("http://" + p.AdminAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if c, err := net.DialTimeout("tcp", p.Addr, time.Second); err == nil {
+				c.Close()
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("not serving after %s", limit)
+}
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (p *Proxy) Stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	p.collect()
+}
+
+// Kill stops the process with SIGKILL.
+func (p *Proxy) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	p.collect()
+}
+
+// Restart stops the proxy and starts it again with the same files and ports.
+func (p *Proxy) Restart() {
+	p.Stop()
+	p.start()
+}
+
+// Signal sends sig to the process.
+func (p *Proxy) Signal(sig os.Signal) {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// Exited reports whether the process has exited.
+func (p *Proxy) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Logs returns everything the process wrote so far.
+func (p *Proxy) Logs() string { return p.logs.String() }
+
+// WaitLog waits until the logs contain substr.
+func (p *Proxy) WaitLog(substr string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.Logs(), substr) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// Metrics returns the /metrics text.
+func (p *Proxy) Metrics() string {
+	return p.AdminGet("/metrics")
+}
+
+// AdminGet fetches a path of the admin listener.
+func (p *Proxy) AdminGet(path string) string {
+	code, body := p.AdminStatus(path)
+	if code == 0 {
+		p.t.Fatalf("GET %s failed: %s", path, body)
+	}
+	return body
+}
+
+// AdminStatus fetches a path of the admin listener and returns status and body.
+func (p *Proxy) AdminStatus(path string) (int, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.AdminAddr+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// collect keeps the logs and the credential file's hashes for the
+// end-of-run secret check.
+func (p *Proxy) collect() {
+	allLogsMu.Lock()
+	allLogs = append(allLogs, p.logs.String())
+	allLogsMu.Unlock()
+	if data, err := os.ReadFile(p.CredFile); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			for _, key := range []string{"passwordHash:", "digest:"} {
+				if v, ok := strings.CutPrefix(line, key); ok {
+					Secret(strings.Trim(strings.TrimSpace(v), `"`))
+				}
+			}
+		}
+	}
+}
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func newLogBuffer() *logBuffer { return &logBuffer{} }
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
