@@ -36,6 +36,12 @@ const maxUserBodyBytes = 1 << 20
 // usersPrefix is the part of the API the proxy answers itself.
 const usersPrefix = "/v2/vectordb/users/"
 
+// Role and privilege endpoints, refused until authproxy has its own RBAC.
+const (
+	rolesPrefix           = "/v2/vectordb/roles/"
+	privilegeGroupsPrefix = "/v2/vectordb/privilege_groups/"
+)
+
 // defaultIdentityHeader is always stripped from clients, even when the
 // configured header differs, so a client can never assert it; the same name
 // as proxy.DefaultIdentityHeader on the gRPC side.
@@ -137,8 +143,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Route on the cleaned path: a backend that normalises paths must never
 	// receive a users call the proxy did not answer.
-	if p := path.Clean(r.URL.Path); strings.HasPrefix(p, usersPrefix) {
+	p := path.Clean(r.URL.Path)
+	switch {
+	case strings.HasPrefix(p, usersPrefix):
 		h.serveUsers(w, r, strings.TrimPrefix(p, usersPrefix), id)
+		return
+	case strings.HasPrefix(p, rolesPrefix), strings.HasPrefix(p, privilegeGroupsPrefix):
+		// Custom roles and privileges do not exist yet: refuse rather than
+		// let any user manage them on a backend whose RBAC is off.
+		writeError(w, http.StatusOK, codeUnexpected, usermgmt.ErrCustomRoles)
 		return
 	}
 	h.forward(w, r, id)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -21,91 +22,97 @@ import (
 // server, hence forwarded.
 const milvusService = "milvus.proto.milvus.MilvusService"
 
-// GRPCMethods are the full names of the methods the proxy answers itself.
-var GRPCMethods = []string{
-	"/" + milvusService + "/CreateCredential",
-	"/" + milvusService + "/UpdateCredential",
-	"/" + milvusService + "/DeleteCredential",
-	"/" + milvusService + "/ListCredUsers",
-	"/" + milvusService + "/SelectUser",
-	"/" + milvusService + "/OperateUserRole",
-	"/" + milvusService + "/SelectRole",
+// rbacMethods manage custom roles and privileges, which authproxy does not
+// have yet: answered with a clear refusal rather than forwarded to a
+// backend whose own RBAC is off.
+var rbacMethods = []string{
+	"CreateRole", "DropRole", "OperatePrivilege", "SelectGrant", "BackupRBAC", "RestoreRBAC",
+	"CreatePrivilegeGroup", "DropPrivilegeGroup", "ListPrivilegeGroups", "OperatePrivilegeGroup",
 }
+
+// ErrCustomRoles is the refusal of custom role and privilege management.
+const ErrCustomRoles = "authproxy: custom roles and privileges are not supported yet; the built-in roles admin and public exist, grant them with grant_role"
 
 // RegisterGRPC registers the user API on s.
 func (s *Service) RegisterGRPC(server *grpc.Server) {
+	methods := []grpc.MethodDesc{
+		unary("CreateCredential", func(ctx context.Context, r *milvuspb.CreateCredentialRequest) (*commonpb.Status, error) {
+			password, err := decodePassword(r.GetPassword())
+			if err == nil {
+				err = s.CreateUser(callerOf(ctx), r.GetUsername(), password)
+			}
+			return statusReply(err)
+		}),
+		unary("UpdateCredential", func(ctx context.Context, r *milvuspb.UpdateCredentialRequest) (*commonpb.Status, error) {
+			oldPassword, err := decodePassword(r.GetOldPassword())
+			if err != nil {
+				return statusReply(err)
+			}
+			newPassword, err := decodePassword(r.GetNewPassword())
+			if err == nil {
+				err = s.UpdatePassword(callerOf(ctx), r.GetUsername(), oldPassword, newPassword)
+			}
+			return statusReply(err)
+		}),
+		unary("DeleteCredential", func(ctx context.Context, r *milvuspb.DeleteCredentialRequest) (*commonpb.Status, error) {
+			return statusReply(s.DropUser(callerOf(ctx), r.GetUsername()))
+		}),
+		unary("ListCredUsers", func(ctx context.Context, _ *milvuspb.ListCredUsersRequest) (*milvuspb.ListCredUsersResponse, error) {
+			names, err := s.ListUsers(callerOf(ctx))
+			st, gerr := statusReply(err)
+			return &milvuspb.ListCredUsersResponse{Status: st, Usernames: names}, gerr
+		}),
+		unary("SelectUser", func(ctx context.Context, r *milvuspb.SelectUserRequest) (*milvuspb.SelectUserResponse, error) {
+			name := r.GetUser().GetName()
+			roles, found, err := s.DescribeUser(callerOf(ctx), name)
+			st, gerr := statusReply(err)
+			resp := &milvuspb.SelectUserResponse{Status: st}
+			if found {
+				res := &milvuspb.UserResult{User: &milvuspb.UserEntity{Name: name}}
+				if r.GetIncludeRoleInfo() {
+					for _, role := range roles {
+						res.Roles = append(res.Roles, &milvuspb.RoleEntity{Name: role})
+					}
+				}
+				resp.Results = []*milvuspb.UserResult{res}
+			}
+			return resp, gerr
+		}),
+		unary("OperateUserRole", func(ctx context.Context, r *milvuspb.OperateUserRoleRequest) (*commonpb.Status, error) {
+			var err error
+			switch r.GetType() {
+			case milvuspb.OperateUserRoleType_AddUserToRole:
+				err = s.GrantRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
+			case milvuspb.OperateUserRoleType_RemoveUserFromRole:
+				err = s.RevokeRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
+			default:
+				err = &Error{Kind: KindInvalidParameter, Reason: "invalid operate user role type: invalid parameter"}
+			}
+			return statusReply(err)
+		}),
+		unary("SelectRole", func(ctx context.Context, r *milvuspb.SelectRoleRequest) (*milvuspb.SelectRoleResponse, error) {
+			infos, err := s.SelectRole(callerOf(ctx), r.GetRole().GetName(), r.GetIncludeUserInfo())
+			st, gerr := statusReply(err)
+			resp := &milvuspb.SelectRoleResponse{Status: st}
+			for _, info := range infos {
+				res := &milvuspb.RoleResult{Role: &milvuspb.RoleEntity{Name: info.Name}}
+				for _, u := range info.Users {
+					res.Users = append(res.Users, &milvuspb.UserEntity{Name: u})
+				}
+				resp.Results = append(resp.Results, res)
+			}
+			return resp, gerr
+		}),
+	}
+	for _, name := range rbacMethods {
+		methods = append(methods, unary(name, func(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+			return nil, status.Error(codes.Unimplemented, ErrCustomRoles)
+		}))
+	}
 	server.RegisterService(&grpc.ServiceDesc{
 		ServiceName: milvusService,
 		HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{
-			unary("CreateCredential", func(ctx context.Context, r *milvuspb.CreateCredentialRequest) (*commonpb.Status, error) {
-				password, err := decodePassword(r.GetPassword())
-				if err == nil {
-					err = s.CreateUser(callerOf(ctx), r.GetUsername(), password)
-				}
-				return statusReply(err)
-			}),
-			unary("UpdateCredential", func(ctx context.Context, r *milvuspb.UpdateCredentialRequest) (*commonpb.Status, error) {
-				oldPassword, err := decodePassword(r.GetOldPassword())
-				if err != nil {
-					return statusReply(err)
-				}
-				newPassword, err := decodePassword(r.GetNewPassword())
-				if err == nil {
-					err = s.UpdatePassword(callerOf(ctx), r.GetUsername(), oldPassword, newPassword)
-				}
-				return statusReply(err)
-			}),
-			unary("DeleteCredential", func(ctx context.Context, r *milvuspb.DeleteCredentialRequest) (*commonpb.Status, error) {
-				return statusReply(s.DropUser(callerOf(ctx), r.GetUsername()))
-			}),
-			unary("ListCredUsers", func(ctx context.Context, _ *milvuspb.ListCredUsersRequest) (*milvuspb.ListCredUsersResponse, error) {
-				names, err := s.ListUsers(callerOf(ctx))
-				st, gerr := statusReply(err)
-				return &milvuspb.ListCredUsersResponse{Status: st, Usernames: names}, gerr
-			}),
-			unary("SelectUser", func(ctx context.Context, r *milvuspb.SelectUserRequest) (*milvuspb.SelectUserResponse, error) {
-				name := r.GetUser().GetName()
-				roles, found, err := s.DescribeUser(callerOf(ctx), name)
-				st, gerr := statusReply(err)
-				resp := &milvuspb.SelectUserResponse{Status: st}
-				if found {
-					res := &milvuspb.UserResult{User: &milvuspb.UserEntity{Name: name}}
-					if r.GetIncludeRoleInfo() {
-						for _, role := range roles {
-							res.Roles = append(res.Roles, &milvuspb.RoleEntity{Name: role})
-						}
-					}
-					resp.Results = []*milvuspb.UserResult{res}
-				}
-				return resp, gerr
-			}),
-			unary("OperateUserRole", func(ctx context.Context, r *milvuspb.OperateUserRoleRequest) (*commonpb.Status, error) {
-				var err error
-				switch r.GetType() {
-				case milvuspb.OperateUserRoleType_AddUserToRole:
-					err = s.GrantRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
-				case milvuspb.OperateUserRoleType_RemoveUserFromRole:
-					err = s.RevokeRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
-				default:
-					err = &Error{Kind: KindInvalidParameter, Reason: "invalid operate user role type: invalid parameter"}
-				}
-				return statusReply(err)
-			}),
-			unary("SelectRole", func(ctx context.Context, r *milvuspb.SelectRoleRequest) (*milvuspb.SelectRoleResponse, error) {
-				infos, err := s.SelectRole(callerOf(ctx), r.GetRole().GetName(), r.GetIncludeUserInfo())
-				st, gerr := statusReply(err)
-				resp := &milvuspb.SelectRoleResponse{Status: st}
-				for _, info := range infos {
-					res := &milvuspb.RoleResult{Role: &milvuspb.RoleEntity{Name: info.Name}}
-					for _, u := range info.Users {
-						res.Users = append(res.Users, &milvuspb.UserEntity{Name: u})
-					}
-					resp.Results = append(resp.Results, res)
-				}
-				return resp, gerr
-			}),
-		},
+		Methods:     methods,
 	}, s)
 }
 
