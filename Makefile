@@ -21,7 +21,9 @@ test-product:
 test-integration:
 	cd test && $(GO) test -count=1 -timeout 15m ./...
 
+# The Node SDK walk runs bin/authproxy in front of bin/fakemilvus.
 test-node: build
+	cd test && $(GO) build -o ../bin/fakemilvus ./cmd/fakemilvus
 	cd test/node && npm ci --no-audit --no-fund --loglevel=error && node --test
 
 # The side-by-side benchmark (authproxy, direct, nginx): see bench/README.md.
