@@ -88,8 +88,10 @@ type Options struct {
 	Extra      string
 	// Common replaces the generated common.security block entirely.
 	Common string
-	// KeepDir reuses a working directory (restart with the same files).
+	// Dir reuses a working directory (files prepared before the start).
 	Dir string
+	// CredFile overrides the credential file path (default Dir/credentials.yaml).
+	CredFile string
 }
 
 // Start writes a config and starts the proxy; it is stopped at test end.
@@ -101,6 +103,9 @@ func Start(t testing.TB, o Options) *Proxy {
 	}
 	p := &Proxy{t: t, Dir: dir, Addr: FreeAddr(t), AdminAddr: FreeAddr(t)}
 	p.CredFile = filepath.Join(dir, "credentials.yaml")
+	if o.CredFile != "" {
+		p.CredFile = o.CredFile
+	}
 	p.Config = filepath.Join(dir, "authproxy.yaml")
 	common := o.Common
 	if common == "" {
