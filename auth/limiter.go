@@ -14,6 +14,12 @@ var metricLockouts = promauto.NewCounterVec(prometheus.CounterOpts{
 	Help: "Lockouts started, by what was locked (user, address).",
 }, []string{"kind"})
 
+func init() {
+	// Export both series from the start, so dashboards see zeros.
+	metricLockouts.WithLabelValues("user")
+	metricLockouts.WithLabelValues("address")
+}
+
 // LimiterOptions configures brute-force protection.
 type LimiterOptions struct {
 	// Threshold failures of one user name, or of one client address, start
