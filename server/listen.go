@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/soheilhy/cmux"
@@ -14,6 +16,7 @@ import (
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/rest"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // sniffTimeout bounds how long a new connection may take to show what it
@@ -32,9 +35,7 @@ func (s *Server) serveShared(lis net.Listener, rest http.Handler, errc chan<- er
 	}
 	m := cmux.New(lis)
 	m.SetReadTimeout(sniffTimeout)
-	// SendSettings: some gRPC clients wait for the server's SETTINGS frame
-	// before they send the request headers the match needs.
-	grpcLis := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
+	grpcLis := m.MatchWithWriters(matchGRPC)
 	h2Lis := m.Match(cmux.HTTP2())
 	http1Lis := m.Match(cmux.Any())
 
@@ -58,7 +59,7 @@ func (s *Server) serveShared(lis net.Listener, rest http.Handler, errc chan<- er
 			if err != nil {
 				return
 			}
-			go h2.ServeConn(c, &http2.ServeConnOpts{
+			go h2.ServeConn(&settingsAckFilter{Conn: c}, &http2.ServeConnOpts{
 				Context:    contextWithTLSState(context.Background(), c),
 				BaseConfig: httpServer,
 				Handler:    rest,
@@ -75,6 +76,97 @@ func (s *Server) serveShared(lis net.Listener, rest http.Handler, errc chan<- er
 		defer cancel()
 		_ = httpServer.Shutdown(ctx)
 		m.Close()
+	}
+}
+
+// matchGRPC reports whether an HTTP/2 connection's first request has
+// content-type application/grpc. It answers the client's SETTINGS with its
+// own, because some gRPC clients (grpc-java) send no request headers before
+// they see the server's SETTINGS. Unlike cmux's matcher, that frame already
+// says NO_RFC7540_PRIORITIES=1, as the REST server's SETTINGS will: clients
+// such as curl (nghttp2) refuse a later change of that setting.
+func matchGRPC(w io.Writer, r io.Reader) bool {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(r, preface); err != nil || string(preface) != http2.ClientPreface {
+		return false
+	}
+	var matched, done bool
+	framer := http2.NewFramer(w, r)
+	headers := hpack.NewDecoder(4<<10, func(f hpack.HeaderField) {
+		if f.Name == "content-type" {
+			matched = strings.HasPrefix(f.Value, "application/grpc")
+		}
+	})
+	for !done {
+		f, err := framer.ReadFrame()
+		if err != nil {
+			return false
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := framer.WriteSettings(http2.Setting{ID: http2.SettingNoRFC7540Priorities, Val: 1}); err != nil {
+					return false
+				}
+			}
+		case *http2.HeadersFrame:
+			if _, err := headers.Write(f.HeaderBlockFragment()); err != nil {
+				return false
+			}
+			done = f.HeadersEnded()
+		case *http2.ContinuationFrame:
+			if _, err := headers.Write(f.HeaderBlockFragment()); err != nil {
+				return false
+			}
+			done = f.HeadersEnded()
+		}
+	}
+	return matched
+}
+
+// settingsAckFilter hides from the HTTP/2 REST server the client's ACK of
+// the SETTINGS frame the gRPC matcher sent while sniffing: the server never
+// sent that frame and would end the connection with PROTOCOL_ERROR. Frames
+// are passed through unparsed after that one ACK.
+type settingsAckFilter struct {
+	net.Conn
+	pending []byte // bytes to hand out next: the preface or a frame header
+	body    int    // payload bytes of the current frame still to pass
+	started bool   // the client preface has been read
+	dropped bool   // the ACK is gone: plain pass-through from now on
+}
+
+func (c *settingsAckFilter) Read(p []byte) (int, error) {
+	for {
+		switch {
+		case len(c.pending) > 0:
+			n := copy(p, c.pending)
+			c.pending = c.pending[n:]
+			return n, nil
+		case c.body > 0:
+			n, err := c.Conn.Read(p[:min(len(p), c.body)])
+			c.body -= n
+			return n, err
+		case c.dropped:
+			return c.Conn.Read(p)
+		case !c.started:
+			preface := make([]byte, len(http2.ClientPreface))
+			if _, err := io.ReadFull(c.Conn, preface); err != nil {
+				return 0, err
+			}
+			c.pending, c.started = preface, true
+		default:
+			hdr := make([]byte, 9) // length(3) type(1) flags(1) stream(4)
+			if _, err := io.ReadFull(c.Conn, hdr); err != nil {
+				return 0, err
+			}
+			length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+			if http2.FrameType(hdr[3]) == http2.FrameSettings && http2.Flags(hdr[4]).Has(http2.FlagSettingsAck) && length == 0 {
+				c.dropped = true
+				continue
+			}
+			c.pending, c.body = hdr, length
+		}
 	}
 }
 

@@ -90,6 +90,8 @@ type Options struct {
 	Common string
 	// Dir reuses a working directory (files prepared before the start).
 	Dir string
+	// BackendREST is backend.rest (the backend's REST base URL), if set.
+	BackendREST string
 	// CredFile overrides the credential file path (default Dir/credentials.yaml).
 	CredFile string
 }
@@ -111,16 +113,19 @@ func Start(t testing.TB, o Options) *Proxy {
 	if common == "" {
 		common = fmt.Sprintf("common:\n  security:\n    authorizationEnabled: %t\n    superUsers: %q\n", !o.AuthOff, o.SuperUsers)
 	}
+	backend := fmt.Sprintf("  address: %q\n", o.Backend)
+	if o.BackendREST != "" {
+		backend += fmt.Sprintf("  rest: %q\n", o.BackendREST)
+	}
 	yaml := fmt.Sprintf(`listen: %q
 backend:
-  address: %q
-credentials:
+%scredentials:
   file: %q
 admin:
   listen: %q
 shutdown:
   gracePeriod: 5s
-%s%s`, p.Addr, o.Backend, p.CredFile, p.AdminAddr, common, o.Extra)
+%s%s`, p.Addr, backend, p.CredFile, p.AdminAddr, common, o.Extra)
 	if err := os.WriteFile(p.Config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
