@@ -90,6 +90,8 @@ type Options struct {
 	Common string
 	// Dir reuses a working directory (files prepared before the start).
 	Dir string
+	// BackendExtra is appended to the backend: section (e.g. its tls:).
+	BackendExtra string
 	// BackendREST is backend.rest (the backend's REST base URL), if set.
 	BackendREST string
 	// CredFile overrides the credential file path (default Dir/credentials.yaml).
@@ -117,6 +119,7 @@ func Start(t testing.TB, o Options) *Proxy {
 	if o.BackendREST != "" {
 		backend += fmt.Sprintf("  rest: %q\n", o.BackendREST)
 	}
+	backend += o.BackendExtra
 	yaml := fmt.Sprintf(`listen: %q
 backend:
 %scredentials:

@@ -285,3 +285,30 @@ func TestConfigReload(t *testing.T) {
 		return nil
 	})
 }
+
+// The identity header and the credential file path change live.
+func TestConfigReloadIdentityHeaderAndCredentialPath(t *testing.T) {
+	fake, p := startPair(t, harness.Options{})
+	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	ctx := testCtx(t, 30*time.Second)
+	rewriteConfig(t, p, "shutdown:", "auth:\n  identityHeader: \"x-caller\"\nshutdown:")
+	eventually(t, 3*time.Second, "new identity header", func() error {
+		fake.Recorder().Reset()
+		must(t, getVersion(ctx, m, "root:Milvus"))
+		md := fake.Recorder().CallsTo("GetVersion")[0].Metadata
+		if u := md.Get("x-caller"); len(u) != 1 || u[0] != "root" || len(md.Get("x-authproxy-user")) != 0 {
+			return fmt.Errorf("backend metadata %v", md)
+		}
+		return nil
+	})
+
+	other := filepath.Join(t.TempDir(), "other.yaml")
+	harness.Password("elsewhere", "elsewhere-pw")
+	must(t, os.WriteFile(other, credFile(map[string]string{"root": hashOf(t, "Milvus"), "elsewhere": hashOf(t, "elsewhere-pw")}), 0o600))
+	rewriteConfig(t, p, fmt.Sprintf("file: %q", p.CredFile), fmt.Sprintf("file: %q", other))
+	eventually(t, 3*time.Second, "the new credential file in use", func() error { return getVersion(ctx, m, "elsewhere:elsewhere-pw") })
+	// And it is watched: an edit of the new file applies too.
+	harness.Password("later", "later-pw-1")
+	writeByRename(t, other, credFile(map[string]string{"root": hashOf(t, "Milvus"), "later": hashOf(t, "later-pw-1")}))
+	eventually(t, 2*time.Second, "edit of the new credential file", func() error { return getVersion(ctx, m, "later:later-pw-1") })
+}

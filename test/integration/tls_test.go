@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/authproxy/authproxy/certs"
+	"github.com/authproxy/authproxy/test/fakemilvus"
 	"github.com/authproxy/authproxy/test/harness"
 )
 
@@ -308,4 +309,52 @@ func TestCertsGenerate(t *testing.T) {
 	c := sdkClient(t, ctx, sdkTLS(p.Addr, &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{pair}}, "", ""))
 	_, err = c.ListCollections(ctx, milvusclient.NewListCollectionOption())
 	must(t, err)
+}
+
+// TLS from the proxy to a backend that is itself behind mutual TLS; the
+// served certificate's expiry is a metric.
+func TestBackendTLSAndExpiryMetric(t *testing.T) {
+	dir := t.TempDir()
+	k := newPKI(t, filepath.Join(dir, "tls"), "root")
+	// The backend presents server.pem and requires a client certificate.
+	backendCert, err := tls.LoadX509KeyPair(filepath.Join(k.dir, "server.pem"), filepath.Join(k.dir, "server.key"))
+	must(t, err)
+	fake := fakemilvus.New(fakemilvus.Options{ServerOptions: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{backendCert}, ClientCAs: k.pool, ClientAuth: tls.RequireAndVerifyClientCert,
+	}))}})
+	_, err = fake.Start("127.0.0.1:0")
+	must(t, err)
+	t.Cleanup(fake.Stop)
+	cert, key := k.leaf(t, certs.LeafSpec{CommonName: "authproxy", Client: true})
+	must(t, os.WriteFile(filepath.Join(k.dir, "proxy-client.pem"), cert, 0o644))
+	must(t, os.WriteFile(filepath.Join(k.dir, "proxy-client.key"), key, 0o600))
+
+	p := harness.Start(t, harness.Options{Dir: dir, Backend: fake.Addr(), BackendExtra: fmt.Sprintf(
+		"  tls:\n    caFile: %q\n    serverName: \"localhost\"\n    certFile: %q\n    keyFile: %q\n",
+		filepath.Join(k.dir, "ca.pem"), filepath.Join(k.dir, "proxy-client.pem"), filepath.Join(k.dir, "proxy-client.key")),
+		Extra: tlsSection(k.dir, "none", "")})
+	ctx := testCtx(t, 30*time.Second)
+	c := sdkClient(t, ctx, sdkTLS(p.Addr, k.clientTLS(false), "root", "Milvus"))
+	v, err := c.GetServerVersion(ctx, milvusclient.NewGetServerVersionOption())
+	must(t, err)
+	if v != fakemilvus.DefaultVersion || len(fake.Recorder().CallsTo("GetVersion")) != 1 {
+		t.Fatalf("through backend TLS: %q, backend calls %d", v, len(fake.Recorder().CallsTo("GetVersion")))
+	}
+
+	pem, err := os.ReadFile(filepath.Join(k.dir, "server.pem"))
+	must(t, err)
+	served, err := tls.X509KeyPair(pem, mustRead(t, filepath.Join(k.dir, "server.key")))
+	must(t, err)
+	leaf, err := x509.ParseCertificate(served.Certificate[0])
+	must(t, err)
+	if got := metricValue(t, p, "authproxy_tls_certificate_expiry_timestamp_seconds"); int64(got) != leaf.NotAfter.Unix() {
+		t.Fatalf("expiry metric %v, certificate expires %v", got, leaf.NotAfter.Unix())
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	return b
 }
