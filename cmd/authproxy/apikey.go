@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,11 +27,7 @@ func apikeyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := sf.open()
-			if err != nil {
-				return err
-			}
-			err = store.Update(func(s *credentials.Set) error {
+			err = sf.update(func(s *credentials.Set) error {
 				if _, exists := s.User(user); !exists {
 					return fmt.Errorf("user not found: %s", user)
 				}
@@ -57,11 +52,7 @@ func apikeyCmd() *cobra.Command {
 		Short: "Revoke an API key",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := sf.open()
-			if err != nil {
-				return err
-			}
-			return store.Update(func(s *credentials.Set) error {
+			return sf.update(func(s *credentials.Set) error {
 				if !s.DeleteAPIKey(args[0]) {
 					return fmt.Errorf("api key not found: %s", args[0])
 				}
@@ -79,12 +70,11 @@ func apikeyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tUSER\tCREATED")
+			var rows [][]string
 			for _, k := range store.Current().APIKeys() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, k.User, k.Created.Format(time.RFC3339))
+				rows = append(rows, []string{k.Name, k.User, k.Created.Format(time.RFC3339)})
 			}
-			return tw.Flush()
+			return table(cmd.OutOrStdout(), "NAME\tUSER\tCREATED", rows)
 		},
 	}
 	cmd.AddCommand(create, revoke, list)

@@ -45,6 +45,25 @@ func (f *storeFlags) open() (*credentials.FileStore, error) {
 	})
 }
 
+// update opens the store and applies one change, atomically written.
+func (f *storeFlags) update(mutate func(*credentials.Set) error) error {
+	store, err := f.open()
+	if err != nil {
+		return err
+	}
+	return store.Update(mutate)
+}
+
+// table writes aligned rows under a header, for the list commands.
+func table(w io.Writer, header string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
 func userCmd() *cobra.Command {
 	var sf storeFlags
 	cmd := &cobra.Command{
@@ -69,19 +88,11 @@ func userCmd() *cobra.Command {
 					return fmt.Errorf("unknown role %q (want %s or %s)", r, credentials.RoleAdmin, credentials.RolePublic)
 				}
 			}
-			password, err := readPassword(cmd, passwordStdin, "Password for "+name+": ")
+			hash, err := readPasswordHash(cmd, passwordStdin, "Password for "+name+": ")
 			if err != nil {
 				return err
 			}
-			hash, err := credentials.HashPassword(password)
-			if err != nil {
-				return err
-			}
-			store, err := sf.open()
-			if err != nil {
-				return err
-			}
-			return store.Update(func(s *credentials.Set) error {
+			return sf.update(func(s *credentials.Set) error {
 				if _, ok := s.User(name); ok {
 					return fmt.Errorf("user already exists: %s", name)
 				}
@@ -100,19 +111,11 @@ func userCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			password, err := readPassword(cmd, passwordStdin, "New password for "+name+": ")
+			hash, err := readPasswordHash(cmd, passwordStdin, "New password for "+name+": ")
 			if err != nil {
 				return err
 			}
-			hash, err := credentials.HashPassword(password)
-			if err != nil {
-				return err
-			}
-			store, err := sf.open()
-			if err != nil {
-				return err
-			}
-			return store.Update(func(s *credentials.Set) error {
+			return sf.update(func(s *credentials.Set) error {
 				u, ok := s.User(name)
 				if !ok {
 					return fmt.Errorf("user not found: %s", name)
@@ -133,11 +136,7 @@ func userCmd() *cobra.Command {
 			if name == credentials.RootUser {
 				return errors.New("root user cannot be deleted")
 			}
-			store, err := sf.open()
-			if err != nil {
-				return err
-			}
-			return store.Update(func(s *credentials.Set) error {
+			return sf.update(func(s *credentials.Set) error {
 				if !s.DeleteUser(name) {
 					return fmt.Errorf("user not found: %s", name)
 				}
@@ -155,12 +154,11 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tROLES\tUPDATED")
+			var rows [][]string
 			for _, u := range store.Current().Users() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, strings.Join(u.Roles, ","), u.Updated.Format(time.RFC3339))
+				rows = append(rows, []string{u.Name, strings.Join(u.Roles, ","), u.Updated.Format(time.RFC3339)})
 			}
-			return tw.Flush()
+			return table(cmd.OutOrStdout(), "NAME\tROLES\tUPDATED", rows)
 		},
 	}
 
@@ -179,11 +177,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			store, err := sf.open()
-			if err != nil {
-				return err
-			}
-			err = store.Update(func(s *credentials.Set) error {
+			err = sf.update(func(s *credentials.Set) error {
 				now := time.Now().UTC()
 				for _, iu := range imported {
 					if u, ok := s.User(iu.Name); ok {
@@ -210,9 +204,9 @@ func userCmd() *cobra.Command {
 	return cmd
 }
 
-// readPassword reads a password from the terminal without echo, or the first
-// line of stdin, and applies the password rule.
-func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, error) {
+// readPasswordHash reads a password from the terminal without echo, or the
+// first line of stdin, applies the password rule and returns its hash.
+func readPasswordHash(cmd *cobra.Command, fromStdin bool, prompt string) (string, error) {
 	var password string
 	in := cmd.InOrStdin()
 	if f, ok := in.(*os.File); ok && !fromStdin && term.IsTerminal(int(f.Fd())) {
@@ -233,5 +227,5 @@ func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, er
 	if err := credentials.ValidatePassword(password); err != nil {
 		return "", err
 	}
-	return password, nil
+	return credentials.HashPassword(password)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +149,39 @@ func insertAndSearch(t *testing.T, ctx context.Context, c *milvusclient.Client, 
 	}
 	if id, _ := rs[0].IDs.GetAsInt64(0); id != 7 {
 		t.Fatalf("nearest id %d, want 7", id)
+	}
+}
+
+// startLoad runs call without pause in workers goroutines until stop is
+// called; stop waits for them and reports the calls made, the failures and
+// the first failure. Each worker's index is passed, for per-worker state.
+func startLoad(workers int, call func(worker int) error) (stop func() (calls, failures int64, first error)) {
+	var n, failed atomic.Int64
+	var firstErr atomic.Value
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				n.Add(1)
+				if err := call(w); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	return func() (int64, int64, error) {
+		close(done)
+		wg.Wait()
+		err, _ := firstErr.Load().(error)
+		return n.Load(), failed.Load(), err
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -171,28 +169,8 @@ func TestCredentialReloadUnderLoad(t *testing.T) {
 	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
 	eventually(t, 2*time.Second, "steady user loaded", func() error { return getVersion(ctx, m, "steady:steady-pw-1") })
 
-	var calls, failures atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, token := range []string{"root:Milvus", "steady:steady-pw-1"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				calls.Add(1)
-				if err := getVersion(ctx, m, token); err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
-			}
-		}()
-	}
+	tokens := []string{"root:Milvus", "steady:steady-pw-1"}
+	stopLoad := startLoad(len(tokens), func(w int) error { return getVersion(ctx, m, tokens[w]) })
 	for i := range 50 {
 		users[fmt.Sprintf("extra_%02d", i)] = steadyHash
 		if i%2 == 0 {
@@ -203,11 +181,10 @@ func TestCredentialReloadUnderLoad(t *testing.T) {
 		time.Sleep(40 * time.Millisecond)
 	}
 	eventually(t, 2*time.Second, "the last user loaded", func() error { return getVersion(ctx, m, "extra_49:steady-pw-1") })
-	close(stop)
-	wg.Wait()
-	t.Logf("%d calls during 50 rewrites, %d failed", calls.Load(), failures.Load())
-	if failures.Load() != 0 || calls.Load() < 100 {
-		t.Fatalf("%d of %d calls failed; first: %v", failures.Load(), calls.Load(), firstErr.Load())
+	calls, failures, first := stopLoad()
+	t.Logf("%d calls during 50 rewrites, %d failed", calls, failures)
+	if failures != 0 || calls < 100 {
+		t.Fatalf("%d of %d calls failed; first: %v", failures, calls, first)
 	}
 }
 

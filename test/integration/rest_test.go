@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,25 +128,10 @@ func TestRESTUsersEndpoints(t *testing.T) {
 			// gRPC on the same port, calling without pause meanwhile.
 			m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, k.clientTLSOrNil()))
 			ctx := testCtx(t, 60*time.Second)
-			stop := make(chan struct{})
-			var grpcCalls, grpcFailures atomic.Int64
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					grpcCalls.Add(1)
-					if getVersion(ctx, m, "root:Milvus") != nil {
-						grpcFailures.Add(1)
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
-			}()
+			stopLoad := startLoad(1, func(int) error {
+				time.Sleep(2 * time.Millisecond)
+				return getVersion(ctx, m, "root:Milvus")
+			})
 
 			root := "Bearer root:Milvus"
 			harness.Password("rest_user", "P@ssw0rd")
@@ -201,10 +184,9 @@ func TestRESTUsersEndpoints(t *testing.T) {
 			ok(call("drop", root, `{"userName":"rest_user"}`), `{}`)
 			ok(call("list", root, `{}`), `["root"]`)
 
-			close(stop)
-			wg.Wait()
-			if grpcFailures.Load() != 0 || grpcCalls.Load() < 10 {
-				t.Fatalf("gRPC on the shared port: %d of %d calls failed", grpcFailures.Load(), grpcCalls.Load())
+			calls, failures, first := stopLoad()
+			if failures != 0 || calls < 10 {
+				t.Fatalf("gRPC on the shared port: %d of %d calls failed; first: %v", failures, calls, first)
 			}
 		})
 	}

@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,38 +187,20 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	_, p := startPair(t, harness.Options{Dir: dir, Extra: tlsSection(secret, "none", "")})
 	ctx := testCtx(t, 90*time.Second)
 
-	var calls, failures atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	load := func(newConnEach bool) {
-		defer wg.Done()
-		var conn *grpc.ClientConn
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	// Worker 0 keeps one connection; worker 1 opens a new one per call.
+	var conns [2]*grpc.ClientConn
+	stopLoad := startLoad(2, func(w int) error {
+		if conns[w] == nil || w == 1 {
+			if conns[w] != nil {
+				conns[w].Close()
 			}
-			if conn == nil || newConnEach {
-				if conn != nil {
-					conn.Close()
-				}
-				var err error
-				conn, err = grpc.NewClient(p.Addr, grpc.WithTransportCredentials(credentials.NewTLS(k.clientTLS(false))))
-				must(t, err)
-			}
-			_, err := milvuspb.NewMilvusServiceClient(conn).GetVersion(withToken(ctx, "root:Milvus"), &milvuspb.GetVersionRequest{})
-			calls.Add(1)
-			if err != nil {
-				failures.Add(1)
-				firstErr.CompareAndSwap(nil, err)
+			var err error
+			if conns[w], err = grpc.NewClient(p.Addr, grpc.WithTransportCredentials(credentials.NewTLS(k.clientTLS(false)))); err != nil {
+				return err
 			}
 		}
-	}
-	wg.Add(2)
-	go load(false)
-	go load(true)
+		return getVersion(ctx, milvuspb.NewMilvusServiceClient(conns[w]), "root:Milvus")
+	})
 
 	waitServed := func(serial, how string) {
 		t.Helper()
@@ -275,14 +255,10 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 		t.Fatalf("readiness detail does not show the failed reload:\n%s", ready)
 	}
 
-	close(stop)
-	wg.Wait()
-	t.Logf("%d calls during 6 rotations, %d failed", calls.Load(), failures.Load())
-	if failures.Load() != 0 {
-		t.Fatalf("%d of %d calls failed during rotation; first: %v", failures.Load(), calls.Load(), firstErr.Load())
-	}
-	if calls.Load() < 50 {
-		t.Fatalf("only %d calls: the load did not run", calls.Load())
+	calls, failures, first := stopLoad()
+	t.Logf("%d calls during 6 rotations, %d failed", calls, failures)
+	if failures != 0 || calls < 50 {
+		t.Fatalf("%d of %d calls failed during rotation; first: %v", failures, calls, first)
 	}
 }
 
