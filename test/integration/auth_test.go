@@ -16,6 +16,8 @@ import (
 	"github.com/milvus-io/milvus/client/v2/milvusclient"
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -128,6 +130,23 @@ func TestAuthFailures(t *testing.T) {
 			},
 			"ShowCollections": func(ctx context.Context) error {
 				_, err := milvus.ShowCollections(ctx, &milvuspb.ShowCollectionsRequest{})
+				return err
+			},
+			"CheckHealth": func(ctx context.Context) error {
+				_, err := milvus.CheckHealth(ctx, &milvuspb.CheckHealthRequest{})
+				return err
+			},
+			"grpc.health.v1 Check": func(ctx context.Context) error {
+				_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+				return err
+			},
+			"bidi stream": func(ctx context.Context) error {
+				stream, err := testgrpc.NewTestServiceClient(conn).FullDuplexCall(ctx)
+				if err != nil {
+					return err
+				}
+				_ = stream.Send(&testgrpc.StreamingOutputCallRequest{})
+				_, err = stream.Recv()
 				return err
 			},
 			"CreateCredential": func(ctx context.Context) error {
