@@ -76,14 +76,18 @@ func (d *Director) Direct(ctx context.Context, _ string) (context.Context, grpc.
 var _ grpcproxy.StreamDirector = (*Director)(nil).Direct
 
 // OutgoingMetadata is the metadata the backend receives for the call in ctx.
+// It edits the copy FromIncomingContext already makes (keys lower-cased,
+// value slices copied) instead of building a second map: one map and its
+// entries fewer on every forwarded call.
 func (d *Director) OutgoingMetadata(ctx context.Context) metadata.MD {
-	in, _ := metadata.FromIncomingContext(ctx)
+	out, _ := metadata.FromIncomingContext(ctx)
+	if out == nil {
+		out = make(metadata.MD, 1)
+	}
 	headers := d.headers.Load()
-	out := make(metadata.MD, len(in)+1)
-	for k, v := range in {
-		// Values are shared, not copied: neither side modifies them.
-		if !ownedKeys[k] && !headers.strip[k] {
-			out[k] = v
+	for k := range out {
+		if ownedKeys[k] || headers.strip[k] {
+			delete(out, k)
 		}
 	}
 	if headers.current != "" && d.identity != nil {

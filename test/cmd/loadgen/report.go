@@ -359,10 +359,20 @@ func (r *results) svg() string {
 			ymax = math.Max(ymax, percentile(all, qmax))
 		}
 		ymax = niceCeil(ymax)
-		yOf := func(v float64) float64 { return top + plotH - plotH*math.Min(v, ymax)/ymax }
+		ymin := ymax
+		for _, all := range curves {
+			if len(all) > 0 {
+				ymin = math.Min(ymin, all[0])
+			}
+		}
+		ymin = niceFloor(ymin)
+		// Log scale: the medians and the tail both stay readable.
+		yOf := func(v float64) float64 {
+			v = math.Min(math.Max(v, ymin), ymax)
+			return top + plotH - plotH*math.Log(v/ymin)/math.Log(ymax/ymin)
+		}
 		p(`<text x="%.0f" y="%d" font-size="13" text-anchor="middle">%s</text>`+"\n", x0+pw/2, top-10, html.EscapeString(w.title))
-		for i := 0; i <= 5; i++ {
-			v := ymax * float64(i) / 5
+		for _, v := range ticks125(ymin, ymax) {
 			y := yOf(v)
 			p(`<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", x0, x0+pw, y, y)
 			p(`<text x="%.0f" y="%.1f" text-anchor="end">%.0f</text>`+"\n", x0-5, y+4, v)
@@ -373,7 +383,7 @@ func (r *results) svg() string {
 			p(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, top+plotH+16, strings.TrimSuffix(fmt.Sprintf("%g", q*100), ".0")+"%")
 		}
 		p(`<text x="%.0f" y="%d" text-anchor="middle">percentile</text>`+"\n", x0+pw/2, top+plotH+34)
-		p(`<text transform="translate(%.0f,%d) rotate(-90)" text-anchor="middle">µs</text>`+"\n", x0-42, top+plotH/2)
+		p(`<text transform="translate(%.0f,%d) rotate(-90)" text-anchor="middle">µs (log scale)</text>`+"\n", x0-42, top+plotH/2)
 		p(`<rect x="%.0f" y="%d" width="%.0f" height="%d" fill="none" stroke="#888"/>`+"\n", x0, top, pw, plotH)
 		for ti, t := range r.Targets {
 			all := curves[t]
@@ -381,8 +391,8 @@ func (r *results) svg() string {
 				continue
 			}
 			var pts []string
-			for i := 0; i <= 300; i++ {
-				q := 1 - math.Pow(10, -3*float64(i)/300) // 0 .. 0.999 evenly in log(1/(1-q))
+			for i := 0; i <= 150; i++ {
+				q := 1 - math.Pow(10, -3*float64(i)/150) // 0 .. 0.999 evenly in log(1/(1-q))
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(q, x0, pw), yOf(percentile(all, math.Max(q, 1/float64(len(all)))))))
 			}
 			p(`<polyline fill="none" stroke="%s" stroke-width="1.6" points="%s"/>`+"\n", palette[ti%len(palette)], strings.Join(pts, " "))
@@ -409,6 +419,33 @@ func curves2(r *results, w, t string) []float64 {
 	}
 	sort.Float64s(all)
 	return all
+}
+
+// niceFloor rounds v down to 1, 2 or 5 times a power of ten.
+func niceFloor(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	e := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{5, 2, 1} {
+		if m*e <= v {
+			return m * e
+		}
+	}
+	return e
+}
+
+// ticks125 is 1, 2, 5 times powers of ten from lo to hi.
+func ticks125(lo, hi float64) []float64 {
+	var out []float64
+	for e := math.Pow(10, math.Floor(math.Log10(lo))); e <= hi; e *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if v := m * e; v >= lo*0.999 && v <= hi*1.001 {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.
