@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark of authproxy (`make bench`); see bench/README.md.
+#
+# Builds authproxy, the fake Milvus and the load generator, installs nginx if
+# missing (Debian packages), starts on 127.0.0.1: the fake backend, authproxy
+# with auth off, with auth on, with TLS+auth, nginx h2c and nginx TLS, runs the
+# load generator over all six interleaved, stops everything and writes
+# bench/results/{results.md,results.json,latency.svg}.
+#
+# Environment: ROUNDS (3), OUT (bench/results), PORT_BASE (39500),
+# BACKEND (quiet | fakemilvus; see README), LOADGEN_ARGS (extra flags),
+# NGINX_WORKERS (auto), AUTHPROXY_BIN (a prebuilt authproxy to measure instead
+# of building the work tree's, e.g. for before/after comparisons).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ROUNDS=${ROUNDS:-3}
+OUT=${OUT:-bench/results}
+PORT_BASE=${PORT_BASE:-39500}
+BACKEND=${BACKEND:-quiet}
+NGINX_WORKERS=${NGINX_WORKERS:-auto}
+LOADGEN_ARGS=${LOADGEN_ARGS:-}
+GO=${GO:-go}
+
+P_FAKE=$((PORT_BASE + 40))
+P_NOAUTH=$((PORT_BASE + 31))
+P_AUTH=$((PORT_BASE + 32))
+P_TLS=$((PORT_BASE + 33))
+P_NGX=$((PORT_BASE + 35))
+P_NGXTLS=$((PORT_BASE + 36))
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+log "building bin/authproxy, bin/fakemilvus, bin/loadgen"
+$GO build -o bin/authproxy ./cmd/authproxy
+AP=${AUTHPROXY_BIN:-bin/authproxy}
+(cd test && $GO build -o ../bin/fakemilvus ./cmd/fakemilvus && $GO build -o ../bin/loadgen ./cmd/loadgen)
+
+if ! command -v nginx >/dev/null 2>&1; then
+	log "installing nginx from Debian packages"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq nginx-light >/dev/null || apt-get install -y -qq nginx >/dev/null
+fi
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+
+for p in $P_FAKE $P_NOAUTH $P_AUTH $P_TLS $P_NGX $P_NGXTLS $((P_NOAUTH + 60)) $((P_AUTH + 60)) $((P_TLS + 60)); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		echo "bench: port $p on 127.0.0.1 is in use; set PORT_BASE" >&2
+		exit 1
+	fi
+done
+
+WORK=$(mktemp -d /tmp/authproxy-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for _ in $(seq 50); do
+		local alive=0
+		for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.2
+	done
+	for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	if [ $rc != 0 ]; then
+		log "failed (exit $rc); logs:"
+		tail -n 20 "$WORK"/*.log >&2 2>/dev/null || true
+	fi
+	rm -rf "$WORK"
+	exit $rc
+}
+trap cleanup EXIT INT TERM
+
+wait_port() { # port name
+	for _ in $(seq 150); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench: $2 is not listening on 127.0.0.1:$1" >&2
+	return 1
+}
+
+log "certificates and credentials in $WORK"
+bin/authproxy certs generate --dir "$WORK/certs" >/dev/null
+PASSWORD="bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$PASSWORD" | bin/authproxy user passwd root --password-stdin --credentials "$WORK/credentials.yaml" 2>/dev/null
+
+# The backend.
+if [ "$BACKEND" = fakemilvus ]; then
+	bin/fakemilvus --listen "127.0.0.1:$P_FAKE" >/dev/null 2>"$WORK/fake.log" &
+else
+	bin/loadgen backend -listen "127.0.0.1:$P_FAKE" -max-life 30m 2>"$WORK/fake.log" &
+fi
+FAKE_PID=$!
+PIDS+=("$FAKE_PID")
+wait_port "$P_FAKE" "the fake backend"
+
+# Three authproxy processes, GOMAXPROCS=2 each (the machine's cores).
+start_authproxy() { # name port auth tls
+	local name=$1 port=$2 auth=$3 tls=$4
+	{
+		echo "listen: \"127.0.0.1:$port\""
+		echo "backend: {address: \"127.0.0.1:$P_FAKE\"}"
+		echo "common: {security: {authorizationEnabled: $auth}}"
+		if [ "$auth" = true ]; then
+			echo "credentials: {file: \"$WORK/credentials.yaml\"}"
+		else
+			echo "credentials: {file: \"$WORK/credentials-$name.yaml\"}"
+		fi
+		echo "admin: {listen: \"127.0.0.1:$((port + 60))\"}"
+		echo "shutdown: {gracePeriod: 2s}"
+		if [ "$tls" = true ]; then
+			echo "tls: {certFile: \"$WORK/certs/server.pem\", keyFile: \"$WORK/certs/server.key\"}"
+		fi
+	} >"$WORK/$name.yaml"
+	GOMAXPROCS=2 "$AP" serve --config "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
+	PIDS+=("$!")
+	LAST_PID=$!
+	wait_port "$port" "authproxy $name"
+}
+start_authproxy ap-noauth "$P_NOAUTH" false false
+AP_NOAUTH_PID=$LAST_PID
+start_authproxy ap-auth "$P_AUTH" true false
+AP_AUTH_PID=$LAST_PID
+start_authproxy ap-tls "$P_TLS" true true
+AP_TLS_PID=$LAST_PID
+
+# nginx: one instance, an h2c and a TLS listener, grpc_pass to the fake.
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx.conf" <<EOF
+# worker_processes auto = one per core = 2 here, as authproxy's GOMAXPROCS=2.
+worker_processes $NGINX_WORKERS;
+worker_rlimit_nofile 8192;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+
+    # Milvus-sized messages: no body limit, room for 4 MiB inserts.
+    client_max_body_size 0;
+    client_body_buffer_size 4m;
+    http2_body_preread_size 4m;
+    grpc_buffer_size 64k;
+    # Long-lived client connections, as SDKs keep them (default 1000 requests).
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+
+    upstream fake {
+        server 127.0.0.1:$P_FAKE;
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 600s;
+    }
+    server {
+        listen 127.0.0.1:$P_NGX http2;
+        location / { grpc_pass grpc://fake; }
+    }
+    server {
+        listen 127.0.0.1:$P_NGXTLS ssl http2;
+        ssl_certificate $WORK/certs/server.pem;
+        ssl_certificate_key $WORK/certs/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / { grpc_pass grpc://fake; }
+    }
+}
+EOF
+nginx -t -c "$WORK/nginx.conf" -p "$WORK" 2>"$WORK/nginx-test.log" || { cat "$WORK/nginx-test.log" >&2; exit 1; }
+nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' 2>"$WORK/nginx.log" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_port "$P_NGX" "nginx h2c"
+wait_port "$P_NGXTLS" "nginx TLS"
+sleep 0.3
+NGINX_ALL=$(echo "$NGINX_PID" $(pgrep -P "$NGINX_PID") | tr ' ' '+')
+
+log "running the load generator ($ROUNDS rounds)"
+mkdir -p "$OUT"
+# shellcheck disable=SC2086
+bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "root:$PASSWORD" \
+	-backend-pid "$FAKE_PID" \
+	-target "direct=127.0.0.1:$P_FAKE,pid=$FAKE_PID" \
+	-target "ap-noauth=127.0.0.1:$P_NOAUTH,pid=$AP_NOAUTH_PID" \
+	-target "ap-auth=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,mem" \
+	-target "ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem" \
+	-target "nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem" \
+	-target "nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem" \
+	-machine "Go (authproxy build): $($GO env GOVERSION)|nginx: $NGINX_VERSION, worker_processes $NGINX_WORKERS ($(pgrep -c -P "$NGINX_PID") workers)|authproxy: $AP, GOMAXPROCS=2, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- proxy server 2>/dev/null || echo ' + local changes')|backend: $BACKEND" \
+	-notes "all processes share the same 2 cores: loadgen, proxy and backend compete for CPU, so throughput figures are whole-system figures; see 'target CPU per call' for the proxy's own cost|c=1 and c=32 use one client connection per target (as one SDK client); the memory test opens more, one GetVersion each|nginx's RSS is master + workers; nginx-h2c and nginx-tls are the same nginx processes|every call carries the same authorization metadata to every target (nginx and direct ignore it)" \
+	$LOADGEN_ARGS
+log "results in $OUT/results.md, $OUT/latency.svg, $OUT/results.json"
