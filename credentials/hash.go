@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -51,11 +53,27 @@ func hashWith(p argon2Params, password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: read random salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, p.keyLen)
+	key := argon2id(password, salt, p)
 	return fmt.Sprintf("%sv=%d$m=%d,t=%d,p=%d$%s$%s", argon2Prefix, argon2.Version,
 		p.memory, p.time, p.threads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
+
+// argon2id derives the key. Each call allocates p.memory KiB (19 MiB by
+// default) that Go keeps for reuse after it is freed: an idle proxy would
+// hold it after a single login. Once no derivation has run for a second,
+// the free memory goes back to the operating system.
+func argon2id(password string, salt []byte, p argon2Params) []byte {
+	defer releaseAfterIdle.Reset(time.Second)
+	return argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, p.keyLen)
+}
+
+// releaseAfterIdle is armed by every derivation; it starts stopped.
+var releaseAfterIdle = func() *time.Timer {
+	t := time.AfterFunc(time.Hour, debug.FreeOSMemory)
+	t.Stop()
+	return t
+}()
 
 // VerifyPassword reports whether password matches encodedHash, an argon2id PHC
 // string or a bcrypt $2a$/$2b$/$2y$ hash. Imported bcrypt hashes keep bcrypt's
@@ -67,7 +85,7 @@ func VerifyPassword(encodedHash, password string) bool {
 		if err != nil {
 			return false
 		}
-		got := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, p.keyLen)
+		got := argon2id(password, salt, p)
 		return subtle.ConstantTimeCompare(got, key) == 1
 	}
 	if isBcrypt(encodedHash) {

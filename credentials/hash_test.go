@@ -1,8 +1,10 @@
 package credentials
 
 import (
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -103,5 +105,27 @@ func TestDummyVerify(t *testing.T) {
 	DummyVerify("whatever")
 	if !strings.HasPrefix(dummyHash(), "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatal("dummy hash does not use the production parameters")
+	}
+}
+
+// After a derivation, its 19 MiB work area goes back to the OS once hashing
+// is idle, so an idle proxy does not hold it (Go would keep it for reuse).
+func TestArgon2MemoryReleasedWhenIdle(t *testing.T) {
+	if _, err := HashPassword("P@ssw0rd"); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC() // the work area is now free, but still held by the process
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		retained := m.HeapIdle - m.HeapReleased
+		if retained < 8<<20 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d MiB of freed heap still held 3 s after hashing", retained>>20)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
