@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,6 +149,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grpc.MaxSendMsgSize(cfg.GRPC.MaxSendMsgSize),
 		grpc.InitialWindowSize(4<<20),
 		grpc.InitialConnWindowSize(16<<20),
+		// Reuse handler goroutines instead of starting (and growing the stack
+		// of) one per call: every forwarded call is a stream here.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(s.calls.unary, s.authn.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(s.calls.stream, s.authn.StreamInterceptor()),
