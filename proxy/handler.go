@@ -91,10 +91,13 @@ func forwardStream(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientCo
 		clientErr <- err
 	}()
 
-	err = forwardBackendToClient(cs, ss)
-	ss.SetTrailer(cs.Trailer())
-	if err == io.EOF {
-		return nil
+	backendEnded, err := forwardBackendToClient(cs, ss)
+	if backendEnded {
+		// Trailers exist only once the backend has ended the stream.
+		ss.SetTrailer(cs.Trailer())
+		if err == io.EOF {
+			return nil
+		}
 	}
 	// A client-side failure cancelled the backend stream: report the client's
 	// error, not the cancellation it caused.
@@ -129,23 +132,25 @@ func forwardClientToBackend(ss grpc.ServerStream, cs grpc.ClientStream) error {
 
 // forwardBackendToClient relays the backend's headers before any message, so
 // they reach the client even when the backend fails without sending one.
-func forwardBackendToClient(cs grpc.ClientStream, ss grpc.ServerStream) error {
+// backendEnded tells an end of the backend stream (io.EOF or its status)
+// from a failure to write to the client.
+func forwardBackendToClient(cs grpc.ClientStream, ss grpc.ServerStream) (backendEnded bool, err error) {
 	header, err := cs.Header()
 	if err != nil {
-		return err
+		return true, err
 	}
 	if header != nil {
 		if err := ss.SendHeader(header); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for {
 		var f frame
 		if err := cs.RecvMsg(&f); err != nil {
-			return err
+			return true, err
 		}
 		if err := ss.SendMsg(&f); err != nil {
-			return err
+			return false, err
 		}
 	}
 }
