@@ -33,7 +33,8 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Binary builds bin/authproxy from the product module once per process.
+// Binary builds bin/authproxy from the product module once per process;
+// with AUTHPROXY_RACE=1 it is built with the race detector.
 func Binary(t testing.TB) string {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "authproxy-bin-")
@@ -42,7 +43,11 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "authproxy")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/authproxy")
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("AUTHPROXY_RACE") == "1" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/authproxy")...)
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -276,6 +281,9 @@ func (p *Proxy) AdminStatus(path string) (int, string) {
 // collect keeps the logs and the credential file's hashes for the
 // end-of-run secret check.
 func (p *Proxy) collect() {
+	if strings.Contains(p.logs.String(), "WARNING: DATA RACE") {
+		p.t.Errorf("the race detector reported a data race in authproxy:\n%s", p.logs.String())
+	}
 	allLogsMu.Lock()
 	allLogs = append(allLogs, p.logs.String())
 	allLogsMu.Unlock()
