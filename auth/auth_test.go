@@ -292,3 +292,28 @@ func TestLockedOutRefusedWithoutHashing(t *testing.T) {
 		t.Fatal("a locked-out attempt was hashed")
 	}
 }
+
+func TestParseHTTPAuthorization(t *testing.T) {
+	for header, want := range map[string]Credential{
+		"Bearer user_1:pa:ss":           {User: "user_1", Password: "pa:ss"},
+		"bearer ap_key":                 {APIKey: "ap_key"},
+		"Basic " + b64("user_1:secret"): {User: "user_1", Password: "secret"},
+	} {
+		got, err := ParseHTTPAuthorization(header)
+		if err != nil || got != want {
+			t.Errorf("%q: %+v %v", header, got, err)
+		}
+	}
+	for header, reason := range map[string]Reason{
+		"Bearer ":                 ReasonMissing,
+		"Basic %%%":               ReasonInvalidFormat,
+		"Basic " + b64("nocolon"): ReasonInvalidFormat,
+		"Digest abc":              ReasonInvalidFormat,
+	} {
+		_, err := ParseHTTPAuthorization(header)
+		var f *Failure
+		if !errors.As(err, &f) || f.Reason != reason {
+			t.Errorf("%q: %v, want reason %s", header, err, reason)
+		}
+	}
+}

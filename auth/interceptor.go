@@ -136,12 +136,7 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 // Check authenticates a raw token (the base64 metadata value; "" when
 // absent) and an optional verified client certificate. REST calls it too.
 func (a *Authenticator) Check(ctx context.Context, token string, cert *x509.Certificate, addr string) (Identity, error) {
-	certUser := ""
-	if f := a.certIdentity.Load(); f != nil && cert != nil {
-		if u, err := (*f)(cert); err == nil && a.verifier.UserExists(u) {
-			certUser = u
-		}
-	}
+	certUser := a.certUser(cert)
 	if token == "" {
 		if certUser != "" {
 			metricAuth.WithLabelValues("success", "certificate").Inc()
@@ -158,15 +153,34 @@ func (a *Authenticator) Check(ctx context.Context, token string, cert *x509.Cert
 	return a.checkCredential(ctx, c, certUser, addr)
 }
 
-// CheckCredential authenticates an already decoded credential (REST).
-func (a *Authenticator) CheckCredential(ctx context.Context, c Credential, cert *x509.Certificate, addr string) (Identity, error) {
-	certUser := ""
-	if f := a.certIdentity.Load(); f != nil && cert != nil {
-		if u, err := (*f)(cert); err == nil {
-			certUser = u
-		}
+// CheckHTTP authenticates a REST request from its Authorization header ("" when
+// absent) and an optional verified client certificate.
+func (a *Authenticator) CheckHTTP(ctx context.Context, header string, cert *x509.Certificate, addr string) (Identity, error) {
+	if header == "" {
+		return a.Check(ctx, "", cert, addr)
 	}
-	return a.checkCredential(ctx, c, certUser, addr)
+	c, err := ParseHTTPAuthorization(header)
+	if err != nil {
+		var f *Failure
+		if errors.As(err, &f) {
+			metricAuth.WithLabelValues("failure", string(f.Reason)).Inc()
+		}
+		return Identity{}, err
+	}
+	return a.checkCredential(ctx, c, a.certUser(cert), addr)
+}
+
+// certUser is the user a verified client certificate names, if it maps to
+// one that exists; "" otherwise.
+func (a *Authenticator) certUser(cert *x509.Certificate) string {
+	f := a.certIdentity.Load()
+	if f == nil || cert == nil {
+		return ""
+	}
+	if u, err := (*f)(cert); err == nil && a.verifier.UserExists(u) {
+		return u
+	}
+	return ""
 }
 
 func (a *Authenticator) checkCredential(ctx context.Context, c Credential, certUser, addr string) (Identity, error) {

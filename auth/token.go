@@ -44,3 +44,30 @@ func SplitToken(raw string) Credential {
 	}
 	return Credential{User: user, Password: password}
 }
+
+// ParseHTTPAuthorization reads an HTTP Authorization header as Milvus's REST
+// API does: "Bearer user:password", "Bearer <api key>" (the token is not
+// base64 there) or HTTP Basic.
+func ParseHTTPAuthorization(header string) (Credential, error) {
+	scheme, value, _ := strings.Cut(header, " ")
+	value = strings.TrimSpace(value)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		if value == "" {
+			return Credential{}, &Failure{Reason: ReasonMissing, Message: MsgMissing}
+		}
+		return SplitToken(value), nil
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(value)
+		if err != nil {
+			return Credential{}, &Failure{Reason: ReasonInvalidFormat, Message: MsgInvalidFormat}
+		}
+		user, password, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return Credential{}, &Failure{Reason: ReasonInvalidFormat, Message: MsgInvalidFormat}
+		}
+		return Credential{User: user, Password: password}, nil
+	default:
+		return Credential{}, &Failure{Reason: ReasonInvalidFormat, Message: MsgInvalidFormat}
+	}
+}

@@ -2,7 +2,6 @@ package rest
 
 import (
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
@@ -172,19 +171,7 @@ func (h *handler) authenticate(r *http.Request) (identity, bool) {
 	}
 	addr := auth.HostOf(r.RemoteAddr)
 	cert := verifiedCert(r)
-	var (
-		id  auth.Identity
-		err error
-	)
-	if header := r.Header.Get("Authorization"); header == "" {
-		// No credential: a client certificate alone may identify the caller.
-		id, err = h.authn.Check(r.Context(), "", cert, addr)
-	} else {
-		var c auth.Credential
-		if c, err = parseAuthorization(header); err == nil {
-			id, err = h.authn.CheckCredential(r.Context(), c, cert, addr)
-		}
-	}
+	id, err := h.authn.CheckHTTP(r.Context(), r.Header.Get("Authorization"), cert, addr)
 	if err != nil {
 		var f *auth.Failure
 		if errors.As(err, &f) {
@@ -195,33 +182,6 @@ func (h *handler) authenticate(r *http.Request) (identity, bool) {
 		return identity{}, false
 	}
 	return identity{user: id.User, authenticated: true}, true
-}
-
-// parseAuthorization reads the header as Milvus's REST layer does: Basic
-// base64(user:password), or Bearer followed by the undecoded token
-// (user:password, or an API key when it has no ':').
-func parseAuthorization(header string) (auth.Credential, error) {
-	scheme, value, _ := strings.Cut(header, " ")
-	value = strings.TrimSpace(value)
-	switch {
-	case strings.EqualFold(scheme, "Bearer"):
-		if value == "" {
-			return auth.Credential{}, &auth.Failure{Reason: auth.ReasonMissing, Message: auth.MsgMissing}
-		}
-		return auth.SplitToken(value), nil
-	case strings.EqualFold(scheme, "Basic"):
-		raw, err := base64.StdEncoding.DecodeString(value)
-		if err != nil {
-			return auth.Credential{}, &auth.Failure{Reason: auth.ReasonInvalidFormat, Message: auth.MsgInvalidFormat}
-		}
-		user, password, ok := strings.Cut(string(raw), ":")
-		if !ok {
-			return auth.Credential{}, &auth.Failure{Reason: auth.ReasonInvalidFormat, Message: auth.MsgInvalidFormat}
-		}
-		return auth.Credential{User: user, Password: password}, nil
-	default:
-		return auth.Credential{}, &auth.Failure{Reason: auth.ReasonInvalidFormat, Message: auth.MsgInvalidFormat}
-	}
 }
 
 func verifiedCert(r *http.Request) *x509.Certificate {
