@@ -97,11 +97,25 @@ func (b *Backend) Ready(ctx context.Context) bool {
 	}
 }
 
+// transportFailures start the messages grpc-go itself gives when the
+// connection to the backend fails or drops, before or during a call.
+var transportFailures = []string{
+	"connection error",
+	"last connection error",
+	"name resolver error",
+	"error reading from server",
+	"transport is closing",
+	"closing transport due to",
+	"the connection is draining",
+}
+
 // isTransportFailure tells gRPC's own connection errors from a status the
 // backend returned: only the former get the backend's name added.
 func (b *Backend) isTransportFailure(msg string) bool {
-	return strings.HasPrefix(msg, "connection error") ||
-		strings.HasPrefix(msg, "last connection error") ||
-		strings.Contains(msg, "while dialing") ||
-		strings.HasPrefix(msg, "name resolver error")
+	for _, p := range transportFailures {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return strings.Contains(msg, "while dialing")
 }

@@ -98,6 +98,7 @@ func forwardStream(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientCo
 		if err == io.EOF {
 			return nil
 		}
+		err = backendError(conn, err)
 	}
 	// A client-side failure cancelled the backend stream: report the client's
 	// error, not the cancellation it caused.
