@@ -70,12 +70,36 @@ func OpenFile(path string, opts FileOptions) (*FileStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load credentials %s: %w", path, err)
 	}
+	f.removeStaleTemps()
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		f.log.Warn("credential file is readable by other users; chmod 600 it",
 			"path", path, "mode", fi.Mode().Perm().String())
 	}
 	f.cur.Store(&fileState{set: set, digest: digest(data)})
 	return f, nil
+}
+
+// staleTempAge is how old a temp file must be before it counts as left by a
+// writer that was killed; a live writer's temp file exists for milliseconds.
+const staleTempAge = time.Minute
+
+// removeStaleTemps deletes temp files that a killed writer (kill -9 mid
+// write) left beside the credential file: they hold hashes. Failures, as on
+// a read-only mount, are only logged.
+func (f *FileStore) removeStaleTemps() {
+	dir, base := filepath.Split(f.path)
+	matches, _ := filepath.Glob(filepath.Join(dir, "."+base+".tmp-*"))
+	for _, m := range matches {
+		fi, err := os.Lstat(m)
+		if err != nil || !fi.Mode().IsRegular() || f.now().Sub(fi.ModTime()) < staleTempAge {
+			continue
+		}
+		if err := os.Remove(m); err != nil {
+			f.log.Debug("cannot remove a stale credential temp file", "file", m, "err", err)
+			continue
+		}
+		f.log.Info("removed a temp file left by an interrupted credential write", "file", m)
+	}
 }
 
 // bootstrap creates the file with root and returns its content. If another

@@ -476,3 +476,34 @@ func TestCrashSafety(t *testing.T) {
 	}
 	t.Logf("%d versions written across 20 kills", acked)
 }
+
+// Temp files a killed writer left behind are removed at open once they are
+// old; a fresh one (a writer at work right now) is left alone.
+func TestOpenFileRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "credentials.yaml")
+	openTest(t, path)
+	stale := filepath.Join(dir, ".credentials.yaml.tmp-111")
+	fresh := filepath.Join(dir, ".credentials.yaml.tmp-222")
+	other := filepath.Join(dir, ".other.yaml.tmp-333")
+	for _, p := range []string{stale, fresh, other} {
+		if err := os.WriteFile(p, []byte("users: []\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Minute)
+	for _, p := range []string{stale, other} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openTest(t, path)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temp file kept: %v", err)
+	}
+	for _, p := range []string{fresh, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+}
