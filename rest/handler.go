@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"log/slog"
@@ -52,10 +53,8 @@ type Options struct {
 	Users *usermgmt.Service
 	// Backend is the backend's REST base URL, e.g. http://127.0.0.1:19530.
 	Backend *url.URL
-	// BackendTransport carries forwarded requests; nil means a transport
-	// with dial and TLS handshake timeouts and no environment proxy. Pass
-	// one to talk TLS to the backend.
-	BackendTransport http.RoundTripper
+	// BackendTLS, when set, is used to reach a backend REST endpoint behind TLS.
+	BackendTLS *tls.Config
 	// IdentityHeader returns the header that carries the authenticated user
 	// to the backend ("" = none); called per request, so it may change live.
 	IdentityHeader func() string
@@ -105,13 +104,9 @@ func NewHandler(opts Options) http.Handler {
 	if h.logger == nil {
 		h.logger = slog.Default()
 	}
-	transport := opts.BackendTransport
-	if transport == nil {
-		transport = defaultTransport()
-	}
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
-		Transport: transport,
+		Transport: backendTransport(opts.BackendTLS),
 		// Flush at once: search results and bulk responses stream through.
 		FlushInterval: -1,
 		ErrorHandler:  h.proxyError,
@@ -120,8 +115,9 @@ func NewHandler(opts Options) http.Handler {
 	return h
 }
 
-func defaultTransport() *http.Transport {
+func backendTransport(tlsConfig *tls.Config) *http.Transport {
 	return &http.Transport{
+		TLSClientConfig: tlsConfig,
 		// No Proxy: a sidecar talks to its backend directly, whatever
 		// HTTP_PROXY says.
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

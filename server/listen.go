@@ -44,7 +44,6 @@ func (s *Server) serveShared(lis net.Listener, rest http.Handler, errc chan<- er
 		Handler:           rest,
 		ReadHeaderTimeout: 30 * time.Second,
 		ConnContext:       contextWithTLSState,
-		ErrorLog:          nil,
 	}
 	h2 := &http2.Server{}
 	go func() {
@@ -213,22 +212,16 @@ func (s *Server) restHandler(cfg *config.Config) http.Handler {
 		base = scheme + cfg.Backend.Address
 	}
 	backendURL, _ := url.Parse(base) // validated with the config
-	var transport http.RoundTripper
+	var backendTLS *tls.Config
 	if s.backendTLS != nil {
-		transport = &http.Transport{
-			Proxy:               nil,
-			TLSClientConfig:     s.backendTLS.TLSConfig(),
-			TLSHandshakeTimeout: 10 * time.Second,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 64,
-		}
+		backendTLS = s.backendTLS.TLSConfig()
 	}
 	return rest.NewHandler(rest.Options{
-		Authn:            s.authn,
-		Users:            s.users,
-		Backend:          backendURL,
-		BackendTransport: transport,
-		IdentityHeader:   s.director.IdentityHeader,
-		Logger:           s.logger,
+		Authn:          s.authn,
+		Users:          s.users,
+		Backend:        backendURL,
+		BackendTLS:     backendTLS,
+		IdentityHeader: s.director.IdentityHeader,
+		Logger:         s.logger,
 	})
 }
