@@ -37,11 +37,7 @@ func TestUsersEndpoints(t *testing.T) {
 func TestUsersBusinessErrors(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	e.addUser(t, "alice", "alice-pw1")
-	for _, tc := range []struct {
-		name, path, body string
-		code             int32
-		message          string
-	}{
+	e.wantErrors(t, []envelopeCase{
 		{"wrong old password", "update_password", `{"userName":"alice","password":"nope-nope","newPassword":"alice-pw2"}`,
 			1400, "old password not correct for alice: not authenticated"},
 		{"duplicate", "create", `{"userName":"alice","password":"alice-pw1"}`, 65535, "user already exists: alice"},
@@ -49,15 +45,7 @@ func TestUsersBusinessErrors(t *testing.T) {
 		{"short password", "create", `{"userName":"bob","password":"abc"}`, 1100, "invalid password length"},
 		{"unknown role", "grant_role", `{"userName":"alice","roleName":"writer"}`, 1100, `role "writer" does not exist`},
 		{"root", "drop", `{"userName":"root"}`, 1401, "root user cannot be deleted"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := e.post(t, "/v2/vectordb/users/"+tc.path, rootAuth, tc.body)
-			code, msg := r.envelope(t)
-			if r.status != http.StatusOK || code != tc.code || !strings.Contains(msg, tc.message) {
-				t.Fatalf("got HTTP %d %s, want HTTP 200 code %d with %q", r.status, r.body, tc.code, tc.message)
-			}
-		})
-	}
+	})
 }
 
 // The curl example of Zilliz's cluster-credentials page, byte for byte.
@@ -148,11 +136,7 @@ func TestAuthenticationDisabled(t *testing.T) {
 
 func TestUsersRequestErrors(t *testing.T) {
 	e := newEnv(t, nil, nil)
-	for _, tc := range []struct {
-		name, path, body string
-		code             int32
-		message          string
-	}{
+	e.wantErrors(t, []envelopeCase{
 		{"bad json", "create", `{"userName":"bob",`, 1801, "can only accept json format request, error: unexpected EOF"},
 		{"not json", "list", `userName=bob`, 1801, "can only accept json format request, error: invalid character 'u'"},
 		{"wrong type", "describe", `{"userName":7}`, 1801, "cannot unmarshal number into Go struct field"},
@@ -162,15 +146,7 @@ func TestUsersRequestErrors(t *testing.T) {
 		{"missing newPassword", "update_password", `{"userName":"root","password":"Milvus"}`, 1802, "'newPassword' failed on the 'required' tag"},
 		{"missing roleName", "grant_role", `{"userName":"root"}`, 1802, "'roleName' failed on the 'required' tag"},
 		{"empty userName", "describe", `{"userName":""}`, 1802, "'userName' failed on the 'required' tag"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := e.post(t, "/v2/vectordb/users/"+tc.path, rootAuth, tc.body)
-			code, msg := r.envelope(t)
-			if r.status != http.StatusOK || code != tc.code || !strings.Contains(msg, tc.message) {
-				t.Fatalf("got HTTP %d %s, want HTTP 200 code %d with %q", r.status, r.body, tc.code, tc.message)
-			}
-		})
-	}
+	})
 }
 
 func TestUsersPermissionDenied(t *testing.T) {
@@ -222,5 +198,26 @@ func TestUsersNeverForwarded(t *testing.T) {
 	}
 	if n := backend.calls.Load(); n != 0 {
 		t.Fatalf("backend got %d users calls", n)
+	}
+}
+
+// envelopeCase is a users call that must fail with HTTP 200 and a code.
+type envelopeCase struct {
+	name, path, body string
+	code             int32
+	message          string
+}
+
+// wantErrors posts each case as root and checks Milvus's error envelope.
+func (e *testEnv) wantErrors(t *testing.T, cases []envelopeCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.post(t, "/v2/vectordb/users/"+tc.path, rootAuth, tc.body)
+			code, msg := r.envelope(t)
+			if r.status != http.StatusOK || code != tc.code || !strings.Contains(msg, tc.message) {
+				t.Fatalf("got HTTP %d %s, want HTTP 200 code %d with %q", r.status, r.body, tc.code, tc.message)
+			}
+		})
 	}
 }
