@@ -4,13 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -30,18 +30,26 @@ var (
 	}, []string{"method"})
 )
 
-// knownServices bounds the method label: any other method counts as
-// "other", so clients cannot grow the metric without limit.
-var knownServices = []string{
-	"/" + milvuspb.MilvusService_ServiceDesc.ServiceName + "/",
-	"/grpc.health.v1.Health/",
-}
+// knownMethods bounds the method label: it holds the methods of the
+// services the proxy knows, from their descriptors. Any other name, a
+// made-up method under a known service included, counts as "other", so
+// clients cannot grow the metric without limit.
+var knownMethods = func() map[string]bool {
+	known := map[string]bool{}
+	for _, sd := range []grpc.ServiceDesc{milvuspb.MilvusService_ServiceDesc, healthpb.Health_ServiceDesc} {
+		for _, m := range sd.Methods {
+			known["/"+sd.ServiceName+"/"+m.MethodName] = true
+		}
+		for _, m := range sd.Streams {
+			known["/"+sd.ServiceName+"/"+m.StreamName] = true
+		}
+	}
+	return known
+}()
 
 func methodLabel(full string) string {
-	for _, p := range knownServices {
-		if strings.HasPrefix(full, p) {
-			return full
-		}
+	if knownMethods[full] {
+		return full
 	}
 	return "other"
 }
