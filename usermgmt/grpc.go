@@ -22,12 +22,15 @@ import (
 // server, hence forwarded.
 const milvusService = "milvus.proto.milvus.MilvusService"
 
-// rbacMethods manage custom roles and privileges, which authproxy does not
-// have yet: answered with a clear refusal rather than forwarded to a
-// backend whose own RBAC is off.
+// rbacMethods manage custom roles, privileges, row policies and user tags,
+// which authproxy does not have yet: answered with a clear refusal rather
+// than forwarded to a backend whose own RBAC is off, where any user could
+// call them.
 var rbacMethods = []string{
-	"CreateRole", "DropRole", "OperatePrivilege", "SelectGrant", "BackupRBAC", "RestoreRBAC",
+	"CreateRole", "DropRole", "OperatePrivilege", "OperatePrivilegeV2", "SelectGrant", "BackupRBAC", "RestoreRBAC",
 	"CreatePrivilegeGroup", "DropPrivilegeGroup", "ListPrivilegeGroups", "OperatePrivilegeGroup",
+	"CreateRowPolicy", "DropRowPolicy", "ListRowPolicies",
+	"AddUserTags", "DeleteUserTags", "GetUserTags", "ListUsersWithTag",
 }
 
 // ErrCustomRoles is the refusal of custom role and privilege management.
