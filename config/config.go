@@ -241,7 +241,46 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, cleanYAMLError(err)
 	}
-	return cfg, nil
+	// yaml.v3 reads one document at a time: a second one would otherwise be
+	// ignored without a word, whatever it says.
+	// Empty documents (a trailing "---") say nothing and are let through.
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			return cfg, nil
+		}
+		if err != nil {
+			return nil, cleanYAMLError(err)
+		}
+		if !isEmptyDocument(&extra) {
+			return nil, fmt.Errorf("line %d: a second YAML document is not allowed; keep the whole configuration in one document", extra.Line)
+		}
+	}
+}
+
+func isEmptyDocument(doc *yaml.Node) bool {
+	for _, n := range doc.Content {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!null" || n.Value != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// reservedMetadataKeys mean something to gRPC, HTTP or Milvus, or are
+// removed by the proxy before forwarding (proxy.ownedKeys, which a test
+// there checks against this list): none may carry the asserted identity.
+var reservedMetadataKeys = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "sourceid": true,
+	"dbname": true, "identifier": true, "content-type": true, "user-agent": true,
+	"host": true, "te": true, "connection": true, "keep-alive": true,
+	"proxy-connection": true, "transfer-encoding": true, "upgrade": true,
+}
+
+// IsReservedMetadataKey reports whether key may not be the identity header.
+func IsReservedMetadataKey(key string) bool {
+	return reservedMetadataKeys[key] || strings.HasPrefix(key, "grpc-")
 }
 
 // cleanYAMLError turns yaml.v3's "field x not found in type config.Backend"
@@ -298,8 +337,10 @@ func (c *Config) Validate() error {
 	if c.Auth.MaxConcurrentVerifications < 1 {
 		bad("auth.maxConcurrentVerifications", "must be at least 1, got %d", c.Auth.MaxConcurrentVerifications)
 	}
-	if h := c.Auth.IdentityHeader; h != "" && (h != strings.ToLower(h) || strings.ContainsAny(h, " :") || strings.HasPrefix(h, "grpc-")) {
-		bad("auth.identityHeader", "%q must be a lower-case metadata key without spaces or colons, not starting with grpc-", h)
+	if h := c.Auth.IdentityHeader; h != "" && (h != strings.ToLower(h) || strings.ContainsAny(h, " :")) {
+		bad("auth.identityHeader", "%q must be a lower-case metadata key without spaces or colons", h)
+	} else if IsReservedMetadataKey(h) {
+		bad("auth.identityHeader", "%q is reserved (gRPC, HTTP or Milvus give it a meaning, or the proxy removes it); choose another name such as x-authproxy-user", h)
 	}
 	if bf := c.Auth.BruteForce; bf.Enabled {
 		if bf.Threshold < 1 {

@@ -88,6 +88,11 @@ func TestBadValuesNamed(t *testing.T) {
 		"tls:\n  certFile: a\n  clientAuth: maybe\n": "tls.clientAuth",
 		"auth:\n  identityHeader: \"X-User\"\n":      "auth.identityHeader",
 		"backend:\n  rest: \"ftp://x\"\n":            "backend.rest",
+		"auth:\n  identityHeader: authorization\n":   "auth.identityHeader: \"authorization\" is reserved",
+		"auth:\n  identityHeader: sourceid\n":        "auth.identityHeader: \"sourceid\" is reserved",
+		"auth:\n  identityHeader: dbname\n":          "auth.identityHeader: \"dbname\" is reserved",
+		"auth:\n  identityHeader: content-type\n":    "auth.identityHeader: \"content-type\" is reserved",
+		"auth:\n  identityHeader: grpc-user\n":       "auth.identityHeader: \"grpc-user\" is reserved",
 	}
 	for in, want := range cases {
 		c, err := Parse([]byte(in))
@@ -111,5 +116,18 @@ func TestLoadNamesFile(t *testing.T) {
 	_, err := Load(p)
 	if err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("error does not name the file: %v", err)
+	}
+}
+
+func TestSecondDocumentRefused(t *testing.T) {
+	_, err := Parse([]byte("listen: \"127.0.0.1:1\"\n---\ncommon:\n  security:\n    authorizationEnabled: false\n"))
+	if err == nil || !strings.Contains(err.Error(), "second YAML document") || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("a second document must be refused with its line, got %v", err)
+	}
+	// A lone document with a leading or trailing separator is still one document.
+	for _, one := range []string{"---\nlisten: \"127.0.0.1:1\"\n", "listen: \"127.0.0.1:1\"\n---\n", "listen: \"127.0.0.1:1\"\n...\n"} {
+		if _, err := Parse([]byte(one)); err != nil {
+			t.Errorf("%q is one document: %v", one, err)
+		}
 	}
 }
