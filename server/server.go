@@ -20,6 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	// Compressed requests: grpc-go refuses a grpc-encoding it has no
+	// decompressor for, although the backend would accept it. gzip is the
+	// one compressor grpc-go ships; the proxy decompresses and forwards.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/authproxy/authproxy/admin"
