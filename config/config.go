@@ -269,7 +269,7 @@ func isEmptyDocument(doc *yaml.Node) bool {
 }
 
 // reservedMetadataKeys mean something to gRPC, HTTP or Milvus, or are
-// removed by the proxy before forwarding (proxy.ownedKeys, which a test
+// removed by the proxy before forwarding (edge.OwnedKeys, which a test
 // there checks against this list): none may carry the asserted identity.
 var reservedMetadataKeys = map[string]bool{
 	"authorization": true, "proxy-authorization": true, "sourceid": true,

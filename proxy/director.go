@@ -2,71 +2,30 @@ package proxy
 
 import (
 	"context"
-	"sync/atomic"
 
 	grpcproxy "github.com/mwitkow/grpc-proxy/proxy"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-)
 
-// ownedKeys never reach the backend: the client's credential, Milvus's
-// internal-traffic marker (base64 "@@milvus-member@@" would skip the
-// backend's own authentication), and hop-by-hop headers.
-var ownedKeys = map[string]bool{
-	"authorization":       true,
-	"sourceid":            true,
-	"proxy-authorization": true,
-	"connection":          true,
-	"keep-alive":          true,
-	"proxy-connection":    true,
-	"te":                  true,
-	"transfer-encoding":   true,
-	"upgrade":             true,
-}
+	"github.com/authproxy/authproxy/edge"
+)
 
 // IdentityFunc returns the authenticated user of a call, if any.
 type IdentityFunc func(ctx context.Context) (user string, ok bool)
 
 // Director picks the backend for every forwarded call and rewrites its
-// metadata: owned keys and any client-sent identity header removed, the
-// authenticated identity added.
+// metadata as the edge policy says: owned keys and any client-sent identity
+// key removed, the authenticated identity added.
 type Director struct {
 	backend  grpc.ClientConnInterface
 	identity IdentityFunc
-	headers  atomic.Pointer[identityHeaders]
-}
-
-// identityHeaders is the identity key in use and every key ever configured:
-// after a reload renames the header, a client must not assert the old one.
-type identityHeaders struct {
-	current string
-	strip   map[string]bool
+	headers  *edge.HeaderPolicy
 }
 
 // NewDirector forwards to backend; identity may be nil when there is none.
-func NewDirector(backend grpc.ClientConnInterface, identity IdentityFunc, identityHeader string) *Director {
-	d := &Director{backend: backend, identity: identity}
-	d.SetIdentityHeader(identityHeader)
-	return d
+func NewDirector(backend grpc.ClientConnInterface, identity IdentityFunc, headers *edge.HeaderPolicy) *Director {
+	return &Director{backend: backend, identity: identity, headers: headers}
 }
-
-// SetIdentityHeader changes the identity metadata key for new calls; "" stops
-// sending one. Client-sent copies of every key ever configured are removed.
-func (d *Director) SetIdentityHeader(key string) {
-	next := &identityHeaders{current: key, strip: map[string]bool{DefaultIdentityHeader: true}}
-	if prev := d.headers.Load(); prev != nil {
-		for k := range prev.strip {
-			next.strip[k] = true
-		}
-	}
-	if key != "" {
-		next.strip[key] = true
-	}
-	d.headers.Store(next)
-}
-
-// IdentityHeader is the identity metadata key in use ("" when none).
-func (d *Director) IdentityHeader() string { return d.headers.Load().current }
 
 // Direct is the grpc-proxy StreamDirector.
 func (d *Director) Direct(ctx context.Context, _ string) (context.Context, grpc.ClientConnInterface, error) {
@@ -84,20 +43,15 @@ func (d *Director) OutgoingMetadata(ctx context.Context) metadata.MD {
 	if out == nil {
 		out = make(metadata.MD, 1)
 	}
-	headers := d.headers.Load()
 	for k := range out {
-		if ownedKeys[k] || headers.strip[k] {
+		if d.headers.Strips(k) {
 			delete(out, k)
 		}
 	}
-	if headers.current != "" && d.identity != nil {
+	if key := d.headers.IdentityHeader(); key != "" && d.identity != nil {
 		if user, ok := d.identity(ctx); ok {
-			out[headers.current] = []string{user}
+			out[key] = []string{user}
 		}
 	}
 	return out
 }
-
-// DefaultIdentityHeader is always stripped from clients, even when the
-// configured header differs, so a client can never assert it.
-const DefaultIdentityHeader = "x-authproxy-user"

@@ -10,10 +10,12 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/authproxy/authproxy/edge"
 )
 
 func TestOutgoingMetadataStripsOwnedKeysAndAddsIdentity(t *testing.T) {
-	d := NewDirector(nil, func(context.Context) (string, bool) { return "user_1", true }, "x-user")
+	d := NewDirector(nil, func(context.Context) (string, bool) { return "user_1", true }, edge.NewHeaderPolicy("x-user"))
 	in := metadata.Pairs(
 		"authorization", "c2VjcmV0", "sourceid", "QEBtaWx2dXMtbWVtYmVyQEA=",
 		"x-user", "root", "x-authproxy-user", "root", "connection", "keep-alive",
@@ -30,7 +32,7 @@ func TestOutgoingMetadataStripsOwnedKeysAndAddsIdentity(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	d.SetIdentityHeader("")
+	d.headers.SetIdentityHeader("")
 	out = d.OutgoingMetadata(metadata.NewIncomingContext(context.Background(), in))
 	if _, ok := out["x-user"]; ok {
 		t.Error("identity header sent after it was switched off")
@@ -56,7 +58,7 @@ func startPair(tb testing.TB) (viaProxy, direct *grpc.ClientConn) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { backend.Close() })
-	director := NewDirector(backend, nil, "")
+	director := NewDirector(backend, nil, edge.NewHeaderPolicy(""))
 	proxyLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -99,7 +101,7 @@ func TestForwardsUnaryAndStream(t *testing.T) {
 
 // BenchmarkOutgoingMetadata: the metadata rewrite of every forwarded call.
 func BenchmarkOutgoingMetadata(b *testing.B) {
-	d := NewDirector(nil, func(context.Context) (string, bool) { return "user_1", true }, DefaultIdentityHeader)
+	d := NewDirector(nil, func(context.Context) (string, bool) { return "user_1", true }, edge.NewHeaderPolicy(edge.DefaultIdentityHeader))
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(
 		"authorization", "dXNlcl8xOlBAc3N3MHJk", "dbname", "default", "identifier", "42",
 		"client-request-id", "r1", "user-agent", "grpc-go/1.85.0"))

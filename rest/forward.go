@@ -18,7 +18,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.currentIdentityHeader(), user: id.user})
+	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.user})
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -30,31 +30,20 @@ type forwardInfo struct {
 	user   string // "" when unauthenticated
 }
 
-// rewrite removes the client's credential and any identity it asserts, and
-// adds the authenticated one.
+// rewrite removes what the edge policy strips (the client's credential and
+// any identity it asserts, in any spelling) and adds the authenticated one.
 func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.backend)
 	pr.SetXForwarded()
 	out := pr.Out.Header
-	out.Del("Authorization")
-	h.identityHeaders.Range(func(name, _ any) bool {
-		out.Del(name.(string))
-		return true
-	})
+	for name := range out {
+		if h.headers.Strips(name) {
+			delete(out, name)
+		}
+	}
 	if f, _ := pr.In.Context().Value(forwardKey{}).(forwardInfo); f.header != "" && f.user != "" {
 		out.Set(f.header, f.user)
 	}
-}
-
-// currentIdentityHeader returns the identity header in force and remembers
-// it: after a reload renames the header, a client must not assert the old
-// one either (as the gRPC director does).
-func (h *handler) currentIdentityHeader() string {
-	name := h.identityHeader()
-	if name != "" {
-		h.identityHeaders.LoadOrStore(http.CanonicalHeaderKey(name), struct{}{})
-	}
-	return name
 }
 
 // proxyError answers a request the backend did not answer, in Milvus's envelope.

@@ -85,7 +85,7 @@ func TestForwardRewritesHeaders(t *testing.T) {
 
 	// The header is live: renamed, the old name is still refused from clients.
 	renamed := "X-Caller"
-	e.idHeader.Store(&renamed)
+	e.headers.SetIdentityHeader(renamed)
 	e.post(t, "/v2/vectordb/collections/list", "Bearer alice:alice-pw1", `{}`, "X-Milvus-User", "root", "X-Caller", "root")
 	h = backend.header()
 	if h.Get("X-Caller") != "alice" || h.Get("X-Milvus-User") != "" {
@@ -94,7 +94,7 @@ func TestForwardRewritesHeaders(t *testing.T) {
 
 	// No identity header configured: none sent, client copies still removed.
 	none := ""
-	e.idHeader.Store(&none)
+	e.headers.SetIdentityHeader(none)
 	e.post(t, "/v2/vectordb/collections/list", "Bearer alice:alice-pw1", `{}`, "X-Authproxy-User", "root", "X-Caller", "root")
 	h = backend.header()
 	if h.Get("X-Caller") != "" || h.Get("X-Authproxy-User") != "" || h.Get("X-Milvus-User") != "" {

@@ -11,10 +11,10 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/usermgmt"
 )
 
@@ -42,11 +42,6 @@ const (
 	privilegeGroupsPrefix = "/v2/vectordb/privilege_groups/"
 )
 
-// defaultIdentityHeader is always stripped from clients, even when the
-// configured header differs, so a client can never assert it; the same name
-// as proxy.DefaultIdentityHeader on the gRPC side.
-const defaultIdentityHeader = "X-Authproxy-User"
-
 // Options configures NewHandler.
 type Options struct {
 	Authn *auth.Authenticator
@@ -55,9 +50,10 @@ type Options struct {
 	Backend *url.URL
 	// BackendTLS, when set, is used to reach a backend REST endpoint behind TLS.
 	BackendTLS *tls.Config
-	// IdentityHeader returns the header that carries the authenticated user
-	// to the backend ("" = none); called per request, so it may change live.
-	IdentityHeader func() string
+	// Headers says which client headers are stripped and which header
+	// carries the authenticated user to the backend; shared with the gRPC
+	// director and changed live by a reload. nil: the default policy.
+	Headers *edge.HeaderPolicy
 	// MaxBodyBytes bounds forwarded request bodies (DefaultMaxBodyBytes if <= 0).
 	MaxBodyBytes int64
 	// Timeout bounds one forwarded request (DefaultTimeout if <= 0).
@@ -67,33 +63,29 @@ type Options struct {
 }
 
 type handler struct {
-	authn          *auth.Authenticator
-	users          *usermgmt.Service
-	backend        *url.URL
-	identityHeader func() string
-	maxBody        int64
-	timeout        time.Duration
-	logger         *slog.Logger
-	proxy          *httputil.ReverseProxy
-	// identityHeaders holds every identity header ever in force (canonical
-	// names), all stripped from clients; a handful at most.
-	identityHeaders sync.Map
+	authn   *auth.Authenticator
+	users   *usermgmt.Service
+	backend *url.URL
+	headers *edge.HeaderPolicy
+	maxBody int64
+	timeout time.Duration
+	logger  *slog.Logger
+	proxy   *httputil.ReverseProxy
 }
 
 // NewHandler returns the REST handler.
 func NewHandler(opts Options) http.Handler {
 	h := &handler{
-		authn:          opts.Authn,
-		users:          opts.Users,
-		backend:        opts.Backend,
-		identityHeader: opts.IdentityHeader,
-		maxBody:        opts.MaxBodyBytes,
-		timeout:        opts.Timeout,
-		logger:         opts.Logger,
+		authn:   opts.Authn,
+		users:   opts.Users,
+		backend: opts.Backend,
+		headers: opts.Headers,
+		maxBody: opts.MaxBodyBytes,
+		timeout: opts.Timeout,
+		logger:  opts.Logger,
 	}
-	h.identityHeaders.Store(defaultIdentityHeader, struct{}{})
-	if h.identityHeader == nil {
-		h.identityHeader = func() string { return "" }
+	if h.headers == nil {
+		h.headers = edge.NewHeaderPolicy(edge.DefaultIdentityHeader)
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes

@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/usermgmt"
 )
 
@@ -42,13 +42,13 @@ func (b *syncBuffer) String() string {
 }
 
 type testEnv struct {
-	store    *credentials.FileStore
-	authn    *auth.Authenticator
-	users    *usermgmt.Service
-	handler  http.Handler
-	proxy    *httptest.Server
-	logs     *syncBuffer
-	idHeader atomic.Pointer[string]
+	store   *credentials.FileStore
+	authn   *auth.Authenticator
+	users   *usermgmt.Service
+	handler http.Handler
+	proxy   *httptest.Server
+	logs    *syncBuffer
+	headers *edge.HeaderPolicy
 }
 
 // newEnv starts the handler in front of backend (a URL; nil for a closed
@@ -71,17 +71,16 @@ func newEnv(t *testing.T, backend *url.URL, tweak func(*Options)) *testEnv {
 		users: usermgmt.NewService(store, logger, nil),
 		logs:  logs,
 	}
-	header := "X-Milvus-User"
-	e.idHeader.Store(&header)
+	e.headers = edge.NewHeaderPolicy("X-Milvus-User")
 	if backend == nil {
 		backend = closedURL(t)
 	}
 	opts := Options{
-		Authn:          e.authn,
-		Users:          e.users,
-		Backend:        backend,
-		IdentityHeader: func() string { return *e.idHeader.Load() },
-		Logger:         logger,
+		Authn:   e.authn,
+		Users:   e.users,
+		Backend: backend,
+		Headers: e.headers,
+		Logger:  logger,
 	}
 	if tweak != nil {
 		tweak(&opts)

@@ -217,11 +217,11 @@ func (s *Server) restHandler(cfg *config.Config) http.Handler {
 		backendTLS = s.backendTLS.TLSConfig()
 	}
 	return rest.NewHandler(rest.Options{
-		Authn:          s.authn,
-		Users:          s.users,
-		Backend:        backendURL,
-		BackendTLS:     backendTLS,
-		IdentityHeader: s.director.IdentityHeader,
-		Logger:         s.logger,
+		Authn:      s.authn,
+		Users:      s.users,
+		Backend:    backendURL,
+		BackendTLS: backendTLS,
+		Headers:    s.headers,
+		Logger:     s.logger,
 	})
 }

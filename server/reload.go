@@ -199,7 +199,7 @@ func (s *Server) applyConfig(next *config.Config) error {
 	s.users.SetSuperUsers(next.Common.Security.SuperUsers)
 	s.authn.Verifier().SetCache(next.Cache.Size, next.Cache.TTL)
 	s.logLevel.Set(parseLevel(next.Log.Level))
-	s.director.SetIdentityHeader(next.Auth.IdentityHeader)
+	s.headers.SetIdentityHeader(next.Auth.IdentityHeader)
 	for key, changed := range restart {
 		if changed {
 			s.logger.Warn("config change needs a restart to take effect; the running value is kept", "key", key)

@@ -31,6 +31,7 @@ import (
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/usermgmt"
 	"github.com/authproxy/authproxy/watch"
@@ -62,6 +63,7 @@ type Server struct {
 	authn    *auth.Authenticator
 	users    *usermgmt.Service
 	backend  *proxy.Backend
+	headers  *edge.HeaderPolicy // what is stripped and asserted, gRPC and REST alike
 	director *proxy.Director
 	status   *admin.Status
 	calls    *callObserver
@@ -141,10 +143,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		return 0
 	})
+	s.headers = edge.NewHeaderPolicy(cfg.Auth.IdentityHeader)
 	s.director = proxy.NewDirector(s.backend, func(ctx context.Context) (string, bool) {
 		id, ok := auth.FromContext(ctx)
 		return id.User, ok
-	}, cfg.Auth.IdentityHeader)
+	}, s.headers)
 	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog)
 
 	s.grpcServer = grpc.NewServer(
