@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,31 @@ func TestUnknownUserRunsDummyHash(t *testing.T) {
 	}
 	if testutil.ToFloat64(metricHashes)-before != 1 {
 		t.Fatal("no dummy verification for an unknown user")
+	}
+}
+
+// The counter above is incremented beside the dummy call, not inside it:
+// this test observes the work itself. argon2id allocates its whole memory
+// cost (19 MiB) on every call, so an unknown user's failure must allocate
+// about as much as a known user's, where a skipped dummy allocates almost
+// nothing. Allocation totals are deterministic, unlike timings.
+func TestUnknownUserCostsAsMuchAsAKnownOne(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{}, map[string]string{"user_1": "P@ssw0rd"})
+	allocated := func(user string) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := v.Verify(context.Background(), Credential{User: user, Password: "wrong-password"}, "p")
+		runtime.ReadMemStats(&after)
+		failureOf(t, err)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	allocated("nobody") // the first call also makes the dummy hash itself
+	known, unknown := allocated("user_1"), allocated("nobody")
+	if known < 16<<20 {
+		t.Fatalf("a known user's verification allocated %d bytes; expected argon2id's 19 MiB", known)
+	}
+	if unknown < known*9/10 {
+		t.Fatalf("an unknown user's failure allocated %d bytes against %d for a known user: the dummy verification did not run", unknown, known)
 	}
 }
 
