@@ -64,13 +64,20 @@ func hashWith(p argon2Params, password string) (string, error) {
 // hold it after a single login. Once no derivation has run for a second,
 // the free memory goes back to the operating system.
 func argon2id(password string, salt []byte, p argon2Params) []byte {
-	defer releaseAfterIdle.Reset(time.Second)
+	defer releaseAfterIdle.Reset(releaseIdleDelay)
 	return argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, p.keyLen)
 }
 
+// releaseIdleDelay is how long hashing must be idle before the release;
+// freeOSMemory does it (tests replace both to observe the release).
+var (
+	releaseIdleDelay = time.Second
+	freeOSMemory     = debug.FreeOSMemory
+)
+
 // releaseAfterIdle is armed by every derivation; it starts stopped.
 var releaseAfterIdle = func() *time.Timer {
-	t := time.AfterFunc(time.Hour, debug.FreeOSMemory)
+	t := time.AfterFunc(time.Hour, func() { freeOSMemory() })
 	t.Stop()
 	return t
 }()
