@@ -142,7 +142,7 @@ func writeUserError(w http.ResponseWriter, err error) {
 	var e *usermgmt.Error
 	switch {
 	case !errors.As(err, &e):
-		writeError(w, http.StatusOK, codeUnexpected, err.Error())
+		writeError(w, http.StatusOK, codeUnexpected, usermgmt.Internal(err).Reason)
 	case e.Kind == usermgmt.KindPermissionDenied:
 		writeError(w, http.StatusForbidden, codeUnexpected, status.Error(codes.PermissionDenied, e.Reason).Error())
 	default:

@@ -20,16 +20,22 @@ const (
 	KindReadOnly
 )
 
-// Error is a refused request. Reason is the message the client sees.
+// Error is a refused request.
 type Error struct {
-	Kind   Kind
+	Kind Kind
+	// Reason is the message the client sees.
 	Reason string
+	// Detail is the underlying cause, for the proxy's log only: it may name
+	// the credential file and carry OS error text, which clients never see.
+	Detail error
 }
 
 func (e *Error) Error() string { return e.Reason }
 
-func internal(err error) error {
-	return &Error{Kind: KindInternal, Reason: "authproxy: " + err.Error()}
+// Internal wraps an unexpected failure: the client learns that the change
+// was not made, the log gets the cause.
+func Internal(err error) *Error {
+	return &Error{Kind: KindInternal, Reason: "authproxy: internal error, nothing was changed; the proxy's log has the cause", Detail: err}
 }
 
 // Code is Milvus's merr code for the failure, used in commonpb.Status.code

@@ -177,7 +177,7 @@ func statusReply(err error) (*commonpb.Status, error) {
 	}
 	var e *Error
 	if !errors.As(err, &e) {
-		e = &Error{Kind: KindInternal, Reason: err.Error()}
+		e = Internal(err)
 	}
 	if e.Kind == KindPermissionDenied {
 		return nil, status.Error(codes.PermissionDenied, e.Reason)

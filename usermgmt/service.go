@@ -88,7 +88,7 @@ func (s *Service) CreateUser(c Caller, name, password string) error {
 		}
 		hash, err := credentials.HashPassword(password)
 		if err != nil {
-			return internal(err)
+			return Internal(err)
 		}
 		return s.update(func(set *credentials.Set) error {
 			if _, ok := set.User(name); ok {
@@ -122,7 +122,7 @@ func (s *Service) UpdatePassword(c Caller, name, oldPassword, newPassword string
 		}
 		hash, err := credentials.HashPassword(newPassword)
 		if err != nil {
-			return internal(err)
+			return Internal(err)
 		}
 		return s.update(func(set *credentials.Set) error {
 			u, ok := set.User(name)
@@ -293,9 +293,9 @@ func (s *Service) update(mutate func(*credentials.Set) error) error {
 	case err == nil, errors.As(err, &e):
 		return err
 	case errors.Is(err, credentials.ErrReadOnly):
-		return &Error{Kind: KindReadOnly, Reason: "cannot change users: " + err.Error()}
+		return &Error{Kind: KindReadOnly, Reason: "cannot change users: the credential store is read-only", Detail: err}
 	default:
-		return internal(err)
+		return Internal(err)
 	}
 }
 
@@ -306,7 +306,11 @@ func (s *Service) audit(op string, c Caller, target string, change func() error)
 	s.count(op, err)
 	attrs := []any{"op", op, "by", c.User, "target", target, "peer", c.Peer}
 	if err != nil {
-		s.logger.Warn("audit: user change refused", append(attrs, "result", resultOf(err), "reason", err.Error())...)
+		attrs = append(attrs, "result", resultOf(err), "reason", err.Error())
+		if e, ok := errors.AsType[*Error](err); ok && e.Detail != nil {
+			attrs = append(attrs, "detail", e.Detail.Error())
+		}
+		s.logger.Warn("audit: user change refused", attrs...)
 	} else {
 		s.logger.Info("audit: user changed", append(attrs, "result", "success")...)
 	}

@@ -129,10 +129,18 @@ func (readOnlyStore) Update(func(*credentials.Set) error) error {
 
 func TestReadOnlyStoreRefusesWithClearMessage(t *testing.T) {
 	_, store, _ := newService(t)
-	s := NewService(readOnlyStore{store}, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)), nil)
+	var logs bytes.Buffer
+	s := NewService(readOnlyStore{store}, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	err := s.CreateUser(root, "user_1", "P@ssw0rd")
 	if kindOf(err) != KindReadOnly || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("read-only store: %v", err)
+	}
+	// The client's message names no file; the log has the cause.
+	if strings.Contains(err.Error(), "/etc/authproxy") {
+		t.Fatalf("client-visible error names the credential file: %v", err)
+	}
+	if !strings.Contains(logs.String(), "/etc/authproxy/credentials.yaml") {
+		t.Fatalf("the log lacks the cause: %s", logs.String())
 	}
 	if _, ok := store.Current().User("user_1"); ok {
 		t.Fatal("memory changed although the write was refused")
