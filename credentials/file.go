@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -27,6 +28,32 @@ type FileOptions struct {
 	Logger *slog.Logger
 	// Now stamps the bootstrap root user; time.Now if nil.
 	Now func() time.Time
+	// MustExist refuses a missing file instead of creating one. A config
+	// reload that names a new path sets it: a typo there must not replace
+	// every user with a fresh root:Milvus.
+	MustExist bool
+}
+
+// MaxFileBytes bounds a credential file. Milvus allows 100 users by default;
+// 4 MiB holds over ten thousand, while a runaway file is refused before it
+// costs seconds of parsing and hundreds of MiB.
+const MaxFileBytes = 4 << 20
+
+// readCapped reads a credential file of at most MaxFileBytes.
+func readCapped(path string) ([]byte, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	data, err := io.ReadAll(io.LimitReader(file, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("the file is larger than %d bytes, the limit for a credential file", MaxFileBytes)
+	}
+	return data, nil
 }
 
 // FileStore is a Store backed by one YAML file (format in doc.go).
@@ -59,8 +86,11 @@ func OpenFile(path string, opts FileOptions) (*FileStore, error) {
 	if f.now == nil {
 		f.now = time.Now
 	}
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if opts.MustExist {
+			return nil, fmt.Errorf("load credentials %s: the file does not exist, and only a start creates one (with root's default password); create it first, e.g. with `authproxy user add`", path)
+		}
 		data, err = f.bootstrap(opts.DefaultRootPassword)
 	}
 	if err != nil {
@@ -127,7 +157,7 @@ func (f *FileStore) bootstrap(password string) ([]byte, error) {
 		return nil, err
 	}
 	if !created {
-		return os.ReadFile(f.path)
+		return readCapped(f.path)
 	}
 	f.log.Warn("created credential file with the default root password; change root's password now",
 		"path", f.path, "user", RootUser)
@@ -151,7 +181,7 @@ func (f *FileStore) Update(mutate func(*Set) error) error {
 	defer f.mu.Unlock()
 
 	base := f.cur.Load()
-	data, err := os.ReadFile(f.path)
+	data, err := readCapped(f.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Deleted behind our back: the memory copy is the best state left;
@@ -190,7 +220,7 @@ func (f *FileStore) Reload() (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 
-	data, err := os.ReadFile(f.path)
+	data, err := readCapped(f.path)
 	if err != nil {
 		return false, fmt.Errorf("reload credentials %s: %w", f.path, err)
 	}

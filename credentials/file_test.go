@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -505,5 +506,47 @@ func TestOpenFileRemovesStaleTemps(t *testing.T) {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s removed: %v", p, err)
 		}
+	}
+}
+
+// A runaway credential file is refused before it is parsed, at start and on
+// reload, and the last good set stays in force.
+func TestOversizedFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("#"), MaxFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logger, _ := testLogger()
+	if _, err := OpenFile(big, FileOptions{Logger: logger}); err == nil || !strings.Contains(err.Error(), "larger than 4194304 bytes") || !strings.Contains(err.Error(), big) {
+		t.Fatalf("OpenFile of an oversized file: %v", err)
+	}
+
+	path := filepath.Join(dir, "c.yaml")
+	cheapHashing(t)
+	s := openTest(t, path)
+	before := s.Current()
+	if err := os.WriteFile(path, bytes.Repeat([]byte("#"), MaxFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.Reload(); changed || err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Reload of an oversized file = %v, %v", changed, err)
+	}
+	if s.Current() != before {
+		t.Fatal("a refused reload replaced the set")
+	}
+}
+
+// MustExist never creates a file: a reload naming a wrong path must not
+// bring up a fresh root:Milvus store.
+func TestMustExistRefusesMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.yaml")
+	logger, _ := testLogger()
+	_, err := OpenFile(path, FileOptions{Logger: logger, MustExist: true})
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("OpenFile(MustExist) of a missing file: %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the file was created: %v", err)
 	}
 }

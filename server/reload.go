@@ -160,7 +160,7 @@ func (s *Server) applyConfig(next *config.Config) error {
 	var newStore *credentials.FileStore
 	if next.Credentials.File != prev.Credentials.File {
 		fs, err := credentials.OpenFile(next.Credentials.File, credentials.FileOptions{
-			DefaultRootPassword: next.Common.Security.DefaultRootPassword, Logger: s.logger})
+			DefaultRootPassword: next.Common.Security.DefaultRootPassword, Logger: s.logger, MustExist: true})
 		if err != nil {
 			return err
 		}

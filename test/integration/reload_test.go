@@ -127,6 +127,7 @@ func TestCorruptCredentialFileKeepsLastGood(t *testing.T) {
 		"bad yaml":            {"version: 1\nusers:\n  - name: [root\n", "line"},
 		"unknown hash format": {"version: 1\nusers:\n  - name: root\n    passwordHash: \"{SHA}abcdef\"\n", "at line 3: unrecognised password hash format"},
 		"duplicated user":     {string(credFile(map[string]string{"root": rootHash})) + "  - name: root\n    passwordHash: \"" + rootHash + "\"\n", `at line 6 (first defined at line 3)`},
+		"oversized file":      {strings.Repeat("#", 4<<20+1), "larger than 4194304 bytes"},
 	}
 	for name, c := range cases {
 		failures := metricValue(t, p, `authproxy_reloads_total{file="credentials",result="failure"}`)
