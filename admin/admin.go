@@ -9,14 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-var metricReloads = promauto.NewCounterVec(prometheus.CounterOpts{
-	Name: "authproxy_reloads_total",
-	Help: "Reloads of watched files by file kind (config, credentials, tls) and result (success, failure, unchanged).",
-}, []string{"file", "result"})
 
 // Check is a readiness check: nil means ready.
 type Check func(ctx context.Context) error
@@ -35,11 +29,28 @@ type Status struct {
 	mu      sync.Mutex
 	checks  map[string]Check
 	reloads map[string]ReloadStatus
+
+	reloadCount *prometheus.CounterVec
+	gatherer    prometheus.Gatherer
 }
 
-// NewStatus returns an empty Status.
-func NewStatus() *Status {
-	return &Status{checks: map[string]Check{}, reloads: map[string]ReloadStatus{}}
+// NewStatus returns an empty Status. Its reload counter is registered on
+// reg, and /metrics serves what gatherer collects (usually the same
+// registry); a nil reg or gatherer leaves out that part.
+func NewStatus(reg prometheus.Registerer, gatherer prometheus.Gatherer) *Status {
+	s := &Status{
+		checks:  map[string]Check{},
+		reloads: map[string]ReloadStatus{},
+		reloadCount: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_reloads_total",
+			Help: "Reloads of watched files by file kind (config, credentials, tls) and result (success, failure, unchanged).",
+		}, []string{"file", "result"}),
+		gatherer: gatherer,
+	}
+	if reg != nil {
+		reg.MustRegister(s.reloadCount)
+	}
+	return s
 }
 
 // AddCheck registers a named readiness check.
@@ -60,7 +71,7 @@ func (s *Status) Reloaded(kind, path string, changed bool, err error) {
 	case !changed:
 		result = "unchanged"
 	}
-	metricReloads.WithLabelValues(kind, result).Inc()
+	s.reloadCount.WithLabelValues(kind, result).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -115,7 +126,7 @@ func (s *Status) Ready(ctx context.Context) readiness {
 	return r
 }
 
-// Handler serves /healthz, /readyz and /metrics.
+// Handler serves /healthz, /readyz and, with a gatherer, /metrics.
 func (s *Status) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -134,6 +145,8 @@ func (s *Status) Handler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(res)
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	if s.gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	}
 	return mux
 }

@@ -81,7 +81,7 @@ func failureOf(t *testing.T, err error) *Failure {
 func TestVerifyPasswordCachesOnlySuccess(t *testing.T) {
 	v, _ := newTestVerifier(t, VerifierOptions{}, nil)
 	ctx := context.Background()
-	hashes := testutil.ToFloat64(metricHashes)
+	hashes := testutil.ToFloat64(v.metrics.hashes)
 
 	if _, err := v.Verify(ctx, Credential{User: "root", Password: "wrong!"}, "p"); failureOf(t, err).Message != MsgBadPassword {
 		t.Fatalf("wrong password: %v", err)
@@ -90,7 +90,7 @@ func TestVerifyPasswordCachesOnlySuccess(t *testing.T) {
 	if err != nil || id.User != "root" || id.Via != "password" {
 		t.Fatalf("right password: %+v %v", id, err)
 	}
-	afterCold := testutil.ToFloat64(metricHashes)
+	afterCold := testutil.ToFloat64(v.metrics.hashes)
 	if afterCold-hashes != 2 {
 		t.Fatalf("cold checks hashed %v times, want 2", afterCold-hashes)
 	}
@@ -99,20 +99,20 @@ func TestVerifyPasswordCachesOnlySuccess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := testutil.ToFloat64(metricHashes) - afterCold; got != 0 {
+	if got := testutil.ToFloat64(v.metrics.hashes) - afterCold; got != 0 {
 		t.Fatalf("cached checks hashed %v times, want 0", got)
 	}
 }
 
 func TestUnknownUserRunsDummyHash(t *testing.T) {
 	v, _ := newTestVerifier(t, VerifierOptions{}, nil)
-	before := testutil.ToFloat64(metricHashes)
+	before := testutil.ToFloat64(v.metrics.hashes)
 	_, err := v.Verify(context.Background(), Credential{User: "nobody", Password: "whatever"}, "p")
 	f := failureOf(t, err)
 	if f.Message != MsgBadPassword || f.Reason != ReasonUnknownUser {
 		t.Fatalf("unknown user: %+v", f)
 	}
-	if testutil.ToFloat64(metricHashes)-before != 1 {
+	if testutil.ToFloat64(v.metrics.hashes)-before != 1 {
 		t.Fatal("no dummy verification for an unknown user")
 	}
 }
@@ -180,12 +180,12 @@ func TestCacheTTL(t *testing.T) {
 	if _, err := v.Verify(ctx, root, "p"); err != nil {
 		t.Fatal(err)
 	}
-	before := testutil.ToFloat64(metricHashes)
+	before := testutil.ToFloat64(v.metrics.hashes)
 	now = now.Add(2 * time.Hour)
 	if _, err := v.Verify(ctx, root, "p"); err != nil {
 		t.Fatal(err)
 	}
-	if testutil.ToFloat64(metricHashes)-before != 1 {
+	if testutil.ToFloat64(v.metrics.hashes)-before != 1 {
 		t.Fatal("an expired cache entry was honoured")
 	}
 }
@@ -308,13 +308,13 @@ func TestLockedOutRefusedWithoutHashing(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		_, _ = v.Verify(ctx, Credential{User: "root", Password: "guess" + string(rune('a'+i))}, "1.2.3.4")
 	}
-	before := testutil.ToFloat64(metricHashes)
+	before := testutil.ToFloat64(v.metrics.hashes)
 	_, err := v.Verify(ctx, Credential{User: "root", Password: "Milvus"}, "1.2.3.4")
 	f := failureOf(t, err)
 	if f.Reason != ReasonLockedOut || f.Message != MsgBadPassword {
 		t.Fatalf("locked out: %+v (the client must see Milvus's message)", f)
 	}
-	if testutil.ToFloat64(metricHashes) != before {
+	if testutil.ToFloat64(v.metrics.hashes) != before {
 		t.Fatal("a locked-out attempt was hashed")
 	}
 }

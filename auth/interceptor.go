@@ -139,15 +139,15 @@ func (a *Authenticator) Check(ctx context.Context, token string, cert *x509.Cert
 	certUser := a.certUser(cert)
 	if token == "" {
 		if certUser != "" {
-			metricAuth.WithLabelValues("success", "certificate").Inc()
+			a.verifier.metrics.outcomes.WithLabelValues("success", "certificate").Inc()
 			return Identity{User: certUser, Via: "certificate"}, nil
 		}
-		metricAuth.WithLabelValues("failure", string(ReasonMissing)).Inc()
+		a.verifier.metrics.outcomes.WithLabelValues("failure", string(ReasonMissing)).Inc()
 		return Identity{}, &Failure{Reason: ReasonMissing, Message: MsgMissing}
 	}
 	c, err := ParseToken(token)
 	if err != nil {
-		metricAuth.WithLabelValues("failure", string(ReasonInvalidFormat)).Inc()
+		a.verifier.metrics.outcomes.WithLabelValues("failure", string(ReasonInvalidFormat)).Inc()
 		return Identity{}, err
 	}
 	return a.checkCredential(ctx, c, certUser, addr)
@@ -163,7 +163,7 @@ func (a *Authenticator) CheckHTTP(ctx context.Context, header string, cert *x509
 	if err != nil {
 		var f *Failure
 		if errors.As(err, &f) {
-			metricAuth.WithLabelValues("failure", string(f.Reason)).Inc()
+			a.verifier.metrics.outcomes.WithLabelValues("failure", string(f.Reason)).Inc()
 		}
 		return Identity{}, err
 	}
@@ -189,7 +189,7 @@ func (a *Authenticator) checkCredential(ctx context.Context, c Credential, certU
 		return Identity{}, err
 	}
 	if certUser != "" && id.User != certUser {
-		metricAuth.WithLabelValues("failure", string(ReasonCertMismatch)).Inc()
+		a.verifier.metrics.outcomes.WithLabelValues("failure", string(ReasonCertMismatch)).Inc()
 		return Identity{}, &Failure{Reason: ReasonCertMismatch, User: id.User,
 			Message: "auth check failure, the token's user does not match the client certificate"}
 	}

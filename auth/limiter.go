@@ -5,20 +5,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 )
-
-var metricLockouts = promauto.NewCounterVec(prometheus.CounterOpts{
-	Name: "authproxy_auth_lockouts_total",
-	Help: "Lockouts started, by what was locked (user, address).",
-}, []string{"kind"})
-
-func init() {
-	// Export both series from the start, so dashboards see zeros.
-	metricLockouts.WithLabelValues("user")
-	metricLockouts.WithLabelValues("address")
-}
 
 // LimiterOptions configures brute-force protection.
 type LimiterOptions struct {
@@ -36,6 +23,8 @@ type LimiterOptions struct {
 	// Tracked bounds the counters kept (an LRU), so a flood of random
 	// names cannot exhaust memory.
 	Tracked int
+	// Metrics counts lockouts; nil keeps the counts unregistered.
+	Metrics *Metrics
 }
 
 type attempts struct {
@@ -61,6 +50,9 @@ func NewLimiter(opts LimiterOptions) (*Limiter, error) {
 	entries, err := lru.New[string, *attempts](opts.Tracked)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
 	}
 	return &Limiter{opts: opts, entries: entries, now: time.Now}, nil
 }
@@ -115,7 +107,7 @@ func (l *Limiter) failLocked(key, kind string, threshold int, now time.Time) {
 			backoff *= 2
 		}
 		a.lockedUntil = now.Add(min(backoff, l.opts.MaxBackoff))
-		metricLockouts.WithLabelValues(kind).Inc()
+		l.opts.Metrics.lockouts.WithLabelValues(kind).Inc()
 	}
 }
 

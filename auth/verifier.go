@@ -8,37 +8,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/authproxy/authproxy/credentials"
-)
-
-var (
-	metricAuth = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "authproxy_auth_total",
-		Help: "Authentication outcomes by result (success, failure) and reason.",
-	}, []string{"result", "reason"})
-	metricCacheHits = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "authproxy_auth_cache_hits_total",
-		Help: "Verifications answered from the cache, without hashing.",
-	})
-	metricCacheMisses = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "authproxy_auth_cache_misses_total",
-		Help: "Password verifications not found (or stale) in the cache.",
-	})
-	metricHashes = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "authproxy_password_hash_verifications_total",
-		Help: "Password hash verifications run (dummy ones for unknown users included).",
-	})
-	metricCacheEntries = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "authproxy_auth_cache_entries",
-		Help: "Successful verifications held in the cache.",
-	})
-	metricHashesInFlight = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "authproxy_password_hash_verifications_in_flight",
-		Help: "Cold password verifications running now.",
-	})
 )
 
 // Identity is an authenticated caller.
@@ -57,6 +28,8 @@ type VerifierOptions struct {
 	MaxConcurrentHashes int
 	// Limiter, if set, refuses guessing without hashing.
 	Limiter *Limiter
+	// Metrics counts outcomes; nil keeps the counts unregistered.
+	Metrics *Metrics
 }
 
 // cacheKey is SHA-256 over the credential: the cache never holds a token.
@@ -78,6 +51,7 @@ type Verifier struct {
 	ttl     atomic.Int64
 	hashing chan struct{}
 	limiter *Limiter
+	metrics *Metrics
 	now     func() time.Time
 }
 
@@ -92,7 +66,11 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		cache:   cache,
 		hashing: make(chan struct{}, max(1, opts.MaxConcurrentHashes)),
 		limiter: opts.Limiter,
+		metrics: opts.Metrics,
 		now:     time.Now,
+	}
+	if v.metrics == nil {
+		v.metrics = NewMetrics(nil)
 	}
 	v.ttl.Store(int64(opts.CacheTTL))
 	return v, nil
@@ -107,7 +85,7 @@ func (v *Verifier) SetCache(size int, ttl time.Duration) {
 // Purge empties the cache.
 func (v *Verifier) Purge() {
 	v.cache.Purge()
-	metricCacheEntries.Set(0)
+	v.metrics.cacheEntries.Set(0)
 }
 
 // Verify checks a parsed credential. peer is the client address, for the limiter.
@@ -134,7 +112,7 @@ func (v *Verifier) verifyAPIKey(key, peer string) (Identity, error) {
 	if _, ok := set.User(k.User); !ok {
 		return v.failed(fail, "", peer)
 	}
-	metricAuth.WithLabelValues("success", "apikey").Inc()
+	v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
 	return Identity{User: k.User, Via: "apikey"}, nil
 }
 
@@ -147,14 +125,14 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 		// it skips the limiter so guessing on a name never locks out its
 		// owner's working connections.
 		if exists && e.storedHash == stored.PasswordHash && v.now().Before(e.expires) {
-			metricCacheHits.Inc()
-			metricAuth.WithLabelValues("success", "cached").Inc()
+			v.metrics.cacheHits.Inc()
+			v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
 			return Identity{User: user, Via: "password"}, nil
 		}
 		v.cache.Remove(key)
-		metricCacheEntries.Set(float64(v.cache.Len()))
+		v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	}
-	metricCacheMisses.Inc()
+	v.metrics.cacheMisses.Inc()
 	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: user}
 	if v.limiter != nil && v.limiter.Locked(user, peer) {
 		fail.Reason = ReasonLockedOut
@@ -166,8 +144,8 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 	case <-ctx.Done():
 		return Identity{}, &Failure{Reason: ReasonCanceled, Message: MsgBadPassword, User: user}
 	}
-	metricHashesInFlight.Inc()
-	metricHashes.Inc()
+	v.metrics.hashesInFlight.Inc()
+	v.metrics.hashes.Inc()
 	var ok bool
 	if exists {
 		ok = credentials.VerifyPassword(stored.PasswordHash, password)
@@ -176,18 +154,18 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 		credentials.DummyVerify(password)
 		fail.Reason = ReasonUnknownUser
 	}
-	metricHashesInFlight.Dec()
+	v.metrics.hashesInFlight.Dec()
 	<-v.hashing
 
 	if !ok {
 		return v.failed(fail, user, peer)
 	}
 	v.cache.Add(key, cacheEntry{storedHash: stored.PasswordHash, expires: v.now().Add(time.Duration(v.ttl.Load()))})
-	metricCacheEntries.Set(float64(v.cache.Len()))
+	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	if v.limiter != nil {
 		v.limiter.Succeeded(user)
 	}
-	metricAuth.WithLabelValues("success", "password").Inc()
+	v.metrics.outcomes.WithLabelValues("success", "password").Inc()
 	return Identity{User: user, Via: "password"}, nil
 }
 
@@ -195,7 +173,7 @@ func (v *Verifier) failed(f *Failure, user, peer string) (Identity, error) {
 	if v.limiter != nil && f.Reason != ReasonLockedOut {
 		v.limiter.Failed(user, peer)
 	}
-	metricAuth.WithLabelValues("failure", string(f.Reason)).Inc()
+	v.metrics.outcomes.WithLabelValues("failure", string(f.Reason)).Inc()
 	return Identity{}, f
 }
 

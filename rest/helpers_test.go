@@ -68,7 +68,7 @@ func newEnv(t *testing.T, backend *url.URL, tweak func(*Options)) *testEnv {
 	e := &testEnv{
 		store: store,
 		authn: auth.NewAuthenticator(verifier, logger, true),
-		users: usermgmt.NewService(store, logger, nil),
+		users: usermgmt.NewService(usermgmt.Options{Store: store, Logger: logger}),
 		logs:  logs,
 	}
 	e.headers = edge.NewHeaderPolicy("X-Milvus-User")

@@ -8,7 +8,6 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
@@ -18,17 +17,27 @@ import (
 	"github.com/authproxy/authproxy/config"
 )
 
-var (
-	metricCalls = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "authproxy_grpc_calls_total",
-		Help: "gRPC calls by method and status code.",
-	}, []string{"method", "code"})
-	metricCallSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "authproxy_grpc_call_duration_seconds",
-		Help:    "gRPC call latency by method, authentication and forwarding included.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"method"})
-)
+// callMetrics count calls by method label and code.
+type callMetrics struct {
+	calls   *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+func newCallMetrics(reg prometheus.Registerer) *callMetrics {
+	m := &callMetrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_grpc_calls_total",
+			Help: "gRPC calls by method and status code.",
+		}, []string{"method", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "authproxy_grpc_call_duration_seconds",
+			Help:    "gRPC call latency by method, authentication and forwarding included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"method"}),
+	}
+	reg.MustRegister(m.calls, m.seconds)
+	return m
+}
 
 // knownMethods bounds the method label: it holds the methods of the
 // services the proxy knows, from their descriptors. Any other name, a
@@ -58,10 +67,11 @@ func methodLabel(full string) string {
 type callObserver struct {
 	logger    *slog.Logger
 	accessLog bool
+	metrics   *callMetrics
 }
 
-func newCallObserver(logger *slog.Logger, accessLog bool) *callObserver {
-	return &callObserver{logger: logger, accessLog: accessLog}
+func newCallObserver(logger *slog.Logger, accessLog bool, reg prometheus.Registerer) *callObserver {
+	return &callObserver{logger: logger, accessLog: accessLog, metrics: newCallMetrics(reg)}
 }
 
 func (o *callObserver) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -99,8 +109,8 @@ func (o *callObserver) observe(ctx context.Context, method string, who *auth.Ide
 	d := time.Since(start)
 	code := status.Code(err)
 	label := methodLabel(method)
-	metricCalls.WithLabelValues(label, code.String()).Inc()
-	metricCallSeconds.WithLabelValues(label).Observe(d.Seconds())
+	o.metrics.calls.WithLabelValues(label, code.String()).Inc()
+	o.metrics.seconds.WithLabelValues(label).Observe(d.Seconds())
 	if o.accessLog {
 		p, _ := peer.FromContext(ctx)
 		addr := ""

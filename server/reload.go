@@ -103,7 +103,7 @@ func (s *Server) ReloadTLS() {
 		s.logger.Error("TLS reload refused, keeping the certificate in service", "err", err)
 		return
 	}
-	metricCertExpiry.Set(float64(ts.NotAfter().Unix()))
+	s.certExpiry.Set(float64(ts.NotAfter().Unix()))
 	s.logger.Info("TLS certificate reloaded", "notAfter", ts.NotAfter())
 }
 
@@ -187,7 +187,7 @@ func (s *Server) applyConfig(next *config.Config) error {
 	}
 	if newTLS != nil {
 		s.tlsServer.Store(newTLS)
-		metricCertExpiry.Set(float64(newTLS.NotAfter().Unix()))
+		s.certExpiry.Set(float64(newTLS.NotAfter().Unix()))
 		if err := s.watchTLS(newTLS); err != nil {
 			s.logger.Warn("cannot watch the new TLS files; SIGHUP still reloads them", "err", err)
 		}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	// Compressed requests: grpc-go refuses a grpc-encoding it has no
@@ -37,11 +36,6 @@ import (
 	"github.com/authproxy/authproxy/watch"
 )
 
-var metricCertExpiry = promauto.NewGauge(prometheus.GaugeOpts{
-	Name: "authproxy_tls_certificate_expiry_timestamp_seconds",
-	Help: "Expiry (Unix time) of the server certificate in service.",
-})
-
 // Options are what New needs besides the configuration.
 type Options struct {
 	// ConfigPath, if not empty, is the config file to watch and reload.
@@ -50,6 +44,9 @@ type Options struct {
 	Overrides func(*config.Config)
 	// LogOutput receives the logs.
 	LogOutput io.Writer
+	// Registry holds the server's metrics and is what admin's /metrics
+	// serves; nil gives the server a registry of its own.
+	Registry *prometheus.Registry
 }
 
 // Server is one running proxy.
@@ -67,6 +64,9 @@ type Server struct {
 	director *proxy.Director
 	status   *admin.Status
 	calls    *callObserver
+	registry *prometheus.Registry
+	// certExpiry is the server certificate's NotAfter, set at each swap.
+	certExpiry prometheus.Gauge
 
 	// tlsServer is swapped when a config reload changes the TLS file paths.
 	tlsServer  atomic.Pointer[certs.Server]
@@ -81,7 +81,17 @@ type Server struct {
 
 // New builds a Server from a validated configuration.
 func New(cfg *config.Config, opts Options) (*Server, error) {
-	s := &Server{opts: opts, logLevel: new(slog.LevelVar), status: admin.NewStatus()}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Server{opts: opts, logLevel: new(slog.LevelVar), status: admin.NewStatus(reg, reg), registry: reg}
+	s.certExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "authproxy_tls_certificate_expiry_timestamp_seconds",
+		Help: "Expiry (Unix time) of the server certificate in service.",
+	})
+	reg.MustRegister(s.certExpiry)
+	authMetrics := auth.NewMetrics(reg)
 	s.cfg.Store(cfg)
 	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
 
@@ -99,7 +109,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if bf := cfg.Auth.BruteForce; bf.Enabled {
 		limiter, err = auth.NewLimiter(auth.LimiterOptions{
 			Threshold: bf.Threshold, AddressFactor: 10, Backoff: bf.Backoff,
-			MaxBackoff: bf.MaxBackoff, Forgive: bf.Forgive, Tracked: bf.Tracked,
+			MaxBackoff: bf.MaxBackoff, Forgive: bf.Forgive, Tracked: bf.Tracked, Metrics: authMetrics,
 		})
 		if err != nil {
 			return nil, err
@@ -108,12 +118,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
 		Store: s.store, CacheSize: cfg.Cache.Size, CacheTTL: cfg.Cache.TTL,
 		MaxConcurrentHashes: cfg.Auth.MaxConcurrentVerifications, Limiter: limiter,
+		Metrics: authMetrics,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.authn = auth.NewAuthenticator(verifier, s.logger, cfg.Common.Security.AuthorizationEnabled)
-	s.users = usermgmt.NewService(s.store, s.logger, cfg.Common.Security.SuperUsers)
+	s.users = usermgmt.NewService(usermgmt.Options{
+		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
+		Metrics: usermgmt.NewMetrics(reg),
+	})
 
 	if err := s.setupTLS(cfg); err != nil {
 		return nil, err
@@ -134,7 +148,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Backend.Address, err)
 	}
-	promauto.NewGaugeFunc(prometheus.GaugeOpts{
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "authproxy_backend_up",
 		Help: "1 when the connection to the backend is ready, 0 otherwise.",
 	}, func() float64 {
@@ -142,13 +156,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			return 1
 		}
 		return 0
-	})
+	}))
 	s.headers = edge.NewHeaderPolicy(cfg.Auth.IdentityHeader)
 	s.director = proxy.NewDirector(s.backend, func(ctx context.Context) (string, bool) {
 		id, ok := auth.FromContext(ctx)
 		return id.User, ok
 	}, s.headers)
-	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog)
+	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog, reg)
 
 	s.grpcServer = grpc.NewServer(
 		grpc.ForceServerCodecV2(codec),
@@ -209,7 +223,7 @@ func (s *Server) setupTLS(cfg *config.Config) error {
 		return fmt.Errorf("tls: %w", err)
 	}
 	s.tlsServer.Store(ts)
-	metricCertExpiry.Set(float64(ts.NotAfter().Unix()))
+	s.certExpiry.Set(float64(ts.NotAfter().Unix()))
 	s.authn.SetCertIdentity(certIdentity(cfg.TLS.ClientIdentity))
 	return nil
 }
@@ -242,6 +256,14 @@ func (s *Server) Start() error {
 
 // Addr is the client listener's address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// AdminAddr is the admin listener's address, nil when admin is off.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLis == nil {
+		return nil
+	}
+	return s.adminLis.Addr()
+}
 
 // Serve serves until ctx is done, then shuts down gracefully: no new calls,
 // in-flight calls get the grace period, then everything closes.

@@ -9,15 +9,27 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/authproxy/authproxy/credentials"
 )
 
-var metricOps = promauto.NewCounterVec(prometheus.CounterOpts{
-	Name: "authproxy_user_operations_total",
-	Help: "User-management operations by kind and result (success, denied, invalid, failed).",
-}, []string{"op", "result"})
+// Metrics count user-management operations, on a registry the caller chooses.
+type Metrics struct {
+	ops *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them on reg; a nil reg
+// keeps them unregistered.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authproxy_user_operations_total",
+		Help: "User-management operations by kind and result (success, denied, invalid, failed).",
+	}, []string{"op", "result"})}
+	if reg != nil {
+		reg.MustRegister(m.ops)
+	}
+	return m
+}
 
 // Caller is who asks. Authenticated is false when authorizationEnabled is
 // off: then, as in Milvus, no permission is checked.
@@ -35,13 +47,27 @@ type Service struct {
 	store      credentials.Store
 	logger     *slog.Logger
 	superUsers atomic.Pointer[[]string]
+	metrics    *Metrics
 	now        func() time.Time
 }
 
-// NewService returns a Service; superUsers may skip the old password.
-func NewService(store credentials.Store, logger *slog.Logger, superUsers []string) *Service {
-	s := &Service{store: store, logger: logger, now: time.Now}
-	s.SetSuperUsers(superUsers)
+// Options configure a Service.
+type Options struct {
+	Store  credentials.Store
+	Logger *slog.Logger
+	// SuperUsers may change a password without the old one.
+	SuperUsers []string
+	// Metrics counts operations; nil keeps the counts unregistered.
+	Metrics *Metrics
+}
+
+// NewService returns a Service.
+func NewService(opts Options) *Service {
+	s := &Service{store: opts.Store, logger: opts.Logger, metrics: opts.Metrics, now: time.Now}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(nil)
+	}
+	s.SetSuperUsers(opts.SuperUsers)
 	return s
 }
 
@@ -318,5 +344,5 @@ func (s *Service) audit(op string, c Caller, target string, change func() error)
 }
 
 func (s *Service) count(op string, err error) {
-	metricOps.WithLabelValues(op, resultOf(err)).Inc()
+	s.metrics.ops.WithLabelValues(op, resultOf(err)).Inc()
 }

@@ -19,7 +19,7 @@ func newService(t *testing.T, superUsers ...string) (*Service, *credentials.File
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	return NewService(store, slog.New(slog.NewTextHandler(&logs, nil)), superUsers), store, &logs
+	return NewService(Options{Store: store, Logger: slog.New(slog.NewTextHandler(&logs, nil)), SuperUsers: superUsers}), store, &logs
 }
 
 var root = Caller{User: "root", Authenticated: true}
@@ -130,7 +130,7 @@ func (readOnlyStore) Update(func(*credentials.Set) error) error {
 func TestReadOnlyStoreRefusesWithClearMessage(t *testing.T) {
 	_, store, _ := newService(t)
 	var logs bytes.Buffer
-	s := NewService(readOnlyStore{store}, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	s := NewService(Options{Store: readOnlyStore{store}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	err := s.CreateUser(root, "user_1", "P@ssw0rd")
 	if kindOf(err) != KindReadOnly || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("read-only store: %v", err)

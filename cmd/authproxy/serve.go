@@ -7,6 +7,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/authproxy/authproxy/config"
@@ -67,7 +69,11 @@ gracefully.`,
 				}
 				return err
 			}
-			srv, err := server.New(cfg, server.Options{ConfigPath: configPath, Overrides: overrides, LogOutput: os.Stderr})
+			// The binary's registry adds the runtime and process metrics to
+			// the proxy's own.
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			srv, err := server.New(cfg, server.Options{ConfigPath: configPath, Overrides: overrides, LogOutput: os.Stderr, Registry: reg})
 			if err != nil {
 				return err
 			}
