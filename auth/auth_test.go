@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authproxy/authproxy/credentials"
 )
@@ -106,19 +109,24 @@ func TestVerifyPasswordCachesOnlySuccess(t *testing.T) {
 
 func TestUnknownUserRunsDummyHash(t *testing.T) {
 	v, _ := newTestVerifier(t, VerifierOptions{}, nil)
-	before := testutil.ToFloat64(v.metrics.hashes)
+	var dummies, real int
+	v.dummyVerify = func(string) { dummies++ }
+	v.verify = func(string, string) bool { real++; return false }
 	_, err := v.Verify(context.Background(), Credential{User: "nobody", Password: "whatever"}, "p")
 	f := failureOf(t, err)
 	if f.Message != MsgBadPassword || f.Reason != ReasonUnknownUser {
 		t.Fatalf("unknown user: %+v", f)
 	}
-	if testutil.ToFloat64(v.metrics.hashes)-before != 1 {
-		t.Fatal("no dummy verification for an unknown user")
+	if dummies != 1 || real != 0 {
+		t.Fatalf("unknown user: %d dummy and %d real verifications, want 1 and 0", dummies, real)
+	}
+	if _, err := v.Verify(context.Background(), Credential{User: "root", Password: "wrong"}, "p"); err == nil || dummies != 1 || real != 1 {
+		t.Fatalf("known user: %d dummy and %d real verifications, want 1 and 1 (%v)", dummies, real, err)
 	}
 }
 
-// The counter above is incremented beside the dummy call, not inside it:
-// this test observes the work itself. argon2id allocates its whole memory
+// The test above observes that the dummy runs; this one that it costs what
+// a real verification costs. argon2id allocates its whole memory
 // cost (19 MiB) on every call, so an unknown user's failure must allocate
 // about as much as a known user's, where a skipped dummy allocates almost
 // nothing. Allocation totals are deterministic, unlike timings.
@@ -228,12 +236,18 @@ func TestAPIKey(t *testing.T) {
 
 func TestHashingIsBounded(t *testing.T) {
 	v, _ := newTestVerifier(t, VerifierOptions{MaxConcurrentHashes: 1}, nil)
-	v.hashing <- struct{}{} // the only slot is taken
+	if err := v.pool.acquire(context.Background(), "other", "other"); err != nil { // the only slot
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := v.Verify(ctx, Credential{User: "root", Password: "Milvus"}, "p")
 	if failureOf(t, err).Reason != ReasonCanceled {
 		t.Fatalf("a cold check ran past the bound: %v", err)
+	}
+	v.pool.release()
+	if _, err := v.Verify(context.Background(), Credential{User: "root", Password: "Milvus"}, "p"); err != nil {
+		t.Fatalf("the slot given up by a canceled waiter was lost: %v", err)
 	}
 }
 
@@ -244,49 +258,56 @@ func TestLimiterLocksBacksOffAndForgives(t *testing.T) {
 	}
 	now := time.Unix(1000, 0)
 	l.now = func() time.Time { return now }
+	const a, b = "10.0.0.1", "10.0.0.9"
 	for i := 0; i < 2; i++ {
-		l.Failed("alice", "10.0.0.1")
+		l.Failed("alice", a)
 	}
-	if l.Locked("alice", "") {
+	if l.Locked("alice", a) {
 		t.Fatal("locked before the threshold")
 	}
-	l.Failed("alice", "10.0.0.1")
-	if !l.Locked("alice", "") || l.Locked("bob", "") {
-		t.Fatal("threshold reached: alice locked, bob not")
+	l.Failed("alice", a)
+	if !l.Locked("alice", a) || l.Locked("bob", a) || l.Locked("alice", b) {
+		t.Fatal("threshold reached: alice locked from a only; bob from a and alice from b not")
 	}
 	now = now.Add(1100 * time.Millisecond)
-	if l.Locked("alice", "") {
+	if l.Locked("alice", a) {
 		t.Fatal("first backoff (1s) did not end")
 	}
-	l.Failed("alice", "") // 4th: 2s
-	l.Failed("alice", "") // 5th: 4s
-	l.Failed("alice", "") // 6th: capped at 4s
+	l.Failed("alice", a) // 4th: 2s
+	l.Failed("alice", a) // 5th: 4s
+	l.Failed("alice", a) // 6th: capped at 4s
 	now = now.Add(3900 * time.Millisecond)
-	if !l.Locked("alice", "") {
+	if !l.Locked("alice", a) {
 		t.Fatal("backoff did not grow")
 	}
 	now = now.Add(200 * time.Millisecond)
-	if l.Locked("alice", "") {
+	if l.Locked("alice", a) {
 		t.Fatal("backoff not capped at MaxBackoff")
 	}
-	l.Succeeded("alice")
-	l.Failed("alice", "")
-	if l.Locked("alice", "") {
-		t.Fatal("success did not reset the count")
+	// The owner's success elsewhere does not reset the guesser's count.
+	l.Succeeded("alice", b)
+	l.Failed("alice", a)
+	if !l.Locked("alice", a) {
+		t.Fatal("a success from another address reset the count of this one")
 	}
-	// The address has 30 of room.
+	l.Succeeded("alice", a)
+	if l.Locked("alice", a) {
+		t.Fatal("a success from the same address did not reset its count")
+	}
+	// The address has 30 of room, over all its users.
+	const c = "10.0.0.2"
 	for i := 0; i < 29; i++ {
-		l.Failed("", "10.0.0.2")
+		l.Failed(fmt.Sprintf("user%d", i), c)
 	}
-	if l.Locked("", "10.0.0.2") {
+	if l.Locked("someone", c) {
 		t.Fatal("address locked before its threshold")
 	}
-	l.Failed("", "10.0.0.2")
-	if !l.Locked("", "10.0.0.2") {
-		t.Fatal("address not locked at its threshold")
+	l.Failed("", c)
+	if !l.Locked("someone", c) || !l.Locked("", c) || l.Locked("someone", b) {
+		t.Fatal("address not locked (for every user) at its threshold, or locked elsewhere")
 	}
 	now = now.Add(2 * time.Minute)
-	if l.Locked("", "10.0.0.2") {
+	if l.Locked("", c) {
 		t.Fatal("not forgiven after Forgive")
 	}
 }
@@ -294,28 +315,105 @@ func TestLimiterLocksBacksOffAndForgives(t *testing.T) {
 func TestLimiterMemoryIsBounded(t *testing.T) {
 	l, _ := NewLimiter(LimiterOptions{Threshold: 3, Backoff: time.Second, MaxBackoff: time.Second, Forgive: time.Minute, Tracked: 50})
 	for i := 0; i < 10000; i++ {
-		l.Failed("user"+string(rune('a'+i%26))+strings.Repeat("x", i%40), "")
+		l.Failed("user"+string(rune('a'+i%26))+strings.Repeat("x", i%40), "p")
 	}
 	if n := l.entries.Len(); n > 50 {
 		t.Fatalf("%d counters kept, bound is 50", n)
 	}
 }
 
-func TestLockedOutRefusedWithoutHashing(t *testing.T) {
-	l, _ := NewLimiter(LimiterOptions{Threshold: 2, Backoff: time.Hour, MaxBackoff: time.Hour, Forgive: time.Hour, Tracked: 10})
+// A claimed name of megabytes is neither kept as a limiter key nor passed
+// on in a refusal: only a bounded copy is.
+func TestHugeClaimedNameIsNotRetained(t *testing.T) {
+	l, _ := NewLimiter(LimiterOptions{Threshold: 3, Backoff: time.Second, MaxBackoff: time.Second, Forgive: time.Minute, Tracked: 50})
+	v, _ := newTestVerifier(t, VerifierOptions{Limiter: l}, nil)
+	v.dummyVerify = func(string) {}
+	v.hashCost.Store(0)
+	huge := strings.Repeat("n", 4<<20)
+	_, err := v.Verify(context.Background(), Credential{User: huge, Password: "x"}, "10.0.0.1")
+	if f := failureOf(t, err); len(f.User) > 100 || !strings.Contains(f.User, "4194304 bytes") {
+		t.Fatalf("the refusal carries a %d-byte name", len(f.User))
+	}
+	for _, k := range l.entries.Keys() {
+		if len(k) > 200 {
+			t.Fatalf("a limiter key of %d bytes is kept", len(k))
+		}
+	}
+}
+
+// While (user, address) is locked nothing from that address succeeds for
+// the user, not even the password the cache holds, and every refusal takes
+// a hash's time; the owner's other addresses are not affected.
+func TestLockoutRefusesCachedPasswordFromTheLockedAddressOnly(t *testing.T) {
+	l, _ := NewLimiter(LimiterOptions{Threshold: 2, AddressFactor: 10, Backoff: time.Hour, MaxBackoff: time.Hour, Forgive: time.Hour, Tracked: 10})
 	v, _ := newTestVerifier(t, VerifierOptions{Limiter: l}, nil)
 	ctx := context.Background()
-	for i := 0; i < 2; i++ {
-		_, _ = v.Verify(ctx, Credential{User: "root", Password: "guess" + string(rune('a'+i))}, "1.2.3.4")
+	root := Credential{User: "root", Password: "Milvus"}
+	const attacker, owner = "10.0.0.66", "10.0.0.1"
+	if _, err := v.Verify(ctx, root, attacker); err != nil { // now cached
+		t.Fatal(err)
 	}
+	for i := 0; i < 2; i++ {
+		_, _ = v.Verify(ctx, Credential{User: "root", Password: fmt.Sprintf("guess%d", i)}, attacker)
+	}
+	const floor = 60 * time.Millisecond
+	v.hashCost.Store(int64(floor))
 	before := testutil.ToFloat64(v.metrics.hashes)
-	_, err := v.Verify(ctx, Credential{User: "root", Password: "Milvus"}, "1.2.3.4")
+	start := time.Now()
+	_, err := v.Verify(ctx, root, attacker)
+	took := time.Since(start)
 	f := failureOf(t, err)
 	if f.Reason != ReasonLockedOut || f.Message != MsgBadPassword {
-		t.Fatalf("locked out: %+v (the client must see Milvus's message)", f)
+		t.Fatalf("cached right password from the locked address: %+v (want a lockout with Milvus's message)", f)
+	}
+	if took < floor {
+		t.Fatalf("the lockout answered in %v, faster than a hash (%v)", took, floor)
 	}
 	if testutil.ToFloat64(v.metrics.hashes) != before {
 		t.Fatal("a locked-out attempt was hashed")
+	}
+	if _, err := v.Verify(ctx, root, owner); err != nil {
+		t.Fatalf("the owner's address is locked too: %v", err)
+	}
+}
+
+// An imported bcrypt hash verifies ten times faster than argon2id; its
+// wrong passwords are padded to argon2id's time, as unknown names are, so
+// timing does not tell a bcrypt user from a name that does not exist.
+func TestBcryptFailureTakesAnArgon2Time(t *testing.T) {
+	v, store := newTestVerifier(t, VerifierOptions{}, nil)
+	h, err := bcrypt.GenerateFromPassword([]byte("P@ssw0rd"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Update(func(s *credentials.Set) error {
+		s.PutUser(&credentials.User{Name: "imported", PasswordHash: string(h)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const floor = 80 * time.Millisecond
+	v.hashCost.Store(int64(floor))
+	v.dummyVerify = func(string) {} // leave the average where it is
+	start := time.Now()
+	_, err = v.Verify(context.Background(), Credential{User: "imported", Password: "wrong"}, "p")
+	if took := time.Since(start); failureOf(t, err).Reason != ReasonBadPassword || took < floor {
+		t.Fatalf("bcrypt wrong password answered in %v, want at least %v", took, floor)
+	}
+	if _, err := v.Verify(context.Background(), Credential{User: "imported", Password: "P@ssw0rd"}, "p"); err != nil {
+		t.Fatalf("bcrypt right password: %v", err)
+	}
+}
+
+// A password longer than any Milvus accepts is refused without hashing it.
+func TestOversizedPasswordIsNotHashed(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{}, nil)
+	v.hashCost.Store(0)
+	called := 0
+	v.verify = func(string, string) bool { called++; return true }
+	_, err := v.Verify(context.Background(), Credential{User: "root", Password: strings.Repeat("p", 1<<20)}, "p")
+	if failureOf(t, err).Reason != ReasonBadPassword || called != 0 {
+		t.Fatalf("1 MiB password: %v, hashed %d times", err, called)
 	}
 }
 
@@ -341,5 +439,37 @@ func TestParseHTTPAuthorization(t *testing.T) {
 		if !errors.As(err, &f) || f.Reason != reason {
 			t.Errorf("%q: %v, want reason %s", header, err, reason)
 		}
+	}
+}
+
+// A client that opens many connections at once with the same password
+// costs one hash, not one each, and none of its calls is refused as busy.
+func TestConcurrentColdChecksOfOneCredentialShareOneHash(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{MaxConcurrentHashes: 1}, nil)
+	release := make(chan struct{})
+	verify := v.verify
+	var hashed atomic.Int32
+	v.verify = func(h, p string) bool {
+		hashed.Add(1)
+		<-release // hold the hash until every caller has arrived
+		return verify(h, p)
+	}
+	const callers = 3 * maxWaitingPerUser
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			_, err := v.Verify(context.Background(), Credential{User: "root", Password: "Milvus"}, "10.0.0.1")
+			errs <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatalf("a concurrent right password was refused: %v", err)
+		}
+	}
+	if n := hashed.Load(); n != 1 {
+		t.Fatalf("%d concurrent checks of one credential hashed %d times, want 1", callers, n)
 	}
 }

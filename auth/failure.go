@@ -14,7 +14,13 @@ const (
 	ReasonCertMismatch  Reason = "certificate_mismatch"
 	ReasonCertIdentity  Reason = "certificate_identity"
 	ReasonCanceled      Reason = "canceled"
+	// ReasonBusy: the hashing queue of this client was full.
+	ReasonBusy Reason = "busy"
 )
+
+// MsgBusy is the refusal of a verification whose queue is full; it says
+// nothing about the password, and the client may retry.
+const MsgBusy = "authproxy: too many password checks waiting, retry later"
 
 // Failure is a refused authentication: Message is what the client sees.
 type Failure struct {

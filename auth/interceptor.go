@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"log/slog"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -13,6 +12,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/authproxy/authproxy/edge"
 )
 
 // CertIdentityFunc maps a verified client certificate to a user name.
@@ -40,18 +41,19 @@ func WithIdentitySlot(ctx context.Context) (context.Context, *Identity) {
 	return context.WithValue(ctx, slotKey{}, slot), slot
 }
 
-// Authenticator authenticates gRPC calls before they are answered or forwarded.
+// Authenticator authenticates gRPC and REST calls before they are answered
+// or forwarded; every refusal goes to the one failure log.
 type Authenticator struct {
 	verifier     *Verifier
-	logger       *slog.Logger
+	failures     *edge.FailureLog
 	enabled      atomic.Bool
 	certIdentity atomic.Pointer[CertIdentityFunc]
 }
 
 // NewAuthenticator returns an Authenticator; enabled mirrors
 // common.security.authorizationEnabled and can change live.
-func NewAuthenticator(v *Verifier, logger *slog.Logger, enabled bool) *Authenticator {
-	a := &Authenticator{verifier: v, logger: logger}
+func NewAuthenticator(v *Verifier, failures *edge.FailureLog, enabled bool) *Authenticator {
+	a := &Authenticator{verifier: v, failures: failures}
 	a.enabled.Store(enabled)
 	return a
 }
@@ -74,18 +76,9 @@ func (a *Authenticator) SetCertIdentity(f CertIdentityFunc) {
 // Verifier returns the verifier, for the REST side.
 func (a *Authenticator) Verifier() *Verifier { return a.verifier }
 
-// UnaryInterceptor authenticates unary calls of registered services.
-func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := a.authenticate(ctx, info.FullMethod)
-		if err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-}
-
-// StreamInterceptor authenticates streams, which includes every forwarded call.
+// StreamInterceptor authenticates streams, which are every call the proxy
+// serves: forwarded calls and, so that no body is read before the caller is
+// known, the proxy's own methods too.
 func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := a.authenticate(ss.Context(), info.FullMethod)
@@ -106,25 +99,40 @@ type contextStream struct {
 
 func (s *contextStream) Context() context.Context { return s.ctx }
 
+// Call says where a credential was presented, for the failure log.
+type Call struct {
+	Protocol string // grpc or rest
+	Target   string // method or path
+	Peer     string // client address, without the port
+	Cert     *x509.Certificate
+}
+
 func (a *Authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	if !a.enabled.Load() {
 		return ctx, nil
 	}
 	p, _ := peer.FromContext(ctx)
-	addr := peerHost(p)
+	call := Call{Protocol: "grpc", Target: method, Peer: peerHost(p)}
+	if p != nil {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			call.Cert = edge.VerifiedCert(&info.State)
+		}
+	}
 	// Only the one key: copying all metadata here would be a second full
 	// copy per call (the director makes the other).
 	var token string
 	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 		token = v[0]
 	}
-	id, err := a.Check(ctx, token, verifiedCert(p), addr)
+	id, err := a.CheckToken(ctx, token, call)
 	if err != nil {
 		var f *Failure
-		if !errors.As(err, &f) {
+		switch {
+		case !errors.As(err, &f):
 			return nil, status.Error(codes.Internal, "authproxy: authentication error")
+		case f.Reason == ReasonBusy:
+			return nil, status.Error(codes.Unavailable, f.Message)
 		}
-		a.logger.Warn("authentication failed", "method", method, "user", f.User, "peer", addr, "reason", f.Reason)
 		return nil, status.Error(codes.Unauthenticated, f.Message)
 	}
 	if slot, ok := ctx.Value(slotKey{}).(*Identity); ok {
@@ -133,41 +141,38 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 	return WithIdentity(ctx, id), nil
 }
 
-// Check authenticates a raw token (the base64 metadata value; "" when
-// absent) and an optional verified client certificate. REST calls it too.
-func (a *Authenticator) Check(ctx context.Context, token string, cert *x509.Certificate, addr string) (Identity, error) {
-	certUser := a.certUser(cert)
+// CheckToken authenticates a gRPC token (the base64 metadata value; ""
+// when absent) and the call's verified client certificate, if any.
+func (a *Authenticator) CheckToken(ctx context.Context, token string, call Call) (Identity, error) {
 	if token == "" {
-		if certUser != "" {
-			a.verifier.metrics.outcomes.WithLabelValues("success", "certificate").Inc()
-			return Identity{User: certUser, Via: "certificate"}, nil
-		}
-		a.verifier.metrics.outcomes.WithLabelValues("failure", string(ReasonMissing)).Inc()
-		return Identity{}, &Failure{Reason: ReasonMissing, Message: MsgMissing}
+		return a.checkCertOnly(call)
 	}
 	c, err := ParseToken(token)
 	if err != nil {
-		a.verifier.metrics.outcomes.WithLabelValues("failure", string(ReasonInvalidFormat)).Inc()
-		return Identity{}, err
+		return a.refused(call, err)
 	}
-	return a.checkCredential(ctx, c, certUser, addr)
+	return a.checkCredential(ctx, c, call)
 }
 
-// CheckHTTP authenticates a REST request from its Authorization header ("" when
-// absent) and an optional verified client certificate.
-func (a *Authenticator) CheckHTTP(ctx context.Context, header string, cert *x509.Certificate, addr string) (Identity, error) {
+// CheckHTTP authenticates a REST request from its Authorization header (""
+// when absent) and the call's verified client certificate, if any.
+func (a *Authenticator) CheckHTTP(ctx context.Context, header string, call Call) (Identity, error) {
 	if header == "" {
-		return a.Check(ctx, "", cert, addr)
+		return a.checkCertOnly(call)
 	}
 	c, err := ParseHTTPAuthorization(header)
 	if err != nil {
-		var f *Failure
-		if errors.As(err, &f) {
-			a.verifier.metrics.outcomes.WithLabelValues("failure", string(f.Reason)).Inc()
-		}
-		return Identity{}, err
+		return a.refused(call, err)
 	}
-	return a.checkCredential(ctx, c, a.certUser(cert), addr)
+	return a.checkCredential(ctx, c, call)
+}
+
+func (a *Authenticator) checkCertOnly(call Call) (Identity, error) {
+	if u := a.certUser(call.Cert); u != "" {
+		a.verifier.metrics.outcomes.WithLabelValues("success", "certificate").Inc()
+		return Identity{User: u, Via: "certificate"}, nil
+	}
+	return a.refused(call, &Failure{Reason: ReasonMissing, Message: MsgMissing})
 }
 
 // certUser is the user a verified client certificate names, if it maps to
@@ -183,26 +188,28 @@ func (a *Authenticator) certUser(cert *x509.Certificate) string {
 	return ""
 }
 
-func (a *Authenticator) checkCredential(ctx context.Context, c Credential, certUser, addr string) (Identity, error) {
-	id, err := a.verifier.Verify(ctx, c, addr)
+func (a *Authenticator) checkCredential(ctx context.Context, c Credential, call Call) (Identity, error) {
+	id, err := a.verifier.Verify(ctx, c, call.Peer)
 	if err != nil {
+		// The verifier counted it; only the log is left.
+		if f, ok := err.(*Failure); ok {
+			a.failures.Record(edge.Refusal{Protocol: call.Protocol, Target: call.Target, User: f.User, Peer: call.Peer, Reason: string(f.Reason)})
+		}
 		return Identity{}, err
 	}
-	if certUser != "" && id.User != certUser {
-		a.verifier.metrics.outcomes.WithLabelValues("failure", string(ReasonCertMismatch)).Inc()
-		return Identity{}, &Failure{Reason: ReasonCertMismatch, User: id.User,
-			Message: "auth check failure, the token's user does not match the client certificate"}
+	if certUser := a.certUser(call.Cert); certUser != "" && id.User != certUser {
+		return a.refused(call, &Failure{Reason: ReasonCertMismatch, User: edge.Bound(id.User),
+			Message: "auth check failure, the token's user does not match the client certificate"})
 	}
 	return id, nil
 }
 
-func verifiedCert(p *peer.Peer) *x509.Certificate {
-	if p == nil {
-		return nil
+// refused counts and logs a refusal decided here rather than by the verifier.
+func (a *Authenticator) refused(call Call, err error) (Identity, error) {
+	var f *Failure
+	if errors.As(err, &f) {
+		a.verifier.metrics.outcomes.WithLabelValues("failure", string(f.Reason)).Inc()
+		a.failures.Record(edge.Refusal{Protocol: call.Protocol, Target: call.Target, User: f.User, Peer: call.Peer, Reason: string(f.Reason)})
 	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
-		return nil
-	}
-	return info.State.VerifiedChains[0][0]
+	return Identity{}, err
 }

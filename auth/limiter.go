@@ -9,9 +9,10 @@ import (
 
 // LimiterOptions configures brute-force protection.
 type LimiterOptions struct {
-	// Threshold failures of one user name, or of one client address, start
-	// a lockout. Addresses get AddressFactor times more room, since many
-	// users may share one (NAT, a pod's loopback).
+	// Threshold failures for one user from one client address lock that
+	// pair. An address gets AddressFactor times more room before it is
+	// locked for every user, since many users may share one (NAT, a pod's
+	// loopback).
 	Threshold     int
 	AddressFactor int
 	// Backoff is the first lockout; it doubles with each failure past the
@@ -33,8 +34,13 @@ type attempts struct {
 	lastFailure time.Time
 }
 
-// Limiter counts failed attempts per user name and per client address and
-// refuses further attempts, without hashing, while a lockout runs.
+// Limiter counts failed attempts per (user, client address) and per client
+// address. A lock holds only where the failures came from: a guesser locks
+// itself out, never the owner's clients on other addresses, and while it is
+// locked nothing it sends for that user succeeds, so it learns nothing.
+//
+// Keys are bounded names (boundName): a claimed name of megabytes is never
+// kept.
 type Limiter struct {
 	opts    LimiterOptions
 	mu      sync.Mutex
@@ -47,25 +53,29 @@ func NewLimiter(opts LimiterOptions) (*Limiter, error) {
 	if opts.AddressFactor < 1 {
 		opts.AddressFactor = 1
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
 	entries, err := lru.New[string, *attempts](opts.Tracked)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(nil)
-	}
 	return &Limiter{opts: opts, entries: entries, now: time.Now}, nil
 }
 
-func userKey(user string) string { return "u\x00" + user }
-func addrKey(addr string) string { return "a\x00" + addr }
+func pairKey(user, addr string) string { return "p\x00" + addr + "\x00" + user }
+func addrKey(addr string) string       { return "a\x00" + addr }
 
-// Locked reports whether the user name or the client address is locked out.
+// Locked reports whether addr is locked, for every user or for this one
+// (user "" asks about the address alone, as an API key does).
 func (l *Limiter) Locked(user, addr string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	return (user != "" && l.lockedLocked(userKey(user), now)) || (addr != "" && l.lockedLocked(addrKey(addr), now))
+	if l.lockedLocked(addrKey(addr), now) {
+		return true
+	}
+	return user != "" && l.lockedLocked(pairKey(user, addr), now)
 }
 
 func (l *Limiter) lockedLocked(key string, now time.Time) bool {
@@ -80,17 +90,15 @@ func (l *Limiter) lockedLocked(key string, now time.Time) bool {
 	return now.Before(a.lockedUntil)
 }
 
-// Failed records a failed attempt.
+// Failed records a failed attempt for user ("" for an API key) from addr.
 func (l *Limiter) Failed(user, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	if user != "" {
-		l.failLocked(userKey(user), "user", l.opts.Threshold, now)
+		l.failLocked(pairKey(user, addr), "user_address", l.opts.Threshold, now)
 	}
-	if addr != "" {
-		l.failLocked(addrKey(addr), "address", l.opts.Threshold*l.opts.AddressFactor, now)
-	}
+	l.failLocked(addrKey(addr), "address", l.opts.Threshold*l.opts.AddressFactor, now)
 }
 
 func (l *Limiter) failLocked(key, kind string, threshold int, now time.Time) {
@@ -111,9 +119,12 @@ func (l *Limiter) failLocked(key, kind string, threshold int, now time.Time) {
 	}
 }
 
-// Succeeded forgets the user's failures.
-func (l *Limiter) Succeeded(user string) {
+// Succeeded forgets the failures of user from addr. Only that pair: a
+// success elsewhere, the owner's for instance, never resets a guesser's
+// count, and the address's own count is kept, since behind one address
+// (NAT) a guesser and a real user may sit side by side.
+func (l *Limiter) Succeeded(user, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.entries.Remove(userKey(user))
+	l.entries.Remove(pairKey(user, addr))
 }

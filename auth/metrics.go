@@ -12,6 +12,7 @@ type Metrics struct {
 	hashes         prometheus.Counter
 	cacheEntries   prometheus.Gauge
 	hashesInFlight prometheus.Gauge
+	hashesPeak     prometheus.Gauge
 	lockouts       *prometheus.CounterVec
 }
 
@@ -43,16 +44,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "authproxy_password_hash_verifications_in_flight",
 			Help: "Cold password verifications running now.",
 		}),
+		hashesPeak: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authproxy_password_hash_verifications_in_flight_peak",
+			Help: "Most password hashes that ever ran at once; auth.maxConcurrentVerifications bounds it.",
+		}),
 		lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_auth_lockouts_total",
-			Help: "Lockouts started, by what was locked (user, address).",
+			Help: "Lockouts started, by what was locked: one user from one address (user_address), or an address for every user (address).",
 		}, []string{"kind"}),
 	}
 	// Export both series from the start, so dashboards see zeros.
-	m.lockouts.WithLabelValues("user")
+	m.lockouts.WithLabelValues("user_address")
 	m.lockouts.WithLabelValues("address")
 	if reg != nil {
-		reg.MustRegister(m.outcomes, m.cacheHits, m.cacheMisses, m.hashes, m.cacheEntries, m.hashesInFlight, m.lockouts)
+		reg.MustRegister(m.outcomes, m.cacheHits, m.cacheMisses, m.hashes, m.cacheEntries, m.hashesInFlight, m.hashesPeak, m.lockouts)
 	}
 	return m
 }

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/edge"
 )
 
 // Identity is an authenticated caller.
@@ -49,11 +51,29 @@ type Verifier struct {
 	store   credentials.Store
 	cache   *lru.Cache[cacheKey, cacheEntry]
 	ttl     atomic.Int64
-	hashing chan struct{}
+	pool    *hashPool
 	limiter *Limiter
 	metrics *Metrics
 	now     func() time.Time
+	// hashCost is a running average of one argon2id verification, in
+	// nanoseconds: every refusal takes at least this long (see floor).
+	hashCost atomic.Int64
+	// inFlight and peak count hashes running now and at most.
+	inFlight, peak atomic.Int64
+	// flights coalesces concurrent cold checks of one credential.
+	flights singleflight.Group
+	// verify and dummyVerify do the hashing; tests count them.
+	verify      func(hash, password string) bool
+	dummyVerify func(password string)
 }
+
+// maxCheckedPassword is the longest password worth hashing: Milvus allows
+// 256 bytes, and argon2 reads the whole input, so a password of megabytes
+// is refused (as a wrong one, in a hash's time) without being hashed.
+const maxCheckedPassword = 4 * credentials.MaxPasswordLength
+
+// initialHashCost stands in for the average before the first hash.
+const initialHashCost = 25 * time.Millisecond
 
 // NewVerifier returns a Verifier; the cache lives as long as the Verifier.
 func NewVerifier(opts VerifierOptions) (*Verifier, error) {
@@ -62,17 +82,20 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{
-		store:   opts.Store,
-		cache:   cache,
-		hashing: make(chan struct{}, max(1, opts.MaxConcurrentHashes)),
-		limiter: opts.Limiter,
-		metrics: opts.Metrics,
-		now:     time.Now,
+		store:       opts.Store,
+		cache:       cache,
+		pool:        newHashPool(opts.MaxConcurrentHashes),
+		limiter:     opts.Limiter,
+		metrics:     opts.Metrics,
+		now:         time.Now,
+		verify:      credentials.VerifyPassword,
+		dummyVerify: credentials.DummyVerify,
 	}
 	if v.metrics == nil {
 		v.metrics = NewMetrics(nil)
 	}
 	v.ttl.Store(int64(opts.CacheTTL))
+	v.hashCost.Store(int64(initialHashCost))
 	return v, nil
 }
 
@@ -88,7 +111,8 @@ func (v *Verifier) Purge() {
 	v.metrics.cacheEntries.Set(0)
 }
 
-// Verify checks a parsed credential. peer is the client address, for the limiter.
+// Verify checks a parsed credential. peer is the client address, for the
+// limiter and the pool's fairness.
 func (v *Verifier) Verify(ctx context.Context, c Credential, peer string) (Identity, error) {
 	if c.IsAPIKey() {
 		return v.verifyAPIKey(c.APIKey, peer)
@@ -96,35 +120,46 @@ func (v *Verifier) Verify(ctx context.Context, c Credential, peer string) (Ident
 	return v.verifyPassword(ctx, c.User, c.Password, peer)
 }
 
+// verifyAPIKey takes no lockout into account: a key has 256 bits of
+// entropy, so there is nothing to guess, and a locked address (a NAT shared
+// with a guesser) keeps its working keys. Failures still count against the
+// address, for its password logins.
 func (v *Verifier) verifyAPIKey(key, peer string) (Identity, error) {
-	fail := &Failure{Reason: ReasonBadAPIKey, Message: MsgBadAPIKey}
-	if v.limiter != nil && v.limiter.Locked("", peer) {
-		fail.Reason = ReasonLockedOut
-		return v.failed(fail, "", peer)
-	}
-	// An API key has 256 bits of entropy: one SHA-256 is enough, no slow hash.
+	// One SHA-256 is enough for a key, no slow hash.
 	digest := credentials.APIKeyDigest(key)
 	set := v.store.Current()
 	k, ok := set.APIKeyByDigest(digest)
-	if !ok || subtle.ConstantTimeCompare([]byte(k.Digest), []byte(digest)) != 1 {
-		return v.failed(fail, "", peer)
+	if ok && subtle.ConstantTimeCompare([]byte(k.Digest), []byte(digest)) == 1 {
+		if _, ok := set.User(k.User); ok {
+			v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
+			return Identity{User: k.User, Via: "apikey"}, nil
+		}
 	}
-	if _, ok := set.User(k.User); !ok {
-		return v.failed(fail, "", peer)
+	if v.limiter != nil {
+		v.limiter.Failed("", edge.Bound(peer))
 	}
-	v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
-	return Identity{User: k.User, Via: "apikey"}, nil
+	return v.refuse(&Failure{Reason: ReasonBadAPIKey, Message: MsgBadAPIKey})
 }
 
+// verifyPassword checks user and password. The order matters:
+//  1. a cache hit still asks the limiter, so a locked guesser cannot test
+//     the owner's cached password at network speed;
+//  2. a cold check waits its fair turn for a hashing slot, and only then
+//     asks the limiter (see check);
+//  3. every refusal takes at least one hash's time, a lockout included.
 func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer string) (Identity, error) {
+	start := v.now()
 	key := passwordKey(user, password)
 	set := v.store.Current()
 	stored, exists := set.User(user)
+	name, addr := edge.Bound(user), edge.Bound(peer)
+	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: name}
 	if e, ok := v.cache.Get(key); ok {
-		// A hit proves the password was right for this exact stored hash;
-		// it skips the limiter so guessing on a name never locks out its
-		// owner's working connections.
 		if exists && e.storedHash == stored.PasswordHash && v.now().Before(e.expires) {
+			if v.limiter != nil && v.limiter.Locked(name, addr) {
+				fail.Reason = ReasonLockedOut
+				return v.refuseAfter(ctx, start, fail)
+			}
 			v.metrics.cacheHits.Inc()
 			v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
 			return Identity{User: user, Via: "password"}, nil
@@ -133,46 +168,181 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 		v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	}
 	v.metrics.cacheMisses.Inc()
-	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: user}
-	if v.limiter != nil && v.limiter.Locked(user, peer) {
-		fail.Reason = ReasonLockedOut
-		return v.failed(fail, user, peer)
-	}
 
-	select {
-	case v.hashing <- struct{}{}:
-	case <-ctx.Done():
-		return Identity{}, &Failure{Reason: ReasonCanceled, Message: MsgBadPassword, User: user}
-	}
-	v.metrics.hashesInFlight.Inc()
-	v.metrics.hashes.Inc()
-	var ok bool
+	var storedHash string
 	if exists {
-		ok = credentials.VerifyPassword(stored.PasswordHash, password)
+		storedHash = stored.PasswordHash
 	} else {
-		// Same work for a name that does not exist: no timing oracle.
-		credentials.DummyVerify(password)
 		fail.Reason = ReasonUnknownUser
 	}
-	v.metrics.hashesInFlight.Dec()
-	<-v.hashing
-
-	if !ok {
-		return v.failed(fail, user, peer)
-	}
-	v.cache.Add(key, cacheEntry{storedHash: stored.PasswordHash, expires: v.now().Add(time.Duration(v.ttl.Load()))})
-	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
-	if v.limiter != nil {
-		v.limiter.Succeeded(user)
+	if vd := v.checkShared(ctx, key, name, addr, storedHash, password); vd != verdictOK {
+		return Identity{}, v.refusal(ctx, start, vd, fail)
 	}
 	v.metrics.outcomes.WithLabelValues("success", "password").Inc()
 	return Identity{User: user, Via: "password"}, nil
 }
 
-func (v *Verifier) failed(f *Failure, user, peer string) (Identity, error) {
-	if v.limiter != nil && f.Reason != ReasonLockedOut {
-		v.limiter.Failed(user, peer)
+// refusal counts and answers a failed check: a wrong password or a lockout
+// no sooner than a hash after start; a full queue or a caller that gave
+// up at once, since they say nothing about the password.
+func (v *Verifier) refusal(ctx context.Context, start time.Time, vd verdict, fail *Failure) error {
+	switch vd {
+	case verdictBusy:
+		fail.Reason, fail.Message = ReasonBusy, MsgBusy
+		_, err := v.refuse(fail)
+		return err
+	case verdictCanceled:
+		fail.Reason = ReasonCanceled
+		_, err := v.refuse(fail)
+		return err
+	case verdictLocked:
+		fail.Reason = ReasonLockedOut
 	}
+	_, err := v.refuseAfter(ctx, start, fail)
+	return err
+}
+
+// verdict is the outcome of one cold check.
+type verdict int
+
+const (
+	verdictOK verdict = iota
+	verdictWrong
+	verdictLocked
+	verdictBusy
+	verdictCanceled
+)
+
+// checkShared runs the cold check of one credential from one address once
+// for all its concurrent callers: a client that opens 50 connections with
+// the same password at start costs one hash and one place in the queue,
+// not 50. The address is part of the key, so a locked address never rides
+// on another's success.
+func (v *Verifier) checkShared(ctx context.Context, key cacheKey, name, addr, storedHash, password string) verdict {
+	flight := string(key[:]) + "\x00" + addr
+	for {
+		ch := v.flights.DoChan(flight, func() (any, error) {
+			return v.check(ctx, key, name, addr, storedHash, password), nil
+		})
+		select {
+		case r := <-ch:
+			// The leader gave up (its context ended) but this caller did
+			// not: check again, leading this time.
+			if got := r.Val.(verdict); got != verdictCanceled || ctx.Err() != nil {
+				return got
+			}
+		case <-ctx.Done():
+			return verdictCanceled
+		}
+	}
+}
+
+// check waits its fair turn for a hashing slot, asks the limiter only then
+// (so a burst of guesses cannot all pass the check before the first
+// failure is counted), and hashes. storedHash is "" for a user that does
+// not exist.
+func (v *Verifier) check(ctx context.Context, key cacheKey, name, addr, storedHash, password string) verdict {
+	if err := v.pool.acquire(ctx, addr, name); err != nil {
+		if err == errBusy {
+			return verdictBusy
+		}
+		return verdictCanceled
+	}
+	if v.limiter != nil && v.limiter.Locked(name, addr) {
+		v.pool.release()
+		return verdictLocked
+	}
+	ok := v.hash(storedHash != "", storedHash, password)
+	v.pool.release()
+	if !ok {
+		if v.limiter != nil {
+			v.limiter.Failed(name, addr)
+		}
+		return verdictWrong
+	}
+	v.cache.Add(key, cacheEntry{storedHash: storedHash, expires: v.now().Add(time.Duration(v.ttl.Load()))})
+	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
+	if v.limiter != nil {
+		v.limiter.Succeeded(name, addr)
+	}
+	return verdictOK
+}
+
+// hash runs one verification in a slot the caller holds: the stored hash's,
+// or for a user that does not exist the same work on a dummy hash, so the
+// time taken does not tell which names exist.
+func (v *Verifier) hash(exists bool, storedHash, password string) bool {
+	n := v.inFlight.Add(1)
+	v.metrics.hashesInFlight.Inc()
+	defer func() {
+		v.inFlight.Add(-1)
+		v.metrics.hashesInFlight.Dec()
+	}()
+	for peak := v.peak.Load(); n > peak; peak = v.peak.Load() {
+		if v.peak.CompareAndSwap(peak, n) {
+			v.metrics.hashesPeak.Set(float64(n))
+			break
+		}
+	}
+	v.metrics.hashes.Inc()
+	start := time.Now()
+	var ok bool
+	switch {
+	case len(password) > maxCheckedPassword:
+		// Not worth hashing; the floor gives the refusal a hash's time.
+	case exists:
+		ok = v.verify(storedHash, password)
+	default:
+		v.dummyVerify(password)
+	}
+	if !exists || credentials.IsArgon2(storedHash) {
+		// The average follows argon2id, the slowest scheme, which the
+		// dummy uses: a cheaper imported bcrypt hash is padded to it.
+		d := int64(time.Since(start))
+		v.hashCost.Store((7*v.hashCost.Load() + d) / 8)
+	}
+	return ok
+}
+
+// CheckPassword verifies password against a user's stored hash for the
+// user API (the old password of update_password), through the same pool,
+// limiter and floor as a login.
+func (v *Verifier) CheckPassword(ctx context.Context, user, storedHash, password, peer string) error {
+	start := v.now()
+	name, addr := edge.Bound(user), edge.Bound(peer)
+	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: name}
+	if vd := v.check(ctx, passwordKey(user, password), name, addr, storedHash, password); vd != verdictOK {
+		return v.refusal(ctx, start, vd, fail)
+	}
+	return nil
+}
+
+// HashPassword hashes a new password in a slot of the pool: creating users
+// costs as much memory as verifying them.
+func (v *Verifier) HashPassword(ctx context.Context, user, password, peer string) (string, error) {
+	if err := v.pool.acquire(ctx, edge.Bound(peer), edge.Bound(user)); err != nil {
+		return "", err
+	}
+	defer v.pool.release()
+	return credentials.HashPassword(password)
+}
+
+// refuseAfter answers a refusal no sooner than one hash after start, but
+// without holding a slot: a lockout, a cheap bcrypt or an oversized
+// password must not answer faster than a real wrong password.
+func (v *Verifier) refuseAfter(ctx context.Context, start time.Time, f *Failure) (Identity, error) {
+	if wait := time.Duration(v.hashCost.Load()) - v.now().Sub(start); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return v.refuse(f)
+}
+
+func (v *Verifier) refuse(f *Failure) (Identity, error) {
 	v.metrics.outcomes.WithLabelValues("failure", string(f.Reason)).Inc()
 	return Identity{}, f
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -81,7 +82,8 @@ type Auth struct {
 	// the backend; "" disables it. Client-sent copies are always removed.
 	IdentityHeader string `yaml:"identityHeader"`
 	// MaxConcurrentVerifications bounds password hashing running at once, so
-	// a flood of wrong passwords cannot starve cached callers.
+	// a flood of wrong passwords cannot starve cached callers. The default,
+	// half the CPUs (at least one), leaves the other half to them.
 	MaxConcurrentVerifications int `yaml:"maxConcurrentVerifications"`
 	// BruteForce configures the lockout after repeated failures.
 	BruteForce BruteForce `yaml:"bruteForce"`
@@ -201,7 +203,7 @@ func Default() *Config {
 		Cache:       Cache{Size: 10000, TTL: 10 * time.Minute},
 		Auth: Auth{
 			IdentityHeader:             "x-authproxy-user",
-			MaxConcurrentVerifications: 4,
+			MaxConcurrentVerifications: max(1, runtime.GOMAXPROCS(0)/2),
 			BruteForce: BruteForce{
 				Enabled:    true,
 				Threshold:  10,

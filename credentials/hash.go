@@ -135,6 +135,9 @@ func CheckHashFormat(h string) error {
 	return errHashFormat
 }
 
+// IsArgon2 reports whether h is an argon2id hash (rather than bcrypt).
+func IsArgon2(h string) bool { return strings.HasPrefix(h, argon2Prefix) }
+
 func isBcrypt(h string) bool {
 	return strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$")
 }

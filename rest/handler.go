@@ -2,8 +2,6 @@ package rest
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,8 +28,8 @@ const (
 	DefaultTimeout = 5 * time.Minute
 )
 
-// maxUserBodyBytes bounds a /users/* body: a few names and passwords.
-const maxUserBodyBytes = 1 << 20
+// maxUserBodyBytes bounds a /users/* body as gRPC bounds the same calls.
+const maxUserBodyBytes = usermgmt.MaxRequestBytes
 
 // usersPrefix is the part of the API the proxy answers itself.
 const usersPrefix = "/v2/vectordb/users/"
@@ -151,30 +149,16 @@ type identity struct {
 	authenticated bool
 }
 
-// authenticate checks the request's credential when authentication is on,
-// logging each refusal (never the secret).
+// authenticate checks the request's credential when authentication is on;
+// the authenticator counts and logs each refusal (never the secret).
 func (h *handler) authenticate(r *http.Request) (identity, bool) {
 	if !h.authn.Enabled() {
 		return identity{}, true
 	}
-	addr := auth.HostOf(r.RemoteAddr)
-	cert := verifiedCert(r)
-	id, err := h.authn.CheckHTTP(r.Context(), r.Header.Get("Authorization"), cert, addr)
+	call := auth.Call{Protocol: "rest", Target: r.URL.Path, Peer: auth.HostOf(r.RemoteAddr), Cert: edge.VerifiedCert(r.TLS)}
+	id, err := h.authn.CheckHTTP(r.Context(), r.Header.Get("Authorization"), call)
 	if err != nil {
-		var f *auth.Failure
-		if errors.As(err, &f) {
-			h.logger.Warn("rest authentication failed", "path", r.URL.Path, "user", f.User, "peer", addr, "reason", f.Reason)
-		} else {
-			h.logger.Warn("rest authentication failed", "path", r.URL.Path, "peer", addr, "error", err)
-		}
 		return identity{}, false
 	}
 	return identity{user: id.User, authenticated: true}, true
-}
-
-func verifiedCert(r *http.Request) *x509.Certificate {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-		return nil
-	}
-	return r.TLS.VerifiedChains[0][0]
 }

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -67,7 +68,7 @@ func newEnv(t *testing.T, backend *url.URL, tweak func(*Options)) *testEnv {
 	}
 	e := &testEnv{
 		store: store,
-		authn: auth.NewAuthenticator(verifier, logger, true),
+		authn: auth.NewAuthenticator(verifier, edge.NewFailureLog(logger), true),
 		users: usermgmt.NewService(usermgmt.Options{Store: store, Logger: logger}),
 		logs:  logs,
 	}
@@ -112,7 +113,7 @@ func mustURL(t *testing.T, raw string) *url.URL {
 // addUser creates a user directly in the store through the service.
 func (e *testEnv) addUser(t *testing.T, name, password string, roles ...string) {
 	t.Helper()
-	if err := e.users.CreateUser(usermgmt.Caller{}, name, password); err != nil {
+	if err := e.users.CreateUser(context.Background(), usermgmt.Caller{}, name, password); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range roles {

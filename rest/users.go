@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,40 +43,40 @@ func (q *userRequest) field(name string) string {
 // and the call into the shared Service.
 type userOp struct {
 	required []string
-	call     func(s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error)
+	call     func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error)
 }
 
 // noData is the {} a successful change answers with.
 var noData = struct{}{}
 
 var userOps = map[string]userOp{
-	"list": {call: func(s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
+	"list": {call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
 		names, err := s.ListUsers(c)
 		if names == nil {
 			names = []string{}
 		}
 		return names, err
 	}},
-	"describe": {required: []string{"userName"}, call: func(s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"describe": {required: []string{"userName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		roles, _, err := s.DescribeUser(c, q.UserName)
 		if roles == nil {
 			roles = []string{} // an unknown user has no roles, as in Milvus
 		}
 		return roles, err
 	}},
-	"create": {required: []string{"userName", "password"}, call: func(s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.CreateUser(c, q.UserName, q.Password)
+	"create": {required: []string{"userName", "password"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		return noData, s.CreateUser(ctx, c, q.UserName, q.Password)
 	}},
-	"update_password": {required: []string{"userName", "password", "newPassword"}, call: func(s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.UpdatePassword(c, q.UserName, q.Password, q.NewPassword)
+	"update_password": {required: []string{"userName", "password", "newPassword"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		return noData, s.UpdatePassword(ctx, c, q.UserName, q.Password, q.NewPassword)
 	}},
-	"drop": {required: []string{"userName"}, call: func(s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"drop": {required: []string{"userName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.DropUser(c, q.UserName)
 	}},
-	"grant_role": {required: []string{"userName", "roleName"}, call: func(s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"grant_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.GrantRole(c, q.UserName, q.RoleName)
 	}},
-	"revoke_role": {required: []string{"userName", "roleName"}, call: func(s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"revoke_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.RevokeRole(c, q.UserName, q.RoleName)
 	}},
 }
@@ -115,7 +116,7 @@ func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string
 	if c.Database == "" {
 		c.Database = r.Header.Get("DB-Name")
 	}
-	data, err := op.call(h.users, c, &q)
+	data, err := op.call(r.Context(), h.users, c, &q)
 	if err != nil {
 		writeUserError(w, err)
 		return

@@ -74,17 +74,6 @@ func newCallObserver(logger *slog.Logger, accessLog bool, reg prometheus.Registe
 	return &callObserver{logger: logger, accessLog: accessLog, metrics: newCallMetrics(reg)}
 }
 
-func (o *callObserver) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	start := time.Now()
-	var who *auth.Identity
-	if o.accessLog {
-		ctx, who = auth.WithIdentitySlot(ctx)
-	}
-	resp, err := handler(ctx, req)
-	o.observe(ctx, info.FullMethod, who, start, err)
-	return resp, err
-}
-
 func (o *callObserver) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
 	var who *auth.Identity

@@ -61,6 +61,7 @@ type Server struct {
 	users    *usermgmt.Service
 	backend  *proxy.Backend
 	headers  *edge.HeaderPolicy // what is stripped and asserted, gRPC and REST alike
+	failures *edge.FailureLog   // how refusals are logged, gRPC and REST alike
 	director *proxy.Director
 	status   *admin.Status
 	calls    *callObserver
@@ -123,10 +124,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.authn = auth.NewAuthenticator(verifier, s.logger, cfg.Common.Security.AuthorizationEnabled)
+	s.failures = edge.NewFailureLog(s.logger)
+	s.authn = auth.NewAuthenticator(verifier, s.failures, cfg.Common.Security.AuthorizationEnabled)
 	s.users = usermgmt.NewService(usermgmt.Options{
 		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
-		Metrics: usermgmt.NewMetrics(reg),
+		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier,
 	})
 
 	if err := s.setupTLS(cfg); err != nil {
@@ -174,7 +176,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		// of) one per call: every forwarded call is a stream here.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.calls.unary, s.authn.UnaryInterceptor()),
+		// No unary interceptor: every method, the proxy's own included, is
+		// served as a stream, so authentication runs before a body is read.
 		grpc.ChainStreamInterceptor(s.calls.stream, s.authn.StreamInterceptor()),
 		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods()).StreamHandler()),
 		grpc.Creds(alreadyTLS{}),
@@ -320,5 +323,6 @@ func (s *Server) shutdown(adminServer *http.Server, stopShared func()) {
 		cancel()
 	}
 	s.backend.Close()
+	s.failures.Flush()
 	s.logger.Info("stopped")
 }

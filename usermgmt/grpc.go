@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/authproxy/authproxy/auth"
@@ -38,11 +39,11 @@ const ErrCustomRoles = "authproxy: custom roles and privileges are not supported
 
 // RegisterGRPC registers the user API on s.
 func (s *Service) RegisterGRPC(server *grpc.Server) {
-	methods := []grpc.MethodDesc{
+	methods := []grpc.StreamDesc{
 		unary("CreateCredential", func(ctx context.Context, r *milvuspb.CreateCredentialRequest) (*commonpb.Status, error) {
 			password, err := decodePassword(r.GetPassword())
 			if err == nil {
-				err = s.CreateUser(callerOf(ctx), r.GetUsername(), password)
+				err = s.CreateUser(ctx, callerOf(ctx), r.GetUsername(), password)
 			}
 			return statusReply(err)
 		}),
@@ -53,7 +54,7 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 			}
 			newPassword, err := decodePassword(r.GetNewPassword())
 			if err == nil {
-				err = s.UpdatePassword(callerOf(ctx), r.GetUsername(), oldPassword, newPassword)
+				err = s.UpdatePassword(ctx, callerOf(ctx), r.GetUsername(), oldPassword, newPassword)
 			}
 			return statusReply(err)
 		}),
@@ -115,29 +116,42 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 	server.RegisterService(&grpc.ServiceDesc{
 		ServiceName: milvusService,
 		HandlerType: (*any)(nil),
-		Methods:     methods,
+		Streams:     methods,
 	}, s)
 }
 
-// unary adapts a typed handler to grpc.MethodDesc, running the server's
-// interceptors (authentication) first.
+// MaxRequestBytes bounds a user-management request: a few names and
+// passwords of at most 256 bytes each. REST applies it to its bodies too.
+const MaxRequestBytes = 64 << 10
+
+// unary serves a unary method as a stream handler. grpc-go reads a unary
+// request whole (up to the server's limit, 256 MiB by default) before any
+// interceptor runs; a stream handler runs after the stream interceptors,
+// so the caller is authenticated before the body is read, and the body is
+// then refused past MaxRequestBytes. Both stream flags must be set: grpc-go
+// treats a StreamDesc with neither as unary and skips the stream
+// interceptors, authentication included.
 func unary[Req any, PReq interface {
 	*Req
-}, Resp any](name string, h func(context.Context, PReq) (Resp, error)) grpc.MethodDesc {
-	full := "/" + milvusService + "/" + name
-	return grpc.MethodDesc{
-		MethodName: name,
-		Handler: func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	proto.Message
+}, Resp any](name string, h func(context.Context, PReq) (Resp, error)) grpc.StreamDesc {
+	return grpc.StreamDesc{
+		StreamName:    name,
+		ClientStreams: true,
+		ServerStreams: true,
+		Handler: func(_ any, ss grpc.ServerStream) error {
 			req := PReq(new(Req))
-			if err := dec(req); err != nil {
-				return nil, err
+			if err := ss.RecvMsg(req); err != nil {
+				return err
 			}
-			if interceptor == nil {
-				return h(ctx, req)
+			if n := proto.Size(req); n > MaxRequestBytes {
+				return status.Errorf(codes.ResourceExhausted, "authproxy: a %s request may carry %d bytes, got %d", name, MaxRequestBytes, n)
 			}
-			return interceptor(ctx, req, &grpc.UnaryServerInfo{FullMethod: full}, func(ctx context.Context, r any) (any, error) {
-				return h(ctx, r.(PReq))
-			})
+			resp, err := h(ss.Context(), req)
+			if err != nil {
+				return err
+			}
+			return ss.SendMsg(resp)
 		},
 	}
 }

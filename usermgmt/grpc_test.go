@@ -1,6 +1,7 @@
 package usermgmt
 
 import (
+	"google.golang.org/grpc"
 	"testing"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
@@ -19,6 +20,24 @@ func TestRefusedMethodsAreMilvusServiceMethods(t *testing.T) {
 	for _, name := range rbacMethods {
 		if !known[name] {
 			t.Errorf("%s is not a MilvusService method", name)
+		}
+	}
+}
+
+// Every method the proxy answers itself is served as a stream with both
+// stream flags set: grpc-go reads a unary request whole before any
+// interceptor, and skips the stream interceptors (authentication) for a
+// stream with neither flag.
+func TestOwnMethodsRunTheStreamInterceptorsFirst(t *testing.T) {
+	server := grpc.NewServer()
+	NewService(Options{}).RegisterGRPC(server)
+	info, ok := server.GetServiceInfo()[milvusService]
+	if !ok || len(info.Methods) == 0 {
+		t.Fatal("the user API is not registered")
+	}
+	for _, m := range info.Methods {
+		if !m.IsClientStream || !m.IsServerStream {
+			t.Errorf("%s is registered as unary: its body would be read before authentication, or authentication skipped", m.Name)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package usermgmt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/credentials"
 )
 
@@ -48,6 +50,7 @@ type Service struct {
 	logger     *slog.Logger
 	superUsers atomic.Pointer[[]string]
 	metrics    *Metrics
+	passwords  Passwords
 	now        func() time.Time
 }
 
@@ -59,13 +62,42 @@ type Options struct {
 	SuperUsers []string
 	// Metrics counts operations; nil keeps the counts unregistered.
 	Metrics *Metrics
+	// Passwords hashes and checks passwords; nil does it directly, without
+	// the bounded pool and the limiter (unit tests).
+	Passwords Passwords
+}
+
+// Passwords is where the user API hashes and checks passwords: in the
+// proxy, the authenticator's verifier, so that an old-password check is
+// bounded, fair and rate-limited like a login.
+type Passwords interface {
+	// CheckPassword returns nil when password matches storedHash.
+	CheckPassword(ctx context.Context, user, storedHash, password, peer string) error
+	HashPassword(ctx context.Context, user, password, peer string) (string, error)
+}
+
+// directPasswords hashes in the caller's goroutine, with no bound.
+type directPasswords struct{}
+
+func (directPasswords) CheckPassword(_ context.Context, _, storedHash, password, _ string) error {
+	if !credentials.VerifyPassword(storedHash, password) {
+		return errors.New("wrong password")
+	}
+	return nil
+}
+
+func (directPasswords) HashPassword(_ context.Context, _, password, _ string) (string, error) {
+	return credentials.HashPassword(password)
 }
 
 // NewService returns a Service.
 func NewService(opts Options) *Service {
-	s := &Service{store: opts.Store, logger: opts.Logger, metrics: opts.Metrics, now: time.Now}
+	s := &Service{store: opts.Store, logger: opts.Logger, metrics: opts.Metrics, passwords: opts.Passwords, now: time.Now}
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
+	}
+	if s.passwords == nil {
+		s.passwords = directPasswords{}
 	}
 	s.SetSuperUsers(opts.SuperUsers)
 	return s
@@ -104,7 +136,7 @@ func denied(privilege string, c Caller) error {
 }
 
 // CreateUser adds a user with no roles.
-func (s *Service) CreateUser(c Caller, name, password string) error {
+func (s *Service) CreateUser(ctx context.Context, c Caller, name, password string) error {
 	return s.audit("create_user", c, name, func() error {
 		if err := s.requireAdmin(c, privCreate); err != nil {
 			return err
@@ -112,7 +144,7 @@ func (s *Service) CreateUser(c Caller, name, password string) error {
 		if err := validate(name, password); err != nil {
 			return err
 		}
-		hash, err := credentials.HashPassword(password)
+		hash, err := s.passwords.HashPassword(ctx, name, password, auth.HostOf(c.Peer))
 		if err != nil {
 			return Internal(err)
 		}
@@ -130,7 +162,7 @@ func (s *Service) CreateUser(c Caller, name, password string) error {
 // UpdatePassword changes name's password. A user may change their own;
 // an admin anyone's; the old password is required unless the caller is in
 // superUsers.
-func (s *Service) UpdatePassword(c Caller, name, oldPassword, newPassword string) error {
+func (s *Service) UpdatePassword(ctx context.Context, c Caller, name, oldPassword, newPassword string) error {
 	return s.audit("update_password", c, name, func() error {
 		if c.Authenticated && c.User != name && !s.store.Current().IsAdmin(c.User) {
 			return denied(privUpdate, c)
@@ -143,10 +175,14 @@ func (s *Service) UpdatePassword(c Caller, name, oldPassword, newPassword string
 		if !ok {
 			return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
 		}
-		if !skipOld && !credentials.VerifyPassword(user.PasswordHash, oldPassword) {
-			return &Error{Kind: KindWrongOldPassword, Reason: fmt.Sprintf("old password not correct for %s: not authenticated", name)}
+		if !skipOld {
+			if err := s.passwords.CheckPassword(ctx, name, user.PasswordHash, oldPassword, auth.HostOf(c.Peer)); err != nil {
+				// A lockout or a full queue reads as a wrong old password:
+				// the caller learns nothing it could guess with.
+				return &Error{Kind: KindWrongOldPassword, Reason: fmt.Sprintf("old password not correct for %s: not authenticated", name)}
+			}
 		}
-		hash, err := credentials.HashPassword(newPassword)
+		hash, err := s.passwords.HashPassword(ctx, name, newPassword, auth.HostOf(c.Peer))
 		if err != nil {
 			return Internal(err)
 		}

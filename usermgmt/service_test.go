@@ -2,6 +2,7 @@ package usermgmt
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,10 +35,10 @@ func kindOf(err error) Kind {
 
 func TestRulesAndPermissions(t *testing.T) {
 	s, _, logs := newService(t)
-	if err := s.CreateUser(root, "user_1", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(root, "user_1", "P@ssw0rd"); kindOf(err) != KindExists || err.Error() != "user already exists: user_1" {
+	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd"); kindOf(err) != KindExists || err.Error() != "user already exists: user_1" {
 		t.Fatalf("duplicate: %v", err)
 	}
 	for _, c := range []struct{ name, pw, want string }{
@@ -48,14 +49,14 @@ func TestRulesAndPermissions(t *testing.T) {
 		{"user_2", "12345", "invalid password length: invalid parameter[5 out of range 6 <= value <= 256]"},
 		{"user_2", strings.Repeat("p", 257), "257 out of range 6 <= value <= 256"},
 	} {
-		err := s.CreateUser(root, c.name, c.pw)
+		err := s.CreateUser(bg, root, c.name, c.pw)
 		var e *Error
 		if !errors.As(err, &e) || e.Kind != KindInvalidParameter || e.Code() != 1100 || !strings.Contains(e.Reason, c.want) {
 			t.Errorf("CreateUser(%q): %v, want code 1100 and %q", c.name, err, c.want)
 		}
 	}
 	user1 := Caller{User: "user_1", Authenticated: true, Database: "db1"}
-	err := s.CreateUser(user1, "user_3", "P@ssw0rd")
+	err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd")
 	if kindOf(err) != KindPermissionDenied || err.Error() != "PrivilegeCreateOwnership: permission deny to user_1 in the `db1` database" {
 		t.Fatalf("non-admin create: %v", err)
 	}
@@ -68,13 +69,13 @@ func TestRulesAndPermissions(t *testing.T) {
 	if _, _, err := s.DescribeUser(user1, "root"); kindOf(err) != KindPermissionDenied {
 		t.Fatalf("describe other: %v", err)
 	}
-	if err := s.UpdatePassword(user1, "root", "Milvus", "NewPassw0rd"); kindOf(err) != KindPermissionDenied {
+	if err := s.UpdatePassword(bg, user1, "root", "Milvus", "NewPassw0rd"); kindOf(err) != KindPermissionDenied {
 		t.Fatalf("update other's password: %v", err)
 	}
-	if err := s.UpdatePassword(user1, "user_1", "wrong-old", "P@ssw0rd123"); kindOf(err) != KindWrongOldPassword {
+	if err := s.UpdatePassword(bg, user1, "user_1", "wrong-old", "P@ssw0rd123"); kindOf(err) != KindWrongOldPassword {
 		t.Fatalf("wrong old password: %v", err)
 	}
-	if err := s.UpdatePassword(user1, "user_1", "P@ssw0rd", "P@ssw0rd123"); err != nil {
+	if err := s.UpdatePassword(bg, user1, "user_1", "P@ssw0rd", "P@ssw0rd123"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DropUser(root, "root"); kindOf(err) != KindRootUndeletable {
@@ -86,7 +87,7 @@ func TestRulesAndPermissions(t *testing.T) {
 	if err := s.GrantRole(root, "user_1", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(user1, "user_3", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd"); err != nil {
 		t.Fatalf("a user granted admin may create users: %v", err)
 	}
 	for _, secret := range []string{"P@ssw0rd", "P@ssw0rd123", "wrong-old", "Milvus"} {
@@ -101,20 +102,20 @@ func TestRulesAndPermissions(t *testing.T) {
 
 func TestSuperUserSkipsOldPasswordOnly(t *testing.T) {
 	s, _, _ := newService(t, "root", "foo")
-	if err := s.CreateUser(root, "user_1", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(root, "foo", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, root, "foo", "P@ssw0rd"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdatePassword(root, "user_1", "not-the-old-one", "P@ssw0rd9"); err != nil {
+	if err := s.UpdatePassword(bg, root, "user_1", "not-the-old-one", "P@ssw0rd9"); err != nil {
 		t.Fatalf("superuser root without the old password: %v", err)
 	}
 	foo := Caller{User: "foo", Authenticated: true}
-	if err := s.UpdatePassword(foo, "user_1", "x", "P@ssw0rd10"); kindOf(err) != KindPermissionDenied {
+	if err := s.UpdatePassword(bg, foo, "user_1", "x", "P@ssw0rd10"); kindOf(err) != KindPermissionDenied {
 		t.Fatalf("superuser foo is no admin: %v", err)
 	}
-	if err := s.CreateUser(foo, "bar", "P@ssw0rd"); kindOf(err) != KindPermissionDenied {
+	if err := s.CreateUser(bg, foo, "bar", "P@ssw0rd"); kindOf(err) != KindPermissionDenied {
 		t.Fatalf("superuser grants nothing else: %v", err)
 	}
 }
@@ -131,7 +132,7 @@ func TestReadOnlyStoreRefusesWithClearMessage(t *testing.T) {
 	_, store, _ := newService(t)
 	var logs bytes.Buffer
 	s := NewService(Options{Store: readOnlyStore{store}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	err := s.CreateUser(root, "user_1", "P@ssw0rd")
+	err := s.CreateUser(bg, root, "user_1", "P@ssw0rd")
 	if kindOf(err) != KindReadOnly || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("read-only store: %v", err)
 	}
@@ -146,3 +147,6 @@ func TestReadOnlyStoreRefusesWithClearMessage(t *testing.T) {
 		t.Fatal("memory changed although the write was refused")
 	}
 }
+
+// bg is the context of calls that never wait.
+var bg = context.Background()

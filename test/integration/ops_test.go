@@ -52,7 +52,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`authproxy_password_hash_verifications_in_flight`:                    0,
 		`authproxy_backend_up`:                                               1,
 		`authproxy_user_operations_total{op="create_user",result="success"}`: 1,
-		`authproxy_auth_lockouts_total{kind="user"}`:                         0,
+		`authproxy_auth_lockouts_total{kind="user_address"}`:                 0,
 	} {
 		if got := metricValue(t, p, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
@@ -149,7 +149,7 @@ func TestBruteForceLockout(t *testing.T) {
 	if hashes > 100 {
 		t.Fatalf("1000 wrong passwords cost %v hashes: not mostly refused without hashing", hashes)
 	}
-	if metricValue(t, p, `authproxy_auth_total{reason="locked_out",result="failure"}`) < 800 || metricValue(t, p, `authproxy_auth_lockouts_total{kind="user"}`) < 1 {
+	if metricValue(t, p, `authproxy_auth_total{reason="locked_out",result="failure"}`) < 800 || metricValue(t, p, `authproxy_auth_lockouts_total{kind="user_address"}`) < 1 {
 		t.Fatal("lockouts not counted")
 	}
 	if !strings.Contains(p.Logs(), "reason=locked_out") {
