@@ -11,21 +11,49 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const fileVersion = 1
+// fileVersion is what encodeFile writes. Version 1 files (users and API
+// keys only) are read as they are and upgraded on their first write.
+const fileVersion = 2
 
 const fileHeader = "# authproxy credential file: hashes only. Edit with `authproxy user ...` or by hand.\n"
 
 // fileDoc is the on-disk layout; see doc.go.
 type fileDoc struct {
-	Version int        `yaml:"version"`
-	Users   []fileUser `yaml:"users,omitempty"`
-	APIKeys []fileKey  `yaml:"apiKeys,omitempty"`
+	Version         int         `yaml:"version"`
+	Users           []fileUser  `yaml:"users,omitempty"`
+	APIKeys         []fileKey   `yaml:"apiKeys,omitempty"`
+	Roles           []fileRole  `yaml:"roles,omitempty"`
+	Grants          []fileGrant `yaml:"grants,omitempty"`
+	PrivilegeGroups []fileGroup `yaml:"privilegeGroups,omitempty"`
+}
+
+type fileRole struct {
+	Name    string `yaml:"name"`
+	Created stamp  `yaml:"created,omitempty"`
+}
+
+type fileGrant struct {
+	Role       string `yaml:"role"`
+	Object     string `yaml:"object"`
+	ObjectName string `yaml:"objectName"`
+	DB         string `yaml:"db"`
+	Privilege  string `yaml:"privilege"`
+	Grantor    string `yaml:"grantor,omitempty"`
+	V2         bool   `yaml:"v2,omitempty"`
+	Created    stamp  `yaml:"created,omitempty"`
+}
+
+type fileGroup struct {
+	Name       string   `yaml:"name"`
+	Privileges []string `yaml:"privileges,flow"`
+	Created    stamp    `yaml:"created,omitempty"`
 }
 
 type fileUser struct {
 	Name         string   `yaml:"name"`
 	PasswordHash quoted   `yaml:"passwordHash"`
 	Roles        []string `yaml:"roles,flow,omitempty"`
+	Description  string   `yaml:"description,omitempty"`
 	Created      stamp    `yaml:"created,omitempty"`
 	Updated      stamp    `yaml:"updated,omitempty"`
 }
@@ -66,6 +94,9 @@ var typeNames = strings.NewReplacer(
 	"in type credentials.fileDoc", "at top level",
 	"in type credentials.fileUser", "in a users entry",
 	"in type credentials.fileKey", "in an apiKeys entry",
+	"in type credentials.fileRole", "in a roles entry",
+	"in type credentials.fileGrant", "in a grants entry",
+	"in type credentials.fileGroup", "in a privilegeGroups entry",
 )
 
 // parseFile decodes and validates a whole credential file. Errors name the
@@ -96,8 +127,11 @@ func parseFile(data []byte) (*Set, error) {
 	}
 
 	top := root.Content[0]
-	if doc.Version != fileVersion {
-		return nil, fmt.Errorf("line %d: version must be %d", lineOf(top, "version"), fileVersion)
+	switch {
+	case doc.Version != 1 && doc.Version != fileVersion:
+		return nil, fmt.Errorf("line %d: version must be 1 or %d", lineOf(top, "version"), fileVersion)
+	case doc.Version == 1 && len(doc.Roles)+len(doc.Grants)+len(doc.PrivilegeGroups) > 0:
+		return nil, fmt.Errorf("line %d: roles, grants and privilegeGroups need version %d", lineOf(top, "version"), fileVersion)
 	}
 	userLines := entryLines(top, "users", len(doc.Users))
 	keyLines := entryLines(top, "apiKeys", len(doc.APIKeys))
@@ -110,7 +144,7 @@ func parseFile(data []byte) (*Set, error) {
 			return nil, fmt.Errorf("duplicate user %q at line %d (first defined at line %d)", fu.Name, line, first)
 		}
 		firstUser[fu.Name] = line
-		u := &User{Name: fu.Name, PasswordHash: string(fu.PasswordHash), Roles: fu.Roles,
+		u := &User{Name: fu.Name, PasswordHash: string(fu.PasswordHash), Roles: fu.Roles, Description: fu.Description,
 			Created: time.Time(fu.Created), Updated: time.Time(fu.Updated)}
 		if err := checkUser(u); err != nil {
 			return nil, fmt.Errorf("user %q at line %d: %w", fu.Name, line, err)
@@ -139,7 +173,49 @@ func parseFile(data []byte) (*Set, error) {
 		s.keys[k.Name] = k
 		s.byDigest[k.Digest] = k
 	}
+	if err := parseRBAC(s, &doc, top, userLines); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// parseRBAC reads roles, groups and grants, and checks them with the users
+// (whose roles must exist): the rules of Set.validateRBAC, with lines.
+func parseRBAC(s *Set, doc *fileDoc, top *yaml.Node, userLines []int) error {
+	roleLines := entryLines(top, "roles", len(doc.Roles))
+	for i, fr := range doc.Roles {
+		if _, dup := s.rbac.roles[fr.Name]; dup {
+			return fmt.Errorf("duplicate role %q at line %d", fr.Name, roleLines[i])
+		}
+		s.rbac.roles[fr.Name] = &Role{Name: fr.Name, Created: time.Time(fr.Created)}
+	}
+	groupLines := entryLines(top, "privilegeGroups", len(doc.PrivilegeGroups))
+	for i, fg := range doc.PrivilegeGroups {
+		if _, dup := s.rbac.groups[fg.Name]; dup {
+			return fmt.Errorf("duplicate privilege group %q at line %d", fg.Name, groupLines[i])
+		}
+		s.rbac.groups[fg.Name] = &PrivilegeGroup{Name: fg.Name, Privileges: fg.Privileges, Created: time.Time(fg.Created)}
+	}
+	for i, fu := range doc.Users {
+		for _, r := range fu.Roles {
+			if !s.RoleExists(r) {
+				return fmt.Errorf("user %q at line %d: unknown role %q (not built in, not under roles)", fu.Name, userLines[i], r)
+			}
+		}
+	}
+	grantLines := entryLines(top, "grants", len(doc.Grants))
+	for i, fg := range doc.Grants {
+		g := &Grant{Role: fg.Role, Object: fg.Object, ObjectName: fg.ObjectName, DB: fg.DB, Privilege: fg.Privilege,
+			Grantor: fg.Grantor, V2: fg.V2, Created: time.Time(fg.Created)}
+		if _, dup := s.rbac.grants[g.Key()]; dup {
+			return fmt.Errorf("duplicate grant at line %d", grantLines[i])
+		}
+		if err := s.checkGrant(g); err != nil {
+			return fmt.Errorf("grant at line %d: %w", grantLines[i], err)
+		}
+		s.rbac.grants[g.Key()] = g
+	}
+	return s.validateRBAC()
 }
 
 // lineOf returns the line of key in mapping m, or m's own line if absent.
@@ -188,7 +264,17 @@ func encodeFile(s *Set) ([]byte, error) {
 	doc := fileDoc{Version: fileVersion}
 	for _, u := range s.Users() {
 		doc.Users = append(doc.Users, fileUser{Name: u.Name, PasswordHash: quoted(u.PasswordHash),
-			Roles: u.Roles, Created: stamp(u.Created), Updated: stamp(u.Updated)})
+			Roles: u.Roles, Description: u.Description, Created: stamp(u.Created), Updated: stamp(u.Updated)})
+	}
+	for _, r := range s.Roles() {
+		doc.Roles = append(doc.Roles, fileRole{Name: r.Name, Created: stamp(r.Created)})
+	}
+	for _, g := range s.PrivilegeGroups() {
+		doc.PrivilegeGroups = append(doc.PrivilegeGroups, fileGroup{Name: g.Name, Privileges: g.Privileges, Created: stamp(g.Created)})
+	}
+	for _, g := range s.Grants() {
+		doc.Grants = append(doc.Grants, fileGrant{Role: g.Role, Object: g.Object, ObjectName: g.ObjectName, DB: g.DB,
+			Privilege: g.Privilege, Grantor: g.Grantor, V2: g.V2, Created: stamp(g.Created)})
 	}
 	for _, k := range s.APIKeys() {
 		doc.APIKeys = append(doc.APIKeys, fileKey{Name: k.Name, User: k.User, Digest: quoted(k.Digest), Created: stamp(k.Created)})

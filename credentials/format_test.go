@@ -29,7 +29,7 @@ func TestFormatRoundTrip(t *testing.T) {
 	}
 	text := string(data)
 	for _, want := range []string{
-		fileHeader + "version: 1\nusers:\n  - name: alice\n",
+		fileHeader + "version: 2\nusers:\n  - name: alice\n",
 		"    passwordHash: \"" + testArgon + "\"\n    roles: [admin]\n    created: 2026-11-22T05:00:00Z\n",
 		"apiKeys:\n  - name: ci\n    user: alice\n    digest: \"" + testDigest + "\"\n",
 	} {
@@ -67,7 +67,8 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", "empty file"},
 		{"bad yaml", "version: 1\nusers:\n  - name: [\n", "line 3"},
 		{"tab", "version: 1\n\tusers: []\n", "line 2"},
-		{"wrong version", "\nversion: 2\n", "line 2: version must be 1"},
+		{"wrong version", "\nversion: 3\n", "line 2: version must be 1 or 2"},
+		{"roles in version 1", "version: 1\nroles:\n  - name: reader\n", "line 1: roles, grants and privilegeGroups need version 2"},
 		{"missing version", "users: []\n", "line 1: version must be 1"},
 		{"unknown top field", "version: 1\nextra: 1\n", "line 2: field extra not found at top level"},
 		{"unknown user field", "version: 1\nusers:\n" + user("root", testArgon) + "    password: hunter22\n",

@@ -12,6 +12,8 @@ const (
 	MaxUsernameLength = 32
 	MinPasswordLength = 6
 	MaxPasswordLength = 256
+	// MaxDescriptionLength bounds a user's description.
+	MaxDescriptionLength = 1024
 )
 
 // Built-in roles. authproxy has no role management yet; every user holds

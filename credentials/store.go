@@ -17,7 +17,8 @@ import (
 type User struct {
 	Name         string
 	PasswordHash string
-	Roles        []string // built-in roles only; RolePublic is implicit
+	Roles        []string // built-in or custom; RolePublic is implicit
+	Description  string
 	Created      time.Time
 	Updated      time.Time
 }
@@ -57,11 +58,12 @@ type Set struct {
 	users    map[string]*User
 	keys     map[string]*APIKey // by name
 	byDigest map[string]*APIKey
+	rbac     rbacState
 }
 
 // NewSet returns an empty Set.
 func NewSet() *Set {
-	return &Set{users: map[string]*User{}, keys: map[string]*APIKey{}, byDigest: map[string]*APIKey{}}
+	return &Set{users: map[string]*User{}, keys: map[string]*APIKey{}, byDigest: map[string]*APIKey{}, rbac: newRBACState()}
 }
 
 // User returns the named user.
@@ -109,6 +111,7 @@ func (s *Set) Clone() *Set {
 		c.keys[name] = &ck
 		c.byDigest[ck.Digest] = &ck
 	}
+	c.rbac = s.rbac.clone()
 	return c
 }
 
@@ -193,7 +196,7 @@ func (s *Set) validate() error {
 		}
 		digests[k.Digest] = k.Name
 	}
-	return nil
+	return s.validateRBAC()
 }
 
 // checkUser checks the rules of one user except uniqueness.
@@ -204,10 +207,8 @@ func checkUser(u *User) error {
 	if err := CheckHashFormat(u.PasswordHash); err != nil {
 		return err
 	}
-	for _, r := range u.Roles {
-		if !IsBuiltinRole(r) {
-			return fmt.Errorf("unknown role %q (want %s or %s)", r, RoleAdmin, RolePublic)
-		}
+	if len(u.Description) > MaxDescriptionLength {
+		return fmt.Errorf("description longer than %d bytes", MaxDescriptionLength)
 	}
 	return nil
 }

@@ -1,0 +1,285 @@
+package credentials
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/authproxy/authproxy/privilege"
+)
+
+// Role is a custom role; the built-in admin and public are never stored.
+type Role struct {
+	Name    string
+	Created time.Time
+}
+
+// Grant gives a role a privilege (or a privilege group) on an object:
+// (Object, ObjectName) in database DB, where "*" means every object or every
+// database. Version 2 grants (OperatePrivilegeV2) are stored with object
+// Global, as Milvus stores them, and name the collection in ObjectName.
+type Grant struct {
+	Role       string
+	Object     string // privilege.Collection, Global or User
+	ObjectName string
+	DB         string
+	Privilege  string // API name: Load, CollectionReadOnly, a custom group, or *
+	Grantor    string
+	V2         bool // made by OperatePrivilegeV2: groups are expanded per member's type
+	Created    time.Time
+}
+
+// GrantKey identifies a grant; granting twice is one grant.
+type GrantKey struct{ Role, Object, ObjectName, DB, Privilege string }
+
+// Key is the grant's identity.
+func (g *Grant) Key() GrantKey {
+	return GrantKey{g.Role, g.Object, g.ObjectName, g.DB, g.Privilege}
+}
+
+// PrivilegeGroup is a custom privilege group.
+type PrivilegeGroup struct {
+	Name       string
+	Privileges []string
+	Created    time.Time
+}
+
+// rbacState is the part of a Set that authorization reads.
+type rbacState struct {
+	roles  map[string]*Role
+	grants map[GrantKey]*Grant
+	groups map[string]*PrivilegeGroup
+}
+
+func newRBACState() rbacState {
+	return rbacState{roles: map[string]*Role{}, grants: map[GrantKey]*Grant{}, groups: map[string]*PrivilegeGroup{}}
+}
+
+func (r rbacState) clone() rbacState {
+	c := newRBACState()
+	for k, v := range r.roles {
+		cv := *v
+		c.roles[k] = &cv
+	}
+	for k, v := range r.grants {
+		cv := *v
+		c.grants[k] = &cv
+	}
+	for k, v := range r.groups {
+		cv := *v
+		cv.Privileges = slices.Clone(v.Privileges)
+		c.groups[k] = &cv
+	}
+	return c
+}
+
+// Role returns a custom role.
+func (s *Set) Role(name string) (*Role, bool) {
+	r, ok := s.rbac.roles[name]
+	return r, ok
+}
+
+// RoleExists reports whether name is a built-in or a custom role.
+func (s *Set) RoleExists(name string) bool {
+	_, ok := s.rbac.roles[name]
+	return ok || IsBuiltinRole(name)
+}
+
+// Roles lists the custom roles by name.
+func (s *Set) Roles() []*Role {
+	out := make([]*Role, 0, len(s.rbac.roles))
+	for _, r := range s.rbac.roles {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *Role) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// PutRole adds a custom role.
+func (s *Set) PutRole(r *Role) { s.rbac.roles[r.Name] = r }
+
+// DeleteRole removes a custom role, its grants and every user's binding to
+// it, and reports whether it existed.
+func (s *Set) DeleteRole(name string) bool {
+	if _, ok := s.rbac.roles[name]; !ok {
+		return false
+	}
+	delete(s.rbac.roles, name)
+	for k := range s.rbac.grants {
+		if k.Role == name {
+			delete(s.rbac.grants, k)
+		}
+	}
+	for _, u := range s.users {
+		u.Roles = slices.DeleteFunc(u.Roles, func(r string) bool { return r == name })
+	}
+	return true
+}
+
+// UsersOf lists the users bound to a role, by name.
+func (s *Set) UsersOf(role string) []string {
+	var out []string
+	for _, u := range s.Users() {
+		if slices.Contains(u.Roles, role) {
+			out = append(out, u.Name)
+		}
+	}
+	return out
+}
+
+// Grants lists every grant, ordered by role, database, object, name and
+// privilege.
+func (s *Set) Grants() []*Grant {
+	out := make([]*Grant, 0, len(s.rbac.grants))
+	for _, g := range s.rbac.grants {
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b *Grant) int {
+		return cmp.Or(strings.Compare(a.Role, b.Role), strings.Compare(a.DB, b.DB), strings.Compare(a.Object, b.Object),
+			strings.Compare(a.ObjectName, b.ObjectName), strings.Compare(a.Privilege, b.Privilege))
+	})
+	return out
+}
+
+// GrantsOf lists a role's grants, in the order of Grants.
+func (s *Set) GrantsOf(role string) []*Grant {
+	return slices.DeleteFunc(s.Grants(), func(g *Grant) bool { return g.Role != role })
+}
+
+// PutGrant adds a grant; an identical one is kept as it is.
+func (s *Set) PutGrant(g *Grant) {
+	if _, ok := s.rbac.grants[g.Key()]; !ok {
+		s.rbac.grants[g.Key()] = g
+	}
+}
+
+// DeleteGrant removes a grant and reports whether it existed.
+func (s *Set) DeleteGrant(k GrantKey) bool {
+	_, ok := s.rbac.grants[k]
+	delete(s.rbac.grants, k)
+	return ok
+}
+
+// PrivilegeGroup returns a custom group.
+func (s *Set) PrivilegeGroup(name string) (*PrivilegeGroup, bool) {
+	g, ok := s.rbac.groups[name]
+	return g, ok
+}
+
+// PrivilegeGroups lists the custom groups by name.
+func (s *Set) PrivilegeGroups() []*PrivilegeGroup {
+	out := make([]*PrivilegeGroup, 0, len(s.rbac.groups))
+	for _, g := range s.rbac.groups {
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b *PrivilegeGroup) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// PutPrivilegeGroup adds or replaces a custom group.
+func (s *Set) PutPrivilegeGroup(g *PrivilegeGroup) { s.rbac.groups[g.Name] = g }
+
+// DeletePrivilegeGroup removes a custom group and reports whether it existed.
+func (s *Set) DeletePrivilegeGroup(name string) bool {
+	_, ok := s.rbac.groups[name]
+	delete(s.rbac.groups, name)
+	return ok
+}
+
+// validateRBAC checks the roles, bindings, grants and groups together.
+func (s *Set) validateRBAC() error {
+	for _, r := range s.Roles() {
+		if err := ValidateRoleName(r.Name); err != nil {
+			return fmt.Errorf("role %q: %w", r.Name, err)
+		}
+		if IsBuiltinRole(r.Name) {
+			return fmt.Errorf("role %q: a built-in role is not stored", r.Name)
+		}
+	}
+	for _, u := range s.Users() {
+		for _, r := range u.Roles {
+			if !s.RoleExists(r) {
+				return fmt.Errorf("user %q: unknown role %q", u.Name, r)
+			}
+		}
+	}
+	for _, g := range s.PrivilegeGroups() {
+		if err := ValidateRoleName(g.Name); err != nil {
+			return fmt.Errorf("privilege group %q: %w", g.Name, err)
+		}
+		if privilege.Known(g.Name) {
+			return fmt.Errorf("privilege group %q: the name of a built-in privilege or group", g.Name)
+		}
+		for _, p := range g.Privileges {
+			if !privilege.Known(p) || privilege.IsGroup(p) {
+				return fmt.Errorf("privilege group %q: %q is not a privilege", g.Name, p)
+			}
+		}
+	}
+	for _, g := range s.Grants() {
+		if err := s.checkGrant(g); err != nil {
+			return fmt.Errorf("grant of %s on %s %s in db %s to role %q: %w", g.Privilege, g.Object, g.ObjectName, g.DB, g.Role, err)
+		}
+	}
+	return nil
+}
+
+func (s *Set) checkGrant(g *Grant) error {
+	if _, ok := s.rbac.roles[g.Role]; !ok && g.Role != RolePublic {
+		return errors.New("the role does not exist (grants to admin are not needed)")
+	}
+	if !slices.Contains(privilege.ObjectTypes(), g.Object) {
+		return fmt.Errorf("unknown object type %q (want Collection, Global or User)", g.Object)
+	}
+	for what, v := range map[string]string{"object name": g.ObjectName, "db": g.DB} {
+		if v != privilege.Any && ValidateObjectName(v) != nil {
+			return fmt.Errorf("invalid %s %q", what, v)
+		}
+	}
+	_, custom := s.rbac.groups[g.Privilege]
+	if !custom && !privilege.Known(g.Privilege) && g.Privilege != privilege.Any {
+		return fmt.Errorf("unknown privilege %q", g.Privilege)
+	}
+	return nil
+}
+
+// RoleNameMax is Milvus's proxy.maxNameLength.
+const RoleNameMax = 255
+
+// ValidateRoleName applies Milvus's validateName to role and group names:
+// not empty, at most 255 characters, a letter or _ first, then letters,
+// digits, _ or $.
+func ValidateRoleName(name string) error {
+	return validateName(name, false)
+}
+
+// ValidateObjectName is ValidateRoleName for collection and database names
+// in grants, which may also contain '-' (database names do).
+func ValidateObjectName(name string) error {
+	return validateName(name, true)
+}
+
+func validateName(name string, dash bool) error {
+	if strings.TrimSpace(name) == "" {
+		return errors.New("the name should not be empty")
+	}
+	if len(name) > RoleNameMax {
+		return fmt.Errorf("the length of the name must be not greater than limit %d", RoleNameMax)
+	}
+	c := name[0]
+	if c != '_' && !isLetter(c) {
+		return errors.New("the first character of the name must be an underscore or letter")
+	}
+	for i := 1; i < len(name); i++ {
+		c := name[i]
+		if c != '_' && c != '$' && !isLetter(c) && !(c >= '0' && c <= '9') && !(dash && c == '-') {
+			return errors.New("name can only contain numbers, letters, dollars and underscores")
+		}
+	}
+	return nil
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
