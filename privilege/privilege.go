@@ -135,15 +135,15 @@ var (
 
 // The nine v2 built-in groups (configs/milvus.yaml, 2.5.27 defaults).
 var (
-	clusterReadOnly    = []string{"ListDatabases", "SelectOwnership", "SelectUser", "DescribeResourceGroup", "ListResourceGroups", "ListPrivilegeGroups"}
-	clusterReadWrite   = append(slices.Clone(clusterReadOnly), "FlushAll", "TransferNode", "TransferReplica", "UpdateResourceGroups")
-	clusterAdmin       = append(slices.Clone(clusterReadWrite), "BackupRBAC", "RestoreRBAC", "CreateDatabase", "DropDatabase", "CreateOwnership", "DropOwnership", "ManageOwnership", "CreateResourceGroup", "DropResourceGroup", "UpdateUser", "RenameCollection", "CreatePrivilegeGroup", "DropPrivilegeGroup", "OperatePrivilegeGroup")
-	databaseReadOnly   = []string{"ShowCollections", "DescribeDatabase"}
-	databaseReadWrite  = append(slices.Clone(databaseReadOnly), "AlterDatabase")
-	databaseAdmin      = append(slices.Clone(databaseReadWrite), "CreateCollection", "DropCollection")
-	collectionReadOnly = []string{"Query", "Search", "IndexDetail", "GetFlushState", "GetLoadState", "GetLoadingProgress", "HasPartition", "ShowPartitions", "DescribeCollection", "DescribeAlias", "GetStatistics", "ListAliases"}
+	clusterReadOnly     = []string{"ListDatabases", "SelectOwnership", "SelectUser", "DescribeResourceGroup", "ListResourceGroups", "ListPrivilegeGroups"}
+	clusterReadWrite    = append(slices.Clone(clusterReadOnly), "FlushAll", "TransferNode", "TransferReplica", "UpdateResourceGroups")
+	clusterAdmin        = append(slices.Clone(clusterReadWrite), "BackupRBAC", "RestoreRBAC", "CreateDatabase", "DropDatabase", "CreateOwnership", "DropOwnership", "ManageOwnership", "CreateResourceGroup", "DropResourceGroup", "UpdateUser", "RenameCollection", "CreatePrivilegeGroup", "DropPrivilegeGroup", "OperatePrivilegeGroup")
+	databaseReadOnly    = []string{"ShowCollections", "DescribeDatabase"}
+	databaseReadWrite   = append(slices.Clone(databaseReadOnly), "AlterDatabase")
+	databaseAdmin       = append(slices.Clone(databaseReadWrite), "CreateCollection", "DropCollection")
+	collectionReadOnly  = []string{"Query", "Search", "IndexDetail", "GetFlushState", "GetLoadState", "GetLoadingProgress", "HasPartition", "ShowPartitions", "DescribeCollection", "DescribeAlias", "GetStatistics", "ListAliases"}
 	collectionReadWrite = append(slices.Clone(collectionReadOnly), "Load", "Release", "Insert", "Delete", "Upsert", "Import", "Flush", "Compaction", "LoadBalance", "CreateIndex", "DropIndex", "CreatePartition", "DropPartition")
-	collectionAdmin    = append(slices.Clone(collectionReadWrite), "CreateAlias", "DropAlias")
+	collectionAdmin     = append(slices.Clone(collectionReadWrite), "CreateAlias", "DropAlias")
 )
 
 // builtinGroups in the order ListPrivilegeGroups shows them.

@@ -1,0 +1,188 @@
+package rbac
+
+import (
+	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/privilege"
+)
+
+// Options are the RBAC settings of common.security.
+type Options struct {
+	// EnablePublicPrivilege gives the public role Milvus's defaults:
+	// DescribeCollection and ListAliases on every collection, IndexDetail
+	// on every collection, in every database.
+	EnablePublicPrivilege bool
+	// RootShouldBindRole makes root an ordinary user who needs roles.
+	RootShouldBindRole bool
+	// OtherServicesAdminOnly restricts calls to services other than
+	// MilvusService to admin; otherwise any authenticated user may call them.
+	OtherServicesAdminOnly bool
+}
+
+// scope is where a privilege holds: a database and an object name, "*"
+// for every one.
+type scope struct{ db, name string }
+
+func (s scope) matches(db, name string) bool {
+	return (s.db == privilege.Any || s.db == db) && (s.name == privilege.Any || s.name == name)
+}
+
+// subject is what one user may do, all its roles merged.
+type subject struct {
+	all   bool // root (unbound) or admin: every check passes
+	roles []string
+	privs map[string][]scope // by privilege, "All" and "*" included
+	// visible are the (db, collection) pairs whose grants make a
+	// collection visible in ShowCollections; public's do not count, as in
+	// Milvus. dbs are the databases that appear in the user's own grants.
+	visible []scope
+	dbs     []string
+}
+
+// policy is the compiled form of one credential Set.
+type policy struct {
+	set      *credentials.Set
+	opts     Options
+	subjects map[string]*subject
+	public   *subject // anyone not in the store (never authenticated, but safe)
+}
+
+var publicDefaults = []struct{ privilege, name string }{
+	{"DescribeCollection", privilege.Any}, {"ListAliases", privilege.Any}, {"IndexDetail", privilege.Any},
+}
+
+func compile(set *credentials.Set, opts Options) *policy {
+	type roleGrants struct {
+		privs   map[string][]scope
+		visible []scope
+		dbs     []string
+	}
+	roles := map[string]*roleGrants{}
+	get := func(role string) *roleGrants {
+		r := roles[role]
+		if r == nil {
+			r = &roleGrants{privs: map[string][]scope{}}
+			roles[role] = r
+		}
+		return r
+	}
+	add := func(r *roleGrants, priv string, s scope) {
+		r.privs[priv] = append(r.privs[priv], s)
+		if priv == privilege.All || privilege.ObjectTypeOf(priv) == privilege.Collection {
+			r.visible = append(r.visible, s)
+		}
+	}
+	for _, g := range set.Grants() {
+		r := get(g.Role)
+		r.dbs = append(r.dbs, g.DB)
+		members, isGroup := groupMembers(set, g.Privilege)
+		if !isGroup {
+			add(r, g.Privilege, scope{g.DB, g.ObjectName})
+			continue
+		}
+		// A group grant becomes one per member; a member of the Global
+		// type holds on every object of the database (RootCoord's
+		// expandPrivilegeGroups).
+		for _, p := range members {
+			name := g.ObjectName
+			if privilege.ObjectTypeOf(p) == privilege.Global {
+				name = privilege.Any
+			}
+			add(r, p, scope{g.DB, name})
+		}
+	}
+	if opts.EnablePublicPrivilege {
+		pub := get(credentials.RolePublic)
+		for _, d := range publicDefaults {
+			pub.privs[d.privilege] = append(pub.privs[d.privilege], scope{privilege.Any, d.name})
+		}
+	}
+
+	merge := func(all bool, names []string) *subject {
+		s := &subject{all: all, roles: names, privs: map[string][]scope{}}
+		for _, name := range names {
+			r := roles[name]
+			if r == nil {
+				continue
+			}
+			for p, scopes := range r.privs {
+				s.privs[p] = append(s.privs[p], scopes...)
+			}
+			if name != credentials.RolePublic {
+				s.visible = append(s.visible, r.visible...)
+				s.dbs = append(s.dbs, r.dbs...)
+			}
+		}
+		return s
+	}
+	p := &policy{set: set, opts: opts, subjects: map[string]*subject{}, public: merge(false, []string{credentials.RolePublic})}
+	for _, u := range set.Users() {
+		names := append(append([]string(nil), u.Roles...), credentials.RolePublic)
+		all := (u.Name == credentials.RootUser && !opts.RootShouldBindRole)
+		for _, r := range u.Roles {
+			all = all || r == credentials.RoleAdmin
+		}
+		p.subjects[u.Name] = merge(all, names)
+	}
+	return p
+}
+
+// groupMembers returns the privileges of a group: a custom one of the set,
+// a v2 built-in or a legacy one.
+func groupMembers(set *credentials.Set, name string) ([]string, bool) {
+	if g, ok := set.PrivilegeGroup(name); ok {
+		return g.Privileges, true
+	}
+	if m, ok := privilege.BuiltinGroup(name); ok {
+		return m, true
+	}
+	return privilege.LegacyGroup(name)
+}
+
+func (p *policy) subject(user string) *subject {
+	if s, ok := p.subjects[user]; ok {
+		return s
+	}
+	return p.public
+}
+
+// allows reports whether the subject holds priv on name in db, through the
+// privilege itself, All, or a grant of "*".
+func (s *subject) allows(priv, db, name string) bool {
+	if s.all {
+		return true
+	}
+	for _, key := range [...]string{priv, privilege.All, privilege.Any} {
+		for _, sc := range s.privs[key] {
+			if sc.matches(db, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// seesCollection reports whether a collection shows in ShowCollections.
+func (s *subject) seesCollection(db, name string) bool {
+	if s.all {
+		return true
+	}
+	for _, sc := range s.visible {
+		if sc.matches(db, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// seesDatabase reports whether a database shows in ListDatabases.
+func (s *subject) seesDatabase(db string) bool {
+	if s.all {
+		return true
+	}
+	for _, d := range s.dbs {
+		if d == privilege.Any || d == db {
+			return true
+		}
+	}
+	return false
+}
