@@ -63,7 +63,21 @@ type Security struct {
 	SuperUsers UserList `yaml:"superUsers"`
 	// DefaultRootPassword is root's password when the credential file is first created.
 	DefaultRootPassword string `yaml:"defaultRootPassword"`
+	// EnablePublicPrivilege gives every user (role public) Milvus's
+	// defaults: DescribeCollection, ListAliases and IndexDetail everywhere.
+	EnablePublicPrivilege bool `yaml:"enablePublicPrivilege"`
+	// RootShouldBindRole makes root an ordinary user who needs roles.
+	RootShouldBindRole bool `yaml:"rootShouldBindRole"`
+	// OtherServices says who may call gRPC services other than
+	// MilvusService: any authenticated user, or admin only.
+	OtherServices string `yaml:"otherServices"`
 }
+
+// Who may call services other than MilvusService.
+const (
+	OtherServicesAuthenticated = "authenticated"
+	OtherServicesAdmin         = "admin"
+)
 
 // Credentials locates the credential store.
 type Credentials struct {
@@ -196,8 +210,10 @@ func Default() *Config {
 		Listen:  "0.0.0.0:19530",
 		Backend: Backend{Address: "127.0.0.1:19540"},
 		Common: Common{Security: Security{
-			AuthorizationEnabled: true,
-			DefaultRootPassword:  "Milvus",
+			AuthorizationEnabled:  true,
+			DefaultRootPassword:   "Milvus",
+			EnablePublicPrivilege: true,
+			OtherServices:         OtherServicesAuthenticated,
 		}},
 		Credentials: Credentials{File: "./credentials.yaml"},
 		Cache:       Cache{Size: 10000, TTL: 10 * time.Minute},
@@ -335,6 +351,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.TTL <= 0 {
 		bad("cache.ttl", "must be a positive duration such as 10m, got %s", c.Cache.TTL)
+	}
+	if o := c.Common.Security.OtherServices; o != OtherServicesAuthenticated && o != OtherServicesAdmin {
+		bad("common.security.otherServices", "must be %s or %s, got %q", OtherServicesAuthenticated, OtherServicesAdmin, o)
 	}
 	if c.Auth.MaxConcurrentVerifications < 1 {
 		bad("auth.maxConcurrentVerifications", "must be at least 1, got %d", c.Auth.MaxConcurrentVerifications)

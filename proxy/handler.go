@@ -7,6 +7,7 @@ import (
 	grpcproxy "github.com/mwitkow/grpc-proxy/proxy"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -15,18 +16,28 @@ import (
 // is opened as bidirectional and simply sees one message for unary calls.
 var bidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
+// Authorize decides on a forwarded call before any byte of it reaches the
+// backend. msg is the request message of a unary call, nil for a stream
+// (decided by its method). A non-nil ReplyFilter rewrites the reply.
+type Authorize func(ctx context.Context, method string, msg mem.BufferSlice) (ReplyFilter, error)
+
+// ReplyFilter rewrites a unary reply's bytes.
+type ReplyFilter func(reply []byte) ([]byte, error)
+
 // Handler forwards calls to the connection the director picks.
 type Handler struct {
-	director grpcproxy.StreamDirector
+	director  grpcproxy.StreamDirector
+	authorize Authorize
 	// unary names the methods known to be unary (from service descriptors);
 	// they take a path with one goroutine and one round trip.
 	unary map[string]bool
 }
 
-// NewHandler returns a handler that forwards through director. unaryMethods
-// are full method names ("/pkg.Service/Method") known to be unary.
-func NewHandler(director grpcproxy.StreamDirector, unaryMethods []string) *Handler {
-	h := &Handler{director: director, unary: make(map[string]bool, len(unaryMethods))}
+// NewHandler returns a handler that forwards through director once
+// authorize (nil: no authorization) allows the call. unaryMethods are full
+// method names ("/pkg.Service/Method") known to be unary.
+func NewHandler(director grpcproxy.StreamDirector, unaryMethods []string, authorize Authorize) *Handler {
+	h := &Handler{director: director, authorize: authorize, unary: make(map[string]bool, len(unaryMethods))}
 	for _, m := range unaryMethods {
 		h.unary[m] = true
 	}
@@ -48,15 +59,28 @@ func (h *Handler) handle(_ any, ss grpc.ServerStream) error {
 		return err
 	}
 	if h.unary[method] {
-		return forwardUnary(ctx, ss, conn, method)
+		return h.forwardUnary(ctx, ss, conn, method)
+	}
+	if h.authorize != nil {
+		if _, err := h.authorize(ss.Context(), method, nil); err != nil {
+			return err
+		}
 	}
 	return forwardStream(ctx, ss, conn, method)
 }
 
-func forwardUnary(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientConnInterface, method string) error {
+func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientConnInterface, method string) error {
 	var req, resp frame
 	if err := ss.RecvMsg(&req); err != nil {
 		return err
+	}
+	var filter ReplyFilter
+	if h.authorize != nil {
+		var err error
+		if filter, err = h.authorize(ss.Context(), method, req.payload); err != nil {
+			req.payload.Free()
+			return err
+		}
 	}
 	var header, trailer metadata.MD
 	err := conn.Invoke(ctx, method, &req, &resp, grpc.Header(&header), grpc.Trailer(&trailer))
@@ -68,6 +92,14 @@ func forwardUnary(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientCon
 	ss.SetTrailer(trailer)
 	if err != nil {
 		return backendError(conn, err)
+	}
+	if filter != nil {
+		out, err := filter(resp.payload.Materialize())
+		resp.payload.Free()
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		resp.payload = mem.BufferSlice{mem.SliceBuffer(out)}
 	}
 	return ss.SendMsg(&resp)
 }

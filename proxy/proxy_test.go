@@ -64,7 +64,7 @@ func startPair(tb testing.TB) (viaProxy, direct *grpc.ClientConn) {
 		tb.Fatal(err)
 	}
 	proxySrv := grpc.NewServer(grpc.ForceServerCodecV2(codec),
-		grpc.UnknownServiceHandler(NewHandler(director.Direct, []string{"/grpc.health.v1.Health/Check"}).StreamHandler()))
+		grpc.UnknownServiceHandler(NewHandler(director.Direct, []string{"/grpc.health.v1.Health/Check"}, nil).StreamHandler()))
 	go func() { _ = proxySrv.Serve(proxyLis) }()
 	tb.Cleanup(proxySrv.Stop)
 

@@ -117,14 +117,18 @@ func (a *Authorizer) Authorize(c Call) error {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, "authproxy: "+err.Error())
 	}
+	// The database named in a denial is the request's; the check of a
+	// cluster-level privilege is against every database.
 	db := view(t.DB)
 	switch {
-	case privilege.IsClusterLevel(rule.Privilege):
-		db = privilege.Any
 	case db == "" && c.MetadataDB != "":
 		db = c.MetadataDB
 	case db == "":
 		db = DefaultDB
+	}
+	checkDB := db
+	if privilege.IsClusterLevel(rule.Privilege) {
+		checkDB = privilege.Any
 	}
 	name := view(t.Name)
 	if rule.NameField == 0 || (rule.NameInMessage && name == "") {
@@ -137,10 +141,10 @@ func (a *Authorizer) Authorize(c Call) error {
 	case rule.NamesField > 0:
 		allowed = len(t.Names) > 0
 		for _, n := range t.Names {
-			allowed = allowed && s.allows(rule.Privilege, db, view(n))
+			allowed = allowed && s.allows(rule.Privilege, checkDB, view(n))
 		}
 	default:
-		allowed = s.allows(rule.Privilege, db, name)
+		allowed = s.allows(rule.Privilege, checkDB, name)
 	}
 	if allowed {
 		a.allowed[rule.Privilege].Inc()

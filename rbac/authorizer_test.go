@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,7 +90,7 @@ func TestDecisions(t *testing.T) {
 		{"root", Call{User: "root", Method: method("Insert"), Message: marshal(t, &milvuspb.InsertRequest{CollectionName: "secret"})}, ""},
 		{"own password", Call{User: "alice", Method: method("UpdateCredential"), Message: marshal(t, &milvuspb.UpdateCredentialRequest{Username: "alice"})}, ""},
 		{"another's password", Call{User: "alice", Method: method("UpdateCredential"), Message: marshal(t, &milvuspb.UpdateCredentialRequest{Username: "ops"})},
-			"PrivilegeUpdateUser: permission deny to alice in the `*` database"},
+			"PrivilegeUpdateUser: permission deny to alice in the `default` database"},
 		{"replicate is admin only", Call{User: "alice", Method: method("ReplicateMessage")},
 			"authproxy: /milvus.proto.milvus.MilvusService/ReplicateMessage is restricted to the admin role; permission deny to alice"},
 		{"unknown MilvusService method", Call{User: "alice", Method: method("FromTheFuture")},
@@ -186,5 +187,46 @@ func TestDecisionAllocatesNothing(t *testing.T) {
 	call := Call{User: "alice", Method: method("Search"), Message: marshal(t, &milvuspb.SearchRequest{CollectionName: "books"})}
 	if n := testing.AllocsPerRun(100, func() { _ = a.Authorize(call) }); n != 0 {
 		t.Fatalf("a decision allocates %v times", n)
+	}
+}
+
+func TestShowCollectionsIsFiltered(t *testing.T) {
+	a, _ := newAuthorizer(t)
+	call := Call{User: "alice", Method: method("ShowCollections"), Message: marshal(t, &milvuspb.ShowCollectionsRequest{})}
+	filter, err := a.Visibility(call)
+	if err != nil || filter == nil {
+		t.Fatalf("no filter for ShowCollections: %v", err)
+	}
+	reply, _ := proto.Marshal(&milvuspb.ShowCollectionsResponse{
+		CollectionNames:   []string{"books", "films", "secret"},
+		CollectionIds:     []int64{1, 2, 3},
+		CreatedTimestamps: []uint64{10, 20, 30},
+		ShardsNum:         []int32{1, 2, 3},
+	})
+	out, err := filter(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got milvuspb.ShowCollectionsResponse
+	if err := proto.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.CollectionNames, []string{"books", "films"}) || !slices.Equal(got.CollectionIds, []int64{1, 2}) ||
+		!slices.Equal(got.CreatedTimestamps, []uint64{10, 20}) || !slices.Equal(got.ShardsNum, []int32{1, 2}) {
+		t.Fatalf("filtered reply: %v", &got)
+	}
+	if _, err := a.Visibility(Call{User: "alice", Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "secret"})}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("describe an invisible collection: %v", err)
+	}
+	if _, err := a.Visibility(Call{User: "alice", Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "films"})}); err != nil {
+		t.Fatalf("describe a visible collection: %v", err)
+	}
+	dbs, _ := proto.Marshal(&milvuspb.ListDatabasesResponse{DbNames: []string{"default", "db2"}, DbIds: []int64{1, 2}})
+	filter, _ = a.Visibility(Call{User: "alice", Method: method("ListDatabases")})
+	out, _ = filter(dbs)
+	var gotDBs milvuspb.ListDatabasesResponse
+	_ = proto.Unmarshal(out, &gotDBs)
+	if !slices.Equal(gotDBs.DbNames, []string{"default"}) || !slices.Equal(gotDBs.DbIds, []int64{1}) {
+		t.Fatalf("filtered databases: %v", &gotDBs)
 	}
 }

@@ -134,9 +134,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveUsers(w, r, strings.TrimPrefix(p, usersPrefix), id)
 		return
 	case strings.HasPrefix(p, rolesPrefix), strings.HasPrefix(p, privilegeGroupsPrefix):
-		// Custom roles and privileges do not exist yet: refuse rather than
-		// let any user manage them on a backend whose RBAC is off.
-		writeError(w, http.StatusOK, codeUnexpected, usermgmt.ErrCustomRoles)
+		// Not served over REST yet: refuse rather than let any user manage
+		// them on a backend whose RBAC is off.
+		writeError(w, http.StatusOK, codeUnexpected, "authproxy: the REST role and privilege-group routes are not served yet; use the gRPC API")
 		return
 	}
 	h.forward(w, r, id)

@@ -19,6 +19,7 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/rbac"
 	"github.com/authproxy/authproxy/usermgmt"
 )
 
@@ -69,7 +70,7 @@ func newEnv(t *testing.T, backend *url.URL, tweak func(*Options)) *testEnv {
 	e := &testEnv{
 		store: store,
 		authn: auth.NewAuthenticator(verifier, edge.NewFailureLog(logger), true),
-		users: usermgmt.NewService(usermgmt.Options{Store: store, Logger: logger}),
+		users: usermgmt.NewService(usermgmt.Options{Store: store, Logger: logger, Authorizer: newAuthorizer(t, store, logger)}),
 		logs:  logs,
 	}
 	e.headers = edge.NewHeaderPolicy("X-Milvus-User")
@@ -186,4 +187,13 @@ func (r response) envelope(t *testing.T) (code int32, message string) {
 
 func basic(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
+
+func newAuthorizer(t *testing.T, store credentials.Store, logger *slog.Logger) *rbac.Authorizer {
+	t.Helper()
+	table, err := rbac.NewTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rbac.NewAuthorizer(store, table, rbac.Options{EnablePublicPrivilege: true}, logger, nil)
 }

@@ -43,7 +43,7 @@ func TestUsersBusinessErrors(t *testing.T) {
 		{"duplicate", "create", `{"userName":"alice","password":"alice-pw1"}`, 65535, "user already exists: alice"},
 		{"bad name", "create", `{"userName":"1x","password":"alice-pw1"}`, 1100, "the first character must be a letter"},
 		{"short password", "create", `{"userName":"bob","password":"abc"}`, 1100, "invalid password length"},
-		{"unknown role", "grant_role", `{"userName":"alice","roleName":"writer"}`, 1100, `role "writer" does not exist`},
+		{"unknown role", "grant_role", `{"userName":"alice","roleName":"writer"}`, 65535, "not found the role"},
 		{"root", "drop", `{"userName":"root"}`, 1401, "root user cannot be deleted"},
 	})
 }

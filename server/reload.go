@@ -197,6 +197,7 @@ func (s *Server) applyConfig(next *config.Config) error {
 	}
 	s.authn.SetEnabled(next.Common.Security.AuthorizationEnabled)
 	s.users.SetSuperUsers(next.Common.Security.SuperUsers)
+	s.authz.SetOptions(rbacOptions(next))
 	s.authn.Verifier().SetCache(next.Cache.Size, next.Cache.TTL)
 	s.logLevel.Set(parseLevel(next.Log.Level))
 	s.headers.SetIdentityHeader(next.Auth.IdentityHeader)

@@ -32,6 +32,7 @@ import (
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
+	"github.com/authproxy/authproxy/rbac"
 	"github.com/authproxy/authproxy/usermgmt"
 	"github.com/authproxy/authproxy/watch"
 )
@@ -58,6 +59,7 @@ type Server struct {
 
 	store    *storeRef
 	authn    *auth.Authenticator
+	authz    *rbac.Authorizer
 	users    *usermgmt.Service
 	backend  *proxy.Backend
 	headers  *edge.HeaderPolicy // what is stripped and asserted, gRPC and REST alike
@@ -126,9 +128,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s.failures = edge.NewFailureLog(s.logger)
 	s.authn = auth.NewAuthenticator(verifier, s.failures, cfg.Common.Security.AuthorizationEnabled)
+	table, err := rbac.NewTable()
+	if err != nil {
+		return nil, err
+	}
+	s.authz = rbac.NewAuthorizer(s.store, table, rbacOptions(cfg), s.logger, rbac.NewMetrics(reg))
 	s.users = usermgmt.NewService(usermgmt.Options{
 		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
-		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier,
+		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz,
 	})
 
 	if err := s.setupTLS(cfg); err != nil {
@@ -179,7 +186,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		// No unary interceptor: every method, the proxy's own included, is
 		// served as a stream, so authentication runs before a body is read.
 		grpc.ChainStreamInterceptor(s.calls.stream, s.authn.StreamInterceptor()),
-		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods()).StreamHandler()),
+		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods(), s.authorizeForward).StreamHandler()),
 		grpc.Creds(alreadyTLS{}),
 	)
 	s.users.RegisterGRPC(s.grpcServer)

@@ -28,6 +28,9 @@ type Error struct {
 	// Detail is the underlying cause, for the proxy's log only: it may name
 	// the credential file and carry OS error text, which clients never see.
 	Detail error
+	// Legacy, when set, is the commonpb.ErrorCode of Milvus's RBAC calls
+	// (CreateRoleFailure, OperatePrivilegeFailure, ...).
+	Legacy commonpb.ErrorCode
 }
 
 func (e *Error) Error() string { return e.Reason }
@@ -55,6 +58,9 @@ func (e *Error) Code() int32 {
 
 // LegacyCode is the deprecated commonpb.ErrorCode older SDKs read.
 func (e *Error) LegacyCode() commonpb.ErrorCode {
+	if e.Legacy != commonpb.ErrorCode_Success {
+		return e.Legacy
+	}
 	switch e.Kind {
 	case KindInvalidParameter:
 		return commonpb.ErrorCode_IllegalArgument

@@ -23,19 +23,16 @@ import (
 // server, hence forwarded.
 const milvusService = "milvus.proto.milvus.MilvusService"
 
-// rbacMethods manage custom roles, privileges, row policies and user tags,
-// which authproxy does not have yet: answered with a clear refusal rather
-// than forwarded to a backend whose own RBAC is off, where any user could
-// call them.
-var rbacMethods = []string{
-	"CreateRole", "DropRole", "OperatePrivilege", "OperatePrivilegeV2", "SelectGrant", "BackupRBAC", "RestoreRBAC",
-	"CreatePrivilegeGroup", "DropPrivilegeGroup", "ListPrivilegeGroups", "OperatePrivilegeGroup",
+// unsupportedMethods manage row policies and user tags, which authproxy
+// does not have: answered with a clear refusal rather than forwarded to a
+// backend whose own RBAC is off, where any user could call them.
+var unsupportedMethods = []string{
 	"CreateRowPolicy", "DropRowPolicy", "ListRowPolicies",
 	"AddUserTags", "DeleteUserTags", "GetUserTags", "ListUsersWithTag",
 }
 
-// ErrCustomRoles is the refusal of custom role and privilege management.
-const ErrCustomRoles = "authproxy: custom roles and privileges are not supported yet; the built-in roles admin and public exist, grant them with grant_role"
+// ErrUnsupported is the refusal of row policies and user tags.
+const ErrUnsupported = "authproxy: row policies and user tags are not supported; roles, grants and privilege groups are"
 
 // RegisterGRPC registers the user API on s.
 func (s *Service) RegisterGRPC(server *grpc.Server) {
@@ -67,20 +64,36 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 			return &milvuspb.ListCredUsersResponse{Status: st, Usernames: names}, gerr
 		}),
 		unary("SelectUser", func(ctx context.Context, r *milvuspb.SelectUserRequest) (*milvuspb.SelectUserResponse, error) {
-			name := r.GetUser().GetName()
-			roles, found, err := s.DescribeUser(callerOf(ctx), name)
-			st, gerr := statusReply(err)
-			resp := &milvuspb.SelectUserResponse{Status: st}
-			if found {
+			c := callerOf(ctx)
+			names := []string{r.GetUser().GetName()}
+			if r.GetUser() == nil {
+				all, err := s.ListUsers(c)
+				if err != nil {
+					st, gerr := statusReply(err)
+					return &milvuspb.SelectUserResponse{Status: st}, gerr
+				}
+				names = all
+			}
+			resp := &milvuspb.SelectUserResponse{}
+			for _, name := range names {
+				roles, found, err := s.DescribeUser(c, name)
+				if err != nil {
+					st, gerr := statusReply(err)
+					return &milvuspb.SelectUserResponse{Status: st}, gerr
+				}
+				if !found {
+					continue
+				}
 				res := &milvuspb.UserResult{User: &milvuspb.UserEntity{Name: name}}
 				if r.GetIncludeRoleInfo() {
 					for _, role := range roles {
 						res.Roles = append(res.Roles, &milvuspb.RoleEntity{Name: role})
 					}
 				}
-				resp.Results = []*milvuspb.UserResult{res}
+				resp.Results = append(resp.Results, res)
 			}
-			return resp, gerr
+			resp.Status, _ = statusReply(nil)
+			return resp, nil
 		}),
 		unary("OperateUserRole", func(ctx context.Context, r *milvuspb.OperateUserRoleRequest) (*commonpb.Status, error) {
 			var err error
@@ -108,9 +121,10 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 			return resp, gerr
 		}),
 	}
-	for _, name := range rbacMethods {
+	methods = append(methods, s.rbacMethods()...)
+	for _, name := range unsupportedMethods {
 		methods = append(methods, unary(name, func(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
-			return nil, status.Error(codes.Unimplemented, ErrCustomRoles)
+			return nil, status.Error(codes.Unimplemented, ErrUnsupported)
 		}))
 	}
 	server.RegisterService(&grpc.ServiceDesc{

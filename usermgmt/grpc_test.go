@@ -7,7 +7,7 @@ import (
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 )
 
-// A misspelt name in rbacMethods would register a method no client calls
+// A misspelt name in unsupportedMethods would register a method no client calls
 // and leave the real one forwarded: every name must be in the descriptor.
 func TestRefusedMethodsAreMilvusServiceMethods(t *testing.T) {
 	known := map[string]bool{}
@@ -17,7 +17,7 @@ func TestRefusedMethodsAreMilvusServiceMethods(t *testing.T) {
 	for _, m := range milvuspb.MilvusService_ServiceDesc.Streams {
 		known[m.StreamName] = true
 	}
-	for _, name := range rbacMethods {
+	for _, name := range unsupportedMethods {
 		if !known[name] {
 			t.Errorf("%s is not a MilvusService method", name)
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/privilege"
+	"github.com/authproxy/authproxy/rbac"
 )
 
 // Metrics count user-management operations, on a registry the caller chooses.
@@ -51,6 +53,7 @@ type Service struct {
 	superUsers atomic.Pointer[[]string]
 	metrics    *Metrics
 	passwords  Passwords
+	authz      *rbac.Authorizer
 	now        func() time.Time
 }
 
@@ -65,6 +68,9 @@ type Options struct {
 	// Passwords hashes and checks passwords; nil does it directly, without
 	// the bounded pool and the limiter (unit tests).
 	Passwords Passwords
+	// Authorizer decides who may call what: the same decision point as
+	// every forwarded call.
+	Authorizer *rbac.Authorizer
 }
 
 // Passwords is where the user API hashes and checks passwords: in the
@@ -92,7 +98,7 @@ func (directPasswords) HashPassword(_ context.Context, _, password, _ string) (s
 
 // NewService returns a Service.
 func NewService(opts Options) *Service {
-	s := &Service{store: opts.Store, logger: opts.Logger, metrics: opts.Metrics, passwords: opts.Passwords, now: time.Now}
+	s := &Service{store: opts.Store, logger: opts.Logger, metrics: opts.Metrics, passwords: opts.Passwords, authz: opts.Authorizer, now: time.Now}
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
@@ -109,36 +115,34 @@ func (s *Service) SetSuperUsers(names []string) {
 	s.superUsers.Store(&names)
 }
 
-// Privileges Milvus names in its permission-denied messages.
-const (
-	privCreate = "PrivilegeCreateOwnership"
-	privDrop   = "PrivilegeDropOwnership"
-	privSelect = "PrivilegeSelectOwnership"
-	privManage = "PrivilegeManageOwnership"
-	privUpdate = "PrivilegeUpdateUser"
-)
-
-// requireAdmin allows root and holders of role admin (and everyone when
-// authentication is off, as Milvus does).
-func (s *Service) requireAdmin(c Caller, privilege string) error {
-	if !c.Authenticated || s.store.Current().IsAdmin(c.User) {
-		return nil
-	}
-	return denied(privilege, c)
+// require checks that the caller holds a privilege that names no object
+// (every privilege of the user and role API but two); with authentication
+// off, as in Milvus, nothing is checked.
+func (s *Service) require(c Caller, priv string) error {
+	return s.requireOn(c, priv, "*")
 }
 
-func denied(privilege string, c Caller) error {
-	db := c.Database
-	if db == "" {
-		db = "default"
+// requireOn checks a privilege on one user (UpdateUser, SelectUser):
+// everyone may act on themself.
+func (s *Service) requireOn(c Caller, priv, user string) error {
+	if !c.Authenticated || user == c.User || s.authz.Allowed(c.User, priv, c.Database, user) {
+		return nil
 	}
-	return &Error{Kind: KindPermissionDenied, Reason: fmt.Sprintf("%s: permission deny to %s in the `%s` database", privilege, c.User, db)}
+	return &Error{Kind: KindPermissionDenied, Reason: fmt.Sprintf("%s: permission deny to %s in the `%s` database", privilege.EnumName(priv), c.User, c.database())}
+}
+
+// database is the caller's database, default when it names none.
+func (c Caller) database() string {
+	if c.Database == "" {
+		return rbac.DefaultDB
+	}
+	return c.Database
 }
 
 // CreateUser adds a user with no roles.
 func (s *Service) CreateUser(ctx context.Context, c Caller, name, password string) error {
 	return s.audit("create_user", c, name, func() error {
-		if err := s.requireAdmin(c, privCreate); err != nil {
+		if err := s.require(c, privCreate); err != nil {
 			return err
 		}
 		if err := validate(name, password); err != nil {
@@ -164,8 +168,8 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, name, password strin
 // superUsers.
 func (s *Service) UpdatePassword(ctx context.Context, c Caller, name, oldPassword, newPassword string) error {
 	return s.audit("update_password", c, name, func() error {
-		if c.Authenticated && c.User != name && !s.store.Current().IsAdmin(c.User) {
-			return denied(privUpdate, c)
+		if err := s.requireOn(c, privUpdate, name); err != nil {
+			return err
 		}
 		if err := validate(name, newPassword); err != nil {
 			return err
@@ -206,7 +210,7 @@ func (s *Service) UpdatePassword(ctx context.Context, c Caller, name, oldPasswor
 // DropUser deletes a user (and its API keys); root cannot be deleted.
 func (s *Service) DropUser(c Caller, name string) error {
 	return s.audit("drop_user", c, name, func() error {
-		if err := s.requireAdmin(c, privDrop); err != nil {
+		if err := s.require(c, privDrop); err != nil {
 			return err
 		}
 		if name == credentials.RootUser {
@@ -222,7 +226,7 @@ func (s *Service) DropUser(c Caller, name string) error {
 
 // ListUsers returns every user name, sorted.
 func (s *Service) ListUsers(c Caller) ([]string, error) {
-	if err := s.requireAdmin(c, privSelect); err != nil {
+	if err := s.require(c, privSelect); err != nil {
 		s.count("list_users", err)
 		return nil, err
 	}
@@ -238,11 +242,9 @@ func (s *Service) ListUsers(c Caller) ([]string, error) {
 // DescribeUser returns the user's roles; found is false for an unknown user
 // (a success with no result, as Milvus). Users may describe themselves.
 func (s *Service) DescribeUser(c Caller, name string) (roles []string, found bool, err error) {
-	if c.Authenticated && c.User != name {
-		if err := s.requireAdmin(c, privSelect); err != nil {
-			s.count("describe_user", err)
-			return nil, false, err
-		}
+	if err := s.requireOn(c, "SelectUser", name); err != nil {
+		s.count("describe_user", err)
+		return nil, false, err
 	}
 	u, ok := s.store.Current().User(name)
 	s.count("describe_user", nil)
@@ -250,90 +252,6 @@ func (s *Service) DescribeUser(c Caller, name string) (roles []string, found boo
 		return nil, false, nil
 	}
 	return slices.Clone(u.Roles), true, nil
-}
-
-// GrantRole gives a built-in role to a user.
-func (s *Service) GrantRole(c Caller, name, role string) error {
-	return s.operateRole("grant_role", c, name, role, true)
-}
-
-// RevokeRole takes a built-in role from a user.
-func (s *Service) RevokeRole(c Caller, name, role string) error {
-	return s.operateRole("revoke_role", c, name, role, false)
-}
-
-func (s *Service) operateRole(op string, c Caller, name, role string, grant bool) error {
-	return s.audit(op, c, name, func() error {
-		if err := s.requireAdmin(c, privManage); err != nil {
-			return err
-		}
-		if err := checkRole(role); err != nil {
-			return err
-		}
-		return s.update(func(set *credentials.Set) error {
-			u, ok := set.User(name)
-			if !ok {
-				return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
-			}
-			has := slices.Contains(u.Roles, role)
-			switch {
-			case grant && !has:
-				u.Roles = append(u.Roles, role)
-			case !grant && has:
-				u.Roles = slices.DeleteFunc(u.Roles, func(r string) bool { return r == role })
-			default:
-				return nil // already so: succeed without a write, as Milvus does
-			}
-			u.Updated = s.now().UTC()
-			return nil
-		})
-	})
-}
-
-// RoleInfo is a built-in role and, when asked for, its users.
-type RoleInfo struct {
-	Name  string
-	Users []string
-}
-
-// SelectRole describes one built-in role, or both when name is "".
-func (s *Service) SelectRole(c Caller, name string, includeUsers bool) ([]RoleInfo, error) {
-	if err := s.requireAdmin(c, privSelect); err != nil {
-		s.count("select_role", err)
-		return nil, err
-	}
-	names := []string{credentials.RoleAdmin, credentials.RolePublic}
-	if name != "" {
-		if err := checkRole(name); err != nil {
-			s.count("select_role", err)
-			return nil, err
-		}
-		names = []string{name}
-	}
-	users := s.store.Current().Users()
-	out := make([]RoleInfo, 0, len(names))
-	for _, r := range names {
-		info := RoleInfo{Name: r}
-		if includeUsers {
-			for _, u := range users {
-				if slices.Contains(u.Roles, r) {
-					info.Users = append(info.Users, u.Name)
-				}
-			}
-		}
-		out = append(out, info)
-	}
-	s.count("select_role", nil)
-	return out, nil
-}
-
-func checkRole(role string) error {
-	if credentials.IsBuiltinRole(role) {
-		return nil
-	}
-	return &Error{Kind: KindInvalidParameter, Reason: fmt.Sprintf(
-		"role %q does not exist: authproxy has only the built-in roles %s and %s (custom roles are not supported yet)",
-		role, credentials.RoleAdmin, credentials.RolePublic)}
 }
 
 func validate(name, password string) error {

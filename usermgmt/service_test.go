@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/rbac"
 )
 
 func newService(t *testing.T, superUsers ...string) (*Service, *credentials.FileStore, *bytes.Buffer) {
@@ -20,7 +22,18 @@ func newService(t *testing.T, superUsers ...string) (*Service, *credentials.File
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	return NewService(Options{Store: store, Logger: slog.New(slog.NewTextHandler(&logs, nil)), SuperUsers: superUsers}), store, &logs
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	return NewService(Options{Store: store, Logger: logger, SuperUsers: superUsers, Authorizer: authorizer(t, store)}), store, &logs
+}
+
+// authorizer is the proxy's decision point over store.
+func authorizer(t *testing.T, store credentials.Store) *rbac.Authorizer {
+	t.Helper()
+	table, err := rbac.NewTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rbac.NewAuthorizer(store, table, rbac.Options{EnablePublicPrivilege: true}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 }
 
 var root = Caller{User: "root", Authenticated: true}
@@ -81,8 +94,8 @@ func TestRulesAndPermissions(t *testing.T) {
 	if err := s.DropUser(root, "root"); kindOf(err) != KindRootUndeletable {
 		t.Fatalf("drop root: %v", err)
 	}
-	if err := s.GrantRole(root, "user_1", "custom"); kindOf(err) != KindInvalidParameter || !strings.Contains(err.Error(), "custom roles are not supported") {
-		t.Fatalf("custom role: %v", err)
+	if err := s.GrantRole(root, "user_1", "custom"); kindOf(err) != KindNotFound || !strings.Contains(err.Error(), "not found the role") {
+		t.Fatalf("a role that does not exist: %v", err)
 	}
 	if err := s.GrantRole(root, "user_1", "admin"); err != nil {
 		t.Fatal(err)
@@ -131,7 +144,7 @@ func (readOnlyStore) Update(func(*credentials.Set) error) error {
 func TestReadOnlyStoreRefusesWithClearMessage(t *testing.T) {
 	_, store, _ := newService(t)
 	var logs bytes.Buffer
-	s := NewService(Options{Store: readOnlyStore{store}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s := NewService(Options{Store: readOnlyStore{store}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Authorizer: authorizer(t, store)})
 	err := s.CreateUser(bg, root, "user_1", "P@ssw0rd")
 	if kindOf(err) != KindReadOnly || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("read-only store: %v", err)

@@ -12,19 +12,15 @@ import (
 	"github.com/authproxy/authproxy/test/harness"
 )
 
-// Privilege, row-policy and user-tag management would reach a backend whose
-// RBAC is off and succeed there for any user; the proxy refuses them itself
-// until it has roles of its own, and the backend never sees them.
-func TestPrivilegeTagAndRowPolicyRPCsAreRefused(t *testing.T) {
+// Row-policy and user-tag management would reach a backend whose RBAC is
+// off and succeed there for any user; the proxy, which has neither, refuses
+// them itself, and the backend never sees them.
+func TestTagAndRowPolicyRPCsAreRefused(t *testing.T) {
 	fake, p := startPair(t, harness.Options{})
 	ctx := withToken(testCtx(t, 30*time.Second), "root:Milvus")
 	c := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
 
 	calls := map[string]func() error{
-		"OperatePrivilegeV2": func() error {
-			_, err := c.OperatePrivilegeV2(ctx, &milvuspb.OperatePrivilegeV2Request{Role: &milvuspb.RoleEntity{Name: "public"}})
-			return err
-		},
 		"CreateRowPolicy": func() error {
 			_, err := c.CreateRowPolicy(ctx, &milvuspb.CreateRowPolicyRequest{CollectionName: "books"})
 			return err
@@ -56,7 +52,7 @@ func TestPrivilegeTagAndRowPolicyRPCsAreRefused(t *testing.T) {
 	}
 	for method, call := range calls {
 		err := call()
-		if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "custom roles and privileges are not supported yet") {
+		if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "row policies and user tags are not supported") {
 			t.Errorf("%s: got %v, want the proxy's refusal", method, err)
 		}
 		if n := len(fake.Recorder().CallsTo(method)); n != 0 {

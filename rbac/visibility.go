@@ -1,0 +1,156 @@
+package rbac
+
+import (
+	"fmt"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// What Milvus's RootCoord filters, and authproxy must, since the backend
+// behind it has RBAC off: ShowCollections and ListDatabases answer only
+// what the caller may see, and DescribeCollection and DescribeDatabase
+// refuse what it may not (Milvus 2.5.12).
+
+var (
+	methodShowCollections    = "/" + Service + "/ShowCollections"
+	methodListDatabases      = "/" + Service + "/ListDatabases"
+	methodDescribeCollection = "/" + Service + "/DescribeCollection"
+	methodDescribeDatabase   = "/" + Service + "/DescribeDatabase"
+)
+
+// Visibility checks a call against what the caller may see, and returns a
+// filter for its reply when the reply lists objects. c has passed
+// Authorize.
+func (a *Authorizer) Visibility(c Call) (filter func(reply []byte) ([]byte, error), err error) {
+	switch c.Method {
+	case methodShowCollections, methodListDatabases, methodDescribeCollection, methodDescribeDatabase:
+	default:
+		return nil, nil
+	}
+	s := a.policy().subject(c.User)
+	if s.all {
+		return nil, nil
+	}
+	t, err := Scan(&Rule{NameField: nameFieldOf(c.Method), DBField: dbFieldOf(c.Method)}, c.Message)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "authproxy: "+err.Error())
+	}
+	db := string(t.DB)
+	if db == "" {
+		db = c.MetadataDB
+	}
+	if db == "" {
+		db = DefaultDB
+	}
+	switch c.Method {
+	case methodDescribeCollection:
+		if name := string(t.Name); name != "" && !s.seesCollection(db, name) {
+			return nil, a.notVisible(c, "collection", name, db)
+		}
+	case methodDescribeDatabase:
+		if !s.seesDatabase(db) {
+			return nil, a.notVisible(c, "database", db, db)
+		}
+	case methodShowCollections:
+		return func(reply []byte) ([]byte, error) { return filterCollections(s, db, reply) }, nil
+	case methodListDatabases:
+		return func(reply []byte) ([]byte, error) { return filterDatabases(s, reply) }, nil
+	}
+	return nil, nil
+}
+
+func (a *Authorizer) notVisible(c Call, kind, name, db string) error {
+	a.metrics.decisions.WithLabelValues("denied", "visibility").Inc()
+	a.logger.Warn("audit: call denied", "user", c.User, "method", c.Method, "privilege", "visibility", "object", kind, "name", name, "db", db)
+	return status.Errorf(codes.PermissionDenied, "not allowed to access %s %s in the `%s` database: privilege not permitted", kind, name, db)
+}
+
+// nameFieldOf and dbFieldOf are where these requests name their
+// collection and database, read from the descriptors.
+func nameFieldOf(method string) protowire.Number {
+	if method == methodDescribeCollection {
+		return fieldNumber(&milvuspb.DescribeCollectionRequest{}, "collection_name")
+	}
+	return 0
+}
+
+func dbFieldOf(method string) protowire.Number {
+	switch method {
+	case methodShowCollections:
+		return fieldNumber(&milvuspb.ShowCollectionsRequest{}, "db_name")
+	case methodDescribeCollection:
+		return fieldNumber(&milvuspb.DescribeCollectionRequest{}, "db_name")
+	case methodDescribeDatabase:
+		return fieldNumber(&milvuspb.DescribeDatabaseRequest{}, "db_name")
+	}
+	return 0
+}
+
+func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
+	if f := m.ProtoReflect().Descriptor().Fields().ByName(name); f != nil {
+		return f.Number()
+	}
+	return 0
+}
+
+// filterCollections keeps the collections s may see, every parallel array
+// together.
+func filterCollections(s *subject, db string, reply []byte) ([]byte, error) {
+	var r milvuspb.ShowCollectionsResponse
+	if err := proto.Unmarshal(reply, &r); err != nil {
+		return nil, fmt.Errorf("authproxy: filter ShowCollections reply: %w", err)
+	}
+	keep := make([]bool, len(r.CollectionNames))
+	for i, name := range r.CollectionNames {
+		keep[i] = s.seesCollection(db, name)
+	}
+	pickParallel(&r, keep)
+	return proto.Marshal(&r)
+}
+
+func filterDatabases(s *subject, reply []byte) ([]byte, error) {
+	var r milvuspb.ListDatabasesResponse
+	if err := proto.Unmarshal(reply, &r); err != nil {
+		return nil, fmt.Errorf("authproxy: filter ListDatabases reply: %w", err)
+	}
+	keep := make([]bool, len(r.DbNames))
+	for i, name := range r.DbNames {
+		keep[i] = s.seesDatabase(name)
+	}
+	pickParallel(&r, keep)
+	return proto.Marshal(&r)
+}
+
+// pickParallel keeps, in every repeated field of m as long as keep, the
+// entries keep marks: the names and each array that runs beside them
+// (ids, timestamps, shards, and any a newer proto adds). A repeated field
+// of another length is not parallel to the names and is cleared rather
+// than left misaligned.
+func pickParallel(m proto.Message, keep []bool) {
+	r := m.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if !f.IsList() {
+			continue
+		}
+		list := r.Mutable(f).List()
+		if list.Len() != len(keep) {
+			r.Clear(f)
+			continue
+		}
+		kept := 0
+		for j := range list.Len() {
+			if keep[j] {
+				list.Set(kept, list.Get(j))
+				kept++
+			}
+		}
+		list.Truncate(kept)
+	}
+}
