@@ -67,7 +67,7 @@ func (a *Authorizer) Visibility(c Call) (filter func(reply []byte) ([]byte, erro
 func (a *Authorizer) notVisible(c Call, kind, name, db string) error {
 	a.metrics.decisions.WithLabelValues("denied", "visibility").Inc()
 	a.logger.Warn("audit: call denied", "user", c.User, "method", c.Method, "privilege", "visibility", "object", kind, "name", name, "db", db)
-	return status.Errorf(codes.PermissionDenied, "not allowed to access %s %s in the `%s` database: privilege not permitted", kind, name, db)
+	return status.Errorf(codes.PermissionDenied, "not allowed to access %s %s: privilege not permitted", kind, name)
 }
 
 // nameFieldOf and dbFieldOf are where these requests name their
