@@ -117,8 +117,16 @@ const staleTempAge = time.Minute
 // write) left beside the credential file: they hold hashes. Failures, as on
 // a read-only mount, are only logged.
 func (f *FileStore) removeStaleTemps() {
-	dir, base := filepath.Split(f.path)
-	matches, _ := filepath.Glob(filepath.Join(dir, "."+base+".tmp-*"))
+	var matches []string
+	paths := []string{f.path}
+	if t := writeTarget(f.path); t != f.path {
+		paths = append(paths, t)
+	}
+	for _, p := range paths {
+		dir, base := filepath.Split(p)
+		found, _ := filepath.Glob(filepath.Join(dir, "."+base+".tmp-*"))
+		matches = append(matches, found...)
+	}
 	for _, m := range matches {
 		fi, err := os.Lstat(m)
 		if err != nil || !fi.Mode().IsRegular() || f.now().Sub(fi.ModTime()) < staleTempAge {
@@ -173,12 +181,18 @@ func (f *FileStore) Digest() string { return f.cur.Load().digest }
 // Current implements Store.
 func (f *FileStore) Current() *Set { return f.cur.Load().set }
 
-// Update implements Store. If the file changed on disk since it was last
-// loaded or written, mutate applies to the disk version, so edits made by
-// hand or by another process are never overwritten.
+// Update implements Store. It holds an advisory lock (flock) on a file
+// beside the credential file from its read to its write, so the proxy and
+// every `authproxy user`/`apikey` command serialize their changes: mutate
+// always applies to what is on disk then, and no change is lost.
 func (f *FileStore) Update(mutate func(*Set) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	unlock, err := lockFile(f.path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	base := f.cur.Load()
 	data, err := readCapped(f.path)
@@ -207,11 +221,48 @@ func (f *FileStore) Update(mutate func(*Set) error) error {
 	if err != nil {
 		return err
 	}
-	if _, err := writeFile(f.path, out, true); err != nil {
+	if _, err := writeFile(writeTarget(f.path), out, true); err != nil {
 		return err
 	}
 	f.cur.Store(&fileState{set: next, digest: digest(out)})
 	return nil
+}
+
+// lockFile takes the exclusive advisory lock that serializes writers of the
+// credential file at path, across processes. The lock file, ".<name>.lock"
+// in the same directory, is empty and never removed: removing it would let
+// two writers lock two different files.
+func lockFile(path string) (unlock func(), err error) {
+	dir, base := filepath.Split(path)
+	lf, err := os.OpenFile(filepath.Join(dir, "."+base+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, writeError(path, fmt.Errorf("open the lock file: %w", err))
+	}
+	for {
+		err = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("update credentials %s: lock: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+		lf.Close()
+	}, nil
+}
+
+// writeTarget is where a write goes: through symlinks to the file they
+// name, so a Kubernetes-style layout (credentials.yaml -> ..data/..., with
+// ..data swapped by the kubelet) keeps its links and later swaps are
+// still seen.
+func writeTarget(path string) string {
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		return target
+	}
+	return path
 }
 
 // Reload implements Store. A file whose digest equals the current one (such

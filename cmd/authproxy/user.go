@@ -83,11 +83,6 @@ func userCmd() *cobra.Command {
 			if err := credentials.ValidateUsername(name); err != nil {
 				return err
 			}
-			for _, r := range roles {
-				if !credentials.IsBuiltinRole(r) {
-					return fmt.Errorf("unknown role %q (want %s or %s)", r, credentials.RoleAdmin, credentials.RolePublic)
-				}
-			}
 			hash, err := readPasswordHash(cmd, passwordStdin, "Password for "+name+": ")
 			if err != nil {
 				return err
@@ -95,6 +90,11 @@ func userCmd() *cobra.Command {
 			return sf.update(func(s *credentials.Set) error {
 				if _, ok := s.User(name); ok {
 					return fmt.Errorf("user already exists: %s", name)
+				}
+				for _, r := range roles {
+					if !s.RoleExists(r) {
+						return fmt.Errorf("unknown role %q (admin, public, or a role created with create_role)", r)
+					}
 				}
 				now := time.Now().UTC()
 				s.PutUser(&credentials.User{Name: name, PasswordHash: hash, Roles: slices.Clone(roles), Created: now, Updated: now})
