@@ -290,3 +290,41 @@ func TestConfigReloadIdentityHeaderAndCredentialPath(t *testing.T) {
 	writeByRename(t, other, credFile(map[string]string{"root": hashOf(t, "Milvus"), "later": hashOf(t, "later-pw-1")}))
 	eventually(t, 2*time.Second, "edit of the new credential file", func() error { return getVersion(ctx, m, "later:later-pw-1") })
 }
+
+// An API write to a credential file behind a ..data symlink writes through
+// to the linked file: the links stay, and a later ..data swap is still
+// picked up. Before, the write replaced the link with a regular file and
+// every later swap was ignored.
+func TestAPIWriteKeepsTheDataSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	vol := filepath.Join(dir, "vol")
+	rootHash := hashOf(t, "Milvus")
+	must(t, os.MkdirAll(filepath.Join(vol, "..v1"), 0o700))
+	must(t, os.WriteFile(filepath.Join(vol, "..v1", "credentials.yaml"), credFile(map[string]string{"root": rootHash}), 0o600))
+	must(t, os.Symlink("..v1", filepath.Join(vol, "..data")))
+	must(t, os.Symlink("..data/credentials.yaml", filepath.Join(vol, "credentials.yaml")))
+	_, p := startPair(t, harness.Options{Dir: dir, CredFile: filepath.Join(vol, "credentials.yaml")})
+	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	ctx := testCtx(t, 30*time.Second)
+
+	st, err := m.CreateCredential(withToken(ctx, "root:Milvus"), &milvuspb.CreateCredentialRequest{Username: "dave", Password: b64("dave-pw-1")})
+	harness.Password("dave", "dave-pw-1")
+	if err != nil || st.GetCode() != 0 {
+		t.Fatalf("create dave: %v %v", st, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(vol, "credentials.yaml")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the API write replaced the symlink (%v)", err)
+	}
+	data, _ := os.ReadFile(filepath.Join(vol, "..v1", "credentials.yaml"))
+	if !strings.Contains(string(data), "name: dave") {
+		t.Fatalf("the linked file lacks dave:\n%s", data)
+	}
+
+	harness.Password("carol", "carol-pw-1")
+	must(t, os.MkdirAll(filepath.Join(vol, "..v2"), 0o700))
+	must(t, os.WriteFile(filepath.Join(vol, "..v2", "credentials.yaml"),
+		credFile(map[string]string{"root": rootHash, "carol": hashOf(t, "carol-pw-1")}), 0o600))
+	must(t, os.Symlink("..v2", filepath.Join(vol, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(vol, "..data_tmp"), filepath.Join(vol, "..data")))
+	eventually(t, 3*time.Second, "user added by a ..data swap after an API write", func() error { return getVersion(ctx, m, "carol:carol-pw-1") })
+}
