@@ -50,10 +50,10 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		s.opts.NextProtos = []string{"h2"}
 	}
 	var err error
-	if s.minVersion, err = parseMinVersion(opts.MinVersion); err != nil {
+	if s.minVersion, err = ParseMinVersion(opts.MinVersion); err != nil {
 		return nil, err
 	}
-	if s.clientAuth, err = parseClientAuth(opts.ClientAuth, opts.ClientCAFile); err != nil {
+	if s.clientAuth, err = ParseClientAuth(opts.ClientAuth, opts.ClientCAFile); err != nil {
 		return nil, err
 	}
 	if err := s.Reload(); err != nil {
@@ -62,7 +62,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-func parseMinVersion(v string) (uint16, error) {
+// ParseMinVersion reads a TLS minimum version, "1.2" (or "") or "1.3";
+// config validation uses it too, so both refuse the same values.
+func ParseMinVersion(v string) (uint16, error) {
 	switch v {
 	case "", "1.2":
 		return tls.VersionTLS12, nil
@@ -73,7 +75,9 @@ func parseMinVersion(v string) (uint16, error) {
 	}
 }
 
-func parseClientAuth(mode, caFile string) (tls.ClientAuthType, error) {
+// ParseClientAuth reads a client authentication mode with the client CA
+// file it goes with; config validation uses it too: one rule, one place.
+func ParseClientAuth(mode, caFile string) (tls.ClientAuthType, error) {
 	if mode == "" {
 		mode = ClientAuthNone
 		if caFile != "" {

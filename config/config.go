@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/authproxy/authproxy/certs"
 )
 
 // Config is the whole configuration of a running proxy. The YAML keys follow
@@ -409,18 +411,13 @@ func (t *TLS) validate(bad func(key, format string, args ...any)) {
 	if t.CertFile == "" || t.KeyFile == "" {
 		bad("tls", "certFile and keyFile are both required")
 	}
-	switch t.ClientAuth {
-	case "", "none", "optional", "require":
-	default:
-		bad("tls.clientAuth", "%q is not one of none, optional, require", t.ClientAuth)
+	// The rules certs applies when it loads them, so a config that passes
+	// here never fails there.
+	if _, err := certs.ParseClientAuth(t.ClientAuth, t.ClientCAFile); err != nil {
+		bad("tls.clientAuth", "%s", err)
 	}
-	if (t.ClientAuth == "optional" || t.ClientAuth == "require") && t.ClientCAFile == "" {
-		bad("tls.clientCAFile", "must be set when clientAuth is %s", t.ClientAuth)
-	}
-	switch t.MinVersion {
-	case "", "1.2", "1.3":
-	default:
-		bad("tls.minVersion", "%q is not one of 1.2, 1.3", t.MinVersion)
+	if _, err := certs.ParseMinVersion(t.MinVersion); err != nil {
+		bad("tls.minVersion", "%s", err)
 	}
 	if id := t.ClientIdentity; id != nil {
 		switch id.Source {

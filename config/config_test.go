@@ -86,13 +86,17 @@ func TestBadValuesNamed(t *testing.T) {
 		"log:\n  level: loud\n":                      "log.level",
 		"grpc:\n  maxRecvMsgSize: 10\n":              "grpc.maxRecvMsgSize",
 		"tls:\n  certFile: a\n  clientAuth: maybe\n": "tls.clientAuth",
-		"auth:\n  identityHeader: \"X-User\"\n":      "auth.identityHeader",
-		"backend:\n  rest: \"ftp://x\"\n":            "backend.rest",
-		"auth:\n  identityHeader: authorization\n":   "auth.identityHeader: \"authorization\" is reserved",
-		"auth:\n  identityHeader: sourceid\n":        "auth.identityHeader: \"sourceid\" is reserved",
-		"auth:\n  identityHeader: dbname\n":          "auth.identityHeader: \"dbname\" is reserved",
-		"auth:\n  identityHeader: content-type\n":    "auth.identityHeader: \"content-type\" is reserved",
-		"auth:\n  identityHeader: grpc-user\n":       "auth.identityHeader: \"grpc-user\" is reserved",
+		// certs' rule, the one the TLS loader applies: a CA file with
+		// clientAuth none would look like mutual TLS and be ignored.
+		"tls:\n  certFile: a\n  keyFile: b\n  clientAuth: none\n  clientCAFile: ca.pem\n": "tls.clientAuth: client auth \"none\" with client CA file ca.pem",
+		"tls:\n  certFile: a\n  keyFile: b\n  clientAuth: require\n":                      "needs a client CA file",
+		"auth:\n  identityHeader: \"X-User\"\n":                                           "auth.identityHeader",
+		"backend:\n  rest: \"ftp://x\"\n":                                                 "backend.rest",
+		"auth:\n  identityHeader: authorization\n":                                        "auth.identityHeader: \"authorization\" is reserved",
+		"auth:\n  identityHeader: sourceid\n":                                             "auth.identityHeader: \"sourceid\" is reserved",
+		"auth:\n  identityHeader: dbname\n":                                               "auth.identityHeader: \"dbname\" is reserved",
+		"auth:\n  identityHeader: content-type\n":                                         "auth.identityHeader: \"content-type\" is reserved",
+		"auth:\n  identityHeader: grpc-user\n":                                            "auth.identityHeader: \"grpc-user\" is reserved",
 	}
 	for in, want := range cases {
 		c, err := Parse([]byte(in))

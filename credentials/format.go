@@ -136,86 +136,64 @@ func parseFile(data []byte) (*Set, error) {
 	userLines := entryLines(top, "users", len(doc.Users))
 	keyLines := entryLines(top, "apiKeys", len(doc.APIKeys))
 
+	// Here: what only the file can say (duplicates, lines). The rules of
+	// the entries and between them are Set.validate's, with the line added.
 	s := NewSet()
-	firstUser := map[string]int{}
-	for i, fu := range doc.Users {
-		line := userLines[i]
-		if first, ok := firstUser[fu.Name]; ok {
-			return nil, fmt.Errorf("duplicate user %q at line %d (first defined at line %d)", fu.Name, line, first)
+	lines := map[string]int{} // "kind\x00name" → line
+	first := func(kind, name string, line int) error {
+		key := kind + "\x00" + name
+		if at, dup := lines[key]; dup {
+			return fmt.Errorf("duplicate %s %q at line %d (first defined at line %d)", kind, name, line, at)
 		}
-		firstUser[fu.Name] = line
-		u := &User{Name: fu.Name, PasswordHash: string(fu.PasswordHash), Roles: fu.Roles, Description: fu.Description,
-			Created: time.Time(fu.Created), Updated: time.Time(fu.Updated)}
-		if err := checkUser(u); err != nil {
-			return nil, fmt.Errorf("user %q at line %d: %w", fu.Name, line, err)
-		}
-		s.users[u.Name] = u
+		lines[key] = line
+		return nil
 	}
-	firstKey := map[string]int{}
-	digestKey := map[string]int{}
+	for i, fu := range doc.Users {
+		if err := first("user", fu.Name, userLines[i]); err != nil {
+			return nil, err
+		}
+		s.users[fu.Name] = &User{Name: fu.Name, PasswordHash: string(fu.PasswordHash), Roles: fu.Roles, Description: fu.Description,
+			Created: time.Time(fu.Created), Updated: time.Time(fu.Updated)}
+	}
 	for i, fk := range doc.APIKeys {
-		line := keyLines[i]
-		if first, ok := firstKey[fk.Name]; ok {
-			return nil, fmt.Errorf("duplicate api key %q at line %d (first defined at line %d)", fk.Name, line, first)
+		if err := first("api key", fk.Name, keyLines[i]); err != nil {
+			return nil, err
 		}
-		firstKey[fk.Name] = line
 		k := &APIKey{Name: fk.Name, User: fk.User, Digest: string(fk.Digest), Created: time.Time(fk.Created)}
-		if err := checkKey(k); err != nil {
-			return nil, fmt.Errorf("api key %q at line %d: %w", fk.Name, line, err)
-		}
-		if first, ok := digestKey[k.Digest]; ok {
-			return nil, fmt.Errorf("api key %q at line %d: duplicate digest (first used at line %d)", fk.Name, line, first)
-		}
-		digestKey[k.Digest] = line
-		if _, ok := s.users[k.User]; !ok {
-			return nil, fmt.Errorf("api key %q at line %d: user %q does not exist", fk.Name, line, k.User)
-		}
 		s.keys[k.Name] = k
 		s.byDigest[k.Digest] = k
 	}
-	if err := parseRBAC(s, &doc, top, userLines); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// parseRBAC reads roles, groups and grants, and checks them with the users
-// (whose roles must exist): the rules of Set.validateRBAC, with lines.
-func parseRBAC(s *Set, doc *fileDoc, top *yaml.Node, userLines []int) error {
 	roleLines := entryLines(top, "roles", len(doc.Roles))
 	for i, fr := range doc.Roles {
-		if _, dup := s.rbac.roles[fr.Name]; dup {
-			return fmt.Errorf("duplicate role %q at line %d", fr.Name, roleLines[i])
+		if err := first("role", fr.Name, roleLines[i]); err != nil {
+			return nil, err
 		}
 		s.rbac.roles[fr.Name] = &Role{Name: fr.Name, Created: time.Time(fr.Created)}
 	}
 	groupLines := entryLines(top, "privilegeGroups", len(doc.PrivilegeGroups))
 	for i, fg := range doc.PrivilegeGroups {
-		if _, dup := s.rbac.groups[fg.Name]; dup {
-			return fmt.Errorf("duplicate privilege group %q at line %d", fg.Name, groupLines[i])
+		if err := first("privilege group", fg.Name, groupLines[i]); err != nil {
+			return nil, err
 		}
 		s.rbac.groups[fg.Name] = &PrivilegeGroup{Name: fg.Name, Privileges: fg.Privileges, Created: time.Time(fg.Created)}
-	}
-	for i, fu := range doc.Users {
-		for _, r := range fu.Roles {
-			if !s.RoleExists(r) {
-				return fmt.Errorf("user %q at line %d: unknown role %q (not built in, not under roles)", fu.Name, userLines[i], r)
-			}
-		}
 	}
 	grantLines := entryLines(top, "grants", len(doc.Grants))
 	for i, fg := range doc.Grants {
 		g := &Grant{Role: fg.Role, Object: fg.Object, ObjectName: fg.ObjectName, DB: fg.DB, Privilege: fg.Privilege,
 			Grantor: fg.Grantor, V2: fg.V2, Created: time.Time(fg.Created)}
-		if _, dup := s.rbac.grants[g.Key()]; dup {
-			return fmt.Errorf("duplicate grant at line %d", grantLines[i])
-		}
-		if err := s.checkGrant(g); err != nil {
-			return fmt.Errorf("grant at line %d: %w", grantLines[i], err)
+		if err := first("grant", g.describe(), grantLines[i]); err != nil {
+			return nil, err
 		}
 		s.rbac.grants[g.Key()] = g
 	}
-	return s.validateRBAC()
+	if err := s.validate(); err != nil {
+		var e *entryError
+		if errors.As(err, &e) {
+			return nil, fmt.Errorf("%s %q at line %d: %w", e.kind, e.name, lines[e.kind+"\x00"+e.name], e.err)
+		}
+		return nil, err
+	}
+	return s, nil
 }
 
 // lineOf returns the line of key in mapping m, or m's own line if absent.

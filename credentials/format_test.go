@@ -97,7 +97,7 @@ func TestParseErrors(t *testing.T) {
 		{"key digest dup", "version: 1\nusers:\n" + user("root", testArgon) +
 			"apiKeys:\n  - {name: ci, user: root, digest: \"" + testDigest + "\"}\n  - {name: cd, user: root, digest: \"" +
 			testDigest + "\"}\n",
-			`api key "cd" at line 7: duplicate digest (first used at line 6)`},
+			`api key "ci" at line 6: same digest as api key "cd"`},
 		{"two documents", "version: 1\n---\nversion: 1\n", "line 2: only one YAML document"},
 	}
 	for _, c := range cases {

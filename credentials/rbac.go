@@ -193,38 +193,43 @@ func (s *Set) DeletePrivilegeGroup(name string) bool {
 func (s *Set) validateRBAC() error {
 	for _, r := range s.Roles() {
 		if err := ValidateRoleName(r.Name); err != nil {
-			return fmt.Errorf("role %q: %w", r.Name, err)
+			return &entryError{"role", r.Name, err}
 		}
 		if IsBuiltinRole(r.Name) {
-			return fmt.Errorf("role %q: a built-in role is not stored", r.Name)
+			return &entryError{"role", r.Name, errors.New("a built-in role is not stored")}
 		}
 	}
 	for _, u := range s.Users() {
 		for _, r := range u.Roles {
 			if !s.RoleExists(r) {
-				return fmt.Errorf("user %q: unknown role %q", u.Name, r)
+				return &entryError{"user", u.Name, fmt.Errorf("unknown role %q (not built in, not under roles)", r)}
 			}
 		}
 	}
 	for _, g := range s.PrivilegeGroups() {
 		if err := ValidateRoleName(g.Name); err != nil {
-			return fmt.Errorf("privilege group %q: %w", g.Name, err)
+			return &entryError{"privilege group", g.Name, err}
 		}
 		if privilege.Known(g.Name) {
-			return fmt.Errorf("privilege group %q: the name of a built-in privilege or group", g.Name)
+			return &entryError{"privilege group", g.Name, errors.New("the name of a built-in privilege or group")}
 		}
 		for _, p := range g.Privileges {
 			if !privilege.Known(p) || privilege.IsGroup(p) {
-				return fmt.Errorf("privilege group %q: %q is not a privilege", g.Name, p)
+				return &entryError{"privilege group", g.Name, fmt.Errorf("%q is not a privilege", p)}
 			}
 		}
 	}
 	for _, g := range s.Grants() {
 		if err := s.checkGrant(g); err != nil {
-			return fmt.Errorf("grant of %s on %s %s in db %s to role %q: %w", g.Privilege, g.Object, g.ObjectName, g.DB, g.Role, err)
+			return &entryError{"grant", g.describe(), err}
 		}
 	}
 	return nil
+}
+
+// describe names a grant in errors.
+func (g *Grant) describe() string {
+	return fmt.Sprintf("%s on %s %s in db %s to role %s", g.Privilege, g.Object, g.ObjectName, g.DB, g.Role)
 }
 
 func (s *Set) checkGrant(g *Grant) error {

@@ -175,29 +175,39 @@ func (s *Set) IsAdmin(name string) bool {
 	return ok && (name == RootUser || slices.Contains(u.Roles, RoleAdmin))
 }
 
-// validate checks what a mutate function may have broken before the Set is
-// written; the file parser checks the same rules with line numbers.
+// validate checks every rule of a Set: each entry's own, and those between
+// entries (a key's user exists, digests are unique, roles exist). It is the
+// one place these rules live: the file parser calls it too, and adds the
+// line of the entry an error names.
 func (s *Set) validate() error {
 	for _, u := range s.Users() {
 		if err := checkUser(u); err != nil {
-			return fmt.Errorf("user %q: %w", u.Name, err)
+			return &entryError{"user", u.Name, err}
 		}
 	}
 	digests := map[string]string{}
 	for _, k := range s.APIKeys() {
 		if err := checkKey(k); err != nil {
-			return fmt.Errorf("api key %q: %w", k.Name, err)
+			return &entryError{"api key", k.Name, err}
 		}
 		if _, ok := s.users[k.User]; !ok {
-			return fmt.Errorf("api key %q: user %q does not exist", k.Name, k.User)
+			return &entryError{"api key", k.Name, fmt.Errorf("user %q does not exist", k.User)}
 		}
 		if other, ok := digests[k.Digest]; ok {
-			return fmt.Errorf("api key %q: same digest as api key %q", k.Name, other)
+			return &entryError{"api key", k.Name, fmt.Errorf("same digest as api key %q", other)}
 		}
 		digests[k.Digest] = k.Name
 	}
 	return s.validateRBAC()
 }
+
+// entryError is a broken rule of one entry of a Set.
+type entryError struct {
+	kind, name string // "user" and its name, "grant" and its description, ...
+	err        error
+}
+
+func (e *entryError) Error() string { return fmt.Sprintf("%s %q: %v", e.kind, e.name, e.err) }
 
 // checkUser checks the rules of one user except uniqueness.
 func checkUser(u *User) error {

@@ -143,17 +143,7 @@ func (s *Server) ReloadConfig() {
 
 func (s *Server) applyConfig(next *config.Config) error {
 	prev := s.cfg.Load()
-	restart := map[string]bool{
-		"listen":                          prev.Listen != next.Listen,
-		"backend":                         !reflect.DeepEqual(prev.Backend, next.Backend),
-		"admin.listen":                    prev.Admin.Listen != next.Admin.Listen,
-		"grpc":                            prev.GRPC != next.GRPC,
-		"tls (on/off)":                    (prev.TLS == nil) != (next.TLS == nil),
-		"log.format":                      prev.Log.Format != next.Log.Format,
-		"log.accessLog":                   prev.Log.AccessLog != next.Log.AccessLog,
-		"auth.bruteForce":                 prev.Auth.BruteForce != next.Auth.BruteForce,
-		"auth.maxConcurrentVerifications": prev.Auth.MaxConcurrentVerifications != next.Auth.MaxConcurrentVerifications,
-	}
+	restart := config.RestartNeeded(prev, next)
 
 	// Files first: if a new credential file or certificate is bad, nothing
 	// of this reload applies.
@@ -201,10 +191,8 @@ func (s *Server) applyConfig(next *config.Config) error {
 	s.authn.Verifier().SetCache(next.Cache.Size, next.Cache.TTL)
 	s.logLevel.Set(parseLevel(next.Log.Level))
 	s.headers.SetIdentityHeader(next.Auth.IdentityHeader)
-	for key, changed := range restart {
-		if changed {
-			s.logger.Warn("config change needs a restart to take effect; the running value is kept", "key", key)
-		}
+	for _, key := range restart {
+		s.logger.Warn("config change needs a restart to take effect; the running value is kept", "key", key)
 	}
 	s.cfg.Store(next)
 	return nil

@@ -1,0 +1,139 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+)
+
+// Effect is how a change of a config field takes effect on a running proxy.
+type Effect string
+
+const (
+	// Live: a reload (file change, SIGHUP) applies it to the next call.
+	Live Effect = "live"
+	// Restart: the running value is kept until the process restarts.
+	Restart Effect = "restart"
+)
+
+// effects classifies every field by its YAML path; a pointer to a section
+// (tls, backend.tls, tls.clientIdentity) is classified itself, for turning
+// the section on or off, and so is each of its fields. A field missing
+// here fails TestEveryFieldIsClassified.
+var effects = map[string]Effect{
+	"listen":                                Restart,
+	"backend.address":                       Restart,
+	"backend.rest":                          Restart,
+	"backend.tls":                           Restart,
+	"backend.tls.caFile":                    Restart,
+	"backend.tls.serverName":                Restart,
+	"backend.tls.certFile":                  Restart,
+	"backend.tls.keyFile":                   Restart,
+	"common.security.authorizationEnabled":  Live,
+	"common.security.superUsers":            Live,
+	"common.security.defaultRootPassword":   Live, // read when a credential file is created
+	"common.security.enablePublicPrivilege": Live,
+	"common.security.rootShouldBindRole":    Live,
+	"common.security.otherServices":         Live,
+	"credentials.file":                      Live,
+	"cache.size":                            Live,
+	"cache.ttl":                             Live,
+	"auth.identityHeader":                   Live,
+	"auth.maxConcurrentVerifications":       Restart,
+	"auth.bruteForce.enabled":               Restart,
+	"auth.bruteForce.threshold":             Restart,
+	"auth.bruteForce.backoff":               Restart,
+	"auth.bruteForce.maxBackoff":            Restart,
+	"auth.bruteForce.forgive":               Restart,
+	"auth.bruteForce.tracked":               Restart,
+	"grpc.maxRecvMsgSize":                   Restart,
+	"grpc.maxSendMsgSize":                   Restart,
+	"tls":                                   Restart, // on or off
+	"tls.certFile":                          Live,
+	"tls.keyFile":                           Live,
+	"tls.clientCAFile":                      Live,
+	"tls.clientAuth":                        Live,
+	"tls.minVersion":                        Live,
+	"tls.clientIdentity":                    Live,
+	"tls.clientIdentity.source":             Live,
+	"tls.clientIdentity.users":              Live,
+	"admin.listen":                          Restart,
+	"log.level":                             Live,
+	"log.format":                            Restart,
+	"log.accessLog":                         Restart,
+	"shutdown.gracePeriod":                  Live, // read when the shutdown starts
+}
+
+// EffectOf is how a change of the field at path takes effect.
+func EffectOf(path string) (Effect, bool) {
+	e, ok := effects[path]
+	return e, ok
+}
+
+// RestartNeeded lists the fields that differ between prev and next and
+// take effect only at a restart, by YAML path.
+func RestartNeeded(prev, next *Config) []string {
+	var out []string
+	walkChanges(reflect.ValueOf(prev).Elem(), reflect.ValueOf(next).Elem(), "", func(path string) {
+		if effects[path] != Live {
+			out = append(out, path)
+		}
+	})
+	return out
+}
+
+// walkChanges calls changed with the path of each field, section or leaf,
+// that differs between a and b (two values of one struct type). A section
+// turned on or off is reported as itself, not field by field.
+func walkChanges(a, b reflect.Value, prefix string, changed func(path string)) {
+	t := a.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		path := yamlPath(prefix, f)
+		av, bv := a.Field(i), b.Field(i)
+		switch {
+		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			switch {
+			case av.IsNil() != bv.IsNil():
+				changed(path)
+			case !av.IsNil():
+				walkChanges(av.Elem(), bv.Elem(), path, changed)
+			}
+		case f.Type.Kind() == reflect.Struct:
+			walkChanges(av, bv, path, changed)
+		case !reflect.DeepEqual(av.Interface(), bv.Interface()):
+			changed(path)
+		}
+	}
+}
+
+// Fields lists every classifiable path of Config: each leaf, and each
+// pointer to a section.
+func Fields() []string {
+	var out []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			path := yamlPath(prefix, f)
+			switch {
+			case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+				out = append(out, path)
+				walk(f.Type.Elem(), path)
+			case f.Type.Kind() == reflect.Struct:
+				walk(f.Type, path)
+			default:
+				out = append(out, path)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	return out
+}
+
+func yamlPath(prefix string, f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
