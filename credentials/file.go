@@ -172,6 +172,18 @@ func (f *FileStore) bootstrap(password string) ([]byte, error) {
 	return data, nil
 }
 
+// Check reports whether the credential file can still be read. The proxy
+// keeps serving its last good state without it, but a restart would find
+// no file (and create a fresh one with root's default password), and no
+// change can be saved: a readiness check shows it.
+func (f *FileStore) Check() error {
+	file, err := os.Open(f.path)
+	if err != nil {
+		return fmt.Errorf("credential file %s cannot be read: %w", f.path, err)
+	}
+	return file.Close()
+}
+
 // Path returns the credential file's path.
 func (f *FileStore) Path() string { return f.path }
 

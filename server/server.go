@@ -197,12 +197,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		return nil
 	})
-	s.status.AddCheck("credentials", func(context.Context) error {
-		if s.store.Current() == nil {
-			return errors.New("no credentials loaded")
-		}
-		return nil
-	})
+	s.status.AddCheck("credentials", func(context.Context) error { return s.store.file().Check() })
 	s.status.Reloaded("credentials", cfg.Credentials.File, true, nil)
 	if opts.ConfigPath != "" {
 		s.status.Reloaded("config", opts.ConfigPath, true, nil)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -197,4 +198,27 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 		}
 	}
 	return 0
+}
+
+// The credentials readiness check fails when the file can no longer be
+// read (a restart would start from a fresh file), and recovers with it.
+func TestReadinessFollowsTheCredentialFile(t *testing.T) {
+	r := startServer(t, startBackend(t))
+	base := "http://" + r.srv.AdminAddr().String()
+	path := r.srv.cfg.Load().Credentials.File
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	body := httpGet(t, base+"/readyz", http.StatusServiceUnavailable)
+	if !strings.Contains(body, "credential file") || !strings.Contains(body, "cannot be read") {
+		t.Fatalf("/readyz without the credential file: %s", body)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpGet(t, base+"/readyz", http.StatusOK)
 }
