@@ -33,6 +33,7 @@ import (
 	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/rbac"
+	"github.com/authproxy/authproxy/sharedport"
 	"github.com/authproxy/authproxy/usermgmt"
 	"github.com/authproxy/authproxy/watch"
 )
@@ -81,6 +82,16 @@ type Server struct {
 	listener   net.Listener
 	adminLis   net.Listener
 }
+
+// Bounds of the gRPC transport. MaxConcurrentStreams caps the calls one
+// connection holds at once (one once held 3,000 backend streams): Milvus
+// SDKs multiplex a pool of calls over one connection, far fewer than this.
+// MaxHeaderListSize caps a call's metadata (grpc-go allows 16 MiB): Milvus
+// sends a token and a database name.
+const (
+	maxConcurrentStreams = 1000
+	maxHeaderListSize    = 256 << 10
+)
 
 // New builds a Server from a validated configuration.
 func New(cfg *config.Config, opts Options) (*Server, error) {
@@ -187,7 +198,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		// served as a stream, so authentication runs before a body is read.
 		grpc.ChainStreamInterceptor(s.calls.stream, s.authn.StreamInterceptor()),
 		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods(), s.authorizeForward).StreamHandler()),
-		grpc.Creds(alreadyTLS{}),
+		grpc.Creds(sharedport.TransportCredentials()),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.MaxHeaderListSize(maxHeaderListSize),
 	)
 	s.users.RegisterGRPC(s.grpcServer)
 
@@ -290,7 +303,11 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	stopShared := s.serveShared(s.listener, s.restHandler(cfg), errc)
+	var tlsConfig func() *tls.Config
+	if s.tlsServer.Load() != nil {
+		tlsConfig = func() *tls.Config { return s.tlsServer.Load().TLSConfig() }
+	}
+	port := sharedport.Serve(s.listener, sharedport.Options{TLS: tlsConfig, GRPC: s.grpcServer, REST: s.restHandler(cfg), Logger: s.logger}, errc)
 	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
 		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
 
@@ -299,13 +316,22 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	s.shutdown(adminServer, stopShared)
+	s.shutdown(adminServer, port)
 	return err
 }
 
-func (s *Server) shutdown(adminServer *http.Server, stopShared func()) {
+// shutdown drains gRPC and REST (HTTP/1 and HTTP/2) side by side within the
+// grace period, then closes what is left.
+func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 	grace := s.cfg.Load().Shutdown.GracePeriod
 	s.logger.Info("shutting down", "gracePeriod", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	restDrained := make(chan struct{})
+	go func() {
+		port.Shutdown(ctx)
+		close(restDrained)
+	}()
 	done := make(chan struct{})
 	go func() {
 		s.grpcServer.GracefulStop()
@@ -313,12 +339,12 @@ func (s *Server) shutdown(adminServer *http.Server, stopShared func()) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(grace):
+	case <-ctx.Done():
 		s.logger.Warn("grace period over, closing remaining calls")
 		s.grpcServer.Stop()
 		<-done
 	}
-	stopShared()
+	<-restDrained
 	if adminServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = adminServer.Shutdown(ctx)

@@ -1,4 +1,4 @@
-package server
+package sharedport
 
 import (
 	"context"
@@ -7,12 +7,15 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
-// alreadyTLS is the gRPC server's transport credentials. TLS, when on, is
-// terminated by the listener (so the certificate can be swapped per
+// TransportCredentials are the gRPC server's credentials on a Port. TLS,
+// when on, is terminated by the listener (so the certificate can be swapped per
 // handshake and REST can share the port); this only completes the handshake
 // and hands gRPC the connection state, so client certificates reach the
 // authenticator as with credentials.NewTLS.
 type alreadyTLS struct{}
+
+// TransportCredentials returns the gRPC server option's credentials.
+func TransportCredentials() credentials.TransportCredentials { return alreadyTLS{} }
 
 func (alreadyTLS) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	tc, ok := unwrapTLS(conn)

@@ -1,0 +1,157 @@
+package sharedport
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Rapid reset (CVE-2023-44487): a client opens streams and resets them at
+// once, costing the server work for each at no cost to itself. grpc-go
+// bounds the handlers running at once (MaxConcurrentStreams) but never ends
+// such a connection; Go's HTTP/2 server answers it with GOAWAY
+// ENHANCE_YOUR_CALM. The guard does that for gRPC connections: past a burst
+// of resetBurst, a client may reset resetRate streams a second.
+const (
+	resetBurst = 1000
+	resetRate  = 500 // per second
+	// goAwayWait is how long a tripped connection waits for a frame
+	// boundary on its write side before it is closed without a GOAWAY.
+	goAwayWait = time.Second
+)
+
+// guardListener wraps each gRPC connection in a guardConn.
+type guardListener struct{ net.Listener }
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardConn{Conn: c, tokens: resetBurst, last: time.Now()}, nil
+}
+
+// guardConn follows the frames in both directions without changing them:
+// it counts the client's RST_STREAM frames, and knows where the server's
+// frames begin, so that a GOAWAY can be slipped in between two of them.
+type guardConn struct {
+	net.Conn
+	in frameCursor // client to server, after the preface
+
+	mu       sync.Mutex // the write side
+	out      frameCursor
+	tokens   float64
+	last     time.Time
+	lastID   uint32 // the highest stream the client opened
+	tripped  bool
+	finished bool
+}
+
+// frameCursor tracks frame boundaries in a byte stream.
+type frameCursor struct {
+	skip   int     // bytes left of the preface or of a payload
+	header [9]byte // a frame header being read
+	have   int
+	begun  bool
+}
+
+// feed walks b and calls frame with each complete frame header.
+func (c *frameCursor) feed(b []byte, preface int, frame func(h [9]byte)) {
+	if !c.begun {
+		c.begun, c.skip = true, preface
+	}
+	for len(b) > 0 {
+		if c.skip > 0 {
+			n := min(c.skip, len(b))
+			c.skip -= n
+			b = b[n:]
+			continue
+		}
+		n := copy(c.header[c.have:], b)
+		c.have += n
+		b = b[n:]
+		if c.have == len(c.header) {
+			c.have = 0
+			c.skip = int(c.header[0])<<16 | int(c.header[1])<<8 | int(c.header[2])
+			frame(c.header)
+		}
+	}
+}
+
+func (c *frameCursor) atBoundary() bool { return c.skip == 0 && c.have == 0 }
+
+func (g *guardConn) Read(p []byte) (int, error) {
+	n, err := g.Conn.Read(p)
+	var trip bool
+	g.in.feed(p[:n], len(http2.ClientPreface), func(h [9]byte) {
+		stream := binary.BigEndian.Uint32(h[5:]) & 0x7fffffff
+		switch http2.FrameType(h[3]) {
+		case http2.FrameHeaders:
+			g.mu.Lock()
+			g.lastID = max(g.lastID, stream)
+			g.mu.Unlock()
+		case http2.FrameRSTStream:
+			now := time.Now()
+			g.tokens = min(resetBurst, g.tokens+now.Sub(g.last).Seconds()*resetRate) - 1
+			g.last = now
+			trip = trip || g.tokens < 0
+		}
+	})
+	if trip {
+		g.trip()
+	}
+	return n, err
+}
+
+func (g *guardConn) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.finished {
+		return 0, net.ErrClosed
+	}
+	n, err := g.Conn.Write(p)
+	g.out.feed(p[:n], 0, func([9]byte) {})
+	if g.tripped && g.out.atBoundary() {
+		g.goAwayLocked()
+	}
+	return n, err
+}
+
+// trip ends the connection with GOAWAY ENHANCE_YOUR_CALM: now if the
+// server's output is between frames, else at its next frame boundary, and
+// after goAwayWait in any case.
+func (g *guardConn) trip() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.tripped {
+		return
+	}
+	g.tripped = true
+	if g.out.atBoundary() {
+		g.goAwayLocked()
+		return
+	}
+	time.AfterFunc(goAwayWait, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if !g.finished {
+			g.finished = true
+			g.Conn.Close()
+		}
+	})
+}
+
+func (g *guardConn) goAwayLocked() {
+	if g.finished {
+		return
+	}
+	var buf bytes.Buffer
+	_ = http2.NewFramer(&buf, nil).WriteGoAway(g.lastID, http2.ErrCodeEnhanceYourCalm, []byte("too many stream resets"))
+	_, _ = g.Conn.Write(buf.Bytes())
+	g.finished = true
+	g.Conn.Close()
+}
