@@ -73,7 +73,7 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 	h2Lis := m.Match(cmux.HTTP2())
 	http1Lis := m.Match(cmux.Any())
 
-	rest := withTLSState(o.REST)
+	rest := withTLSState(withBodyDeadline(o.REST))
 	p := &Port{mux: m, logger: o.Logger}
 	p.http = &http.Server{
 		Handler:           rest,
