@@ -70,6 +70,7 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 	m := cmux.New(lis)
 	m.SetReadTimeout(SniffTimeout)
 	grpcLis := m.MatchWithWriters(matchGRPC)
+	brokenLis := m.MatchWithWriters(matchBroken)
 	h2Lis := m.Match(cmux.HTTP2())
 	http1Lis := m.Match(cmux.Any())
 
@@ -94,6 +95,15 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 		}
 	}()
 	go func() { _ = p.http.Serve(http1Lis) }()
+	go func() {
+		for {
+			c, err := brokenLis.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 	go func() {
 		for {
 			c, err := h2Lis.Accept()

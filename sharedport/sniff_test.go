@@ -50,55 +50,56 @@ func TestMatchGRPC(t *testing.T) {
 	cases := []struct {
 		name    string
 		in      []byte
-		want    bool
+		want    verdict
 		maxRead int // the matcher reads no more than this
 	}{
 		{"grpc", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteSettings()
 			_ = f.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: grpcHeaders, EndHeaders: true})
-		}), true, 1 << 10},
+		}), isGRPC, 1 << 10},
 		{"grpc with continuation", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteSettings()
 			_ = f.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: grpcHeaders[:5]})
 			_ = f.WriteContinuation(1, true, grpcHeaders[5:])
-		}), true, 1 << 10},
+		}), isGRPC, 1 << 10},
 		{"rest over h2", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteSettings()
 			_ = f.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(":method", "POST", "content-type", "application/json"), EndHeaders: true})
-		}), false, 1 << 10},
-		{"http/1", []byte("POST /v2/vectordb/collections/list HTTP/1.1\r\nHost: x\r\n\r\n"), false, 64},
+		}), other, 1 << 10},
+		{"http/1", []byte("POST /v2/vectordb/collections/list HTTP/1.1\r\nHost: x\r\n\r\n"), other, 64},
+		{"silent", nil, broken, 0},
 		{"DATA before headers", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteSettings()
 			for range 1000 {
 				_ = f.WriteData(1, false, big)
 			}
-		}), false, 64 << 10},
+		}), broken, 64 << 10},
 		{"CONTINUATION flood", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: grpcHeaders[:5]})
 			for range 1000 {
 				_ = f.WriteContinuation(1, false, big)
 			}
-		}), false, 64 << 10},
+		}), broken, 64 << 10},
 		{"CONTINUATION without HEADERS", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteContinuation(1, true, grpcHeaders)
-		}), false, 1 << 10},
+		}), broken, 1 << 10},
 		{"one long header value", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock("content-type", "application/grpc", "x-long", strings.Repeat("v", 15<<10)), EndHeaders: true})
-		}), false, 64 << 10},
+		}), broken, 64 << 10},
 		{"control frame flood", clientBytes(t, func(f *http2.Framer) {
 			for range 10000 {
 				_ = f.WritePing(false, [8]byte{})
 			}
-		}), false, 1 << 10},
+		}), broken, 1 << 10},
 		{"oversized frame", clientBytes(t, func(f *http2.Framer) {
 			_ = f.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: bytes.Repeat([]byte{0}, 1<<20), EndHeaders: true})
-		}), false, 64 << 10},
+		}), broken, 64 << 10},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := &countingReader{r: bytes.NewReader(c.in)}
-			if got := matchGRPC(io.Discard, r); got != c.want {
-				t.Fatalf("matchGRPC = %v, want %v", got, c.want)
+			if got := sniff(io.Discard, r); got != c.want {
+				t.Fatalf("sniff = %v, want %v", got, c.want)
 			}
 			if r.n > c.maxRead+32 {
 				t.Fatalf("read %d bytes, bound %d", r.n, c.maxRead)

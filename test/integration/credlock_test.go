@@ -34,7 +34,9 @@ func TestProxyAndCLIWritersLoseNothing(t *testing.T) {
 			harness.Password(fmt.Sprintf("cli_%02d", i), "P@ssw0rd")
 			cli(t, p, "P@ssw0rd\n", "user", "add", fmt.Sprintf("cli_%02d", i), "--password-stdin")
 		})
-		run(func() { harness.APIKey(strings.TrimSpace(cli(t, p, "", "apikey", "create", fmt.Sprintf("key_%02d", i)))) })
+		run(func() {
+			harness.APIKey(strings.TrimSpace(cli(t, p, "", "apikey", "create", fmt.Sprintf("key_%02d", i))))
+		})
 		run(func() {
 			st, err := m.CreateCredential(asRoot, &milvuspb.CreateCredentialRequest{Username: fmt.Sprintf("grpc_%02d", i), Password: b64("P@ssw0rd")})
 			if err != nil || st.GetCode() != 0 {
