@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"golang.org/x/sys/unix"
 
 	"github.com/authproxy/authproxy/test/harness"
 )
@@ -297,4 +298,38 @@ func TestShutdownDrainsRESTOverHTTP2(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Out of file descriptors, the proxy backs off between accepts instead of
+// retrying at once: cmux's busy loop once burnt 3.2 s of CPU in 3 s.
+func TestAcceptBacksOffWhenOutOfFileDescriptors(t *testing.T) {
+	_, p := startPair(t, harness.Options{})
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.PID()))
+	must(t, err)
+	limit := uint64(len(fds) + 8)
+	must(t, unix.Prlimit(p.PID(), unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, nil))
+	var conns []net.Conn
+	for range 40 {
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the accepts start failing
+	before := procCPU(t, p)
+	time.Sleep(3 * time.Second)
+	cpu := procCPU(t, p) - before
+	t.Logf("out of file descriptors (limit %d, %d connections waiting): %v of CPU in 3 s", limit, len(conns), cpu)
+	if cpu > 500*time.Millisecond {
+		t.Fatalf("%v of CPU in 3 s while accepts fail: no backoff", cpu)
+	}
+	if !strings.Contains(p.Logs(), "accept failed; retrying") {
+		t.Fatal("the accept failures never happened: the test did not exhaust the descriptors")
+	}
 }
