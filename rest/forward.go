@@ -1,16 +1,19 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 )
 
 // forward streams the request to the backend within the size and time
 // limits; the body is never held whole.
-func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity) {
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, filter func(name string) bool) {
 	if r.ContentLength > h.maxBody {
 		h.tooLarge(w, h.maxBody)
 		return
@@ -18,7 +21,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.user})
+	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.user, filter: filter})
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -26,8 +29,31 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity) {
 type forwardKey struct{}
 
 type forwardInfo struct {
-	header string // identity header in force for this request
-	user   string // "" when unauthenticated
+	header string            // identity header in force for this request
+	user   string            // "" when unauthenticated
+	filter func(string) bool // for list routes: the names the caller may see
+}
+
+// maxFilteredReply bounds a list reply read whole to be filtered.
+const maxFilteredReply = 16 << 20
+
+// filterReply drops from a list reply what the caller may not see, as
+// Milvus's RootCoord does; other replies stream through untouched.
+func (h *handler) filterReply(resp *http.Response) error {
+	f, _ := resp.Request.Context().Value(forwardKey{}).(forwardInfo)
+	if f.filter == nil || resp.Header.Get("Content-Encoding") != "" {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFilteredReply))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	out := filterNames(body, f.filter)
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	return nil
 }
 
 // rewrite removes what the edge policy strips (the client's credential and

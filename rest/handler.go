@@ -13,6 +13,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/rbac"
 	"github.com/authproxy/authproxy/usermgmt"
 )
 
@@ -31,18 +32,18 @@ const (
 // maxUserBodyBytes bounds a /users/* body as gRPC bounds the same calls.
 const maxUserBodyBytes = usermgmt.MaxRequestBytes
 
-// usersPrefix is the part of the API the proxy answers itself.
-const usersPrefix = "/v2/vectordb/users/"
+// apiPrefix is where Milvus's REST API v2 lives.
+const apiPrefix = "/v2/vectordb/"
 
-// Role and privilege endpoints, refused until authproxy has its own RBAC.
-const (
-	rolesPrefix           = "/v2/vectordb/roles/"
-	privilegeGroupsPrefix = "/v2/vectordb/privilege_groups/"
-)
+// ownPrefixes are the parts of the API the proxy answers itself.
+var ownPrefixes = []string{apiPrefix + "users/", apiPrefix + "roles/", apiPrefix + "privilege_groups/"}
 
 // Options configures NewHandler.
 type Options struct {
 	Authn *auth.Authenticator
+	// Authz decides on data routes as on gRPC calls; nil authorizes none
+	// (every authenticated user may call every route).
+	Authz *rbac.Authorizer
 	Users *usermgmt.Service
 	// Backend is the backend's REST base URL, e.g. http://127.0.0.1:19530.
 	Backend *url.URL
@@ -62,6 +63,7 @@ type Options struct {
 
 type handler struct {
 	authn   *auth.Authenticator
+	authz   *rbac.Authorizer
 	users   *usermgmt.Service
 	backend *url.URL
 	headers *edge.HeaderPolicy
@@ -75,6 +77,7 @@ type handler struct {
 func NewHandler(opts Options) http.Handler {
 	h := &handler{
 		authn:   opts.Authn,
+		authz:   opts.Authz,
 		users:   opts.Users,
 		backend: opts.Backend,
 		headers: opts.Headers,
@@ -98,9 +101,10 @@ func NewHandler(opts Options) http.Handler {
 		Rewrite:   h.rewrite,
 		Transport: backendTransport(opts.BackendTLS),
 		// Flush at once: search results and bulk responses stream through.
-		FlushInterval: -1,
-		ErrorHandler:  h.proxyError,
-		ErrorLog:      slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn),
+		FlushInterval:  -1,
+		ErrorHandler:   h.proxyError,
+		ModifyResponse: h.filterReply,
+		ErrorLog:       slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn),
 	}
 	return h
 }
@@ -129,17 +133,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Route on the cleaned path: a backend that normalises paths must never
 	// receive a users call the proxy did not answer.
 	p := path.Clean(r.URL.Path)
-	switch {
-	case strings.HasPrefix(p, usersPrefix):
-		h.serveUsers(w, r, strings.TrimPrefix(p, usersPrefix), id)
-		return
-	case strings.HasPrefix(p, rolesPrefix), strings.HasPrefix(p, privilegeGroupsPrefix):
-		// Not served over REST yet: refuse rather than let any user manage
-		// them on a backend whose RBAC is off.
-		writeError(w, http.StatusOK, codeUnexpected, "authproxy: the REST role and privilege-group routes are not served yet; use the gRPC API")
+	for _, prefix := range ownPrefixes {
+		if strings.HasPrefix(p, prefix) {
+			h.serveUsers(w, r, strings.TrimPrefix(p, apiPrefix), id)
+			return
+		}
+	}
+	filter, ok := h.authorizeData(w, r, id)
+	if !ok {
 		return
 	}
-	h.forward(w, r, id)
+	h.forward(w, r, id, filter)
 }
 
 // identity is who the request was authenticated as; authenticated is false

@@ -15,14 +15,21 @@ import (
 	"github.com/authproxy/authproxy/usermgmt"
 )
 
-// userRequest is the union of the /users/* bodies. Passwords are plain text:
-// unlike gRPC, REST clients do not base64 them.
+// userRequest is the union of the /users/*, /roles/* and
+// /privilege_groups/* bodies. Passwords are plain text: unlike gRPC, REST
+// clients do not base64 them.
 type userRequest struct {
-	DBName      string `json:"dbName"`
-	UserName    string `json:"userName"`
-	Password    string `json:"password"`
-	NewPassword string `json:"newPassword"`
-	RoleName    string `json:"roleName"`
+	DBName             string   `json:"dbName"`
+	UserName           string   `json:"userName"`
+	Password           string   `json:"password"`
+	NewPassword        string   `json:"newPassword"`
+	RoleName           string   `json:"roleName"`
+	ObjectType         string   `json:"objectType"`
+	ObjectName         string   `json:"objectName"`
+	Privilege          string   `json:"privilege"`
+	CollectionName     string   `json:"collectionName"`
+	PrivilegeGroupName string   `json:"privilegeGroupName"`
+	Privileges         []string `json:"privileges"`
 }
 
 // field returns the body field named as in JSON.
@@ -34,9 +41,20 @@ func (q *userRequest) field(name string) string {
 		return q.Password
 	case "newPassword":
 		return q.NewPassword
-	default: // "roleName"
+	case "roleName":
 		return q.RoleName
+	case "objectType":
+		return q.ObjectType
+	case "objectName":
+		return q.ObjectName
+	case "privilege":
+		return q.Privilege
+	case "privilegeGroupName":
+		return q.PrivilegeGroupName
+	case "privileges":
+		return strings.Join(q.Privileges, ",")
 	}
+	return ""
 }
 
 // userOp is one /users/* endpoint: the fields Milvus marks binding:"required"
@@ -49,50 +67,118 @@ type userOp struct {
 // noData is the {} a successful change answers with.
 var noData = struct{}{}
 
+// userOps are the routes under /v2/vectordb/ that the proxy answers, by
+// path (A10 of shared/reference/milvus-rbac.md).
 var userOps = map[string]userOp{
-	"list": {call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
+	"users/list": {call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
 		names, err := s.ListUsers(c)
 		if names == nil {
 			names = []string{}
 		}
 		return names, err
 	}},
-	"describe": {required: []string{"userName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"users/describe": {required: []string{"userName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		roles, _, err := s.DescribeUser(c, q.UserName)
 		if roles == nil {
 			roles = []string{} // an unknown user has no roles, as in Milvus
 		}
 		return roles, err
 	}},
-	"create": {required: []string{"userName", "password"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"users/create": {required: []string{"userName", "password"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.CreateUser(ctx, c, q.UserName, q.Password)
 	}},
-	"update_password": {required: []string{"userName", "password", "newPassword"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"users/update_password": {required: []string{"userName", "password", "newPassword"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.UpdatePassword(ctx, c, q.UserName, q.Password, q.NewPassword)
 	}},
-	"drop": {required: []string{"userName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"users/drop": {required: []string{"userName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.DropUser(c, q.UserName)
 	}},
-	"grant_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"users/grant_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.GrantRole(c, q.UserName, q.RoleName)
 	}},
-	"revoke_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+	"users/revoke_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.RevokeRole(c, q.UserName, q.RoleName)
 	}},
+	"roles/list": {call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
+		infos, err := s.SelectRole(c, "", false)
+		names := []string{}
+		for _, i := range infos {
+			names = append(names, i.Name)
+		}
+		return names, err
+	}},
+	"roles/describe": {required: []string{"roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		grants, err := s.SelectGrant(c, q.RoleName, "", "", q.DBName)
+		out := []map[string]string{}
+		for _, g := range grants {
+			out = append(out, map[string]string{"objectType": g.Object, "objectName": g.ObjectName,
+				"privilege": g.Privilege, "dbName": g.DB, "grantor": g.Grantor})
+		}
+		return out, err
+	}},
+	"roles/create": {required: []string{"roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		return noData, s.CreateRole(c, q.RoleName)
+	}},
+	"roles/drop": {required: []string{"roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		return noData, s.DropRole(c, q.RoleName, false)
+	}},
+	"roles/grant_privilege":     privilegeOp(false, true),
+	"roles/revoke_privilege":    privilegeOp(false, false),
+	"roles/grant_privilege_v2":  privilegeOp(true, true),
+	"roles/revoke_privilege_v2": privilegeOp(true, false),
+	"privilege_groups/create": {required: []string{"privilegeGroupName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		return noData, s.CreatePrivilegeGroup(c, q.PrivilegeGroupName)
+	}},
+	"privilege_groups/drop": {required: []string{"privilegeGroupName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		return noData, s.DropPrivilegeGroup(c, q.PrivilegeGroupName)
+	}},
+	"privilege_groups/list": {call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
+		groups, err := s.ListPrivilegeGroups(c)
+		out := []map[string]string{}
+		for _, g := range groups {
+			out = append(out, map[string]string{"privilegeGroupName": g.Name, "privileges": strings.Join(g.Privileges, ",")})
+		}
+		return map[string]any{"privilegeGroups": out}, err
+	}},
+	"privilege_groups/add_privileges_to_group":      groupOp(true),
+	"privilege_groups/remove_privileges_from_group": groupOp(false),
 }
 
-// serveUsers answers /v2/vectordb/users/<name> from the credential store; no
-// users call ever reaches the backend.
+// privilegeOp is a grant or revoke route, v1 or v2.
+func privilegeOp(v2, grant bool) userOp {
+	required := []string{"roleName", "objectType", "objectName", "privilege"}
+	if v2 {
+		required = []string{"roleName", "privilege"}
+	}
+	return userOp{required: required, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		p := usermgmt.Privilege{Role: q.RoleName, Object: q.ObjectType, ObjectName: q.ObjectName, DB: q.DBName, Privilege: q.Privilege, V2: v2}
+		if v2 {
+			p.ObjectName = q.CollectionName
+		}
+		return noData, s.GrantPrivilege(c, p, grant)
+	}}
+}
+
+// groupOp adds privileges to a group, or removes them.
+func groupOp(add bool) userOp {
+	return userOp{required: []string{"privilegeGroupName", "privileges"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
+		return noData, s.OperatePrivilegeGroup(c, q.PrivilegeGroupName, q.Privileges, add)
+	}}
+}
+
+// serveUsers answers the user, role and privilege-group routes
+// (/v2/vectordb/<name>) from the credential store; none ever reaches the
+// backend.
 func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string, id identity) {
 	op, ok := userOps[name]
 	if !ok {
 		writeError(w, http.StatusNotFound, codeUnexpected,
-			fmt.Sprintf("unknown user operation %q: authproxy answers list, describe, create, update_password, drop, grant_role and revoke_role", name))
+			fmt.Sprintf("unknown operation %q: authproxy answers the users/, roles/ and privilege_groups/ routes of Milvus's REST API v2", name))
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, codeUnexpected, "method "+r.Method+" not allowed: users endpoints take POST")
+		writeError(w, http.StatusMethodNotAllowed, codeUnexpected, "method "+r.Method+" not allowed: these endpoints take POST")
 		return
 	}
 	var q userRequest

@@ -27,6 +27,7 @@ func (s *Server) restHandler(cfg *config.Config) http.Handler {
 	}
 	return rest.NewHandler(rest.Options{
 		Authn:      s.authn,
+		Authz:      s.authz,
 		Users:      s.users,
 		Backend:    backendURL,
 		BackendTLS: backendTLS,

@@ -1,0 +1,171 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/authproxy/authproxy/rbac"
+)
+
+// dataRoutes maps the REST v2 data routes to the MilvusService method whose
+// privilege Milvus checks for them (handler_v2.go): the REST side reaches
+// the very decision a gRPC call gets.
+var dataRoutes = map[string]string{
+	"collections/create": "CreateCollection", "collections/drop": "DropCollection",
+	"collections/describe": "DescribeCollection", "collections/list": "ShowCollections",
+	"collections/has": "HasCollection", "collections/rename": "RenameCollection",
+	"collections/get_stats": "GetCollectionStatistics", "collections/get_load_state": "GetLoadState",
+	"collections/load": "LoadCollection", "collections/release": "ReleaseCollection",
+	"collections/alter_properties": "AlterCollection", "collections/drop_properties": "AlterCollection",
+	"collections/alter_field_properties": "AlterCollectionField", "collections/compact": "ManualCompaction",
+	"collections/flush": "Flush",
+	"entities/insert":   "Insert", "entities/upsert": "Upsert", "entities/delete": "Delete",
+	"entities/query": "Query", "entities/get": "Query", "entities/search": "Search",
+	"entities/advanced_search": "HybridSearch", "entities/hybrid_search": "HybridSearch",
+	"indexes/create": "CreateIndex", "indexes/drop": "DropIndex", "indexes/list": "DescribeIndex",
+	"indexes/describe": "DescribeIndex", "indexes/alter_properties": "AlterIndex", "indexes/drop_properties": "AlterIndex",
+	"partitions/create": "CreatePartition", "partitions/drop": "DropPartition", "partitions/list": "ShowPartitions",
+	"partitions/has": "HasPartition", "partitions/load": "LoadPartitions", "partitions/release": "ReleasePartitions",
+	"partitions/get_stats": "GetPartitionStatistics",
+	"aliases/create":       "CreateAlias", "aliases/drop": "DropAlias", "aliases/alter": "AlterAlias",
+	"aliases/list": "ListAliases", "aliases/describe": "DescribeAlias",
+	"databases/create": "CreateDatabase", "databases/drop": "DropDatabase", "databases/list": "ListDatabases",
+	"databases/describe": "DescribeDatabase", "databases/alter": "AlterDatabase",
+	"jobs/import/create": "Import", "jobs/import/list": "ListImportTasks", "jobs/import/get_progress": "GetImportState",
+}
+
+// dataRequest holds the fields of a data route's body that name what it
+// touches. encoding/json keeps the last of duplicate keys, as the
+// backend's decoder does.
+type dataRequest struct {
+	CollectionName string `json:"collectionName"`
+	DBName         string `json:"dbName"`
+}
+
+// authorizeData decides on a data route as the gRPC side decides on the
+// method Milvus maps it to. It reads the (bounded) body to find the
+// collection and the database, and puts it back for forwarding. filter,
+// when not nil, filters the names of a list reply.
+func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id identity) (filter func(string) bool, ok bool) {
+	if h.authz == nil || !id.authenticated || h.authz.IsAdmin(id.user) {
+		return nil, true
+	}
+	route := strings.TrimPrefix(r.URL.Path, apiPrefix)
+	method, known := dataRoutes[route]
+	call := rbac.Call{User: id.user, MetadataDB: r.Header.Get("DB-Name")}
+	if !known {
+		// A route this proxy does not map has no known privilege: admin only.
+		call.Method = "/" + rbac.Service + "/REST:" + route
+		h.deny(w, h.authz.Authorize(call))
+		return nil, false
+	}
+	call.Method = "/" + rbac.Service + "/" + method
+	var q dataRequest
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				h.tooLarge(w, tooBig.Limit)
+			} else {
+				writeError(w, http.StatusOK, codeIncorrectFormat, msgIncorrectFormat+", error: "+err.Error())
+			}
+			return nil, false
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		_ = json.Unmarshal(body, &q) // a body the backend cannot read either names nothing
+	}
+	call.Message = requestMessage(call.Method, q)
+	if err := h.authz.Authorize(call); err != nil {
+		h.deny(w, err)
+		return nil, false
+	}
+	if _, err := h.authz.Visibility(call); err != nil {
+		h.deny(w, err)
+		return nil, false
+	}
+	db := q.DBName
+	if db == "" {
+		db = call.MetadataDB
+	}
+	if db == "" {
+		db = rbac.DefaultDB
+	}
+	switch method {
+	case "ShowCollections":
+		return func(name string) bool { return h.authz.SeesCollection(id.user, db, name) }, true
+	case "ListDatabases":
+		return func(name string) bool { return h.authz.SeesDatabase(id.user, name) }, true
+	}
+	return nil, true
+}
+
+// requestMessage is the gRPC request a data route stands for, with the
+// collection and database of its body, encoded for the decision point.
+func requestMessage(method string, q dataRequest) [][]byte {
+	svc := milvuspb.File_milvus_proto.Services().ByName("MilvusService")
+	m := svc.Methods().ByName(protoreflect.Name(method[strings.LastIndexByte(method, '/')+1:]))
+	if m == nil {
+		return nil
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(m.Input().FullName())
+	if err != nil {
+		return nil
+	}
+	msg := mt.New()
+	fields := m.Input().Fields()
+	for name, value := range map[protoreflect.Name]string{"collection_name": q.CollectionName, "db_name": q.DBName} {
+		if f := fields.ByName(name); f != nil && f.Kind() == protoreflect.StringKind && !f.IsList() && value != "" {
+			msg.Set(f, protoreflect.ValueOfString(value))
+		}
+	}
+	if f := fields.ByName("collection_names"); f != nil && q.CollectionName != "" {
+		msg.Mutable(f).List().Append(protoreflect.ValueOfString(q.CollectionName))
+	}
+	b, _ := proto.Marshal(msg.Interface())
+	return [][]byte{b}
+}
+
+// deny answers a refused data route as Milvus's REST API does: HTTP 403
+// with the gRPC status text and merr's code for it.
+func (h *handler) deny(w http.ResponseWriter, err error) {
+	writeError(w, http.StatusForbidden, codeUnexpected, status.Convert(err).Err().Error())
+}
+
+// filterNames keeps the names of a list reply ({"code":0,"data":[...]}) that
+// keep accepts; any other reply passes unchanged.
+func filterNames(body []byte, keep func(string) bool) []byte {
+	var r struct {
+		Code int32           `json:"code"`
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(body, &r) != nil || r.Code != 0 {
+		return body
+	}
+	var names []string
+	if json.Unmarshal(r.Data, &names) != nil {
+		return body
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return !keep(n) })
+	if names == nil {
+		names = []string{}
+	}
+	out, err := json.Marshal(reply{Code: 0, Data: names})
+	if err != nil {
+		return body
+	}
+	return out
+}
