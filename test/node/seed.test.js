@@ -174,3 +174,40 @@ test('the seed user walk with the Node SDK', async () => {
   }
   await root.closeConnection();
 });
+
+test('the RBAC grant and role steps with the Node SDK', async () => {
+  const root = client('root:Milvus');
+  const ok = (st) => assert.equal(st.error_code, 'Success', st.reason);
+  ok(await root.createRole({ roleName: 'reader' }));
+  ok(await root.grantPrivilege({ roleName: 'reader', object: 'Collection', objectName: 'books', privilegeName: 'Search' }));
+  ok(await root.grantPrivilegeV2({ role: 'reader', privilege: 'CollectionReadOnly', db_name: 'default', collection_name: 'films' }));
+  ok(await root.createUser({ username: 'alice', password: 'Alice-pw-1' }));
+  ok(await root.grantRole({ username: 'alice', roleName: 'reader' }));
+
+  // SelectGrant and SelectUser answer in Milvus's shape.
+  const grants = await root.listGrants({ roleName: 'reader' });
+  ok(grants.status);
+  const seen = grants.entities.map((e) =>
+    [e.role.name, e.object.name, e.object_name, e.db_name, e.grantor.user.name, e.grantor.privilege.name].join(' ')).sort();
+  assert.deepEqual(seen, [
+    'reader Collection books default root Search',
+    'reader Global films default root CollectionReadOnly',
+  ]);
+  const alice = await root.describeUser({ username: 'alice', includeRoleInfo: true });
+  assert.deepEqual(alice.results[0].roles.map((r) => r.name), ['reader']);
+
+  // What alice may not do is refused with Milvus's message.
+  const asAlice = client('alice:Alice-pw-1');
+  await assert.rejects(() => asAlice.dropCollection({ collection_name: 'books' }),
+    /PrivilegeDropCollection: permission deny to alice in the `default` database/);
+  await assert.rejects(() => asAlice.createRole({ roleName: 'mine' }),
+    /PrivilegeCreateOwnership: permission deny to alice/);
+  await asAlice.closeConnection();
+
+  // A role that holds grants is not dropped; revoked, it is.
+  assertFailed(await root.dropRole({ roleName: 'reader' }), 'fail to drop the role that it has privileges');
+  ok(await root.revokePrivilege({ roleName: 'reader', object: 'Collection', objectName: 'books', privilegeName: 'Search' }));
+  ok(await root.revokePrivilegeV2({ role: 'reader', privilege: 'CollectionReadOnly', db_name: 'default', collection_name: 'films' }));
+  ok(await root.dropRole({ roleName: 'reader' }));
+  await root.closeConnection();
+});
