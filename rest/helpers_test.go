@@ -114,7 +114,7 @@ func mustURL(t *testing.T, raw string) *url.URL {
 // addUser creates a user directly in the store through the service.
 func (e *testEnv) addUser(t *testing.T, name, password string, roles ...string) {
 	t.Helper()
-	if err := e.users.CreateUser(context.Background(), usermgmt.Caller{}, name, password); err != nil {
+	if err := e.users.CreateUser(context.Background(), usermgmt.Caller{}, name, password, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range roles {

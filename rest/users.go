@@ -29,6 +29,7 @@ type userRequest struct {
 	Privilege          string   `json:"privilege"`
 	CollectionName     string   `json:"collectionName"`
 	PrivilegeGroupName string   `json:"privilegeGroupName"`
+	Description        string   `json:"description"`
 	Privileges         []string `json:"privileges"`
 }
 
@@ -85,7 +86,7 @@ var userOps = map[string]userOp{
 		return roles, err
 	}},
 	"users/create": {required: []string{"userName", "password"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.CreateUser(ctx, c, q.UserName, q.Password)
+		return noData, s.CreateUser(ctx, c, q.UserName, q.Password, q.Description)
 	}},
 	"users/update_password": {required: []string{"userName", "password", "newPassword"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
 		return noData, s.UpdatePassword(ctx, c, q.UserName, q.Password, q.NewPassword)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -40,11 +41,17 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 		unary("CreateCredential", func(ctx context.Context, r *milvuspb.CreateCredentialRequest) (*commonpb.Status, error) {
 			password, err := decodePassword(r.GetPassword())
 			if err == nil {
-				err = s.CreateUser(ctx, callerOf(ctx), r.GetUsername(), password)
+				description, _ := unknownString(r, createDescriptionField)
+				err = s.CreateUser(ctx, callerOf(ctx), r.GetUsername(), password, description)
 			}
 			return statusReply(err)
 		}),
 		unary("UpdateCredential", func(ctx context.Context, r *milvuspb.UpdateCredentialRequest) (*commonpb.Status, error) {
+			description, hasDescription := unknownString(r, updateDescriptionField)
+			if hasDescription && r.GetNewPassword() == "" {
+				// update_user with a description and no new password.
+				return statusReply(s.SetDescription(callerOf(ctx), r.GetUsername(), description))
+			}
 			oldPassword, err := decodePassword(r.GetOldPassword())
 			if err != nil {
 				return statusReply(err)
@@ -52,6 +59,9 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 			newPassword, err := decodePassword(r.GetNewPassword())
 			if err == nil {
 				err = s.UpdatePassword(ctx, callerOf(ctx), r.GetUsername(), oldPassword, newPassword)
+			}
+			if err == nil && hasDescription {
+				err = s.SetDescription(callerOf(ctx), r.GetUsername(), description)
 			}
 			return statusReply(err)
 		}),
@@ -85,6 +95,9 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 					continue
 				}
 				res := &milvuspb.UserResult{User: &milvuspb.UserEntity{Name: name}}
+				if d := s.Description(name); d != "" {
+					setUnknownString(res, resultDescriptionField, d)
+				}
 				if r.GetIncludeRoleInfo() {
 					for _, role := range roles {
 						res.Roles = append(res.Roles, &milvuspb.RoleEntity{Name: role})
@@ -211,4 +224,51 @@ func statusReply(err error) (*commonpb.Status, error) {
 		return nil, status.Error(codes.PermissionDenied, e.Reason)
 	}
 	return &commonpb.Status{ErrorCode: e.LegacyCode(), Code: e.Code(), Reason: e.Reason}, nil
+}
+
+// User descriptions (pymilvus 2.6 and 3.0, the Node SDK 3.0) are fields of
+// milvus-proto newer than the linked go-api v2.6.18, the newest the Go
+// module proxy serves. Their numbers, from that newer milvus.proto (as the
+// Node SDK 3.0.6 bundles it), are read and written as unknown fields.
+const (
+	createDescriptionField protowire.Number = 6 // CreateCredentialRequest.description
+	updateDescriptionField protowire.Number = 7 // UpdateCredentialRequest.description
+	resultDescriptionField protowire.Number = 3 // UserResult.description
+)
+
+// unknownString reads the last occurrence of string field num among m's
+// unknown fields.
+func unknownString(m proto.Message, num protowire.Number) (string, bool) {
+	b := m.ProtoReflect().GetUnknown()
+	var out string
+	var found bool
+	for len(b) > 0 {
+		n, typ, tl := protowire.ConsumeTag(b)
+		if tl < 0 {
+			return out, found
+		}
+		b = b[tl:]
+		if n == num && typ == protowire.BytesType {
+			v, vl := protowire.ConsumeString(b)
+			if vl < 0 {
+				return out, found
+			}
+			out, found = v, true
+			b = b[vl:]
+			continue
+		}
+		vl := protowire.ConsumeFieldValue(n, typ, b)
+		if vl < 0 {
+			return out, found
+		}
+		b = b[vl:]
+	}
+	return out, found
+}
+
+// setUnknownString adds string field num to m's unknown fields.
+func setUnknownString(m proto.Message, num protowire.Number, v string) {
+	r := m.ProtoReflect()
+	b := protowire.AppendTag(r.GetUnknown(), num, protowire.BytesType)
+	r.SetUnknown(protowire.AppendString(b, v))
 }

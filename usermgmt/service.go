@@ -140,12 +140,15 @@ func (c Caller) database() string {
 }
 
 // CreateUser adds a user with no roles.
-func (s *Service) CreateUser(ctx context.Context, c Caller, name, password string) error {
+func (s *Service) CreateUser(ctx context.Context, c Caller, name, password, description string) error {
 	return s.audit("create_user", c, name, func() error {
 		if err := s.require(c, privCreate); err != nil {
 			return err
 		}
 		if err := validate(name, password); err != nil {
+			return err
+		}
+		if err := checkDescription(description); err != nil {
 			return err
 		}
 		hash, err := s.passwords.HashPassword(ctx, name, password, auth.HostOf(c.Peer))
@@ -157,7 +160,7 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, name, password strin
 				return &Error{Kind: KindExists, Reason: "user already exists: " + name}
 			}
 			now := s.now().UTC()
-			set.PutUser(&credentials.User{Name: name, PasswordHash: hash, Created: now, Updated: now})
+			set.PutUser(&credentials.User{Name: name, PasswordHash: hash, Description: description, Created: now, Updated: now})
 			return nil
 		})
 	})
@@ -252,6 +255,43 @@ func (s *Service) DescribeUser(c Caller, name string) (roles []string, found boo
 		return nil, false, nil
 	}
 	return slices.Clone(u.Roles), true, nil
+}
+
+// SetDescription changes a user's description (pymilvus's update_user):
+// a user may change their own, holders of UpdateUser anyone's.
+func (s *Service) SetDescription(c Caller, name, description string) error {
+	return s.audit("update_user", c, name, func() error {
+		if err := s.requireOn(c, privUpdate, name); err != nil {
+			return err
+		}
+		if err := checkDescription(description); err != nil {
+			return err
+		}
+		return s.update(func(set *credentials.Set) error {
+			u, ok := set.User(name)
+			if !ok {
+				return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
+			}
+			u.Description, u.Updated = description, s.now().UTC()
+			return nil
+		})
+	})
+}
+
+// Description is a user's description; callers have checked that the
+// caller may describe the user.
+func (s *Service) Description(name string) string {
+	if u, ok := s.store.Current().User(name); ok {
+		return u.Description
+	}
+	return ""
+}
+
+func checkDescription(d string) error {
+	if len(d) > credentials.MaxDescriptionLength {
+		return &Error{Kind: KindInvalidParameter, Reason: fmt.Sprintf("the description is %d bytes, more than %d", len(d), credentials.MaxDescriptionLength)}
+	}
+	return nil
 }
 
 func validate(name, password string) error {

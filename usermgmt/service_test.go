@@ -48,10 +48,10 @@ func kindOf(err error) Kind {
 
 func TestRulesAndPermissions(t *testing.T) {
 	s, _, logs := newService(t)
-	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd"); kindOf(err) != KindExists || err.Error() != "user already exists: user_1" {
+	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd", ""); kindOf(err) != KindExists || err.Error() != "user already exists: user_1" {
 		t.Fatalf("duplicate: %v", err)
 	}
 	for _, c := range []struct{ name, pw, want string }{
@@ -62,14 +62,14 @@ func TestRulesAndPermissions(t *testing.T) {
 		{"user_2", "12345", "invalid password length: invalid parameter[5 out of range 6 <= value <= 256]"},
 		{"user_2", strings.Repeat("p", 257), "257 out of range 6 <= value <= 256"},
 	} {
-		err := s.CreateUser(bg, root, c.name, c.pw)
+		err := s.CreateUser(bg, root, c.name, c.pw, "")
 		var e *Error
 		if !errors.As(err, &e) || e.Kind != KindInvalidParameter || e.Code() != 1100 || !strings.Contains(e.Reason, c.want) {
 			t.Errorf("CreateUser(%q): %v, want code 1100 and %q", c.name, err, c.want)
 		}
 	}
 	user1 := Caller{User: "user_1", Authenticated: true, Database: "db1"}
-	err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd")
+	err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd", "")
 	if kindOf(err) != KindPermissionDenied || err.Error() != "PrivilegeCreateOwnership: permission deny to user_1 in the `db1` database" {
 		t.Fatalf("non-admin create: %v", err)
 	}
@@ -100,7 +100,7 @@ func TestRulesAndPermissions(t *testing.T) {
 	if err := s.GrantRole(root, "user_1", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd", ""); err != nil {
 		t.Fatalf("a user granted admin may create users: %v", err)
 	}
 	for _, secret := range []string{"P@ssw0rd", "P@ssw0rd123", "wrong-old", "Milvus"} {
@@ -115,10 +115,10 @@ func TestRulesAndPermissions(t *testing.T) {
 
 func TestSuperUserSkipsOldPasswordOnly(t *testing.T) {
 	s, _, _ := newService(t, "root", "foo")
-	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, root, "user_1", "P@ssw0rd", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(bg, root, "foo", "P@ssw0rd"); err != nil {
+	if err := s.CreateUser(bg, root, "foo", "P@ssw0rd", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UpdatePassword(bg, root, "user_1", "not-the-old-one", "P@ssw0rd9"); err != nil {
@@ -128,7 +128,7 @@ func TestSuperUserSkipsOldPasswordOnly(t *testing.T) {
 	if err := s.UpdatePassword(bg, foo, "user_1", "x", "P@ssw0rd10"); kindOf(err) != KindPermissionDenied {
 		t.Fatalf("superuser foo is no admin: %v", err)
 	}
-	if err := s.CreateUser(bg, foo, "bar", "P@ssw0rd"); kindOf(err) != KindPermissionDenied {
+	if err := s.CreateUser(bg, foo, "bar", "P@ssw0rd", ""); kindOf(err) != KindPermissionDenied {
 		t.Fatalf("superuser grants nothing else: %v", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestReadOnlyStoreRefusesWithClearMessage(t *testing.T) {
 	_, store, _ := newService(t)
 	var logs bytes.Buffer
 	s := NewService(Options{Store: readOnlyStore{store}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Authorizer: authorizer(t, store)})
-	err := s.CreateUser(bg, root, "user_1", "P@ssw0rd")
+	err := s.CreateUser(bg, root, "user_1", "P@ssw0rd", "")
 	if kindOf(err) != KindReadOnly || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("read-only store: %v", err)
 	}

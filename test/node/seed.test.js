@@ -211,3 +211,23 @@ test('the RBAC grant and role steps with the Node SDK', async () => {
   ok(await root.dropRole({ roleName: 'reader' }));
   await root.closeConnection();
 });
+
+test('a user description round-trips through create, describe and update', async () => {
+  const root = client('root:Milvus');
+  const ok = (st) => assert.equal(st.error_code, 'Success', st.reason);
+  const describe = async (c) => (await c.describeUser({ username: 'described' })).results[0].description;
+  ok(await root.createUser({ username: 'described', password: 'P@ssw0rd', description: 'reads books' }));
+  assert.equal(await describe(root), 'reads books');
+  // update_user with a description and no password change.
+  ok(await root.updateUser({ username: 'described', description: 'writes films' }));
+  assert.equal(await describe(root), 'writes films');
+  // The user may change their own.
+  const self = client('described:P@ssw0rd');
+  ok(await self.updateUser({ username: 'described', description: 'my own words' }));
+  assert.equal(await describe(self), 'my own words');
+  await self.closeConnection();
+  // The description survives a password change.
+  ok(await root.updateUser({ username: 'described', oldPassword: 'P@ssw0rd', newPassword: 'P@ssw0rd2' }));
+  assert.equal(await describe(root), 'my own words');
+  await root.closeConnection();
+});
