@@ -87,6 +87,17 @@ log "certificates and credentials in $WORK"
 bin/authproxy certs generate --dir "$WORK/certs" >/dev/null
 PASSWORD="bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$PASSWORD" | bin/authproxy user passwd root --password-stdin --credentials "$WORK/credentials.yaml" 2>/dev/null
+# A user whose grants are checked on every call (the ap-rbac target): Search
+# on the search collection and Insert on the insert one through a role,
+# beside root (ap-auth), which skips them.
+cat >>"$WORK/credentials.yaml" <<EOF
+roles:
+  - name: searcher
+grants:
+  - {role: searcher, object: Collection, objectName: bench_search, db: default, privilege: Search}
+  - {role: searcher, object: Collection, objectName: bench_insert, db: default, privilege: Insert}
+EOF
+printf '%s\n' "$PASSWORD" | bin/authproxy user add reader --role searcher --password-stdin --credentials "$WORK/credentials.yaml" 2>/dev/null
 
 # The backend.
 if [ "$BACKEND" = fakemilvus ]; then
@@ -190,6 +201,7 @@ bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "r
 	-target "direct=127.0.0.1:$P_FAKE,pid=$FAKE_PID" \
 	-target "ap-noauth=127.0.0.1:$P_NOAUTH,pid=$AP_NOAUTH_PID" \
 	-target "ap-auth=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,mem" \
+	-target "ap-rbac=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,token=reader:$PASSWORD" \
 	-target "ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem" \
 	-target "nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem" \
 	-target "nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem" \

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -226,4 +227,32 @@ func TestRBACEscalationsAreRefused(t *testing.T) {
 	if err := invoke(metadata.AppendToOutgoingContext(asAlice, "dbname", "b"), allowed); status.Code(err) == codes.PermissionDenied {
 		t.Fatalf("search books in a (body) was refused: %v", err)
 	}
+}
+
+// A grant written into the credential file by hand applies to the next
+// call, through the live reload, as one made with the API does.
+func TestHandEditedGrantAppliesToTheNextCall(t *testing.T) {
+	_, p := startPair(t, harness.Options{})
+	ctx := testCtx(t, 60*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("reader")))
+	harness.Password("alice", "Alice-pw-1")
+	must(t, root.CreateUser(ctx, milvusclient.NewCreateUserOption("alice", "Alice-pw-1")))
+	must(t, root.GrantRole(ctx, milvusclient.NewGrantRoleOption("alice", "reader")))
+	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asAlice := withToken(ctx, "alice:Alice-pw-1")
+	_, err := m.Query(asAlice, &milvuspb.QueryRequest{CollectionName: "books"})
+	wantDenied(t, "query before the edit", err, deny("PrivilegeQuery", "alice", "default"))
+
+	data, err := os.ReadFile(p.CredFile)
+	must(t, err)
+	edited := string(data) + "grants:\n  - {role: reader, object: Collection, objectName: books, db: default, privilege: Query}\n"
+	writeByRename(t, p.CredFile, []byte(edited))
+	eventually(t, 5*time.Second, "hand-edited grant applied", func() error {
+		_, err := m.Query(asAlice, &milvuspb.QueryRequest{CollectionName: "books"})
+		if status.Code(err) == codes.PermissionDenied {
+			return err
+		}
+		return nil
+	})
 }

@@ -111,6 +111,9 @@ type targetSpec struct {
 	TLS  bool
 	PIDs []int // processes whose CPU and RSS count as this target's (summed)
 	Mem  bool  // run the 1,000-connection memory test on it
+	// Token, if set, replaces -token for this target's calls (a user whose
+	// grants are checked, beside root on the same proxy).
+	Token string
 }
 
 type targetFlags []targetSpec
@@ -121,7 +124,7 @@ func (t *targetFlags) Set(s string) error {
 	parts := strings.Split(s, ",")
 	name, addr, ok := strings.Cut(parts[0], "=")
 	if !ok || name == "" {
-		return fmt.Errorf("target %q: want name=host:port[,tls][,pid=N+M][,mem]", s)
+		return fmt.Errorf("target %q: want name=host:port[,tls][,pid=N+M][,mem][,token=user:password]", s)
 	}
 	if err := loopbackOnly(addr); err != nil {
 		return err
@@ -133,6 +136,8 @@ func (t *targetFlags) Set(s string) error {
 			spec.TLS = true
 		case p == "mem":
 			spec.Mem = true
+		case strings.HasPrefix(p, "token="):
+			spec.Token = strings.TrimPrefix(p, "token=")
 		case strings.HasPrefix(p, "pid="):
 			for _, n := range strings.Split(strings.TrimPrefix(p, "pid="), "+") {
 				pid, err := strconv.Atoi(n)

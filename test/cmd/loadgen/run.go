@@ -65,7 +65,7 @@ const (
 func runCmd(args []string) error {
 	var c config
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	fs.Var(&c.targets, "target", "name=host:port[,tls][,pid=N+M][,mem]; repeat; the first is the direct baseline")
+	fs.Var(&c.targets, "target", "name=host:port[,tls][,pid=N+M][,mem][,token=user:password]; repeat; the first is the direct baseline")
 	fs.StringVar(&c.caFile, "ca", "", "CA certificate for tls targets")
 	fs.StringVar(&c.token, "token", "root:Milvus", "user:password sent as authorization (base64) to every target")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; each runs every workload on every target")
@@ -120,10 +120,27 @@ func (c *config) transport(spec targetSpec) (credentials.TransportCredentials, e
 // dial opens one client connection the way a Milvus SDK does: default
 // windows, Milvus's message limits.
 func dial(spec targetSpec, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
-	return grpc.NewClient(spec.Addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20), grpc.MaxCallSendMsgSize(512<<20)),
-	)
+	}
+	if spec.Token != "" {
+		token := base64.StdEncoding.EncodeToString([]byte(spec.Token))
+		swap := func(ctx context.Context) context.Context {
+			md, _ := metadata.FromOutgoingContext(ctx)
+			md = md.Copy()
+			md.Set("authorization", token)
+			return metadata.NewOutgoingContext(ctx, md)
+		}
+		opts = append(opts,
+			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+				return invoker(swap(ctx), method, req, reply, cc, o...)
+			}),
+			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
+				return streamer(swap(ctx), desc, cc, method, o...)
+			}))
+	}
+	return grpc.NewClient(spec.Addr, opts...)
 }
 
 func run(ctx context.Context, c *config) error {
