@@ -230,3 +230,21 @@ func TestShowCollectionsIsFiltered(t *testing.T) {
 		t.Fatalf("filtered databases: %v", &gotDBs)
 	}
 }
+
+// With otherServices admin, only admin may call services other than
+// MilvusService; by default any authenticated user may.
+func TestOtherServicesRule(t *testing.T) {
+	a, _ := newAuthorizer(t)
+	health := Call{User: "alice", Method: "/grpc.health.v1.Health/Check"}
+	if err := a.Authorize(health); err != nil {
+		t.Fatalf("default: %v", err)
+	}
+	a.SetOptions(Options{EnablePublicPrivilege: true, OtherServicesAdminOnly: true})
+	if err := a.Authorize(health); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("admin only: alice got %v", err)
+	}
+	health.User = "ops"
+	if err := a.Authorize(health); err != nil {
+		t.Fatalf("admin only: ops (admin) got %v", err)
+	}
+}
