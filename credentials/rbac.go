@@ -89,14 +89,7 @@ func (s *Set) RoleExists(name string) bool {
 }
 
 // Roles lists the custom roles by name.
-func (s *Set) Roles() []*Role {
-	out := make([]*Role, 0, len(s.rbac.roles))
-	for _, r := range s.rbac.roles {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b *Role) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
+func (s *Set) Roles() []*Role { return byName(s.rbac.roles) }
 
 // PutRole adds a custom role.
 func (s *Set) PutRole(r *Role) { s.rbac.roles[r.Name] = r }
@@ -170,14 +163,7 @@ func (s *Set) PrivilegeGroup(name string) (*PrivilegeGroup, bool) {
 }
 
 // PrivilegeGroups lists the custom groups by name.
-func (s *Set) PrivilegeGroups() []*PrivilegeGroup {
-	out := make([]*PrivilegeGroup, 0, len(s.rbac.groups))
-	for _, g := range s.rbac.groups {
-		out = append(out, g)
-	}
-	slices.SortFunc(out, func(a, b *PrivilegeGroup) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
+func (s *Set) PrivilegeGroups() []*PrivilegeGroup { return byName(s.rbac.groups) }
 
 // PutPrivilegeGroup adds or replaces a custom group.
 func (s *Set) PutPrivilegeGroup(g *PrivilegeGroup) { s.rbac.groups[g.Name] = g }

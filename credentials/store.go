@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -73,12 +74,14 @@ func (s *Set) User(name string) (*User, bool) {
 }
 
 // Users returns all users sorted by name.
-func (s *Set) Users() []*User {
-	out := make([]*User, 0, len(s.users))
-	for _, u := range s.users {
-		out = append(out, u)
+func (s *Set) Users() []*User { return byName(s.users) }
+
+// byName lists the entries of a map keyed by name, in name order.
+func byName[T any](m map[string]*T) []*T {
+	out := make([]*T, 0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[name])
 	}
-	slices.SortFunc(out, func(a, b *User) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -89,14 +92,7 @@ func (s *Set) APIKeyByDigest(digest string) (*APIKey, bool) {
 }
 
 // APIKeys returns all API keys sorted by name.
-func (s *Set) APIKeys() []*APIKey {
-	out := make([]*APIKey, 0, len(s.keys))
-	for _, k := range s.keys {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(a, b *APIKey) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
+func (s *Set) APIKeys() []*APIKey { return byName(s.keys) }
 
 // Clone returns a deep copy that the caller may modify.
 func (s *Set) Clone() *Set {

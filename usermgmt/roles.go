@@ -162,6 +162,10 @@ type GrantInfo struct {
 	Role, Object, ObjectName, DB, Privilege, Grantor string
 }
 
+func grantInfo(g *credentials.Grant) GrantInfo {
+	return GrantInfo{Role: g.Role, Object: g.Object, ObjectName: g.ObjectName, DB: g.DB, Privilege: g.Privilege, Grantor: g.Grantor}
+}
+
 // SelectGrant lists a role's grants in db ("" the caller's database, "*"
 // every one), on one object when object is set; grants on every database
 // are included. A caller may list the grants of its own roles.
@@ -190,7 +194,7 @@ func (s *Service) SelectGrant(c Caller, role, object, objectName, db string) ([]
 		if object != "" && (g.Object != object || (objectName != "" && g.ObjectName != objectName)) {
 			continue
 		}
-		out = append(out, GrantInfo{Role: g.Role, Object: g.Object, ObjectName: g.ObjectName, DB: g.DB, Privilege: g.Privilege, Grantor: g.Grantor})
+		out = append(out, grantInfo(g))
 	}
 	s.count("select_grant", nil)
 	return out, nil
@@ -479,7 +483,7 @@ func (s *Service) BackupRBAC(c Caller) (*RBACMeta, error) {
 		}
 	}
 	for _, g := range set.Grants() {
-		m.Grants = append(m.Grants, GrantInfo{Role: g.Role, Object: g.Object, ObjectName: g.ObjectName, DB: g.DB, Privilege: g.Privilege, Grantor: g.Grantor})
+		m.Grants = append(m.Grants, grantInfo(g))
 	}
 	for _, g := range set.PrivilegeGroups() {
 		m.Groups = append(m.Groups, privilege.Group{Name: g.Name, Privileges: slices.Clone(g.Privileges)})

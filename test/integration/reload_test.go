@@ -97,21 +97,14 @@ func TestCredentialSecretDataSwap(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")
 	rootHash := hashOf(t, "Milvus")
-	must(t, os.MkdirAll(filepath.Join(secret, "..v1"), 0o700))
-	must(t, os.WriteFile(filepath.Join(secret, "..v1", "credentials.yaml"), credFile(map[string]string{"root": rootHash}), 0o600))
-	must(t, os.Symlink("..v1", filepath.Join(secret, "..data")))
-	must(t, os.Symlink("..data/credentials.yaml", filepath.Join(secret, "credentials.yaml")))
+	swapData(t, secret, "..v1", credFile(map[string]string{"root": rootHash}))
 	_, p := startPair(t, harness.Options{Dir: dir, CredFile: filepath.Join(secret, "credentials.yaml")})
 	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
 	ctx := testCtx(t, 30*time.Second)
 	must(t, getVersion(ctx, m, "root:Milvus"))
 
 	harness.Password("carol", "carol-pw-1")
-	must(t, os.MkdirAll(filepath.Join(secret, "..v2"), 0o700))
-	must(t, os.WriteFile(filepath.Join(secret, "..v2", "credentials.yaml"),
-		credFile(map[string]string{"root": rootHash, "carol": hashOf(t, "carol-pw-1")}), 0o600))
-	must(t, os.Symlink("..v2", filepath.Join(secret, "..data_tmp")))
-	must(t, os.Rename(filepath.Join(secret, "..data_tmp"), filepath.Join(secret, "..data")))
+	swapData(t, secret, "..v2", credFile(map[string]string{"root": rootHash, "carol": hashOf(t, "carol-pw-1")}))
 	must(t, os.RemoveAll(filepath.Join(secret, "..v1")))
 	eventually(t, 2*time.Second, "user added by a ..data swap", func() error { return getVersion(ctx, m, "carol:carol-pw-1") })
 }
@@ -299,10 +292,7 @@ func TestAPIWriteKeepsTheDataSymlinks(t *testing.T) {
 	dir := t.TempDir()
 	vol := filepath.Join(dir, "vol")
 	rootHash := hashOf(t, "Milvus")
-	must(t, os.MkdirAll(filepath.Join(vol, "..v1"), 0o700))
-	must(t, os.WriteFile(filepath.Join(vol, "..v1", "credentials.yaml"), credFile(map[string]string{"root": rootHash}), 0o600))
-	must(t, os.Symlink("..v1", filepath.Join(vol, "..data")))
-	must(t, os.Symlink("..data/credentials.yaml", filepath.Join(vol, "credentials.yaml")))
+	swapData(t, vol, "..v1", credFile(map[string]string{"root": rootHash}))
 	_, p := startPair(t, harness.Options{Dir: dir, CredFile: filepath.Join(vol, "credentials.yaml")})
 	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
 	ctx := testCtx(t, 30*time.Second)
@@ -321,10 +311,20 @@ func TestAPIWriteKeepsTheDataSymlinks(t *testing.T) {
 	}
 
 	harness.Password("carol", "carol-pw-1")
-	must(t, os.MkdirAll(filepath.Join(vol, "..v2"), 0o700))
-	must(t, os.WriteFile(filepath.Join(vol, "..v2", "credentials.yaml"),
-		credFile(map[string]string{"root": rootHash, "carol": hashOf(t, "carol-pw-1")}), 0o600))
-	must(t, os.Symlink("..v2", filepath.Join(vol, "..data_tmp")))
-	must(t, os.Rename(filepath.Join(vol, "..data_tmp"), filepath.Join(vol, "..data")))
+	swapData(t, vol, "..v2", credFile(map[string]string{"root": rootHash, "carol": hashOf(t, "carol-pw-1")}))
 	eventually(t, 3*time.Second, "user added by a ..data swap after an API write", func() error { return getVersion(ctx, m, "carol:carol-pw-1") })
+}
+
+// swapData lays out credentials.yaml in vol as the kubelet does for a
+// Secret: the file in the version directory, ..data pointing at it
+// (swapped atomically when it exists), credentials.yaml -> ..data/.
+func swapData(t *testing.T, vol, version string, content []byte) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Join(vol, version), 0o700))
+	must(t, os.WriteFile(filepath.Join(vol, version, "credentials.yaml"), content, 0o600))
+	must(t, os.Symlink(version, filepath.Join(vol, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(vol, "..data_tmp"), filepath.Join(vol, "..data")))
+	if _, err := os.Lstat(filepath.Join(vol, "credentials.yaml")); err != nil {
+		must(t, os.Symlink("..data/credentials.yaml", filepath.Join(vol, "credentials.yaml")))
+	}
 }
