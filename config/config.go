@@ -83,7 +83,36 @@ const (
 
 // Credentials locates the credential store.
 type Credentials struct {
-	File string `yaml:"file"`
+	// Store is file (one replica, the default) or etcd (many replicas).
+	Store string `yaml:"store"`
+	File  string `yaml:"file"`
+	Etcd  Etcd   `yaml:"etcd"`
+}
+
+// Credential stores.
+const (
+	StoreFile = "file"
+	StoreEtcd = "etcd"
+)
+
+// Etcd locates the shared credential store. The etcd password never sits
+// in the config: it is read from a file or an environment variable.
+type Etcd struct {
+	Endpoints      []string      `yaml:"endpoints"`
+	Prefix         string        `yaml:"prefix"`
+	DialTimeout    time.Duration `yaml:"dialTimeout"`
+	RequestTimeout time.Duration `yaml:"requestTimeout"`
+	TLS            *EtcdTLS      `yaml:"tls"`
+	Username       string        `yaml:"username"`
+	PasswordFile   string        `yaml:"passwordFile"`
+	PasswordEnv    string        `yaml:"passwordEnv"`
+}
+
+// EtcdTLS is the TLS to etcd: its CA, and a client certificate if etcd asks.
+type EtcdTLS struct {
+	CAFile   string `yaml:"caFile"`
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }
 
 // Cache sizes the cache of successful verifications.
@@ -217,8 +246,10 @@ func Default() *Config {
 			EnablePublicPrivilege: true,
 			OtherServices:         OtherServicesAuthenticated,
 		}},
-		Credentials: Credentials{File: "./credentials.yaml"},
-		Cache:       Cache{Size: 10000, TTL: 10 * time.Minute},
+		Credentials: Credentials{Store: StoreFile, File: "./credentials.yaml", Etcd: Etcd{
+			Prefix: "/authproxy/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		}},
+		Cache: Cache{Size: 10000, TTL: 10 * time.Minute},
 		Auth: Auth{
 			IdentityHeader:             "x-authproxy-user",
 			MaxConcurrentVerifications: max(1, runtime.GOMAXPROCS(0)/2),
@@ -354,6 +385,7 @@ func (c *Config) Validate() error {
 	if c.Cache.TTL <= 0 {
 		bad("cache.ttl", "must be a positive duration such as 10m, got %s", c.Cache.TTL)
 	}
+	c.Credentials.validate(bad)
 	if o := c.Common.Security.OtherServices; o != OtherServicesAuthenticated && o != OtherServicesAdmin {
 		bad("common.security.otherServices", "must be %s or %s, got %q", OtherServicesAuthenticated, OtherServicesAdmin, o)
 	}
@@ -428,5 +460,41 @@ func (t *TLS) validate(bad func(key, format string, args ...any)) {
 		if t.ClientCAFile == "" {
 			bad("tls.clientIdentity", "needs tls.clientCAFile to verify client certificates")
 		}
+	}
+}
+
+func (c *Credentials) validate(bad func(key, format string, args ...any)) {
+	switch c.Store {
+	case StoreFile:
+		return
+	case StoreEtcd:
+	default:
+		bad("credentials.store", "%q is not one of file, etcd", c.Store)
+		return
+	}
+	e := c.Etcd
+	if len(e.Endpoints) == 0 {
+		bad("credentials.etcd.endpoints", "at least one endpoint (host:port or URL) is needed with store etcd")
+	}
+	for _, ep := range e.Endpoints {
+		hostport := ep
+		if _, rest, ok := strings.Cut(ep, "://"); ok {
+			hostport = rest
+		}
+		if _, _, err := net.SplitHostPort(hostport); err != nil {
+			bad("credentials.etcd.endpoints", "%q: want host:port or http(s)://host:port", ep)
+		}
+	}
+	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") || strings.HasPrefix(strings.TrimPrefix(e.Prefix, "/"), "by-dev") {
+		bad("credentials.etcd.prefix", "%q: want a path such as /authproxy/, never inside Milvus's by-dev/", e.Prefix)
+	}
+	if e.DialTimeout <= 0 || e.RequestTimeout <= 0 {
+		bad("credentials.etcd", "dialTimeout and requestTimeout must be positive durations")
+	}
+	if e.Username != "" && e.PasswordFile == "" && e.PasswordEnv == "" {
+		bad("credentials.etcd.username", "needs passwordFile or passwordEnv (the password is never written in the config)")
+	}
+	if t := e.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		bad("credentials.etcd.tls", "certFile and keyFile go together")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ type EtcdStore struct {
 
 	cur     atomic.Pointer[etcdState]
 	mu      sync.Mutex // serializes publish
+	writeMu sync.Mutex // one writer of this replica at a time: only other replicas conflict
 	healthy atomic.Pointer[error]
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -324,9 +326,15 @@ var ErrConflict = errors.New("concurrent changes kept conflicting")
 // conflict it reads again and retries. It returns once this replica's
 // current Set holds the change.
 func (s *EtcdStore) Update(mutate func(*Set) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*s.opts.RequestTimeout)
 	defer cancel()
-	for range 16 {
+	for attempt := range 64 {
+		if attempt > 0 {
+			// Another replica came first; let it finish before reading again.
+			time.Sleep(time.Duration(rand.IntN(5*attempt+5)) * time.Millisecond)
+		}
 		resp, err := s.kv.Get(ctx, "", clientv3.WithPrefix())
 		if err != nil {
 			return fmt.Errorf("credential store on etcd unreachable: %w", err)

@@ -23,8 +23,10 @@ func (s *Server) startWatcher(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := s.watchCredentials(s.store.file()); err != nil {
-		return err
+	if fs := s.store.file.Load(); fs != nil {
+		if err := s.watchCredentials(fs); err != nil {
+			return err
+		}
 	}
 	if ts := s.tlsServer.Load(); ts != nil {
 		if err := s.watchTLS(ts); err != nil {
@@ -46,7 +48,7 @@ func (s *Server) startWatcher(ctx context.Context) error {
 // after a config reload moves to other files, the old watches go quiet.
 func (s *Server) watchCredentials(fs *credentials.FileStore) error {
 	return s.watcher.Add(fs.Path(), func() {
-		if s.store.file() == fs {
+		if s.store.file.Load() == fs {
 			s.ReloadCredentials()
 		}
 	})
@@ -79,18 +81,17 @@ func (s *Server) ReloadAll() {
 	}
 }
 
-// ReloadCredentials re-reads the credential file. The verification cache
-// needs no purge: each entry is only honoured while the store holds the
-// exact hash it was verified against.
+// ReloadCredentials re-reads the credential file (lists the etcd store
+// again). The verification cache needs no purge: each entry is only
+// honoured while the store holds the exact hash it was verified against.
 func (s *Server) ReloadCredentials() {
-	fs := s.store.file()
-	changed, err := fs.Reload()
-	s.status.Reloaded("credentials", fs.Path(), changed, err)
+	changed, err := s.store.Reload()
+	s.status.Reloaded("credentials", s.store.describe(), changed, err)
 	switch {
 	case err != nil:
 		s.logger.Error("credential reload refused, keeping the last good credentials", "err", err)
 	case changed:
-		s.logger.Info("credentials reloaded", "file", fs.Path(), "users", len(fs.Current().Users()))
+		s.logger.Info("credentials reloaded", "store", s.store.describe(), "users", len(s.store.Current().Users()))
 	}
 }
 
@@ -148,7 +149,7 @@ func (s *Server) applyConfig(next *config.Config) error {
 	// Files first: if a new credential file or certificate is bad, nothing
 	// of this reload applies.
 	var newStore *credentials.FileStore
-	if next.Credentials.File != prev.Credentials.File {
+	if next.Credentials.File != prev.Credentials.File && s.store.etcd == nil {
 		fs, err := credentials.OpenFile(next.Credentials.File, credentials.FileOptions{
 			DefaultRootPassword: next.Common.Security.DefaultRootPassword, Logger: s.logger, MustExist: true})
 		if err != nil {
@@ -169,7 +170,7 @@ func (s *Server) applyConfig(next *config.Config) error {
 	}
 
 	if newStore != nil {
-		s.store.cur.Store(newStore)
+		s.store.file.Store(newStore)
 		if err := s.watchCredentials(newStore); err != nil {
 			s.logger.Warn("cannot watch the new credential file; SIGHUP still reloads it", "err", err)
 		}

@@ -29,7 +29,6 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
-	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/rbac"
@@ -109,15 +108,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.cfg.Store(cfg)
 	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
 
-	store, err := credentials.OpenFile(cfg.Credentials.File, credentials.FileOptions{
-		DefaultRootPassword: cfg.Common.Security.DefaultRootPassword,
-		Logger:              s.logger,
-	})
+	var err error
+	s.store, err = openStore(cfg, s.logger)
 	if err != nil {
 		return nil, err
 	}
-	s.store = &storeRef{}
-	s.store.cur.Store(store)
 
 	var limiter *auth.Limiter
 	if bf := cfg.Auth.BruteForce; bf.Enabled {
@@ -210,8 +205,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		return nil
 	})
-	s.status.AddCheck("credentials", func(context.Context) error { return s.store.file().Check() })
-	s.status.Reloaded("credentials", cfg.Credentials.File, true, nil)
+	s.status.AddCheck("credentials", func(context.Context) error { return s.store.Check() })
+	s.status.Reloaded("credentials", s.store.describe(), true, nil)
 	if opts.ConfigPath != "" {
 		s.status.Reloaded("config", opts.ConfigPath, true, nil)
 	}
@@ -351,6 +346,7 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 		cancel()
 	}
 	s.backend.Close()
+	s.store.close()
 	s.failures.Flush()
 	s.logger.Info("stopped")
 }

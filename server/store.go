@@ -1,18 +1,136 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
 	"sync/atomic"
 
+	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/credentials"
 )
 
-// storeRef lets a config reload point the proxy at another credential file
-// without rebuilding the verifier and the user service that hold the store.
+// storeRef is the credential store the verifier, the user service and the
+// authorizer share: the etcd store for the process's life, or a file store
+// that a config reload may swap for another file without rebuilding them.
 type storeRef struct {
-	cur atomic.Pointer[credentials.FileStore]
+	etcd *credentials.EtcdStore
+	file atomic.Pointer[credentials.FileStore]
 }
 
-func (r *storeRef) file() *credentials.FileStore                { return r.cur.Load() }
-func (r *storeRef) Current() *credentials.Set                   { return r.cur.Load().Current() }
-func (r *storeRef) Update(m func(*credentials.Set) error) error { return r.cur.Load().Update(m) }
-func (r *storeRef) Reload() (bool, error)                       { return r.cur.Load().Reload() }
+type backingStore interface {
+	credentials.Store
+	Check() error
+}
+
+func (r *storeRef) backing() backingStore {
+	if r.etcd != nil {
+		return r.etcd
+	}
+	return r.file.Load()
+}
+
+func (r *storeRef) Current() *credentials.Set                   { return r.backing().Current() }
+func (r *storeRef) Update(m func(*credentials.Set) error) error { return r.backing().Update(m) }
+func (r *storeRef) Reload() (bool, error)                       { return r.backing().Reload() }
+func (r *storeRef) Check() error                                { return r.backing().Check() }
+
+// describe names the store in logs and in /readyz.
+func (r *storeRef) describe() string {
+	if r.etcd != nil {
+		return "etcd"
+	}
+	return r.file.Load().Path()
+}
+
+func (r *storeRef) close() {
+	if r.etcd != nil {
+		r.etcd.Close()
+	}
+}
+
+// openStore opens the store the config names. An etcd store is listed
+// whole before the proxy serves; while etcd cannot be reached, the start
+// waits, retrying with backoff, and says so in the log.
+func openStore(cfg *config.Config, logger *slog.Logger) (*storeRef, error) {
+	ref := &storeRef{}
+	c := cfg.Credentials
+	if c.Store != config.StoreEtcd {
+		fs, err := credentials.OpenFile(c.File, credentials.FileOptions{
+			DefaultRootPassword: cfg.Common.Security.DefaultRootPassword,
+			Logger:              logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		ref.file.Store(fs)
+		return ref, nil
+	}
+	opts := credentials.EtcdOptions{
+		Endpoints: c.Etcd.Endpoints, Prefix: c.Etcd.Prefix,
+		DialTimeout: c.Etcd.DialTimeout, RequestTimeout: c.Etcd.RequestTimeout,
+		Username: c.Etcd.Username, DefaultRootPassword: cfg.Common.Security.DefaultRootPassword, Logger: logger,
+	}
+	if c.Etcd.Username != "" {
+		password, err := etcdPassword(c.Etcd)
+		if err != nil {
+			return nil, err
+		}
+		opts.Password = password
+	}
+	if t := c.Etcd.TLS; t != nil {
+		tlsConfig, err := etcdTLS(t)
+		if err != nil {
+			return nil, fmt.Errorf("credentials.etcd.tls: %w", err)
+		}
+		opts.TLS = tlsConfig
+	}
+	es, err := credentials.OpenEtcd(context.Background(), opts)
+	if err != nil {
+		return nil, err
+	}
+	ref.etcd = es
+	return ref, nil
+}
+
+func etcdPassword(e config.Etcd) (string, error) {
+	if e.PasswordFile != "" {
+		b, err := os.ReadFile(e.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("credentials.etcd.passwordFile: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	p, ok := os.LookupEnv(e.PasswordEnv)
+	if !ok {
+		return "", fmt.Errorf("credentials.etcd.passwordEnv: %s is not set", e.PasswordEnv)
+	}
+	return p, nil
+}
+
+func etcdTLS(t *config.EtcdTLS) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, errors.New("no certificate in " + t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}

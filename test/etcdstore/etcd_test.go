@@ -7,41 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"testing"
 	"time"
-
-	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/credentials/storetest"
 	"github.com/authproxy/authproxy/test/harness"
 )
 
-// startEtcd runs a single-member etcd on loopback and returns its client URL.
-func startEtcd(t testing.TB) string {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.LogLevel = "error"
-	client, _ := url.Parse("http://" + harness.FreeAddr(t))
-	peer, _ := url.Parse("http://" + harness.FreeAddr(t))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		e.Close()
-		t.Fatal("etcd did not start")
-	}
-	t.Cleanup(e.Close)
-	return client.String()
-}
+func startEtcd(t testing.TB) string { return harness.StartEtcd(t) }
 
 func open(t testing.TB, endpoint, prefix string) *credentials.EtcdStore {
 	t.Helper()

@@ -101,6 +101,9 @@ type Options struct {
 	BackendREST string
 	// CredFile overrides the credential file path (default Dir/credentials.yaml).
 	CredFile string
+	// Credentials, if set, replaces the generated credentials: section
+	// (e.g. a store on etcd).
+	Credentials string
 }
 
 // Start writes a config and starts the proxy; it is stopped at test end.
@@ -125,15 +128,17 @@ func Start(t testing.TB, o Options) *Proxy {
 		backend += fmt.Sprintf("  rest: %q\n", o.BackendREST)
 	}
 	backend += o.BackendExtra
+	credentials := fmt.Sprintf("credentials:\n  file: %q\n", p.CredFile)
+	if o.Credentials != "" {
+		credentials = o.Credentials
+	}
 	yaml := fmt.Sprintf(`listen: %q
 backend:
-%scredentials:
-  file: %q
-admin:
+%s%sadmin:
   listen: %q
 shutdown:
   gracePeriod: 5s
-%s%s`, p.Addr, backend, p.CredFile, p.AdminAddr, common, o.Extra)
+%s%s`, p.Addr, backend, credentials, p.AdminAddr, common, o.Extra)
 	if err := os.WriteFile(p.Config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

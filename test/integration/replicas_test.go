@@ -1,0 +1,159 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus/client/v2/milvusclient"
+
+	"github.com/authproxy/authproxy/test/harness"
+)
+
+// startReplicas starts n proxies sharing one credential store on a real
+// etcd, in front of one fake backend.
+func startReplicas(t *testing.T, n int) []*harness.Proxy {
+	t.Helper()
+	endpoint := harness.StartEtcd(t)
+	fake := startFake(t)
+	store := fmt.Sprintf("credentials:\n  store: etcd\n  etcd:\n    endpoints: [%q]\n    prefix: /authproxy-test/\n", endpoint)
+	var ps []*harness.Proxy
+	for range n {
+		ps = append(ps, harness.Start(t, harness.Options{Backend: fake.Addr(), Credentials: store}))
+	}
+	return ps
+}
+
+// within polls f until it succeeds or the limit passes, and says how long
+// it took.
+func within(t *testing.T, limit time.Duration, what string, f func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := f()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v: %v", what, limit, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Three replicas on one etcd act as one: a user created through one is
+// accepted by the others, a password changed on one is refused at its old
+// value on the others, a revoked grant is enforced everywhere, each within
+// a second.
+func TestReplicasShareUsersPasswordsAndGrants(t *testing.T) {
+	ps := startReplicas(t, 3)
+	ctx := testCtx(t, 120*time.Second)
+	conns := make([]milvuspb.MilvusServiceClient, len(ps))
+	for i, p := range ps {
+		conns[i] = milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	}
+	root1 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: ps[0].Addr, Username: "root", Password: "Milvus"})
+	harness.Password("alice", "Alice-pw-1")
+	must(t, root1.CreateUser(ctx, milvusclient.NewCreateUserOption("alice", "Alice-pw-1")))
+	for i := 1; i < 3; i++ {
+		took := within(t, time.Second, fmt.Sprintf("alice on replica %d", i+1), func() error { return getVersion(ctx, conns[i], "alice:Alice-pw-1") })
+		t.Logf("a user created on replica 1 authenticates on replica %d after %v", i+1, took)
+	}
+
+	// Changed on replica 2: the old password, cached on 1 and 3, is refused there.
+	root2 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: ps[1].Addr, Username: "root", Password: "Milvus"})
+	harness.Password("alice", "Alice-pw-2")
+	must(t, root2.UpdatePassword(ctx, milvusclient.NewUpdatePasswordOption("alice", "Alice-pw-1", "Alice-pw-2")))
+	for _, i := range []int{0, 2} {
+		took := within(t, time.Second, fmt.Sprintf("old password refused on replica %d", i+1), func() error {
+			if getVersion(ctx, conns[i], "alice:Alice-pw-1") == nil {
+				return fmt.Errorf("still accepted")
+			}
+			return nil
+		})
+		must(t, getVersion(ctx, conns[i], "alice:Alice-pw-2"))
+		t.Logf("a password changed on replica 2 is refused at its old value on replica %d after %v", i+1, took)
+	}
+
+	// A grant made on 1 and revoked on 3 is enforced on 1 and 2.
+	must(t, root1.CreateRole(ctx, milvusclient.NewCreateRoleOption("reader")))
+	must(t, root1.GrantPrivilege(ctx, milvusclient.NewGrantPrivilegeOption("reader", "Collection", "Query", "books")))
+	must(t, root1.GrantRole(ctx, milvusclient.NewGrantRoleOption("alice", "reader")))
+	asAlice := withToken(ctx, "alice:Alice-pw-2")
+	query := func(i int) error {
+		_, err := conns[i].Query(asAlice, &milvuspb.QueryRequest{CollectionName: "books"})
+		return err
+	}
+	within(t, time.Second, "the grant on replica 2", func() error {
+		if err := query(1); err != nil && strings.Contains(err.Error(), "permission deny") {
+			return err
+		}
+		return nil
+	})
+	root3 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: ps[2].Addr, Username: "root", Password: "Milvus"})
+	must(t, root3.RevokePrivilege(ctx, milvusclient.NewRevokePrivilegeOption("reader", "Collection", "Query", "books")))
+	for _, i := range []int{0, 1} {
+		took := within(t, time.Second, fmt.Sprintf("revoke enforced on replica %d", i+1), func() error {
+			if err := query(i); err == nil || !strings.Contains(err.Error(), "permission deny") {
+				return fmt.Errorf("still allowed (%v)", err)
+			}
+			return nil
+		})
+		t.Logf("a grant revoked on replica 3 is enforced on replica %d after %v", i+1, took)
+	}
+}
+
+// 3 replicas × 50 concurrent creates end with exactly 150 users; one name
+// created on two replicas at once exists once, and one call is refused.
+func TestConcurrentCreatesOnReplicas(t *testing.T) {
+	ps := startReplicas(t, 3)
+	ctx := testCtx(t, 180*time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failures := map[string]int{}
+	for r, p := range ps {
+		m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+		asRoot := withToken(ctx, "root:Milvus")
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st, err := m.CreateCredential(asRoot, &milvuspb.CreateCredentialRequest{Username: fmt.Sprintf("r%d_u%02d", r, i), Password: b64("P@ssw0rd")})
+				if err != nil || st.GetCode() != 0 {
+					mu.Lock()
+					failures[fmt.Sprint(st.GetReason(), err)]++
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("failed creates: %v", failures)
+	}
+	m := milvuspb.NewMilvusServiceClient(dial(t, ps[2].Addr, nil))
+	within(t, time.Second, "150 users on replica 3", func() error {
+		listed, err := m.ListCredUsers(withToken(ctx, "root:Milvus"), &milvuspb.ListCredUsersRequest{})
+		if n := len(listed.GetUsernames()); err != nil || n != 151 {
+			return fmt.Errorf("%d users (%v), want 151 with root", n, err)
+		}
+		return nil
+	})
+
+	// The same name on two replicas at once.
+	results := make(chan string, 2)
+	for _, p := range ps[:2] {
+		go func() {
+			m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+			st, err := m.CreateCredential(withToken(ctx, "root:Milvus"), &milvuspb.CreateCredentialRequest{Username: "twice", Password: b64("P@ssw0rd")})
+			results <- fmt.Sprint(st.GetReason(), err)
+		}()
+	}
+	got := []string{<-results, <-results}
+	if !((got[0] == "<nil>" && got[1] == "user already exists: twice<nil>") || (got[1] == "<nil>" && got[0] == "user already exists: twice<nil>")) {
+		t.Fatalf("one name created on two replicas at once: %q", got)
+	}
+}
