@@ -35,6 +35,9 @@ type EtcdOptions struct {
 	// DefaultRootPassword is root's password when the store is empty.
 	DefaultRootPassword string
 	Logger              *slog.Logger
+	// OnFollow, if set, is told when the store stops following etcd (with
+	// why) and when it follows again (nil).
+	OnFollow func(err error)
 }
 
 // EtcdStore is a Store shared by many replicas: one etcd key per user, API
@@ -54,9 +57,11 @@ type EtcdStore struct {
 	cur     atomic.Pointer[etcdState]
 	mu      sync.Mutex // serializes publish
 	writeMu sync.Mutex // one writer of this replica at a time: only other replicas conflict
-	healthy atomic.Pointer[error]
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// brokenSince is when the store stopped following etcd (Unix ns), 0
+	// while it follows.
+	brokenSince atomic.Int64
+	cancel      context.CancelFunc
+	done        chan struct{}
 }
 
 // etcdState is a published Set, the revision it reflects and its values.
@@ -149,14 +154,30 @@ func (s *EtcdStore) Revision() (int64, time.Time) {
 	return st.rev, st.at
 }
 
-// Check reports whether the store follows etcd: nil, or why the Set in
-// service may be stale.
-func (s *EtcdStore) Check() error {
-	if err := s.healthy.Load(); err != nil && *err != nil {
-		_, at := s.Revision()
-		return fmt.Errorf("credential store on etcd is not followed (last snapshot %s old): %w", time.Since(at).Round(time.Second), *err)
+// Check is the readiness of the store: always ready once listed. While
+// etcd cannot be reached the proxy keeps authenticating and authorizing
+// from the last snapshot, which is what replicas behind one Service need;
+// StaleFor and OnFollow say how old that snapshot is.
+func (s *EtcdStore) Check() error { return nil }
+
+// StaleFor is how long the store has not followed etcd; 0 while it does.
+func (s *EtcdStore) StaleFor() time.Duration {
+	if since := s.brokenSince.Load(); since != 0 {
+		return time.Since(time.Unix(0, since))
 	}
-	return nil
+	return 0
+}
+
+func (s *EtcdStore) following(err error) {
+	changed := false
+	if err == nil {
+		changed = s.brokenSince.Swap(0) != 0
+	} else {
+		changed = s.brokenSince.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	if changed && s.opts.OnFollow != nil {
+		s.opts.OnFollow(err)
+	}
 }
 
 // Reload implements Store: a fresh list.
@@ -247,18 +268,16 @@ func (s *EtcdStore) follow(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.healthy.Store(&err)
+		s.following(err)
 		s.log.Warn("credential store: etcd watch ended; listing again", "err", err)
 		for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 5*time.Second) {
 			lctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 			err := s.relist(lctx)
 			cancel()
 			if err == nil {
-				var ok error
-				s.healthy.Store(&ok)
+				s.following(nil)
 				break
 			}
-			s.healthy.Store(&err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -267,10 +286,13 @@ func (s *EtcdStore) follow(ctx context.Context) {
 	}
 }
 
-// watchQuiet restarts a watch that brought nothing, not even a progress
-// notification, for this long: a partitioned member can hold a watch
-// open for ever.
-const watchQuiet = 30 * time.Second
+// The watch asks for a progress notification every watchProbe and is
+// restarted when nothing, not even that, came for watchQuiet: a
+// partitioned or stopped member can hold a watch open for ever.
+const (
+	watchProbe = 2 * time.Second
+	watchQuiet = 6 * time.Second
+)
 
 func (s *EtcdStore) watchOnce(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -279,10 +301,19 @@ func (s *EtcdStore) watchOnce(ctx context.Context) error {
 	ch := s.watcher.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(start), clientv3.WithProgressNotify())
 	quiet := time.NewTimer(watchQuiet)
 	defer quiet.Stop()
+	probe := time.NewTicker(watchProbe)
+	defer probe.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-probe.C:
+			pctx, cancel := context.WithTimeout(wctx, s.opts.RequestTimeout)
+			err := s.watcher.RequestProgress(pctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("progress request: %w", err)
+			}
 		case <-quiet.C:
 			return errors.New("watch quiet for " + watchQuiet.String())
 		case resp, ok := <-ch:
@@ -320,6 +351,10 @@ func (s *EtcdStore) watchOnce(ctx context.Context) error {
 // writers.
 var ErrConflict = errors.New("concurrent changes kept conflicting")
 
+// ErrUnavailable is wrapped when the shared store cannot be reached: reads
+// go on from the last snapshot, changes are refused.
+var ErrUnavailable = errors.New("credential store unreachable")
+
 // Update implements Store. It reads the prefix at one revision, applies
 // mutate, and writes the difference in one transaction that holds only if
 // no other writer committed in between (the sequence key's revision); on a
@@ -337,7 +372,7 @@ func (s *EtcdStore) Update(mutate func(*Set) error) error {
 		}
 		resp, err := s.kv.Get(ctx, "", clientv3.WithPrefix())
 		if err != nil {
-			return fmt.Errorf("credential store on etcd unreachable: %w", err)
+			return fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
 		}
 		values := make(map[string]string, len(resp.Kvs))
 		var seqRev int64
@@ -381,7 +416,7 @@ func (s *EtcdStore) Update(mutate func(*Set) error) error {
 		ops = append(ops, clientv3.OpPut(keySeq, strconv.Itoa(seq+1)))
 		txn, err := s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(keySeq), "=", seqRev)).Then(ops...).Commit()
 		if err != nil {
-			return fmt.Errorf("credential store on etcd unreachable: %w", err)
+			return fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
 		}
 		if !txn.Succeeded {
 			continue // another writer came first: read again

@@ -109,7 +109,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
 
 	var err error
-	s.store, err = openStore(cfg, s.logger)
+	s.store, err = openStore(cfg, s.logger, func(err error) {
+		// A store that stops following etcd keeps serving its last
+		// snapshot: the detail and the metric say so, readiness stays.
+		s.status.Reloaded("credentials", "etcd", err == nil, err)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +176,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		return 0
 	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "authproxy_credential_store_stale_seconds",
+		Help: "How long the shared credential store (etcd) has not been followed; 0 while it is, and for a file.",
+	}, s.store.staleSeconds))
 	s.headers = edge.NewHeaderPolicy(cfg.Auth.IdentityHeader)
 	s.director = proxy.NewDirector(s.backend, func(ctx context.Context) (string, bool) {
 		id, ok := auth.FromContext(ctx)

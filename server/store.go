@@ -40,6 +40,15 @@ func (r *storeRef) Update(m func(*credentials.Set) error) error { return r.backi
 func (r *storeRef) Reload() (bool, error)                       { return r.backing().Reload() }
 func (r *storeRef) Check() error                                { return r.backing().Check() }
 
+// staleSeconds is how long the store has not followed its source (etcd);
+// 0 for a file store, which is always read when it changes.
+func (r *storeRef) staleSeconds() float64 {
+	if r.etcd == nil {
+		return 0
+	}
+	return r.etcd.StaleFor().Seconds()
+}
+
 // describe names the store in logs and in /readyz.
 func (r *storeRef) describe() string {
 	if r.etcd != nil {
@@ -57,7 +66,7 @@ func (r *storeRef) close() {
 // openStore opens the store the config names. An etcd store is listed
 // whole before the proxy serves; while etcd cannot be reached, the start
 // waits, retrying with backoff, and says so in the log.
-func openStore(cfg *config.Config, logger *slog.Logger) (*storeRef, error) {
+func openStore(cfg *config.Config, logger *slog.Logger, onFollow func(error)) (*storeRef, error) {
 	ref := &storeRef{}
 	c := cfg.Credentials
 	if c.Store != config.StoreEtcd {
@@ -75,6 +84,7 @@ func openStore(cfg *config.Config, logger *slog.Logger) (*storeRef, error) {
 		Endpoints: c.Etcd.Endpoints, Prefix: c.Etcd.Prefix,
 		DialTimeout: c.Etcd.DialTimeout, RequestTimeout: c.Etcd.RequestTimeout,
 		Username: c.Etcd.Username, DefaultRootPassword: cfg.Common.Security.DefaultRootPassword, Logger: logger,
+		OnFollow: onFollow,
 	}
 	if c.Etcd.Username != "" {
 		password, err := etcdPassword(c.Etcd)

@@ -18,6 +18,7 @@ const (
 	KindRootUndeletable
 	KindPermissionDenied
 	KindReadOnly
+	KindUnavailable
 )
 
 // Error is a refused request.
@@ -51,6 +52,8 @@ func (e *Error) Code() int32 {
 		return 1400 // ErrPrivilegeNotAuthenticated
 	case KindRootUndeletable, KindPermissionDenied:
 		return 1401 // ErrPrivilegeNotPermitted
+	case KindUnavailable:
+		return 2 // ErrServiceNotReady
 	default:
 		return 65535 // ErrServiceInternal-style catch-all, as merr codes unknown errors
 	}

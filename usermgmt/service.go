@@ -314,6 +314,8 @@ func (s *Service) update(mutate func(*credentials.Set) error) error {
 		return err
 	case errors.Is(err, credentials.ErrReadOnly):
 		return &Error{Kind: KindReadOnly, Reason: "cannot change users: the credential store is read-only", Detail: err}
+	case errors.Is(err, credentials.ErrUnavailable):
+		return &Error{Kind: KindUnavailable, Reason: "cannot change users now: the shared credential store (etcd) cannot be reached; nothing was changed, retry later", Detail: err}
 	default:
 		return Internal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/authproxy/authproxy/test/harness"
 )
 
-func startEtcd(t testing.TB) string { return harness.StartEtcd(t) }
+func startEtcd(t testing.TB) string { return harness.StartEtcd(t).URL }
 
 func open(t testing.TB, endpoint, prefix string) *credentials.EtcdStore {
 	t.Helper()

@@ -9,9 +9,16 @@ import (
 	"go.uber.org/zap"
 )
 
-// StartEtcd runs a single-member etcd on loopback for the test and returns
-// its client URL.
-func StartEtcd(t testing.TB) string {
+// Etcd is a single-member etcd on loopback, for the test.
+type Etcd struct {
+	URL string
+	t   testing.TB
+	cfg *embed.Config
+	e   *embed.Etcd
+}
+
+// StartEtcd starts an etcd that the test's end stops.
+func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
@@ -21,16 +28,32 @@ func StartEtcd(t testing.TB) string {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
 	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
+	e := &Etcd{URL: client.String(), t: t, cfg: cfg}
+	e.Start()
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// Start starts (or restarts, on the same data and ports) the member.
+func (e *Etcd) Start() {
+	e.t.Helper()
+	srv, err := embed.StartEtcd(e.cfg)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	select {
-	case <-e.Server.ReadyNotify():
+	case <-srv.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
-		e.Close()
-		t.Fatal("etcd did not start")
+		srv.Close()
+		e.t.Fatal("etcd did not start")
 	}
-	t.Cleanup(e.Close)
-	return client.String()
+	e.e = srv
+}
+
+// Stop stops the member; its data stays for Start.
+func (e *Etcd) Stop() {
+	if e.e != nil {
+		e.e.Close()
+		e.e = nil
+	}
 }
