@@ -43,11 +43,22 @@
 //
 // FileStore writes atomically (temp file in the same directory, fsync, rename,
 // fsync of the directory), so readers and crashes see a complete old or new
-// file. Update runs under a mutex and first compares the SHA-256 of the file
-// on disk with that of the version it last loaded or wrote: if someone edited
-// the file meanwhile, Update re-reads and validates it and applies the change
-// to that version, so external edits are never lost; if the edited file is
-// invalid, Update refuses until it is fixed. Because the digest of each write
-// is remembered, the Reload that a file watcher triggers after our own write
-// reports changed=false without parsing.
+// file. A symlinked file (Kubernetes: file -> ..data/file) is written through
+// to its final target, so the links stay and later ..data swaps are seen.
+//
+// Update holds an exclusive flock on ".<name>.lock" beside the configured
+// path from its read to its rename, in the proxy and in every `authproxy
+// user`/`apikey` command alike, so writers in any number of processes apply
+// their changes one after another to what is on disk, and none is lost. Under
+// the lock it compares the SHA-256 of the file on disk with that of the
+// version it last loaded or wrote: if someone edited the file meanwhile,
+// Update re-reads and validates it and applies the change to that version; if
+// the edited file is invalid, Update refuses until it is fixed. A hand edit
+// takes no lock: one saved during the milliseconds of an Update's read and
+// rename can still be overwritten. The lock file is never removed (two
+// writers must always lock the same inode); where the directory is read-only,
+// as on a Secret mount, the lock file cannot be created and Update reports
+// ErrReadOnly, which it would at the write anyway. Because the digest of each
+// write is remembered, the Reload that a file watcher triggers after our own
+// write reports changed=false without parsing.
 package credentials
