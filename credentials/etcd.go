@@ -34,7 +34,9 @@ type EtcdOptions struct {
 	Password       string
 	// DefaultRootPassword is root's password when the store is empty.
 	DefaultRootPassword string
-	Logger              *slog.Logger
+	// NoBootstrap leaves an empty store empty (store copy fills it).
+	NoBootstrap bool
+	Logger      *slog.Logger
 	// OnFollow, if set, is told when the store stops following etcd (with
 	// why) and when it follows again (nil).
 	OnFollow func(err error)
@@ -114,9 +116,11 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 		cli: cli, kv: namespace.NewKV(cli.KV, opts.Prefix), watcher: namespace.NewWatcher(cli.Watcher, opts.Prefix),
 		opts: opts, log: opts.Logger, done: make(chan struct{}),
 	}
-	if err := s.bootstrap(ctx); err != nil {
-		cli.Close()
-		return nil, err
+	if !opts.NoBootstrap {
+		if err := s.bootstrap(ctx); err != nil {
+			cli.Close()
+			return nil, err
+		}
 	}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		err = s.relist(ctx)

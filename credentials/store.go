@@ -94,6 +94,10 @@ func (s *Set) APIKeyByDigest(digest string) (*APIKey, bool) {
 // APIKeys returns all API keys sorted by name.
 func (s *Set) APIKeys() []*APIKey { return byName(s.keys) }
 
+// ReplaceWith makes s a deep copy of src: every user, key, role, grant and
+// group of s is src's (store copy).
+func (s *Set) ReplaceWith(src *Set) { *s = *src.Clone() }
+
 // Clone returns a deep copy that the caller may modify.
 func (s *Set) Clone() *Set {
 	c := NewSet()

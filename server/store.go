@@ -80,8 +80,31 @@ func openStore(cfg *config.Config, logger *slog.Logger, onFollow func(error)) (*
 		ref.file.Store(fs)
 		return ref, nil
 	}
+	es, err := OpenEtcdStore(context.Background(), cfg, logger, onFollow)
+	if err != nil {
+		return nil, err
+	}
+	ref.etcd = es
+	return ref, nil
+}
+
+// OpenEtcdStore opens the etcd store the config names (the proxy, and the
+// offline `store copy`).
+func OpenEtcdStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, onFollow func(error)) (*credentials.EtcdStore, error) {
+	return openEtcd(ctx, cfg, logger, onFollow, false)
+}
+
+// OpenEtcdStoreAsIs opens the etcd store without creating root in an
+// empty one: store copy fills it whole.
+func OpenEtcdStoreAsIs(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*credentials.EtcdStore, error) {
+	return openEtcd(ctx, cfg, logger, nil, true)
+}
+
+func openEtcd(ctx context.Context, cfg *config.Config, logger *slog.Logger, onFollow func(error), noBootstrap bool) (*credentials.EtcdStore, error) {
+	c := cfg.Credentials
 	opts := credentials.EtcdOptions{
-		Endpoints: c.Etcd.Endpoints, Prefix: c.Etcd.Prefix,
+		NoBootstrap: noBootstrap,
+		Endpoints:   c.Etcd.Endpoints, Prefix: c.Etcd.Prefix,
 		DialTimeout: c.Etcd.DialTimeout, RequestTimeout: c.Etcd.RequestTimeout,
 		Username: c.Etcd.Username, DefaultRootPassword: cfg.Common.Security.DefaultRootPassword, Logger: logger,
 		OnFollow: onFollow,
@@ -100,12 +123,7 @@ func openStore(cfg *config.Config, logger *slog.Logger, onFollow func(error)) (*
 		}
 		opts.TLS = tlsConfig
 	}
-	es, err := credentials.OpenEtcd(context.Background(), opts)
-	if err != nil {
-		return nil, err
-	}
-	ref.etcd = es
-	return ref, nil
+	return credentials.OpenEtcd(ctx, opts)
 }
 
 func etcdPassword(e config.Etcd) (string, error) {
