@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,17 +39,40 @@ func StartEtcd(t testing.TB) *Etcd {
 // Start starts (or restarts, on the same data and ports) the member.
 func (e *Etcd) Start() {
 	e.t.Helper()
+	if err := e.start(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// start starts the member and waits until it serves (with a quorum).
+func (e *Etcd) start() error {
 	srv, err := embed.StartEtcd(e.cfg)
 	if err != nil {
-		e.t.Fatal(err)
+		return err
 	}
 	select {
 	case <-srv.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
 		srv.Close()
-		e.t.Fatal("etcd did not start")
+		return fmt.Errorf("etcd member %s did not become ready", e.cfg.Name)
 	}
 	e.e = srv
+	return nil
+}
+
+// StartAll (re)starts members together: a cluster member serves only once
+// a quorum runs.
+func StartAll(t testing.TB, members []*Etcd) {
+	t.Helper()
+	errs := make(chan error, len(members))
+	for _, m := range members {
+		go func() { errs <- m.start() }()
+	}
+	for range members {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Stop stops the member; its data stays for Start.
@@ -56,4 +81,37 @@ func (e *Etcd) Stop() {
 		e.e.Close()
 		e.e = nil
 	}
+}
+
+// StartEtcdCluster starts an n-member etcd cluster on loopback and returns
+// its members; Endpoints lists their client URLs.
+func StartEtcdCluster(t testing.TB, n int) []*Etcd {
+	t.Helper()
+	members := make([]*Etcd, n)
+	var initial []string
+	for i := range members {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = t.TempDir()
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		client, _ := url.Parse("http://" + FreeAddr(t))
+		peer, _ := url.Parse("http://" + FreeAddr(t))
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+		initial = append(initial, cfg.Name+"="+peer.String())
+		members[i] = &Etcd{URL: client.String(), t: t, cfg: cfg}
+	}
+	for _, m := range members {
+		m.cfg.InitialCluster = strings.Join(initial, ",")
+	}
+	StartAll(t, members)
+	for _, m := range members {
+		t.Cleanup(m.Stop)
+	}
+	return members
+}
+
+// IsLeader reports whether this member leads its cluster now.
+func (e *Etcd) IsLeader() bool {
+	return e.e != nil && e.e.Server.Leader() == e.e.Server.MemberID()
 }
