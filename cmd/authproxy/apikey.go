@@ -13,7 +13,7 @@ func apikeyCmd() *cobra.Command {
 	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "apikey",
-		Short: "Manage API keys in the credential file (only their SHA-256 digest is stored)",
+		Short: "Manage API keys in the credential store (only their SHA-256 digest is stored)",
 	}
 	sf.register(cmd)
 
@@ -66,10 +66,11 @@ func apikeyCmd() *cobra.Command {
 		Short: "List API keys (names and users, never the keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := sf.open()
+			store, done, err := sf.open()
 			if err != nil {
 				return err
 			}
+			defer done()
 			var rows [][]string
 			for _, k := range store.Current().APIKeys() {
 				rows = append(rows, []string{k.Name, k.User, k.Created.Format(time.RFC3339)})

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -16,41 +18,55 @@ import (
 
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/server"
 )
 
-// storeFlags locate the credential file for the offline commands: the same
-// file a running proxy watches, so its changes are picked up live.
+// storeFlags locate the credential store for the offline commands: the
+// same store a running proxy follows (its credential file, or with
+// credentials.store: etcd in --config, the shared etcd store), so its
+// changes are picked up live.
 type storeFlags struct {
 	configPath, file string
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVarP(&f.configPath, "config", "c", "", "take the credential file from this config file (credentials.file)")
+	cmd.PersistentFlags().StringVarP(&f.configPath, "config", "c", "", "take the store from this config file (credentials.file, or credentials.etcd with store etcd)")
 	cmd.PersistentFlags().StringVar(&f.file, "credentials", "", "credential file (default ./credentials.yaml)")
 }
 
-func (f *storeFlags) open() (*credentials.FileStore, error) {
+// open opens the store; done closes it.
+func (f *storeFlags) open() (store credentials.Store, done func(), err error) {
 	cfg := config.Default()
 	if f.configPath != "" {
-		var err error
 		if cfg, err = config.Load(f.configPath); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+	}
+	if cfg.Credentials.Store == config.StoreEtcd && f.file == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		es, err := server.OpenEtcdStore(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return es, func() { es.Close() }, nil
 	}
 	if f.file != "" {
 		cfg.Credentials.File = f.file
 	}
-	return credentials.OpenFile(cfg.Credentials.File, credentials.FileOptions{
+	fs, err := credentials.OpenFile(cfg.Credentials.File, credentials.FileOptions{
 		DefaultRootPassword: cfg.Common.Security.DefaultRootPassword,
 	})
+	return fs, func() {}, err
 }
 
 // update opens the store and applies one change, atomically written.
 func (f *storeFlags) update(mutate func(*credentials.Set) error) error {
-	store, err := f.open()
+	store, done, err := f.open()
 	if err != nil {
 		return err
 	}
+	defer done()
 	return store.Update(mutate)
 }
 
@@ -68,7 +84,7 @@ func userCmd() *cobra.Command {
 	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Manage users in the credential file (offline; a running proxy reloads the file)",
+		Short: "Manage users in the credential store (offline; a running proxy follows the file or etcd)",
 	}
 	sf.register(cmd)
 
@@ -150,10 +166,11 @@ func userCmd() *cobra.Command {
 		Short: "List users and their roles",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := sf.open()
+			store, done, err := sf.open()
 			if err != nil {
 				return err
 			}
+			defer done()
 			var rows [][]string
 			for _, u := range store.Current().Users() {
 				rows = append(rows, []string{u.Name, strings.Join(u.Roles, ","), u.Updated.Format(time.RFC3339)})

@@ -2,6 +2,9 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -368,4 +371,25 @@ func TestEtcdLeaderChangeAndOutageLoseNothing(t *testing.T) {
 		return nil
 	})
 	t.Logf("leader change and full outage: %d creates acknowledged, none lost; %d authentication failures", len(acked), authFailures)
+}
+
+// The offline commands write to the etcd store when the config says so,
+// and the running replicas follow.
+func TestCLIOnTheEtcdStore(t *testing.T) {
+	ps, etcd := startReplicas(t, 1)
+	cfg := filepath.Join(t.TempDir(), "cli.yaml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("credentials:\n  store: etcd\n  etcd:\n    endpoints: [%q]\n    prefix: /authproxy-test/\n", etcd.URL)), 0o600))
+	harness.Password("carol", "Carol-pw-1")
+	cmd := exec.Command(harness.Binary(t), "user", "add", "carol", "--password-stdin", "--config", cfg)
+	cmd.Stdin = strings.NewReader("Carol-pw-1\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("user add on etcd: %v\n%s", err, out)
+	}
+	ctx := testCtx(t, 30*time.Second)
+	m := milvuspb.NewMilvusServiceClient(dial(t, ps[0].Addr, nil))
+	within(t, time.Second, "carol on the replica", func() error { return getVersion(ctx, m, "carol:Carol-pw-1") })
+	out, err := exec.Command(harness.Binary(t), "user", "list", "--config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "carol") {
+		t.Fatalf("user list on etcd: %v\n%s", err, out)
+	}
 }
