@@ -28,6 +28,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -62,6 +63,7 @@ var kinds = map[string]func() any{
 	"v1/ConfigMap":                       func() any { return &corev1.ConfigMap{} },
 	"v1/PersistentVolumeClaim":           func() any { return &corev1.PersistentVolumeClaim{} },
 	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
+	"policy/v1/PodDisruptionBudget":      func() any { return &policyv1.PodDisruptionBudget{} },
 }
 
 // decodeManifests strictly decodes every YAML document: duplicate keys and
@@ -259,7 +261,9 @@ func checkDeployment(d *appsv1.Deployment, cms map[string]*corev1.ConfigMap, ser
 	if h := host(cfg.Backend.Address); (h == "127.0.0.1" || h == "localhost") && (port(cfg.Backend.Address) == port(cfg.Listen) || port(cfg.Backend.Address) == adminPort) {
 		bad("backend.address %q: the pod's Milvus cannot bind the proxy's own port", cfg.Backend.Address)
 	}
-	if m, v, ok := mountFor(cfg.Credentials.File); !ok {
+	if cfg.Credentials.Store == config.StoreEtcd {
+		// Shared by every replica through etcd: no file to mount.
+	} else if m, v, ok := mountFor(cfg.Credentials.File); !ok {
 		bad("credentials.file %s: no volume mounted at its directory", cfg.Credentials.File)
 	} else if v.Secret != nil && !m.ReadOnly || v.Secret == nil && v.PersistentVolumeClaim == nil {
 		bad("credentials.file %s: want a read-only Secret or a PersistentVolumeClaim", cfg.Credentials.File)
