@@ -29,6 +29,9 @@ P_AUTH=$((PORT_BASE + 32))
 P_TLS=$((PORT_BASE + 33))
 P_NGX=$((PORT_BASE + 35))
 P_NGXTLS=$((PORT_BASE + 36))
+P_ETCD=$((PORT_BASE + 37))
+P_ETCDPEER=$((PORT_BASE + 38))
+P_APETCD=$((PORT_BASE + 34))
 
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -45,7 +48,7 @@ if ! command -v nginx >/dev/null 2>&1; then
 fi
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 
-for p in $P_FAKE $P_NOAUTH $P_AUTH $P_TLS $P_NGX $P_NGXTLS $((P_NOAUTH + 60)) $((P_AUTH + 60)) $((P_TLS + 60)); do
+for p in $P_FAKE $P_NOAUTH $P_AUTH $P_TLS $P_NGX $P_NGXTLS $P_ETCD $P_ETCDPEER $P_APETCD $((P_NOAUTH + 60)) $((P_AUTH + 60)) $((P_TLS + 60)) $((P_APETCD + 60)); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "bench: port $p on 127.0.0.1 is in use; set PORT_BASE" >&2
 		exit 1
@@ -139,6 +142,25 @@ AP_AUTH_PID=$LAST_PID
 start_authproxy ap-tls "$P_TLS" true true
 AP_TLS_PID=$LAST_PID
 
+# A fourth authproxy whose credential store is on etcd (embedded in the load
+# generator's binary), beside ap-auth on a file: the cached check must not
+# care where the users live.
+bin/loadgen etcd -dir "$WORK/etcd" -listen "127.0.0.1:$P_ETCD" -peer "127.0.0.1:$P_ETCDPEER" 2>"$WORK/etcd.log" &
+PIDS+=("$!")
+wait_port "$P_ETCD" "etcd"
+cat >"$WORK/ap-etcd.yaml" <<EOF
+listen: "127.0.0.1:$P_APETCD"
+backend: {address: "127.0.0.1:$P_FAKE"}
+common: {security: {authorizationEnabled: true, defaultRootPassword: "$PASSWORD"}}
+credentials: {store: etcd, etcd: {endpoints: ["127.0.0.1:$P_ETCD"]}}
+admin: {listen: "127.0.0.1:$((P_APETCD + 60))"}
+shutdown: {gracePeriod: 2s}
+EOF
+GOMAXPROCS=2 "$AP" serve --config "$WORK/ap-etcd.yaml" >"$WORK/ap-etcd.log" 2>&1 &
+PIDS+=("$!")
+AP_ETCD_PID=$!
+wait_port "$P_APETCD" "authproxy ap-etcd"
+
 # nginx: one instance, an h2c and a TLS listener, grpc_pass to the fake.
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<EOF
@@ -202,6 +224,7 @@ bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "r
 	-target "ap-noauth=127.0.0.1:$P_NOAUTH,pid=$AP_NOAUTH_PID" \
 	-target "ap-auth=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,mem" \
 	-target "ap-rbac=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,token=reader:$PASSWORD" \
+	-target "ap-etcd=127.0.0.1:$P_APETCD,pid=$AP_ETCD_PID" \
 	-target "ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem" \
 	-target "nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem" \
 	-target "nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem" \

@@ -6,6 +6,7 @@
 //
 //	loadgen run -target direct=127.0.0.1:39540,pid=123 -target ap-auth=127.0.0.1:39532,pid=456,mem ... -out bench/results
 //	loadgen backend -listen 127.0.0.1:39540
+//	loadgen etcd -dir /tmp/etcd -listen 127.0.0.1:39541 -peer 127.0.0.1:39542
 //
 // It uses milvuspb's generated client and grpc-go directly (no SDK, no
 // reflection). Every call carries the same `authorization` metadata to every
@@ -43,13 +44,18 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen backend:", err)
 			os.Exit(1)
 		}
+	case "etcd":
+		if err := etcdCmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen etcd:", err)
+			os.Exit(1)
+		}
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen backend -listen ADDR")
+	fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen backend -listen ADDR | loadgen etcd -dir DIR [-listen ADDR -peer ADDR]")
 	os.Exit(2)
 }
 
