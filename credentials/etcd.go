@@ -116,18 +116,21 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 		cli: cli, kv: namespace.NewKV(cli.KV, opts.Prefix), watcher: namespace.NewWatcher(cli.Watcher, opts.Prefix),
 		opts: opts, log: opts.Logger, done: make(chan struct{}),
 	}
-	if !opts.NoBootstrap {
-		if err := s.bootstrap(ctx); err != nil {
-			cli.Close()
-			return nil, err
-		}
-	}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		err = s.relist(ctx)
+		err = nil
+		if !opts.NoBootstrap {
+			err = s.bootstrap(ctx)
+		}
+		if err == nil {
+			err = s.relist(ctx)
+		}
 		if err == nil {
 			break
 		}
 		s.log.Warn("credential store: etcd list failed; retrying", "err", err, "retryIn", backoff.String())
+		if opts.OnFollow != nil {
+			opts.OnFollow(err)
+		}
 		select {
 		case <-ctx.Done():
 			cli.Close()

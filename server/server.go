@@ -77,9 +77,10 @@ type Server struct {
 	watcher    *watch.Watcher
 	reloadMu   sync.Mutex // one config reload at a time
 
-	grpcServer *grpc.Server
-	listener   net.Listener
-	adminLis   net.Listener
+	grpcServer  *grpc.Server
+	listener    net.Listener
+	adminLis    net.Listener
+	adminServer *http.Server
 }
 
 // Bounds of the gRPC transport. MaxConcurrentStreams caps the calls one
@@ -108,15 +109,36 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.cfg.Store(cfg)
 	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
 
+	// A store on etcd is listed whole before anything is served; until
+	// then the admin listener already answers, /readyz 503 naming etcd.
+	var listed atomic.Bool
+	var startErr atomic.Pointer[error]
+	if cfg.Credentials.Store == config.StoreEtcd && cfg.Admin.Listen != "" {
+		s.status.AddCheck("credentials", func(context.Context) error {
+			if e := startErr.Load(); e != nil {
+				return fmt.Errorf("credential store (etcd) not listed yet: %w", *e)
+			}
+			return errors.New("credential store (etcd) not listed yet")
+		})
+		if err := s.startAdmin(cfg.Admin.Listen); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	s.store, err = openStore(cfg, s.logger, func(err error) {
+		if !listed.Load() {
+			startErr.Store(&err)
+			return
+		}
 		// A store that stops following etcd keeps serving its last
 		// snapshot: the detail and the metric say so, readiness stays.
 		s.status.Reloaded("credentials", "etcd", err == nil, err)
 	})
 	if err != nil {
+		s.stopAdmin()
 		return nil, err
 	}
+	listed.Store(true)
 
 	var limiter *auth.Limiter
 	if bf := cfg.Auth.BruteForce; bf.Enabled {
@@ -266,13 +288,33 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.listener = lis
-	if cfg.Admin.Listen != "" {
+	if cfg.Admin.Listen != "" && s.adminLis == nil {
 		if s.adminLis, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 			lis.Close()
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 		}
 	}
 	return nil
+}
+
+// startAdmin opens the admin listener and serves it now, before the
+// client port (which Start opens).
+func (s *Server) startAdmin(addr string) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("admin listen %s: %w", addr, err)
+	}
+	s.adminLis = lis
+	s.adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.adminServer.Serve(lis) }()
+	return nil
+}
+
+// stopAdmin closes an admin listener New opened, when New fails.
+func (s *Server) stopAdmin() {
+	if s.adminServer != nil {
+		s.adminServer.Close()
+	}
 }
 
 // Addr is the client listener's address (useful with port 0).
@@ -297,11 +339,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	errc := make(chan error, 3)
-	var adminServer *http.Server
-	if s.adminLis != nil {
-		adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if s.adminLis != nil && s.adminServer == nil {
+		s.adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
-			if err := adminServer.Serve(s.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.adminServer.Serve(s.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("admin listener: %w", err)
 			}
 		}()
@@ -319,7 +360,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	s.shutdown(adminServer, port)
+	s.shutdown(s.adminServer, port)
 	return err
 }
 

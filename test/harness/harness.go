@@ -77,11 +77,12 @@ type Proxy struct {
 	Config    string // path of the config file
 	CredFile  string
 
-	t    testing.TB
-	args []string
-	cmd  *exec.Cmd
-	logs *logBuffer
-	done chan struct{}
+	t      testing.TB
+	args   []string
+	noWait bool
+	cmd    *exec.Cmd
+	logs   *logBuffer
+	done   chan struct{}
 }
 
 // Options shape a proxy's config. Extra is appended to the generated YAML
@@ -104,6 +105,9 @@ type Options struct {
 	// Credentials, if set, replaces the generated credentials: section
 	// (e.g. a store on etcd).
 	Credentials string
+	// NoWait returns as soon as the process runs, without waiting for the
+	// client port (a proxy that waits for its store).
+	NoWait bool
 }
 
 // Start writes a config and starts the proxy; it is stopped at test end.
@@ -143,6 +147,7 @@ shutdown:
 		t.Fatal(err)
 	}
 	p.args = []string{"serve", "--config", p.Config}
+	p.noWait = o.NoWait
 	p.start()
 	t.Cleanup(p.Stop)
 	return p
@@ -163,6 +168,9 @@ func (p *Proxy) start() {
 		_ = cmd.Wait()
 		close(done)
 	}(p.cmd, p.done)
+	if p.noWait {
+		return
+	}
 	if err := p.waitServing(15 * time.Second); err != nil {
 		p.Stop()
 		p.t.Fatalf("authproxy did not start: %v\nlogs:\n%s", err, p.logs.String())

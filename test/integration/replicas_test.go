@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -391,5 +392,34 @@ func TestCLIOnTheEtcdStore(t *testing.T) {
 	out, err := exec.Command(harness.Binary(t), "user", "list", "--config", cfg).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "carol") {
 		t.Fatalf("user list on etcd: %v\n%s", err, out)
+	}
+}
+
+// etcd unreachable at start: the proxy retries, serves nothing, and its
+// /readyz is 503 naming the store; once etcd is up it lists and serves.
+func TestStartWaitsForEtcd(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	etcd.Stop()
+	fake := startFake(t)
+	p := harness.Start(t, harness.Options{Backend: fake.Addr(), NoWait: true,
+		Credentials: fmt.Sprintf("credentials:\n  store: etcd\n  etcd:\n    endpoints: [%q]\n    requestTimeout: 1s\n", etcd.URL)})
+	within(t, 15*time.Second, "/readyz 503 naming etcd", func() error {
+		code, body := p.AdminStatus("/readyz")
+		if code != 503 || !strings.Contains(body, "credential store (etcd) not listed yet") {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	if c, err := net.DialTimeout("tcp", p.Addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the client port serves before the store is listed")
+	}
+	etcd.Start()
+	ctx := testCtx(t, 60*time.Second)
+	within(t, 30*time.Second, "serving once etcd is up", func() error {
+		return getVersion(ctx, milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil)), "root:Milvus")
+	})
+	if code, body := p.AdminStatus("/readyz"); code != 200 {
+		t.Fatalf("/readyz after the list: %d %s", code, body)
 	}
 }
