@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,49 +81,6 @@ func TestChangesReachOtherReplicasByWatch(t *testing.T) {
 	t.Logf("replicated in %v", time.Since(start))
 }
 
-// Compactions in the middle of a stream of changes leave a following
-// replica converged, and a list after them works. (The resume path itself,
-// a watch restarted from a compacted revision, lists again by design: the
-// follow loop always lists before it watches; this test does not force a
-// watch onto a compacted revision.)
-func TestConvergesAcrossCompactions(t *testing.T) {
-	endpoint := startEtcd(t)
-	a, b := open(t, endpoint, "/authproxy/"), open(t, endpoint, "/authproxy/")
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	for i := range 20 {
-		if err := a.Update(func(s *credentials.Set) error {
-			s.PutUser(&credentials.User{Name: fmt.Sprintf("u%02d", i), PasswordHash: hash})
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if i == 10 {
-			rev, _ := a.Revision()
-			if _, err := cli.Compact(context.Background(), rev, clientv3.WithCompactPhysical()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	rev, _ := a.Revision()
-	if _, err := cli.Compact(context.Background(), rev); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(b.Current().Users()) != 21 {
-		if time.Now().After(deadline) {
-			t.Fatalf("b has %d users after the compactions, want 21", len(b.Current().Users()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := b.Reload(); err != nil {
-		t.Fatalf("a list after the compaction: %v", err)
-	}
-}
-
 // The cost of a cached check does not depend on the store: the verifier
 // reads the store's current snapshot, a pointer load, either way.
 func BenchmarkCachedCheckEtcdVersusFile(b *testing.B) {
@@ -146,5 +106,106 @@ func BenchmarkCachedCheckEtcdVersusFile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// cutter is a loopback TCP relay that can cut every connection through it,
+// a network partition between one replica and etcd.
+type cutter struct {
+	lis    net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+}
+
+func newCutter(t *testing.T, target string) *cutter {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{lis: lis, target: strings.TrimPrefix(target, "http://")}
+	t.Cleanup(func() { lis.Close(); c.setCut(true) })
+	go func() {
+		for {
+			in, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			if c.cut {
+				c.mu.Unlock()
+				in.Close()
+				continue
+			}
+			out, err := net.Dial("tcp", c.target)
+			if err != nil {
+				c.mu.Unlock()
+				in.Close()
+				continue
+			}
+			c.conns = append(c.conns, in, out)
+			c.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return c
+}
+
+func (c *cutter) url() string { return "http://" + c.lis.Addr().String() }
+
+func (c *cutter) setCut(cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = cut
+	if cut {
+		for _, conn := range c.conns {
+			conn.Close()
+		}
+		c.conns = nil
+	}
+}
+
+// A replica cut off from etcd while the others write and etcd compacts
+// past everything it has seen converges when it is reconnected: it lists
+// again rather than resuming a watch from a compacted revision.
+func TestCompactionPastAPartitionedReplica(t *testing.T) {
+	endpoint := startEtcd(t)
+	relay := newCutter(t, endpoint)
+	a, b := open(t, endpoint, "/authproxy/"), open(t, relay.url(), "/authproxy/")
+	seen, _ := b.Revision()
+	relay.setCut(true)
+	for i := range 20 {
+		if err := a.Update(func(s *credentials.Set) error {
+			s.PutUser(&credentials.User{Name: fmt.Sprintf("u%02d", i), PasswordHash: hash})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	head, _ := a.Revision()
+	if _, err := cli.Compact(context.Background(), head, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	if rev, _ := b.Revision(); rev != seen || len(b.Current().Users()) != 1 {
+		t.Fatalf("the partitioned replica moved: revision %d (was %d), %d users", rev, seen, len(b.Current().Users()))
+	}
+	relay.setCut(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(b.Current().Users()) != 21 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after reconnection b has %d users, want 21 (revision seen %d, compacted at %d)", len(b.Current().Users()), seen, head)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rev, _ := b.Revision(); rev < head {
+		t.Fatalf("b at revision %d, below the compaction at %d", rev, head)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -20,12 +21,25 @@ type Etcd struct {
 }
 
 // StartEtcd starts an etcd that the test's end stops.
-func StartEtcd(t testing.TB) *Etcd {
+func StartEtcd(t testing.TB) *Etcd { return startEtcd(t, nil) }
+
+// StartEtcdTLS starts an etcd that serves TLS with certFile and keyFile and
+// requires a client certificate signed by caFile.
+func StartEtcdTLS(t testing.TB, caFile, certFile, keyFile string) *Etcd {
+	return startEtcd(t, &transport.TLSInfo{CertFile: certFile, KeyFile: keyFile, TrustedCAFile: caFile, ClientCertAuth: true})
+}
+
+func startEtcd(t testing.TB, tlsInfo *transport.TLSInfo) *Etcd {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop()) // its shutdown errors are noise here
-	client, _ := url.Parse("http://" + FreeAddr(t))
+	scheme := "http://"
+	if tlsInfo != nil {
+		scheme = "https://"
+		cfg.ClientTLSInfo = *tlsInfo
+	}
+	client, _ := url.Parse(scheme + FreeAddr(t))
 	peer, _ := url.Parse("http://" + FreeAddr(t))
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}

@@ -13,7 +13,11 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/milvus-io/milvus/client/v2/milvusclient"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
+	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/test/harness"
 )
 
@@ -421,5 +425,63 @@ func TestStartWaitsForEtcd(t *testing.T) {
 	})
 	if code, body := p.AdminStatus("/readyz"); code != 200 {
 		t.Fatalf("/readyz after the list: %d %s", code, body)
+	}
+}
+
+// The store on an etcd that requires TLS with a client certificate and a
+// user with a password (read from a file, never in the config), limited
+// to authproxy's prefix.
+func TestEtcdWithTLSAndAUser(t *testing.T) {
+	dir := t.TempDir()
+	must(t, certs.Generate(dir, []string{"127.0.0.1"}, time.Hour))
+	ca, cert, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	etcd := harness.StartEtcdTLS(t, ca, filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"))
+
+	// Users and a role limited to /authproxy/, then authentication on.
+	tlsInfo := transport.TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: ca}
+	tlsConfig, err := tlsInfo.ClientConfig()
+	must(t, err)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.URL}, TLS: tlsConfig, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	must(t, err)
+	defer cli.Close()
+	ctx := testCtx(t, 60*time.Second)
+	harness.Secret("etcd-root-pw-1")
+	harness.Secret("etcd-authproxy-pw-1")
+	for _, step := range []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", "etcd-root-pw-1"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "authproxy"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "authproxy", "/authproxy/", clientv3.GetPrefixRangeEnd("/authproxy/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, "authproxy", "etcd-authproxy-pw-1"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "authproxy", "authproxy"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	} {
+		must(t, step())
+	}
+	passwordFile := filepath.Join(dir, "etcd-password")
+	must(t, os.WriteFile(passwordFile, []byte("etcd-authproxy-pw-1\n"), 0o600))
+
+	fake := startFake(t)
+	p := harness.Start(t, harness.Options{Backend: fake.Addr(), Credentials: fmt.Sprintf(`credentials:
+  store: etcd
+  etcd:
+    endpoints: [%q]
+    tls: {caFile: %q, certFile: %q, keyFile: %q}
+    username: authproxy
+    passwordFile: %q
+`, etcd.URL, ca, cert, key, passwordFile)})
+	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	must(t, getVersion(ctx, m, "root:Milvus"))
+	st, err := m.CreateCredential(withToken(ctx, "root:Milvus"), &milvuspb.CreateCredentialRequest{Username: "dave", Password: b64("Dave-pw-12")})
+	if err != nil || st.GetCode() != 0 {
+		t.Fatalf("create through TLS and an etcd user: %v %v", st, err)
+	}
+	harness.Password("dave", "Dave-pw-12")
+	must(t, getVersion(ctx, m, "dave:Dave-pw-12"))
+	if strings.Contains(p.Logs(), "etcd-authproxy-pw-1") {
+		t.Fatal("the etcd password reached the log")
 	}
 }
