@@ -48,7 +48,7 @@ func newTestVerifier(t testing.TB, opts VerifierOptions, users map[string]string
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Update(func(s *credentials.Set) error {
+		if err := store.Update(context.Background(), func(s *credentials.Set) error {
 			s.PutUser(&credentials.User{Name: name, PasswordHash: hash})
 			return nil
 		}); err != nil {
@@ -158,7 +158,7 @@ func TestPasswordChangeAndDeletionInvalidateCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash, _ := credentials.HashPassword("P@ssw0rd123")
-	if err := store.Update(func(s *credentials.Set) error {
+	if err := store.Update(context.Background(), func(s *credentials.Set) error {
 		u, _ := s.User("user_1")
 		u.PasswordHash = hash
 		return nil
@@ -171,7 +171,7 @@ func TestPasswordChangeAndDeletionInvalidateCache(t *testing.T) {
 	if _, err := v.Verify(ctx, Credential{User: "user_1", Password: "P@ssw0rd123"}, "p"); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(func(s *credentials.Set) error { s.DeleteUser("user_1"); return nil }); err != nil {
+	if err := store.Update(context.Background(), func(s *credentials.Set) error { s.DeleteUser("user_1"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.Verify(ctx, Credential{User: "user_1", Password: "P@ssw0rd123"}, "p"); err == nil {
@@ -215,7 +215,7 @@ func TestLongPasswordEveryCharacterCounts(t *testing.T) {
 func TestAPIKey(t *testing.T) {
 	v, store := newTestVerifier(t, VerifierOptions{}, nil)
 	key, _ := credentials.NewAPIKey()
-	if err := store.Update(func(s *credentials.Set) error {
+	if err := store.Update(context.Background(), func(s *credentials.Set) error {
 		return s.PutAPIKey(&credentials.APIKey{Name: "ci", User: "root", Digest: credentials.APIKeyDigest(key)})
 	}); err != nil {
 		t.Fatal(err)
@@ -386,7 +386,7 @@ func TestBcryptFailureTakesAnArgon2Time(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(func(s *credentials.Set) error {
+	if err := store.Update(context.Background(), func(s *credentials.Set) error {
 		s.PutUser(&credentials.User{Name: "imported", PasswordHash: string(h)})
 		return nil
 	}); err != nil {

@@ -188,8 +188,8 @@ func (s *EtcdStore) following(err error) {
 }
 
 // Reload implements Store: a fresh list.
-func (s *EtcdStore) Reload() (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+func (s *EtcdStore) Reload(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
 	before := s.cur.Load()
 	if err := s.relist(ctx); err != nil {
@@ -367,10 +367,10 @@ var ErrUnavailable = errors.New("credential store unreachable")
 // no other writer committed in between (the sequence key's revision); on a
 // conflict it reads again and retries. It returns once this replica's
 // current Set holds the change.
-func (s *EtcdStore) Update(mutate func(*Set) error) error {
+func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*s.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, 3*s.opts.RequestTimeout)
 	defer cancel()
 	for attempt := range 64 {
 		if attempt > 0 {

@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -197,7 +198,10 @@ func (f *FileStore) Current() *Set { return f.cur.Load().set }
 // beside the credential file from its read to its write, so the proxy and
 // every `authproxy user`/`apikey` command serialize their changes: mutate
 // always applies to what is on disk then, and no change is lost.
-func (f *FileStore) Update(mutate func(*Set) error) error {
+func (f *FileStore) Update(ctx context.Context, mutate func(*Set) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	unlock, err := lockFile(f.path)
@@ -279,7 +283,7 @@ func writeTarget(path string) string {
 
 // Reload implements Store. A file whose digest equals the current one (such
 // as our own last write) is not parsed again and reports changed=false.
-func (f *FileStore) Reload() (bool, error) {
+func (f *FileStore) Reload(context.Context) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 

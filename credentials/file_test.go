@@ -3,6 +3,7 @@ package credentials
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -156,7 +157,7 @@ func TestUpdatePersists(t *testing.T) {
 	cheapHashing(t)
 	s := openTest(t, path)
 	key, _ := NewAPIKey()
-	err := s.Update(func(set *Set) error {
+	err := s.Update(context.Background(), func(set *Set) error {
 		set.PutUser(&User{Name: "alice", PasswordHash: testArgon, Roles: []string{RolePublic}})
 		return set.PutAPIKey(&APIKey{Name: "ci", User: "alice", Digest: APIKeyDigest(key)})
 	})
@@ -184,14 +185,14 @@ func TestUpdateFailureChangesNothing(t *testing.T) {
 	s := openTest(t, path)
 	before, beforeData := s.Current(), mustRead(t, path)
 	boom := errors.New("boom")
-	err := s.Update(func(set *Set) error {
+	err := s.Update(context.Background(), func(set *Set) error {
 		set.PutUser(&User{Name: "alice", PasswordHash: testArgon})
 		return boom
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Update = %v, want mutate's error", err)
 	}
-	err = s.Update(addUser("9bad"))
+	err = s.Update(context.Background(), addUser("9bad"))
 	if err == nil || !strings.Contains(err.Error(), "first character must be a letter") {
 		t.Fatalf("Update with an invalid name = %v", err)
 	}
@@ -221,7 +222,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	for g := range 20 {
 		wg.Go(func() {
 			for i := range 10 {
-				errs <- s.Update(addUser(fmt.Sprintf("g%02du%02d", g, i)))
+				errs <- s.Update(context.Background(), addUser(fmt.Sprintf("g%02du%02d", g, i)))
 				_ = len(s.Current().Users()) // concurrent reader
 			}
 		})
@@ -243,11 +244,11 @@ func TestExternalEditBetweenUpdatesIsKept(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	cheapHashing(t)
 	s := openTest(t, path)
-	if err := s.Update(addUser("alice")); err != nil {
+	if err := s.Update(context.Background(), addUser("alice")); err != nil {
 		t.Fatal(err)
 	}
 	appendUser(t, path, "edited")
-	if err := s.Update(addUser("bob")); err != nil {
+	if err := s.Update(context.Background(), addUser("bob")); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"alice", "bob", "edited", "root"}
@@ -260,10 +261,10 @@ func TestExternalEditBetweenUpdatesIsKept(t *testing.T) {
 
 	// Another process's store on the same file: neither loses the other's users.
 	other := openTest(t, path)
-	if err := other.Update(addUser("carol")); err != nil {
+	if err := other.Update(context.Background(), addUser("carol")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Update(addUser("dave")); err != nil {
+	if err := s.Update(context.Background(), addUser("dave")); err != nil {
 		t.Fatal(err)
 	}
 	if got := userNames(s.Current()); !slices.Contains(got, "carol") || !slices.Contains(got, "dave") {
@@ -275,17 +276,17 @@ func TestReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	cheapHashing(t)
 	s := openTest(t, path)
-	if changed, err := s.Reload(); changed || err != nil {
+	if changed, err := s.Reload(context.Background()); changed || err != nil {
 		t.Fatalf("Reload of an unchanged file = %v, %v", changed, err)
 	}
-	if err := s.Update(addUser("alice")); err != nil {
+	if err := s.Update(context.Background(), addUser("alice")); err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := s.Reload(); changed || err != nil {
+	if changed, err := s.Reload(context.Background()); changed || err != nil {
 		t.Fatalf("Reload after our own write = %v, %v; want false, nil", changed, err)
 	}
 	appendUser(t, path, "edited")
-	if changed, err := s.Reload(); !changed || err != nil {
+	if changed, err := s.Reload(context.Background()); !changed || err != nil {
 		t.Fatalf("Reload after an external edit = %v, %v", changed, err)
 	}
 	if _, ok := s.Current().User("edited"); !ok {
@@ -300,7 +301,7 @@ func TestReloadCorruptKeepsOldSet(t *testing.T) {
 	before, beforeDigest := s.Current(), s.Digest()
 	lines := strings.Count(string(mustRead(t, path)), "\n")
 	appendUser(t, path, "root") // duplicate of the bootstrap root
-	changed, err := s.Reload()
+	changed, err := s.Reload(context.Background())
 	want := fmt.Sprintf(`duplicate user "root" at line %d`, lines+1)
 	if changed || err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Reload = %v, %v; want an error naming %s and %q", changed, err, path, want)
@@ -308,7 +309,7 @@ func TestReloadCorruptKeepsOldSet(t *testing.T) {
 	if s.Current() != before || s.Digest() != beforeDigest {
 		t.Fatal("a failed Reload replaced the Set")
 	}
-	err = s.Update(addUser("alice"))
+	err = s.Update(context.Background(), addUser("alice"))
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Update over an invalid file = %v, want refusal naming the problem", err)
 	}
@@ -332,7 +333,7 @@ func readOnlyScenario(dir string) error {
 	}
 	defer os.Chmod(dir, 0o700)
 	before, beforeData := s.Current(), mustReadErr(path)
-	err = s.Update(addUser("alice"))
+	err = s.Update(context.Background(), addUser("alice"))
 	if !errors.Is(err, ErrReadOnly) || !errors.Is(err, syscall.EACCES) || !strings.Contains(err.Error(), "read-only") {
 		return fmt.Errorf("Update in a read-only directory = %v, want ErrReadOnly", err)
 	}
@@ -416,7 +417,7 @@ func crashWriterChild(path string) {
 		os.Exit(1)
 	}
 	for n := len(s.Current().Users()); ; n++ {
-		if err := s.Update(addUser(fmt.Sprintf("u%05d", n))); err != nil {
+		if err := s.Update(context.Background(), addUser(fmt.Sprintf("u%05d", n))); err != nil {
 			fmt.Println("update:", err)
 			os.Exit(1)
 		}
@@ -529,7 +530,7 @@ func TestOversizedFileRefused(t *testing.T) {
 	if err := os.WriteFile(path, bytes.Repeat([]byte("#"), MaxFileBytes+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := s.Reload(); changed || err == nil || !strings.Contains(err.Error(), "larger than") {
+	if changed, err := s.Reload(context.Background()); changed || err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("Reload of an oversized file = %v, %v", changed, err)
 	}
 	if s.Current() != before {

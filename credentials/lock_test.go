@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,7 +35,7 @@ func TestConcurrentWritersOfOneFileLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := store.Update(func(s *Set) error {
+			err := store.Update(context.Background(), func(s *Set) error {
 				s.PutUser(&User{Name: fmt.Sprintf("user_%02d", i), PasswordHash: testArgon})
 				return nil
 			})
@@ -71,7 +72,7 @@ func TestWriteGoesThroughSymlinks(t *testing.T) {
 
 	store, err := OpenFile(filepath.Join(dir, "credentials.yaml"), FileOptions{Logger: quiet()})
 	must(err)
-	must(store.Update(func(s *Set) error { s.PutUser(&User{Name: "alice", PasswordHash: testArgon}); return nil }))
+	must(store.Update(context.Background(), func(s *Set) error { s.PutUser(&User{Name: "alice", PasswordHash: testArgon}); return nil }))
 
 	for _, link := range []string{"credentials.yaml", "..data"} {
 		fi, err := os.Lstat(filepath.Join(dir, link))

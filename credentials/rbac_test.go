@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -92,7 +93,7 @@ func TestVersion1FileIsUpgradedOnFirstWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := store.Current()
-	if err := store.Update(func(s *Set) error { s.PutRole(&Role{Name: "reader"}); return nil }); err != nil {
+	if err := store.Update(context.Background(), func(s *Set) error { s.PutRole(&Role{Name: "reader"}); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)

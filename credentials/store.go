@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -46,11 +47,11 @@ type Store interface {
 	// result durably, then publishes it. If mutate, validation or the write
 	// fails, neither memory nor storage changes and mutate's error is returned
 	// as is. Errors from a read-only backing store wrap ErrReadOnly.
-	Update(mutate func(*Set) error) error
+	Update(ctx context.Context, mutate func(*Set) error) error
 	// Reload re-reads the backing storage and publishes it if it is valid and
 	// differs from the current state. On error the old Set stays in place and
 	// the error names the problem (file and line).
-	Reload() (changed bool, err error)
+	Reload(ctx context.Context) (changed bool, err error)
 }
 
 // Set is an immutable snapshot of all credentials; never modify one you did

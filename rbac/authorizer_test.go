@@ -1,6 +1,7 @@
 package rbac
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -38,7 +39,7 @@ func newAuthorizer(t testing.TB) (*Authorizer, *credentials.FileStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = store.Update(func(s *credentials.Set) error {
+	err = store.Update(context.Background(), func(s *credentials.Set) error {
 		s.PutRole(&credentials.Role{Name: "reader"})
 		s.PutUser(&credentials.User{Name: "alice", PasswordHash: testHash, Roles: []string{"reader"}})
 		s.PutUser(&credentials.User{Name: "ops", PasswordHash: testHash, Roles: []string{credentials.RoleAdmin}})
@@ -109,7 +110,7 @@ func TestDecisions(t *testing.T) {
 	}
 
 	// A revoke applies to the next call.
-	if err := store.Update(func(s *credentials.Set) error {
+	if err := store.Update(context.Background(), func(s *credentials.Set) error {
 		s.DeleteGrant(credentials.GrantKey{Role: "reader", Object: "Collection", ObjectName: "books", DB: "default", Privilege: "Search"})
 		return nil
 	}); err != nil {

@@ -118,7 +118,7 @@ func (e *testEnv) addUser(t *testing.T, name, password string, roles ...string) 
 		t.Fatal(err)
 	}
 	for _, r := range roles {
-		if err := e.users.GrantRole(usermgmt.Caller{}, name, r); err != nil {
+		if err := e.users.GrantRole(context.Background(), usermgmt.Caller{}, name, r); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -92,13 +92,13 @@ var userOps = map[string]userOp{
 		return noData, s.UpdatePassword(ctx, c, q.UserName, q.Password, q.NewPassword)
 	}},
 	"users/drop": {required: []string{"userName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.DropUser(c, q.UserName)
+		return noData, s.DropUser(ctx, c, q.UserName)
 	}},
 	"users/grant_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.GrantRole(c, q.UserName, q.RoleName)
+		return noData, s.GrantRole(ctx, c, q.UserName, q.RoleName)
 	}},
 	"users/revoke_role": {required: []string{"userName", "roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.RevokeRole(c, q.UserName, q.RoleName)
+		return noData, s.RevokeRole(ctx, c, q.UserName, q.RoleName)
 	}},
 	"roles/list": {call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
 		infos, err := s.SelectRole(c, "", false)
@@ -118,20 +118,20 @@ var userOps = map[string]userOp{
 		return out, err
 	}},
 	"roles/create": {required: []string{"roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.CreateRole(c, q.RoleName)
+		return noData, s.CreateRole(ctx, c, q.RoleName)
 	}},
 	"roles/drop": {required: []string{"roleName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.DropRole(c, q.RoleName, false)
+		return noData, s.DropRole(ctx, c, q.RoleName, false)
 	}},
 	"roles/grant_privilege":     privilegeOp(false, true),
 	"roles/revoke_privilege":    privilegeOp(false, false),
 	"roles/grant_privilege_v2":  privilegeOp(true, true),
 	"roles/revoke_privilege_v2": privilegeOp(true, false),
 	"privilege_groups/create": {required: []string{"privilegeGroupName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.CreatePrivilegeGroup(c, q.PrivilegeGroupName)
+		return noData, s.CreatePrivilegeGroup(ctx, c, q.PrivilegeGroupName)
 	}},
 	"privilege_groups/drop": {required: []string{"privilegeGroupName"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.DropPrivilegeGroup(c, q.PrivilegeGroupName)
+		return noData, s.DropPrivilegeGroup(ctx, c, q.PrivilegeGroupName)
 	}},
 	"privilege_groups/list": {call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, _ *userRequest) (any, error) {
 		groups, err := s.ListPrivilegeGroups(c)
@@ -156,14 +156,14 @@ func privilegeOp(v2, grant bool) userOp {
 		if v2 {
 			p.ObjectName = q.CollectionName
 		}
-		return noData, s.GrantPrivilege(c, p, grant)
+		return noData, s.GrantPrivilege(ctx, c, p, grant)
 	}}
 }
 
 // groupOp adds privileges to a group, or removes them.
 func groupOp(add bool) userOp {
 	return userOp{required: []string{"privilegeGroupName", "privileges"}, call: func(ctx context.Context, s *usermgmt.Service, c usermgmt.Caller, q *userRequest) (any, error) {
-		return noData, s.OperatePrivilegeGroup(c, q.PrivilegeGroupName, q.Privileges, add)
+		return noData, s.OperatePrivilegeGroup(ctx, c, q.PrivilegeGroupName, q.Privileges, add)
 	}}
 }
 

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strings"
@@ -103,7 +104,7 @@ func addAPIKey(t *testing.T, e *testEnv) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = e.store.Update(func(s *credentials.Set) error {
+	err = e.store.Update(context.Background(), func(s *credentials.Set) error {
 		return s.PutAPIKey(&credentials.APIKey{Name: "ci", User: "root", Digest: credentials.APIKeyDigest(key), Created: time.Now()})
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
@@ -85,7 +86,9 @@ func (s *Server) ReloadAll() {
 // again). The verification cache needs no purge: each entry is only
 // honoured while the store holds the exact hash it was verified against.
 func (s *Server) ReloadCredentials() {
-	changed, err := s.store.Reload()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	changed, err := s.store.Reload(ctx)
 	s.status.Reloaded("credentials", s.store.describe(), changed, err)
 	switch {
 	case err != nil:

@@ -35,10 +35,12 @@ func (r *storeRef) backing() backingStore {
 	return r.file.Load()
 }
 
-func (r *storeRef) Current() *credentials.Set                   { return r.backing().Current() }
-func (r *storeRef) Update(m func(*credentials.Set) error) error { return r.backing().Update(m) }
-func (r *storeRef) Reload() (bool, error)                       { return r.backing().Reload() }
-func (r *storeRef) Check() error                                { return r.backing().Check() }
+func (r *storeRef) Current() *credentials.Set { return r.backing().Current() }
+func (r *storeRef) Update(ctx context.Context, m func(*credentials.Set) error) error {
+	return r.backing().Update(ctx, m)
+}
+func (r *storeRef) Reload(ctx context.Context) (bool, error) { return r.backing().Reload(ctx) }
+func (r *storeRef) Check() error                             { return r.backing().Check() }
 
 // staleSeconds is how long the store has not followed its source (etcd);
 // 0 for a file store, which is always read when it changes.

@@ -50,7 +50,7 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 			description, hasDescription := unknownString(r, updateDescriptionField)
 			if hasDescription && r.GetNewPassword() == "" {
 				// update_user with a description and no new password.
-				return statusReply(s.SetDescription(callerOf(ctx), r.GetUsername(), description))
+				return statusReply(s.SetDescription(ctx, callerOf(ctx), r.GetUsername(), description))
 			}
 			oldPassword, err := decodePassword(r.GetOldPassword())
 			if err != nil {
@@ -61,12 +61,12 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 				err = s.UpdatePassword(ctx, callerOf(ctx), r.GetUsername(), oldPassword, newPassword)
 			}
 			if err == nil && hasDescription {
-				err = s.SetDescription(callerOf(ctx), r.GetUsername(), description)
+				err = s.SetDescription(ctx, callerOf(ctx), r.GetUsername(), description)
 			}
 			return statusReply(err)
 		}),
 		unary("DeleteCredential", func(ctx context.Context, r *milvuspb.DeleteCredentialRequest) (*commonpb.Status, error) {
-			return statusReply(s.DropUser(callerOf(ctx), r.GetUsername()))
+			return statusReply(s.DropUser(ctx, callerOf(ctx), r.GetUsername()))
 		}),
 		unary("ListCredUsers", func(ctx context.Context, _ *milvuspb.ListCredUsersRequest) (*milvuspb.ListCredUsersResponse, error) {
 			names, err := s.ListUsers(callerOf(ctx))
@@ -112,9 +112,9 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 			var err error
 			switch r.GetType() {
 			case milvuspb.OperateUserRoleType_AddUserToRole:
-				err = s.GrantRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
+				err = s.GrantRole(ctx, callerOf(ctx), r.GetUsername(), r.GetRoleName())
 			case milvuspb.OperateUserRoleType_RemoveUserFromRole:
-				err = s.RevokeRole(callerOf(ctx), r.GetUsername(), r.GetRoleName())
+				err = s.RevokeRole(ctx, callerOf(ctx), r.GetUsername(), r.GetRoleName())
 			default:
 				err = &Error{Kind: KindInvalidParameter, Reason: "invalid operate user role type: invalid parameter"}
 			}

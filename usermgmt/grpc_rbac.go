@@ -14,10 +14,10 @@ import (
 func (s *Service) rbacMethods() []grpc.StreamDesc {
 	return []grpc.StreamDesc{
 		unary("CreateRole", func(ctx context.Context, r *milvuspb.CreateRoleRequest) (*commonpb.Status, error) {
-			return statusReply(s.CreateRole(callerOf(ctx), r.GetEntity().GetName()))
+			return statusReply(s.CreateRole(ctx, callerOf(ctx), r.GetEntity().GetName()))
 		}),
 		unary("DropRole", func(ctx context.Context, r *milvuspb.DropRoleRequest) (*commonpb.Status, error) {
-			return statusReply(s.DropRole(callerOf(ctx), r.GetRoleName(), r.GetForceDrop()))
+			return statusReply(s.DropRole(ctx, callerOf(ctx), r.GetRoleName(), r.GetForceDrop()))
 		}),
 		unary("SelectGrant", func(ctx context.Context, r *milvuspb.SelectGrantRequest) (*milvuspb.SelectGrantResponse, error) {
 			e := r.GetEntity()
@@ -33,18 +33,18 @@ func (s *Service) rbacMethods() []grpc.StreamDesc {
 			e := r.GetEntity()
 			p := Privilege{Role: e.GetRole().GetName(), Object: e.GetObject().GetName(), ObjectName: e.GetObjectName(),
 				DB: e.GetDbName(), Privilege: e.GetGrantor().GetPrivilege().GetName(), V2: r.GetVersion() == "v2"}
-			return statusReply(s.GrantPrivilege(callerOf(ctx), p, r.GetType() == milvuspb.OperatePrivilegeType_Grant))
+			return statusReply(s.GrantPrivilege(ctx, callerOf(ctx), p, r.GetType() == milvuspb.OperatePrivilegeType_Grant))
 		}),
 		unary("OperatePrivilegeV2", func(ctx context.Context, r *milvuspb.OperatePrivilegeV2Request) (*commonpb.Status, error) {
 			p := Privilege{Role: r.GetRole().GetName(), ObjectName: r.GetCollectionName(), DB: r.GetDbName(),
 				Privilege: r.GetGrantor().GetPrivilege().GetName(), V2: true}
-			return statusReply(s.GrantPrivilege(callerOf(ctx), p, r.GetType() == milvuspb.OperatePrivilegeType_Grant))
+			return statusReply(s.GrantPrivilege(ctx, callerOf(ctx), p, r.GetType() == milvuspb.OperatePrivilegeType_Grant))
 		}),
 		unary("CreatePrivilegeGroup", func(ctx context.Context, r *milvuspb.CreatePrivilegeGroupRequest) (*commonpb.Status, error) {
-			return statusReply(s.CreatePrivilegeGroup(callerOf(ctx), r.GetGroupName()))
+			return statusReply(s.CreatePrivilegeGroup(ctx, callerOf(ctx), r.GetGroupName()))
 		}),
 		unary("DropPrivilegeGroup", func(ctx context.Context, r *milvuspb.DropPrivilegeGroupRequest) (*commonpb.Status, error) {
-			return statusReply(s.DropPrivilegeGroup(callerOf(ctx), r.GetGroupName()))
+			return statusReply(s.DropPrivilegeGroup(ctx, callerOf(ctx), r.GetGroupName()))
 		}),
 		unary("ListPrivilegeGroups", func(ctx context.Context, _ *milvuspb.ListPrivilegeGroupsRequest) (*milvuspb.ListPrivilegeGroupsResponse, error) {
 			groups, err := s.ListPrivilegeGroups(callerOf(ctx))
@@ -57,7 +57,7 @@ func (s *Service) rbacMethods() []grpc.StreamDesc {
 				names = append(names, p.GetName())
 			}
 			add := r.GetType() == milvuspb.OperatePrivilegeGroupType_AddPrivilegesToGroup
-			return statusReply(s.OperatePrivilegeGroup(callerOf(ctx), r.GetGroupName(), names, add))
+			return statusReply(s.OperatePrivilegeGroup(ctx, callerOf(ctx), r.GetGroupName(), names, add))
 		}),
 		unary("BackupRBAC", func(ctx context.Context, _ *milvuspb.BackupRBACMetaRequest) (*milvuspb.BackupRBACMetaResponse, error) {
 			m, err := s.BackupRBAC(callerOf(ctx))
@@ -69,7 +69,7 @@ func (s *Service) rbacMethods() []grpc.StreamDesc {
 			return resp, gerr
 		}),
 		unary("RestoreRBAC", func(ctx context.Context, r *milvuspb.RestoreRBACMetaRequest) (*commonpb.Status, error) {
-			return statusReply(s.RestoreRBAC(callerOf(ctx), rbacMetaFrom(r.GetRBACMeta())))
+			return statusReply(s.RestoreRBAC(ctx, callerOf(ctx), rbacMetaFrom(r.GetRBACMeta())))
 		}),
 	}
 }

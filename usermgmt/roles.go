@@ -1,6 +1,7 @@
 package usermgmt
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,7 +39,7 @@ func invalid(code commonpb.ErrorCode, format string, args ...any) *Error {
 }
 
 // CreateRole adds a custom role.
-func (s *Service) CreateRole(c Caller, name string) error {
+func (s *Service) CreateRole(ctx context.Context, c Caller, name string) error {
 	return s.audit("create_role", c, name, func() error {
 		if err := s.require(c, privCreate); err != nil {
 			return err
@@ -46,7 +47,7 @@ func (s *Service) CreateRole(c Caller, name string) error {
 		if err := credentials.ValidateRoleName(name); err != nil {
 			return invalid(commonpb.ErrorCode_CreateRoleFailure, "invalid role name %s: %s", name, err)
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			if set.RoleExists(name) {
 				return &Error{Kind: KindExists, Legacy: commonpb.ErrorCode_CreateRoleFailure, Reason: fmt.Sprintf("role [name:%q] already exists", name)}
 			}
@@ -61,7 +62,7 @@ func (s *Service) CreateRole(c Caller, name string) error {
 
 // DropRole removes a custom role and its bindings; with grants, only when
 // forced, which removes them too.
-func (s *Service) DropRole(c Caller, name string, force bool) error {
+func (s *Service) DropRole(ctx context.Context, c Caller, name string, force bool) error {
 	return s.audit("drop_role", c, name, func() error {
 		if err := s.require(c, privDrop); err != nil {
 			return err
@@ -69,7 +70,7 @@ func (s *Service) DropRole(c Caller, name string, force bool) error {
 		if credentials.IsBuiltinRole(name) {
 			return invalid(commonpb.ErrorCode_DropRoleFailure, "the role[%s] is a default role, which can't be dropped", name)
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			if _, ok := set.Role(name); !ok {
 				return roleNotFound(commonpb.ErrorCode_DropRoleFailure)
 			}
@@ -83,21 +84,21 @@ func (s *Service) DropRole(c Caller, name string, force bool) error {
 }
 
 // GrantRole binds a role to a user.
-func (s *Service) GrantRole(c Caller, name, role string) error {
-	return s.operateRole("grant_role", c, name, role, true)
+func (s *Service) GrantRole(ctx context.Context, c Caller, name, role string) error {
+	return s.operateRole(ctx, "grant_role", c, name, role, true)
 }
 
 // RevokeRole unbinds a role from a user.
-func (s *Service) RevokeRole(c Caller, name, role string) error {
-	return s.operateRole("revoke_role", c, name, role, false)
+func (s *Service) RevokeRole(ctx context.Context, c Caller, name, role string) error {
+	return s.operateRole(ctx, "revoke_role", c, name, role, false)
 }
 
-func (s *Service) operateRole(op string, c Caller, name, role string, grant bool) error {
+func (s *Service) operateRole(ctx context.Context, op string, c Caller, name, role string, grant bool) error {
 	return s.audit(op, c, name+" "+role, func() error {
 		if err := s.require(c, privManage); err != nil {
 			return err
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			u, ok := set.User(name)
 			if !ok {
 				return &Error{Kind: KindNotFound, Legacy: commonpb.ErrorCode_OperateUserRoleFailure, Reason: "not found the user, maybe the user isn't existed or internal system error"}
@@ -213,7 +214,7 @@ type Privilege struct {
 // GrantPrivilege grants (grant true) or revokes a privilege, with Milvus's
 // rules for v1 and v2 and its related privileges (Load brings
 // GetLoadState and GetLoadingProgress, Flush brings GetFlushState).
-func (s *Service) GrantPrivilege(c Caller, p Privilege, grant bool) error {
+func (s *Service) GrantPrivilege(ctx context.Context, c Caller, p Privilege, grant bool) error {
 	op := "grant_privilege"
 	if !grant {
 		op = "revoke_privilege"
@@ -233,7 +234,7 @@ func (s *Service) GrantPrivilege(c Caller, p Privilege, grant bool) error {
 		if api := privilege.FromEnumName(p.Privilege); api != p.Privilege && privilege.Known(api) {
 			p.Privilege = api
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			grants, err := s.grantsFor(set, p)
 			if err != nil {
 				return err
@@ -354,7 +355,7 @@ func checkGroupScope(code commonpb.ErrorCode, level, db, collection string) erro
 }
 
 // CreatePrivilegeGroup adds an empty custom group.
-func (s *Service) CreatePrivilegeGroup(c Caller, name string) error {
+func (s *Service) CreatePrivilegeGroup(ctx context.Context, c Caller, name string) error {
 	const code = commonpb.ErrorCode_CreatePrivilegeGroupFailure
 	return s.audit("create_privilege_group", c, name, func() error {
 		if err := s.require(c, privCreateGroup); err != nil {
@@ -366,7 +367,7 @@ func (s *Service) CreatePrivilegeGroup(c Caller, name string) error {
 		if privilege.Known(name) {
 			return invalid(code, "privilege group name [%s] is defined by built in privileges or privilege groups in system", name)
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			if _, ok := set.PrivilegeGroup(name); ok {
 				return &Error{Kind: KindExists, Legacy: code, Reason: fmt.Sprintf("privilege group [%s] already exists", name)}
 			}
@@ -378,7 +379,7 @@ func (s *Service) CreatePrivilegeGroup(c Caller, name string) error {
 
 // DropPrivilegeGroup removes a custom group no role holds; a group that
 // does not exist is dropped successfully, as in Milvus.
-func (s *Service) DropPrivilegeGroup(c Caller, name string) error {
+func (s *Service) DropPrivilegeGroup(ctx context.Context, c Caller, name string) error {
 	const code = commonpb.ErrorCode_DropPrivilegeGroupFailure
 	return s.audit("drop_privilege_group", c, name, func() error {
 		if err := s.require(c, privDropGroup); err != nil {
@@ -387,7 +388,7 @@ func (s *Service) DropPrivilegeGroup(c Caller, name string) error {
 		if privilege.IsGroup(name) {
 			return invalid(code, "privilege group [%s] is a built-in group, which can't be dropped", name)
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			for _, g := range set.Grants() {
 				if g.Privilege == name {
 					return invalid(code, "privilege group [%s] is used by role [%s], Use REVOKE API to revoke it first", name, g.Role)
@@ -414,7 +415,7 @@ func (s *Service) ListPrivilegeGroups(c Caller) ([]privilege.Group, error) {
 }
 
 // OperatePrivilegeGroup adds privileges to a custom group, or removes them.
-func (s *Service) OperatePrivilegeGroup(c Caller, name string, privileges []string, add bool) error {
+func (s *Service) OperatePrivilegeGroup(ctx context.Context, c Caller, name string, privileges []string, add bool) error {
 	const code = commonpb.ErrorCode_OperatePrivilegeGroupFailure
 	op := "add_privileges_to_group"
 	if !add {
@@ -432,7 +433,7 @@ func (s *Service) OperatePrivilegeGroup(c Caller, name string, privileges []stri
 				return invalid(code, "not found the privilege name[%s]", p)
 			}
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			g, ok := set.PrivilegeGroup(name)
 			if !ok {
 				return invalid(code, "there is no privilege group name [%s] to operate", name)
@@ -495,12 +496,12 @@ func (s *Service) BackupRBAC(c Caller) (*RBACMeta, error) {
 // RestoreRBAC adds what a backup holds, all or nothing. Bindings of users
 // that do not exist here are refused: users (and their passwords) are
 // restored with the credential file, not with RBAC.
-func (s *Service) RestoreRBAC(c Caller, m *RBACMeta) error {
+func (s *Service) RestoreRBAC(ctx context.Context, c Caller, m *RBACMeta) error {
 	return s.audit("restore_rbac", c, "", func() error {
 		if err := s.require(c, privRestore); err != nil {
 			return err
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			now := s.now().UTC()
 			for _, r := range m.Roles {
 				if !set.RoleExists(r) {

@@ -16,12 +16,12 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		}
 	}
 	must(s.CreateUser(bg, root, "alice", "P@ssw0rd", ""))
-	must(s.CreateRole(root, "reader"))
-	must(s.GrantRole(root, "alice", "reader"))
-	must(s.CreatePrivilegeGroup(root, "querying"))
-	must(s.OperatePrivilegeGroup(root, "querying", []string{"Query", "Search"}, true))
-	must(s.GrantPrivilege(root, Privilege{Role: "reader", Object: "Collection", ObjectName: "books", Privilege: "Load"}, true))
-	must(s.GrantPrivilege(root, Privilege{Role: "reader", ObjectName: "films", Privilege: "querying", V2: true}, true))
+	must(s.CreateRole(bg, root, "reader"))
+	must(s.GrantRole(bg, root, "alice", "reader"))
+	must(s.CreatePrivilegeGroup(bg, root, "querying"))
+	must(s.OperatePrivilegeGroup(bg, root, "querying", []string{"Query", "Search"}, true))
+	must(s.GrantPrivilege(bg, root, Privilege{Role: "reader", Object: "Collection", ObjectName: "books", Privilege: "Load"}, true))
+	must(s.GrantPrivilege(bg, root, Privilege{Role: "reader", ObjectName: "films", Privilege: "querying", V2: true}, true))
 	backup, err := s.BackupRBAC(root)
 	must(err)
 	if len(backup.Grants) != 4 { // Load brings GetLoadState and GetLoadingProgress
@@ -30,7 +30,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 	t2, _, _ := newService(t)
 	must(t2.CreateUser(bg, root, "alice", "P@ssw0rd", ""))
-	must(t2.RestoreRBAC(root, backup))
+	must(t2.RestoreRBAC(bg, root, backup))
 	again, err := t2.BackupRBAC(root)
 	must(err)
 	if !reflect.DeepEqual(again, backup) {
@@ -38,7 +38,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}
 	// A backup naming a user the store lacks is refused whole.
 	t3, store3, _ := newService(t)
-	if err := t3.RestoreRBAC(root, backup); err == nil {
+	if err := t3.RestoreRBAC(bg, root, backup); err == nil {
 		t.Fatal("restore with an unknown user succeeded")
 	}
 	if _, ok := store3.Current().Role("reader"); ok {

@@ -155,7 +155,7 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, name, password, desc
 		if err != nil {
 			return Internal(err)
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			if _, ok := set.User(name); ok {
 				return &Error{Kind: KindExists, Reason: "user already exists: " + name}
 			}
@@ -193,7 +193,7 @@ func (s *Service) UpdatePassword(ctx context.Context, c Caller, name, oldPasswor
 		if err != nil {
 			return Internal(err)
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			u, ok := set.User(name)
 			if !ok {
 				return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
@@ -211,7 +211,7 @@ func (s *Service) UpdatePassword(ctx context.Context, c Caller, name, oldPasswor
 }
 
 // DropUser deletes a user (and its API keys); root cannot be deleted.
-func (s *Service) DropUser(c Caller, name string) error {
+func (s *Service) DropUser(ctx context.Context, c Caller, name string) error {
 	return s.audit("drop_user", c, name, func() error {
 		if err := s.require(c, privDrop); err != nil {
 			return err
@@ -219,7 +219,7 @@ func (s *Service) DropUser(c Caller, name string) error {
 		if name == credentials.RootUser {
 			return &Error{Kind: KindRootUndeletable, Reason: "root user cannot be deleted: privilege not permitted"}
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			// Like Milvus, dropping a user that does not exist succeeds.
 			set.DeleteUser(name)
 			return nil
@@ -259,7 +259,7 @@ func (s *Service) DescribeUser(c Caller, name string) (roles []string, found boo
 
 // SetDescription changes a user's description (pymilvus's update_user):
 // a user may change their own, holders of UpdateUser anyone's.
-func (s *Service) SetDescription(c Caller, name, description string) error {
+func (s *Service) SetDescription(ctx context.Context, c Caller, name, description string) error {
 	return s.audit("update_user", c, name, func() error {
 		if err := s.requireOn(c, privUpdate, name); err != nil {
 			return err
@@ -267,7 +267,7 @@ func (s *Service) SetDescription(c Caller, name, description string) error {
 		if err := checkDescription(description); err != nil {
 			return err
 		}
-		return s.update(func(set *credentials.Set) error {
+		return s.update(ctx, func(set *credentials.Set) error {
 			u, ok := set.User(name)
 			if !ok {
 				return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
@@ -306,8 +306,8 @@ func validate(name, password string) error {
 
 // update persists a change; a store that cannot be written refuses it with
 // a message saying so, and nothing changes.
-func (s *Service) update(mutate func(*credentials.Set) error) error {
-	err := s.store.Update(mutate)
+func (s *Service) update(ctx context.Context, mutate func(*credentials.Set) error) error {
+	err := s.store.Update(ctx, mutate)
 	var e *Error
 	switch {
 	case err == nil, errors.As(err, &e):

@@ -91,13 +91,13 @@ func TestRulesAndPermissions(t *testing.T) {
 	if err := s.UpdatePassword(bg, user1, "user_1", "P@ssw0rd", "P@ssw0rd123"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DropUser(root, "root"); kindOf(err) != KindRootUndeletable {
+	if err := s.DropUser(bg, root, "root"); kindOf(err) != KindRootUndeletable {
 		t.Fatalf("drop root: %v", err)
 	}
-	if err := s.GrantRole(root, "user_1", "custom"); kindOf(err) != KindNotFound || !strings.Contains(err.Error(), "not found the role") {
+	if err := s.GrantRole(bg, root, "user_1", "custom"); kindOf(err) != KindNotFound || !strings.Contains(err.Error(), "not found the role") {
 		t.Fatalf("a role that does not exist: %v", err)
 	}
-	if err := s.GrantRole(root, "user_1", "admin"); err != nil {
+	if err := s.GrantRole(bg, root, "user_1", "admin"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd", ""); err != nil {
@@ -137,7 +137,7 @@ func TestSuperUserSkipsOldPasswordOnly(t *testing.T) {
 // Kubernetes Secret mount.
 type readOnlyStore struct{ credentials.Store }
 
-func (readOnlyStore) Update(func(*credentials.Set) error) error {
+func (readOnlyStore) Update(context.Context, func(*credentials.Set) error) error {
 	return fmt.Errorf("write /etc/authproxy/credentials.yaml: %w", credentials.ErrReadOnly)
 }
 

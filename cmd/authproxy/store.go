@@ -64,7 +64,7 @@ The destination becomes an exact copy; copying again changes nothing.`,
 				dst = fs
 			}
 			set := src.Current()
-			if err := dst.Update(func(s *credentials.Set) error { s.ReplaceWith(set); return nil }); err != nil {
+			if err := dst.Update(ctx, func(s *credentials.Set) error { s.ReplaceWith(set); return nil }); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "copied %d users, %d API keys, %d roles, %d grants, %d privilege groups from %s to %s\n",

@@ -67,7 +67,7 @@ func (f *storeFlags) update(mutate func(*credentials.Set) error) error {
 		return err
 	}
 	defer done()
-	return store.Update(mutate)
+	return store.Update(context.Background(), mutate)
 }
 
 // table writes aligned rows under a header, for the list commands.

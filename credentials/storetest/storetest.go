@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -22,6 +23,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("users and keys", func(t *testing.T) { usersAndKeys(t, f) })
 	t.Run("roles, grants and groups", func(t *testing.T) { rbac(t, f) })
 	t.Run("a failed update changes nothing", func(t *testing.T) { failedUpdate(t, f) })
+	t.Run("a canceled update changes nothing", func(t *testing.T) { canceledUpdate(t, f) })
 	t.Run("concurrent updates lose nothing", func(t *testing.T) { concurrent(t, f) })
 	t.Run("snapshots are immutable and replaced", func(t *testing.T) { snapshots(t, f) })
 }
@@ -31,7 +33,7 @@ const hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V
 
 func update(t *testing.T, s credentials.Store, mutate func(*credentials.Set) error) {
 	t.Helper()
-	if err := s.Update(mutate); err != nil {
+	if err := s.Update(context.Background(), mutate); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -39,7 +41,7 @@ func update(t *testing.T, s credentials.Store, mutate func(*credentials.Set) err
 // fresh reloads other and returns its view.
 func fresh(t *testing.T, other credentials.Store) *credentials.Set {
 	t.Helper()
-	if _, err := other.Reload(); err != nil {
+	if _, err := other.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return other.Current()
@@ -86,7 +88,7 @@ func rbac(t *testing.T, f Factory) {
 		t.Fatal("privilege group missing")
 	}
 	// Rules hold in every store: a binding to a missing role is refused.
-	err := s.Update(func(set *credentials.Set) error {
+	err := s.Update(context.Background(), func(set *credentials.Set) error {
 		u, _ := set.User("alice")
 		u.Roles = append(u.Roles, "writer")
 		return nil
@@ -105,7 +107,7 @@ func failedUpdate(t *testing.T, f Factory) {
 	s, other := f(t)
 	before := s.Current()
 	refused := errors.New("refused by mutate")
-	err := s.Update(func(set *credentials.Set) error {
+	err := s.Update(context.Background(), func(set *credentials.Set) error {
 		set.PutUser(&credentials.User{Name: "ghost", PasswordHash: hash})
 		return refused
 	})
@@ -117,6 +119,22 @@ func failedUpdate(t *testing.T, f Factory) {
 	}
 	if _, ok := fresh(t, other).User("ghost"); ok {
 		t.Fatal("a refused update reached the storage")
+	}
+}
+
+func canceledUpdate(t *testing.T, f Factory) {
+	s, other := f(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Update(ctx, func(set *credentials.Set) error {
+		set.PutUser(&credentials.User{Name: "late", PasswordHash: hash})
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("an update with a canceled context: %v, want context.Canceled", err)
+	}
+	if _, ok := fresh(t, other).User("late"); ok {
+		t.Fatal("a canceled update reached the storage")
 	}
 }
 
@@ -132,7 +150,7 @@ func concurrent(t *testing.T, f Factory) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := h.Update(func(set *credentials.Set) error {
+			if err := h.Update(context.Background(), func(set *credentials.Set) error {
 				set.PutUser(&credentials.User{Name: fmt.Sprintf("user_%02d", i), PasswordHash: hash})
 				return nil
 			}); err != nil {

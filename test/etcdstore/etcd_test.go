@@ -60,7 +60,7 @@ func TestChangesReachOtherReplicasByWatch(t *testing.T) {
 	endpoint := startEtcd(t)
 	a, b := open(t, endpoint, "/authproxy/"), open(t, endpoint, "/authproxy/")
 	start := time.Now()
-	if err := a.Update(func(s *credentials.Set) error {
+	if err := a.Update(context.Background(), func(s *credentials.Set) error {
 		s.PutUser(&credentials.User{Name: "alice", PasswordHash: hash})
 		return nil
 	}); err != nil {
@@ -178,7 +178,7 @@ func TestCompactionPastAPartitionedReplica(t *testing.T) {
 	seen, _ := b.Revision()
 	relay.setCut(true)
 	for i := range 20 {
-		if err := a.Update(func(s *credentials.Set) error {
+		if err := a.Update(context.Background(), func(s *credentials.Set) error {
 			s.PutUser(&credentials.User{Name: fmt.Sprintf("u%02d", i), PasswordHash: hash})
 			return nil
 		}); err != nil {
