@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -133,5 +134,40 @@ func TestHelmChartRefusesManyReplicasOnAFile(t *testing.T) {
 	must(err)
 	if _, err := engine.Render(chart, rv); err == nil || !strings.Contains(err.Error(), "store.type file serves one replica only") {
 		t.Fatal(fmt.Sprint("3 replicas on a file: ", err))
+	}
+}
+
+var updateExample = flag.Bool("update-example", false, "rewrite examples/kubernetes/three-replicas-etcd.yaml from the chart")
+
+// The plain-manifest example of three replicas on Milvus's etcd is the
+// chart rendered with values-etcd.yaml, so the two never drift apart; it is
+// also checked with the other examples (TestKubernetesManifests).
+func TestThreeReplicaExampleIsTheChartRendered(t *testing.T) {
+	files, err := renderChart(t, "values-etcd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("# Three authproxy replicas in front of an existing Milvus, sharing users and\n" +
+		"# grants through Milvus's etcd: deploy/helm/authproxy rendered with\n" +
+		"# values-etcd.yaml (release \"milvus\"). Regenerate with\n" +
+		"# `cd test && go test ./deploy -run ThreeReplica -update-example`.\n")
+	for _, n := range names {
+		b.WriteString("---\n# " + filepath.Base(n) + "\n")
+		b.WriteString(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(files[n])), "---")) + "\n")
+	}
+	path := filepath.Join(kubeDir, "three-replicas-etcd.yaml")
+	if *updateExample {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := string(readFile(t, path)); got != b.String() {
+		t.Fatalf("%s differs from the chart rendered with values-etcd.yaml; run with -update-example", path)
 	}
 }
