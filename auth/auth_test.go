@@ -473,3 +473,24 @@ func TestConcurrentColdChecksOfOneCredentialShareOneHash(t *testing.T) {
 		t.Fatalf("%d concurrent checks of one credential hashed %d times, want 1", callers, n)
 	}
 }
+
+// An API key stops authenticating at its expiry, with Milvus's message.
+func TestAPIKeyExpires(t *testing.T) {
+	v, store := newTestVerifier(t, VerifierOptions{}, nil)
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	key, _ := credentials.NewAPIKey()
+	if err := store.Update(context.Background(), func(s *credentials.Set) error {
+		return s.PutAPIKey(&credentials.APIKey{Name: "ci", User: "root", Digest: credentials.APIKeyDigest(key), Expires: now.Add(time.Minute)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), Credential{APIKey: key}, "p"); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	now = now.Add(time.Minute)
+	_, err := v.Verify(context.Background(), Credential{APIKey: key}, "p")
+	if f := failureOf(t, err); f.Reason != ReasonExpiredAPIKey || f.Message != MsgBadAPIKey {
+		t.Fatalf("at expiry: %+v", f)
+	}
+}

@@ -10,6 +10,7 @@ const (
 	ReasonUnknownUser   Reason = "unknown_user"
 	ReasonBadPassword   Reason = "bad_password"
 	ReasonBadAPIKey     Reason = "bad_api_key"
+	ReasonExpiredAPIKey Reason = "expired_api_key"
 	ReasonLockedOut     Reason = "locked_out"
 	ReasonCertMismatch  Reason = "certificate_mismatch"
 	ReasonCertIdentity  Reason = "certificate_identity"

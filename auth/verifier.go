@@ -130,6 +130,10 @@ func (v *Verifier) verifyAPIKey(key, peer string) (Identity, error) {
 	set := v.store.Current()
 	k, ok := set.APIKeyByDigest(digest)
 	if ok && subtle.ConstantTimeCompare([]byte(k.Digest), []byte(digest)) == 1 {
+		if k.Expired(v.now()) {
+			// Milvus's message, as for any refused key; the reason says why.
+			return v.refuse(&Failure{Reason: ReasonExpiredAPIKey, Message: MsgBadAPIKey})
+		}
 		if _, ok := set.User(k.User); ok {
 			v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
 			return Identity{User: k.User, Via: "apikey"}, nil

@@ -453,6 +453,7 @@ type etcdKey struct {
 	User    string    `json:"user"`
 	Digest  string    `json:"digest"`
 	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 type etcdStamp struct {
@@ -487,7 +488,7 @@ func encodeEtcd(s *Set) (map[string]string, error) {
 		}
 	}
 	for _, k := range s.APIKeys() {
-		err = errors.Join(err, put(keyAPIKeys+k.Name, etcdKey{User: k.User, Digest: k.Digest, Created: k.Created}))
+		err = errors.Join(err, put(keyAPIKeys+k.Name, etcdKey{User: k.User, Digest: k.Digest, Created: k.Created, Expires: k.Expires}))
 	}
 	for _, r := range s.Roles() {
 		err = errors.Join(err, put(keyRoles+r.Name, etcdStamp{Created: r.Created}))
@@ -525,7 +526,7 @@ func decodeEtcd(values map[string]string) (*Set, error) {
 				continue
 			}
 			name := strings.TrimPrefix(key, keyAPIKeys)
-			ak := &APIKey{Name: name, User: k.User, Digest: k.Digest, Created: k.Created}
+			ak := &APIKey{Name: name, User: k.User, Digest: k.Digest, Created: k.Created, Expires: k.Expires}
 			s.keys[name], s.byDigest[k.Digest] = ak, ak
 		case strings.HasPrefix(key, keyRoles):
 			var r etcdStamp

@@ -63,6 +63,7 @@ type fileKey struct {
 	User    string `yaml:"user"`
 	Digest  quoted `yaml:"digest"`
 	Created stamp  `yaml:"created,omitempty"`
+	Expires stamp  `yaml:"expires,omitempty"`
 }
 
 // quoted is written double-quoted: '$' and ':' in hashes read better quoted.
@@ -159,7 +160,7 @@ func parseFile(data []byte) (*Set, error) {
 		if err := first("api key", fk.Name, keyLines[i]); err != nil {
 			return nil, err
 		}
-		k := &APIKey{Name: fk.Name, User: fk.User, Digest: string(fk.Digest), Created: time.Time(fk.Created)}
+		k := &APIKey{Name: fk.Name, User: fk.User, Digest: string(fk.Digest), Created: time.Time(fk.Created), Expires: time.Time(fk.Expires)}
 		s.keys[k.Name] = k
 		s.byDigest[k.Digest] = k
 	}
@@ -255,7 +256,7 @@ func encodeFile(s *Set) ([]byte, error) {
 			Privilege: g.Privilege, Grantor: g.Grantor, V2: g.V2, Created: stamp(g.Created)})
 	}
 	for _, k := range s.APIKeys() {
-		doc.APIKeys = append(doc.APIKeys, fileKey{Name: k.Name, User: k.User, Digest: quoted(k.Digest), Created: stamp(k.Created)})
+		doc.APIKeys = append(doc.APIKeys, fileKey{Name: k.Name, User: k.User, Digest: quoted(k.Digest), Created: stamp(k.Created), Expires: stamp(k.Expires)})
 	}
 	var buf bytes.Buffer
 	buf.WriteString(fileHeader)

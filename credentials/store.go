@@ -32,7 +32,12 @@ type APIKey struct {
 	User    string // the user the key authenticates as
 	Digest  string // APIKeyDigest(key)
 	Created time.Time
+	// Expires, if set, is when the key stops authenticating.
+	Expires time.Time
 }
+
+// Expired reports whether the key no longer authenticates at now.
+func (k *APIKey) Expired(now time.Time) bool { return !k.Expires.IsZero() && !now.Before(k.Expires) }
 
 // ErrReadOnly is wrapped by Update errors when the backing storage refuses
 // writes (read-only filesystem or mount, missing permission).

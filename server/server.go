@@ -202,6 +202,19 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Name: "authproxy_credential_store_stale_seconds",
 		Help: "How long the shared credential store (etcd) has not been followed; 0 while it is, and for a file.",
 	}, s.store.staleSeconds))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "authproxy_api_keys_expiring",
+		Help: "API keys that expire within 7 days (expired ones included): rotate them with `authproxy apikey rotate`.",
+	}, func() float64 {
+		soon := time.Now().Add(7 * 24 * time.Hour)
+		n := 0
+		for _, k := range s.store.Current().APIKeys() {
+			if k.Expired(soon) {
+				n++
+			}
+		}
+		return float64(n)
+	}))
 	s.headers = edge.NewHeaderPolicy(cfg.Auth.IdentityHeader)
 	s.director = proxy.NewDirector(s.backend, func(ctx context.Context) (string, bool) {
 		id, ok := auth.FromContext(ctx)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/credentials"
 )
@@ -53,14 +54,15 @@ func usersAndKeys(t *testing.T, f Factory) {
 		t.Fatal("a new store has no root")
 	}
 	digest := credentials.APIKeyDigest("ap_conformance")
+	expires := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
 	update(t, s, func(set *credentials.Set) error {
 		set.PutUser(&credentials.User{Name: "alice", PasswordHash: hash, Description: "reads"})
-		return set.PutAPIKey(&credentials.APIKey{Name: "ci", User: "alice", Digest: digest})
+		return set.PutAPIKey(&credentials.APIKey{Name: "ci", User: "alice", Digest: digest, Expires: expires})
 	})
 	for _, view := range []*credentials.Set{s.Current(), fresh(t, other)} {
 		u, ok := view.User("alice")
 		k, kok := view.APIKeyByDigest(digest)
-		if !ok || u.Description != "reads" || !kok || k.User != "alice" {
+		if !ok || u.Description != "reads" || !kok || k.User != "alice" || !k.Expires.Equal(expires) {
 			t.Fatalf("alice or her key missing: %+v %+v", u, k)
 		}
 	}
