@@ -16,8 +16,8 @@ const (
 	MaxDescriptionLength = 1024
 )
 
-// Built-in roles. authproxy has no role management yet; every user holds
-// RolePublic implicitly, RoleAdmin grants user management.
+// Built-in roles, never stored and never dropped: every user holds
+// RolePublic implicitly; RoleAdmin passes every privilege check.
 const (
 	RoleAdmin  = "admin"
 	RolePublic = "public"
@@ -85,7 +85,7 @@ func ValidatePassword(password string) error {
 	return nil
 }
 
-// IsBuiltinRole reports whether role is one of the roles authproxy knows.
+// IsBuiltinRole reports whether role is admin or public.
 func IsBuiltinRole(role string) bool {
 	return role == RoleAdmin || role == RolePublic
 }

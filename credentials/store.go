@@ -174,13 +174,6 @@ func (s *Set) DeleteAPIKey(name string) bool {
 	return true
 }
 
-// IsAdmin reports whether the named user exists and is root or holds
-// RoleAdmin.
-func (s *Set) IsAdmin(name string) bool {
-	u, ok := s.users[name]
-	return ok && (name == RootUser || slices.Contains(u.Roles, RoleAdmin))
-}
-
 // validate checks every rule of a Set: each entry's own, and those between
 // entries (a key's user exists, digests are unique, roles exist). It is the
 // one place these rules live: the file parser calls it too, and adds the
