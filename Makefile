@@ -1,7 +1,7 @@
 # authproxy: build, test and benchmark. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: build test check test-product test-integration test-node bench fake
+.PHONY: build test check test-product test-integration test-node test-container bench fake
 
 build:
 	$(GO) build -o bin/authproxy ./cmd/authproxy
@@ -25,6 +25,11 @@ test-integration:
 test-node: build
 	cd test && $(GO) build -o ../bin/fakemilvus ./cmd/fakemilvus
 	cd test/node && npm ci --no-audit --no-fund --loglevel=error && node --test
+
+# The Dockerfile built unchanged on stand-in bases and run with podman (as root;
+# installs buildah/podman/debootstrap with apt-get): see test/container/run.sh.
+test-container:
+	PATH="$$PATH:$$($(GO) env GOROOT)/bin" test/container/run.sh
 
 # The side-by-side benchmark (authproxy, direct, nginx): see bench/README.md.
 bench:
