@@ -428,16 +428,11 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 		if !txn.Succeeded {
 			continue // another writer came first: read again
 		}
-		// Read your writes: publish what was just committed, unless the
-		// watch already brought it (or something newer).
-		maps.Copy(values, want)
-		for k := range values {
-			if _, ok := want[k]; !ok {
-				delete(values, k)
-			}
-		}
-		values[keySeq] = strconv.Itoa(seq + 1)
-		return s.publish(values, txn.Header.Revision)
+		// Read your writes: publish what was just committed (the prefix is
+		// now exactly want and the sequence key), unless the watch already
+		// brought it or something newer.
+		want[keySeq] = strconv.Itoa(seq + 1)
+		return s.publish(want, txn.Header.Revision)
 	}
 	return fmt.Errorf("credential store on etcd: %w", ErrConflict)
 }

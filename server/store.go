@@ -3,14 +3,13 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
 
+	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/credentials"
 )
@@ -145,22 +144,18 @@ func etcdPassword(e config.Etcd) (string, error) {
 
 func etcdTLS(t *config.EtcdTLS) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	var err error
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
+		if c.RootCAs, err = certs.LoadCAPool(t.CAFile); err != nil {
 			return nil, err
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, errors.New("no certificate in " + t.CAFile)
 		}
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		cert, err := certs.LoadKeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
 			return nil, err
 		}
-		c.Certificates = []tls.Certificate{cert}
+		c.Certificates = []tls.Certificate{*cert}
 	}
 	return c, nil
 }
