@@ -31,23 +31,34 @@ func StartEtcdTLS(t testing.TB, caFile, certFile, keyFile string) *Etcd {
 
 func startEtcd(t testing.TB, tlsInfo *transport.TLSInfo) *Etcd {
 	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop()) // its shutdown errors are noise here
 	scheme := "http://"
 	if tlsInfo != nil {
 		scheme = "https://"
+	}
+	cfg := EtcdMemberConfig("default", t.TempDir(), scheme+FreeAddr(t), "http://"+FreeAddr(t))
+	if tlsInfo != nil {
 		cfg.ClientTLSInfo = *tlsInfo
 	}
-	client, _ := url.Parse(scheme + FreeAddr(t))
-	peer, _ := url.Parse("http://" + FreeAddr(t))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e := &Etcd{URL: client.String(), t: t, cfg: cfg}
+	e := &Etcd{URL: cfg.ListenClientUrls[0].String(), t: t, cfg: cfg}
 	e.Start()
 	t.Cleanup(e.Stop)
 	return e
+}
+
+// EtcdMemberConfig is the configuration of one quiet etcd member on the
+// given client and peer URLs, alone in its cluster until InitialCluster is
+// changed (the tests' members and the bench's).
+func EtcdMemberConfig(name, dir, clientURL, peerURL string) *embed.Config {
+	cfg := embed.NewConfig()
+	cfg.Name = name
+	cfg.Dir = dir
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop()) // its shutdown errors are noise here
+	client, _ := url.Parse(clientURL)
+	peer, _ := url.Parse(peerURL)
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	cfg.InitialCluster = name + "=" + peer.String()
+	return cfg
 }
 
 // Start starts (or restarts, on the same data and ports) the member.
@@ -104,16 +115,9 @@ func StartEtcdCluster(t testing.TB, n int) []*Etcd {
 	members := make([]*Etcd, n)
 	var initial []string
 	for i := range members {
-		cfg := embed.NewConfig()
-		cfg.Name = fmt.Sprintf("m%d", i)
-		cfg.Dir = t.TempDir()
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		client, _ := url.Parse("http://" + FreeAddr(t))
-		peer, _ := url.Parse("http://" + FreeAddr(t))
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
-		initial = append(initial, cfg.Name+"="+peer.String())
-		members[i] = &Etcd{URL: client.String(), t: t, cfg: cfg}
+		cfg := EtcdMemberConfig(fmt.Sprintf("m%d", i), t.TempDir(), "http://"+FreeAddr(t), "http://"+FreeAddr(t))
+		initial = append(initial, cfg.InitialCluster)
+		members[i] = &Etcd{URL: cfg.ListenClientUrls[0].String(), t: t, cfg: cfg}
 	}
 	for _, m := range members {
 		m.cfg.InitialCluster = strings.Join(initial, ",")

@@ -3,14 +3,14 @@ package main
 import (
 	"errors"
 	"flag"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+
+	"github.com/authproxy/authproxy/test/harness"
 )
 
 // etcdCmd runs a single-member etcd on loopback for the bench's ap-etcd
@@ -29,14 +29,7 @@ func etcdCmd(args []string) error {
 			return err
 		}
 	}
-	cfg := embed.NewConfig()
-	cfg.Dir = *dir
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cu, _ := url.Parse("http://" + *client)
-	pu, _ := url.Parse("http://" + *peer)
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	cfg := harness.EtcdMemberConfig("bench", *dir, "http://"+*client, "http://"+*peer)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return err
