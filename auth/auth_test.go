@@ -494,3 +494,20 @@ func TestAPIKeyExpires(t *testing.T) {
 		t.Fatalf("at expiry: %+v", f)
 	}
 }
+
+// Only a compact JWS is taken for an OpenID token: an API key (hex or
+// base64 with padding) never is.
+func TestLooksLikeJWT(t *testing.T) {
+	for token, want := range map[string]bool{
+		"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln": true,
+		"eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.":      true, // refused later, by the algorithm list
+		"0123456789abcdef0123456789abcdef":          false,
+		"eyJ.a.b.c":                                 false,
+		"eyJhbGciOiJSUzI1NiJ9.eyJz+IiJhIn0=.c2ln":   false,
+		"ak_abc.def.ghi":                            false,
+	} {
+		if got := LooksLikeJWT(token); got != want {
+			t.Errorf("LooksLikeJWT(%q) = %v", token, got)
+		}
+	}
+}

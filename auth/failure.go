@@ -17,11 +17,25 @@ const (
 	ReasonCanceled      Reason = "canceled"
 	// ReasonBusy: the hashing queue of this client was full.
 	ReasonBusy Reason = "busy"
+	// External identities.
+	ReasonBadToken             Reason = "bad_token"
+	ReasonExpiredToken         Reason = "expired_token"
+	ReasonDirectoryUnavailable Reason = "directory_unavailable"
+	ReasonProviderUnavailable  Reason = "provider_unavailable"
 )
 
 // MsgBusy is the refusal of a verification whose queue is full; it says
 // nothing about the password, and the client may retry.
 const MsgBusy = "authproxy: too many password checks waiting, retry later"
+
+// The refusals of external identities that are not the caller's fault
+// say so; an expired token says it has expired, which its holder can read
+// from the token anyway.
+const (
+	MsgDirectoryUnavailable = "authproxy: the LDAP directory is unavailable, retry later"
+	MsgProviderUnavailable  = "authproxy: the OpenID provider is unavailable, retry later"
+	MsgExpiredToken         = "auth check failure, the token has expired"
+)
 
 // Failure is a refused authentication: Message is what the client sees.
 type Failure struct {
@@ -32,3 +46,14 @@ type Failure struct {
 }
 
 func (f *Failure) Error() string { return f.Message }
+
+// Unavailable reports a refusal that says nothing about the credential
+// (a full queue, a directory or provider that cannot answer): gRPC
+// Unavailable, HTTP 503, and the client may retry.
+func (f *Failure) Unavailable() bool {
+	switch f.Reason {
+	case ReasonBusy, ReasonDirectoryUnavailable, ReasonProviderUnavailable:
+		return true
+	}
+	return false
+}

@@ -130,7 +130,7 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 		switch {
 		case !errors.As(err, &f):
 			return nil, status.Error(codes.Internal, "authproxy: authentication error")
-		case f.Reason == ReasonBusy:
+		case f.Unavailable():
 			return nil, status.Error(codes.Unavailable, f.Message)
 		}
 		return nil, status.Error(codes.Unauthenticated, f.Message)
@@ -170,7 +170,7 @@ func (a *Authenticator) CheckHTTP(ctx context.Context, header string, call Call)
 func (a *Authenticator) checkCertOnly(call Call) (Identity, error) {
 	if u := a.certUser(call.Cert); u != "" {
 		a.verifier.metrics.outcomes.WithLabelValues("success", "certificate").Inc()
-		return Identity{User: u, Via: "certificate"}, nil
+		return Identity{User: u, Via: "certificate", Source: SourceLocal}, nil
 	}
 	return a.refused(call, &Failure{Reason: ReasonMissing, Message: MsgMissing})
 }

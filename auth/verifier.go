@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -12,13 +13,30 @@ import (
 
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/rbac"
 )
 
 // Identity is an authenticated caller.
 type Identity struct {
 	User string
-	// Via says how the caller proved it: password, apikey or certificate.
+	// Via says how the caller proved it: password, apikey, token or certificate.
 	Via string
+	// Source says who vouches for the user: local (the store), ldap or oidc.
+	Source string
+	// Roles are mapped from an external identity's groups; the store's
+	// bindings of User are added by the authorizer.
+	Roles []string
+}
+
+// Principal is the identity as the authorizer sees it.
+func (id Identity) Principal() rbac.Principal {
+	return rbac.Principal{User: id.User, Roles: id.Roles, Source: id.Source}
+}
+
+// External are the identity providers beside the store; either may be nil.
+type External struct {
+	Directory *Directory
+	OpenID    *OpenID
 }
 
 // VerifierOptions configures a Verifier.
@@ -40,10 +58,13 @@ type cacheKey [sha256.Size]byte
 // cacheEntry remembers which stored hash a password was verified against:
 // an entry counts only while the store still holds that exact hash, so a
 // password change, a deletion or a reload invalidates it at once, on every
-// connection, without scanning the cache.
+// connection, without scanning the cache. An external identity's entry
+// (a bind, a token) holds what it proved until it expires.
 type cacheEntry struct {
 	storedHash string
 	expires    time.Time
+	source     string
+	external   ExternalIdentity
 }
 
 // Verifier checks credentials against the store.
@@ -65,6 +86,7 @@ type Verifier struct {
 	// verify and dummyVerify do the hashing; tests count them.
 	verify      func(hash, password string) bool
 	dummyVerify func(password string)
+	external    atomic.Pointer[External]
 }
 
 // maxCheckedPassword is the longest password worth hashing: Milvus allows
@@ -96,7 +118,18 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	}
 	v.ttl.Store(int64(opts.CacheTTL))
 	v.hashCost.Store(int64(initialHashCost))
+	v.external.Store(&External{})
 	return v, nil
+}
+
+// SetExternal puts the identity providers in force for new calls and
+// empties the cache, whose entries were mapped by the previous ones. The
+// previous OpenID's key refreshes stop.
+func (v *Verifier) SetExternal(e External) {
+	if prev := v.external.Swap(&e); prev.OpenID != nil && prev.OpenID != e.OpenID {
+		prev.OpenID.Close()
+	}
+	v.Purge()
 }
 
 // SetCache resizes the cache and changes the TTL of new entries (config reload).
@@ -114,10 +147,105 @@ func (v *Verifier) Purge() {
 // Verify checks a parsed credential. peer is the client address, for the
 // limiter and the pool's fairness.
 func (v *Verifier) Verify(ctx context.Context, c Credential, peer string) (Identity, error) {
+	ext := v.external.Load()
 	if c.IsAPIKey() {
+		if ext.OpenID != nil && LooksLikeJWT(c.APIKey) {
+			return v.verifyToken(ctx, ext.OpenID, c.APIKey, peer)
+		}
 		return v.verifyAPIKey(c.APIKey, peer)
 	}
+	if ext.Directory != nil {
+		if _, local := v.store.Current().User(c.User); ext.Directory.Takes(c.User, local) {
+			return v.verifyBind(ctx, ext.Directory, c.User, c.Password, peer)
+		}
+	}
 	return v.verifyPassword(ctx, c.User, c.Password, peer)
+}
+
+// verifyToken checks an OpenID Connect JWT; a verified token is cached
+// until it expires. As for API keys there is no lockout (nothing to
+// guess), but failures count against the address.
+func (v *Verifier) verifyToken(ctx context.Context, o *OpenID, token, peer string) (Identity, error) {
+	key := sha256.Sum256([]byte(token))
+	if e, ok := v.cache.Get(key); ok && e.source == SourceOIDC && v.now().Before(e.expires) {
+		v.metrics.cacheHits.Inc()
+		v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
+		return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles}, nil
+	}
+	v.metrics.cacheMisses.Inc()
+	id, err := o.Verify(ctx, token)
+	switch {
+	case errors.Is(err, ErrProviderUnavailable):
+		return v.refuse(&Failure{Reason: ReasonProviderUnavailable, Message: MsgProviderUnavailable})
+	case errors.Is(err, errTokenExpired):
+		v.countFailure("", peer)
+		return v.refuse(&Failure{Reason: ReasonExpiredToken, Message: MsgExpiredToken})
+	case err != nil:
+		v.countFailure("", peer)
+		return v.refuse(&Failure{Reason: ReasonBadToken, Message: MsgBadAPIKey})
+	}
+	v.cache.Add(key, cacheEntry{source: SourceOIDC, external: id, expires: id.Expires})
+	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
+	v.metrics.outcomes.WithLabelValues("success", "oidc").Inc()
+	return Identity{User: id.User, Via: "token", Source: SourceOIDC, Roles: id.Roles}, nil
+}
+
+// verifyBind checks user:password by an LDAP bind. The rules of local
+// passwords hold: the lockout (cached binds included), a bounded number
+// of binds at once, queued fairly, and refusals no faster than a hash. A
+// directory that cannot answer is Unavailable, and is not a failure of the
+// user's.
+func (v *Verifier) verifyBind(ctx context.Context, d *Directory, user, password, peer string) (Identity, error) {
+	start := v.now()
+	key := passwordKey(SourceLDAP+"\x00"+user, password)
+	name, addr := edge.Bound(user), edge.Bound(peer)
+	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: name}
+	locked := v.limiter != nil && v.limiter.Locked(name, addr)
+	if e, ok := v.cache.Get(key); ok && e.source == SourceLDAP && v.now().Before(e.expires) {
+		if locked {
+			fail.Reason = ReasonLockedOut
+			return v.refuseAfter(ctx, start, fail)
+		}
+		v.metrics.cacheHits.Inc()
+		v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
+		return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: e.external.Roles}, nil
+	}
+	v.metrics.cacheMisses.Inc()
+	if err := d.pool.acquire(ctx, addr, name); err != nil {
+		vd := verdictCanceled
+		if err == errBusy {
+			vd = verdictBusy
+		}
+		return Identity{}, v.refusal(ctx, start, vd, fail)
+	}
+	if v.limiter != nil && v.limiter.Locked(name, addr) {
+		d.pool.release()
+		return Identity{}, v.refusal(ctx, start, verdictLocked, fail)
+	}
+	roles, err := d.Check(ctx, user, password)
+	d.pool.release()
+	switch {
+	case errors.Is(err, ErrDirectoryUnavailable):
+		fail.Reason, fail.Message = ReasonDirectoryUnavailable, MsgDirectoryUnavailable
+		return v.refuse(fail)
+	case err != nil:
+		v.countFailure(name, addr)
+		return v.refuseAfter(ctx, start, fail)
+	}
+	v.cache.Add(key, cacheEntry{source: SourceLDAP, external: ExternalIdentity{User: user, Roles: roles}, expires: v.now().Add(d.CacheTTL())})
+	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
+	if v.limiter != nil {
+		v.limiter.Succeeded(name, addr)
+	}
+	v.metrics.outcomes.WithLabelValues("success", "ldap").Inc()
+	return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: roles}, nil
+}
+
+// countFailure counts a failure against the address (and the user, if named).
+func (v *Verifier) countFailure(name, addr string) {
+	if v.limiter != nil {
+		v.limiter.Failed(name, edge.Bound(addr))
+	}
 }
 
 // verifyAPIKey takes no lockout into account: a key has 256 bits of
@@ -136,12 +264,10 @@ func (v *Verifier) verifyAPIKey(key, peer string) (Identity, error) {
 		}
 		if _, ok := set.User(k.User); ok {
 			v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
-			return Identity{User: k.User, Via: "apikey"}, nil
+			return Identity{User: k.User, Via: "apikey", Source: SourceLocal}, nil
 		}
 	}
-	if v.limiter != nil {
-		v.limiter.Failed("", edge.Bound(peer))
-	}
+	v.countFailure("", peer)
 	return v.refuse(&Failure{Reason: ReasonBadAPIKey, Message: MsgBadAPIKey})
 }
 
@@ -159,14 +285,14 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 	name, addr := edge.Bound(user), edge.Bound(peer)
 	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: name}
 	if e, ok := v.cache.Get(key); ok {
-		if exists && e.storedHash == stored.PasswordHash && v.now().Before(e.expires) {
+		if exists && e.source == SourceLocal && e.storedHash == stored.PasswordHash && v.now().Before(e.expires) {
 			if v.limiter != nil && v.limiter.Locked(name, addr) {
 				fail.Reason = ReasonLockedOut
 				return v.refuseAfter(ctx, start, fail)
 			}
 			v.metrics.cacheHits.Inc()
 			v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
-			return Identity{User: user, Via: "password"}, nil
+			return Identity{User: user, Via: "password", Source: SourceLocal}, nil
 		}
 		v.cache.Remove(key)
 		v.metrics.cacheEntries.Set(float64(v.cache.Len()))
@@ -183,7 +309,7 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 		return Identity{}, v.refusal(ctx, start, vd, fail)
 	}
 	v.metrics.outcomes.WithLabelValues("success", "password").Inc()
-	return Identity{User: user, Via: "password"}, nil
+	return Identity{User: user, Via: "password", Source: SourceLocal}, nil
 }
 
 // refusal counts and answers a failed check: a wrong password or a lockout
@@ -264,7 +390,7 @@ func (v *Verifier) check(ctx context.Context, key cacheKey, name, addr, storedHa
 		}
 		return verdictWrong
 	}
-	v.cache.Add(key, cacheEntry{storedHash: storedHash, expires: v.now().Add(time.Duration(v.ttl.Load()))})
+	v.cache.Add(key, cacheEntry{source: SourceLocal, storedHash: storedHash, expires: v.now().Add(time.Duration(v.ttl.Load()))})
 	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	if v.limiter != nil {
 		v.limiter.Succeeded(name, addr)

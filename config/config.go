@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ type Config struct {
 	Credentials Credentials `yaml:"credentials"`
 	Cache       Cache       `yaml:"cache"`
 	Auth        Auth        `yaml:"auth"`
+	Identities  Identities  `yaml:"identities"`
 	GRPC        GRPC        `yaml:"grpc"`
 	TLS         *TLS        `yaml:"tls"`
 	Admin       Admin       `yaml:"admin"`
@@ -147,6 +149,86 @@ type BruteForce struct {
 	Forgive time.Duration `yaml:"forgive"`
 	// Tracked bounds how many user names and addresses are counted (LRU).
 	Tracked int `yaml:"tracked"`
+}
+
+// Identities are the company's identities accepted beside local users: an
+// LDAP / Active Directory bind for user:password tokens, and OpenID Connect
+// JWTs. Their groups map to roles of the store.
+type Identities struct {
+	LDAP *LDAP `yaml:"ldap"`
+	OIDC *OIDC `yaml:"oidc"`
+}
+
+// LDAP checks a user:password token by binding as the user. It takes the
+// names that are not local users, and every name that ends with Realm.
+type LDAP struct {
+	// URL is ldaps://host:636, or ldap://host:389 with StartTLS.
+	URL      string `yaml:"url"`
+	StartTLS bool   `yaml:"startTLS"`
+	// CAFile verifies the directory's certificate; empty uses the system's.
+	CAFile     string `yaml:"caFile"`
+	ServerName string `yaml:"serverName"`
+	// Realm, when set (e.g. "@corp.example.org"), sends every name with
+	// this suffix to the directory, even a local one.
+	Realm string `yaml:"realm"`
+	// BindDN is the name to bind as, with {user} replaced (escaped): a DN
+	// such as "uid={user},ou=people,dc=example,dc=org", or for Active
+	// Directory "{user}@corp.example.org".
+	BindDN string `yaml:"bindDN"`
+	// UserSearch finds the user's entry with the user's own bind, for its
+	// DN (when BindDN is not one) and its GroupAttribute.
+	UserSearch *LDAPSearch `yaml:"userSearch"`
+	// GroupAttribute is read from the user's entry (AD's memberOf).
+	GroupAttribute string `yaml:"groupAttribute"`
+	// GroupSearch finds the groups whose filter matches; {dn} is the
+	// user's DN, {user} the name.
+	GroupSearch *LDAPSearch `yaml:"groupSearch"`
+	// Groups maps group DNs (compared as DNs, case-insensitively) to roles.
+	Groups map[string][]string `yaml:"groups"`
+	// CacheTTL is how long a successful bind is reused; failures are never cached.
+	CacheTTL time.Duration `yaml:"cacheTTL"`
+	// Timeout bounds each dial and operation.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConcurrentBinds bounds binds in flight, as hashing is bounded.
+	MaxConcurrentBinds int `yaml:"maxConcurrentBinds"`
+}
+
+// LDAPSearch is a subtree search.
+type LDAPSearch struct {
+	BaseDN string `yaml:"baseDN"`
+	Filter string `yaml:"filter"`
+}
+
+// OIDC accepts JWTs signed by the configured issuers.
+type OIDC struct {
+	Issuers []OIDCIssuer `yaml:"issuers"`
+}
+
+// OIDCIssuer is one OpenID provider.
+type OIDCIssuer struct {
+	// Issuer is the iss claim and the base of discovery
+	// (<issuer>/.well-known/openid-configuration).
+	Issuer string `yaml:"issuer"`
+	// Audiences: the token's aud must hold one of them.
+	Audiences []string `yaml:"audiences"`
+	// CAFile verifies the provider's HTTPS certificate; empty uses the system's.
+	CAFile string `yaml:"caFile"`
+	// UsernameClaim names the user: preferred_username, email or sub.
+	UsernameClaim string `yaml:"usernameClaim"`
+	// UsernamePrefix is put before the claim's value, to keep the
+	// provider's names apart from local ones.
+	UsernamePrefix string `yaml:"usernamePrefix"`
+	// GroupsClaim is a claim holding a list of group names.
+	GroupsClaim string `yaml:"groupsClaim"`
+	// Groups maps group names to roles.
+	Groups map[string][]string `yaml:"groups"`
+	// Algorithms allowed for signatures; asymmetric only.
+	Algorithms []string `yaml:"algorithms"`
+	// ClockSkew is allowed on exp and nbf.
+	ClockSkew time.Duration `yaml:"clockSkew"`
+	// JWKSRefreshInterval is the least time between two refreshes of the
+	// keys for a token whose key ID is unknown.
+	JWKSRefreshInterval time.Duration `yaml:"jwksRefreshInterval"`
 }
 
 // GRPC holds message limits; the defaults are Milvus's own code defaults.
@@ -292,6 +374,7 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, cleanYAMLError(err)
 	}
+	cfg.Identities.setDefaults()
 	// yaml.v3 reads one document at a time: a second one would otherwise be
 	// ignored without a word, whatever it says.
 	// Empty documents (a trailing "---") say nothing and are let through.
@@ -411,6 +494,7 @@ func (c *Config) Validate() error {
 			bad("auth.bruteForce.tracked", "must be at least 1, got %d", bf.Tracked)
 		}
 	}
+	c.Identities.validate(bad)
 	if c.GRPC.MaxRecvMsgSize < 4<<20 {
 		bad("grpc.maxRecvMsgSize", "must be at least 4194304 bytes, got %d", c.GRPC.MaxRecvMsgSize)
 	}
@@ -496,5 +580,117 @@ func (c *Credentials) validate(bad func(key, format string, args ...any)) {
 	}
 	if t := e.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		bad("credentials.etcd.tls", "certFile and keyFile go together")
+	}
+}
+
+// Defaults of the identity sections, applied when a section is present
+// and the key is absent (or zero).
+const (
+	DefaultLDAPCacheTTL        = 5 * time.Minute
+	DefaultLDAPTimeout         = 5 * time.Second
+	DefaultLDAPConcurrentBinds = 8
+	DefaultOIDCClockSkew       = 30 * time.Second
+	DefaultJWKSRefresh         = 10 * time.Second
+)
+
+// DefaultOIDCAlgorithms are the asymmetric algorithms OpenID providers use.
+var DefaultOIDCAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func (c *Identities) setDefaults() {
+	if l := c.LDAP; l != nil {
+		if l.CacheTTL == 0 {
+			l.CacheTTL = DefaultLDAPCacheTTL
+		}
+		if l.Timeout == 0 {
+			l.Timeout = DefaultLDAPTimeout
+		}
+		if l.MaxConcurrentBinds == 0 {
+			l.MaxConcurrentBinds = DefaultLDAPConcurrentBinds
+		}
+	}
+	if o := c.OIDC; o != nil {
+		for i := range o.Issuers {
+			is := &o.Issuers[i]
+			if is.UsernameClaim == "" {
+				is.UsernameClaim = "preferred_username"
+			}
+			if len(is.Algorithms) == 0 {
+				is.Algorithms = DefaultOIDCAlgorithms
+			}
+			if is.ClockSkew == 0 {
+				is.ClockSkew = DefaultOIDCClockSkew
+			}
+			if is.JWKSRefreshInterval == 0 {
+				is.JWKSRefreshInterval = DefaultJWKSRefresh
+			}
+		}
+	}
+}
+
+func (c *Identities) validate(bad func(key, format string, args ...any)) {
+	if l := c.LDAP; l != nil {
+		switch {
+		case strings.HasPrefix(l.URL, "ldaps://"):
+			if l.StartTLS {
+				bad("identities.ldap.startTLS", "ldaps:// is TLS already; use ldap:// with startTLS")
+			}
+		case strings.HasPrefix(l.URL, "ldap://"):
+			if !l.StartTLS {
+				bad("identities.ldap.url", "%q would send passwords in clear: use ldaps://, or startTLS: true", l.URL)
+			}
+		default:
+			bad("identities.ldap.url", "%q: want ldaps://host:port or ldap://host:port with startTLS", l.URL)
+		}
+		if !strings.Contains(l.BindDN, "{user}") {
+			bad("identities.ldap.bindDN", "%q must contain {user}", l.BindDN)
+		}
+		if l.UserSearch != nil && (l.UserSearch.BaseDN == "" || !strings.Contains(l.UserSearch.Filter, "{user}")) {
+			bad("identities.ldap.userSearch", "needs a baseDN and a filter with {user}")
+		}
+		if l.GroupAttribute != "" && l.UserSearch == nil {
+			bad("identities.ldap.groupAttribute", "needs userSearch, to read the user's entry")
+		}
+		if l.GroupSearch != nil && (l.GroupSearch.BaseDN == "" || l.GroupSearch.Filter == "") {
+			bad("identities.ldap.groupSearch", "needs a baseDN and a filter")
+		}
+		if l.GroupSearch != nil && strings.Contains(l.GroupSearch.Filter, "{dn}") && l.UserSearch == nil && !strings.Contains(l.BindDN, "=") {
+			bad("identities.ldap.groupSearch", "{dn} needs a bindDN that is a DN, or userSearch")
+		}
+		if l.CacheTTL < 0 || l.Timeout < 0 || l.MaxConcurrentBinds < 0 {
+			bad("identities.ldap", "cacheTTL, timeout and maxConcurrentBinds must not be negative")
+		}
+	}
+	if o := c.OIDC; o != nil {
+		if len(o.Issuers) == 0 {
+			bad("identities.oidc.issuers", "at least one issuer is needed")
+		}
+		for i, is := range o.Issuers {
+			key := fmt.Sprintf("identities.oidc.issuers[%d]", i)
+			if !strings.HasPrefix(is.Issuer, "https://") && !strings.HasPrefix(is.Issuer, "http://127.") && !strings.HasPrefix(is.Issuer, "http://localhost") {
+				bad(key+".issuer", "%q: want an https:// URL (http:// only on loopback)", is.Issuer)
+			}
+			if len(is.Audiences) == 0 {
+				bad(key+".audiences", "at least one audience (the client ID the tokens are issued for) is needed")
+			}
+			switch is.UsernameClaim {
+			case "preferred_username", "email", "sub":
+			default:
+				bad(key+".usernameClaim", "%q is not one of preferred_username, email, sub", is.UsernameClaim)
+			}
+			for _, alg := range is.Algorithms {
+				if !slices.Contains(DefaultOIDCAlgorithms, alg) {
+					bad(key+".algorithms", "%q is not allowed: only asymmetric algorithms (%s); never none or HMAC", alg, strings.Join(DefaultOIDCAlgorithms, ", "))
+				}
+			}
+			if len(is.Groups) > 0 && is.GroupsClaim == "" {
+				bad(key+".groupsClaim", "needed to map groups to roles")
+			}
+			if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
+				bad(key+".clockSkew", "must be between 0 and 5m, got %s", is.ClockSkew)
+			}
+			if is.JWKSRefreshInterval < 0 {
+				bad(key+".jwksRefreshInterval", "must not be negative")
+			}
+		}
 	}
 }

@@ -89,9 +89,25 @@ func (a *Authorizer) policy() *policy {
 	return p
 }
 
+// Principal is who a decision is for.
+type Principal struct {
+	User string
+	// Roles come from outside the store: an LDAP or OpenID identity's
+	// groups, mapped by the config. The store's bindings of User are added.
+	Roles []string
+	// Source is who vouches for User: "" or local for the store, else an
+	// external provider (ldap, oidc), whose identities never have root's
+	// implicit privileges, whatever their name: only a mapped or bound
+	// admin role.
+	Source string
+}
+
+// External reports whether the identity comes from outside the store.
+func (p Principal) External() bool { return p.Source != "" && p.Source != "local" }
+
 // Call is one call to decide on.
 type Call struct {
-	User       string
+	Principal
 	Method     string
 	MetadataDB string   // the dbname metadata, "" when absent
 	Message    [][]byte // the request message, for methods that name an object
@@ -104,7 +120,7 @@ type Call struct {
 // database ("*"), which is Milvus master's rule.
 func (a *Authorizer) Authorize(c Call) error {
 	p := a.policy()
-	s := p.subject(c.User)
+	s := p.subjectOf(c.Principal)
 	rule, ok := a.table.Rule(c.Method)
 	if !ok {
 		return a.methodLevel(p, s, c)
@@ -178,7 +194,7 @@ func (a *Authorizer) methodLevel(p *policy, s *subject, c Call) error {
 
 func (a *Authorizer) deny(c Call, priv, object, name, db string) error {
 	a.metrics.decisions.WithLabelValues("denied", priv).Inc()
-	a.logger.Warn("audit: call denied", "user", c.User, "method", edge.Bound(c.Method), "privilege", priv,
+	a.logger.Warn("audit: call denied", "user", c.User, "source", sourceOf(c.Principal), "method", edge.Bound(c.Method), "privilege", priv,
 		"object", object, "name", edge.Bound(name), "db", edge.Bound(db))
 	if priv == "admin" {
 		return status.Errorf(codes.PermissionDenied, "authproxy: %s is restricted to the admin role; permission deny to %s", c.Method, c.User)
@@ -192,33 +208,40 @@ func Denied(priv, user, db string) error {
 	return status.Error(codes.PermissionDenied, fmt.Sprintf("%s: permission deny to %s in the `%s` database", privilege.EnumName(priv), user, db))
 }
 
-// Allowed reports whether user holds priv on (db, name), for the calls the
+// Allowed reports whether who holds priv on (db, name), for the calls the
 // proxy answers itself. db "" is the default database; cluster-level
 // privileges are checked against every database.
-func (a *Authorizer) Allowed(user, priv, db, name string) bool {
+func (a *Authorizer) Allowed(who Principal, priv, db, name string) bool {
 	if db == "" {
 		db = DefaultDB
 	}
 	if privilege.IsClusterLevel(priv) {
 		db = privilege.Any
 	}
-	return a.policy().subject(user).allows(priv, db, name)
+	return a.policy().subjectOf(who).allows(priv, db, name)
 }
 
-// IsAdmin reports whether user passes every check (root, or role admin).
-func (a *Authorizer) IsAdmin(user string) bool { return a.policy().subject(user).all }
+// IsAdmin reports whether who passes every check (root, or role admin).
+func (a *Authorizer) IsAdmin(who Principal) bool { return a.policy().subjectOf(who).all }
 
-// RolesOf lists user's roles, public included.
-func (a *Authorizer) RolesOf(user string) []string { return a.policy().subject(user).roles }
+// RolesOf lists who's roles, public included.
+func (a *Authorizer) RolesOf(who Principal) []string { return a.policy().subjectOf(who).roles }
 
-// SeesCollection reports whether a collection shows for user in db.
-func (a *Authorizer) SeesCollection(user, db, name string) bool {
-	return a.policy().subject(user).seesCollection(db, name)
+// SeesCollection reports whether a collection shows for who in db.
+func (a *Authorizer) SeesCollection(who Principal, db, name string) bool {
+	return a.policy().subjectOf(who).seesCollection(db, name)
 }
 
-// SeesDatabase reports whether a database shows for user.
-func (a *Authorizer) SeesDatabase(user, db string) bool {
-	return a.policy().subject(user).seesDatabase(db)
+// SeesDatabase reports whether a database shows for who.
+func (a *Authorizer) SeesDatabase(who Principal, db string) bool {
+	return a.policy().subjectOf(who).seesDatabase(db)
+}
+
+func sourceOf(who Principal) string {
+	if who.External() {
+		return who.Source
+	}
+	return "local"
 }
 
 // view reads bytes of the request as a string without copying them: the

@@ -70,34 +70,34 @@ func TestDecisions(t *testing.T) {
 		call Call
 		want string // "" allowed, else the denial message
 	}{
-		{"search books", Call{User: "alice", Method: method("Search"), Message: search("books", "")}, ""},
-		{"search films (v2 group)", Call{User: "alice", Method: method("Search"), Message: search("films", "")}, ""},
-		{"query films", Call{User: "alice", Method: method("Query"), Message: marshal(t, &milvuspb.QueryRequest{CollectionName: "films"})}, ""},
-		{"insert books", Call{User: "alice", Method: method("Insert"), Message: marshal(t, &milvuspb.InsertRequest{CollectionName: "books"})},
+		{"search books", Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: search("books", "")}, ""},
+		{"search films (v2 group)", Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: search("films", "")}, ""},
+		{"query films", Call{Principal: Principal{User: "alice"}, Method: method("Query"), Message: marshal(t, &milvuspb.QueryRequest{CollectionName: "films"})}, ""},
+		{"insert books", Call{Principal: Principal{User: "alice"}, Method: method("Insert"), Message: marshal(t, &milvuspb.InsertRequest{CollectionName: "books"})},
 			"PrivilegeInsert: permission deny to alice in the `default` database"},
-		{"search secret", Call{User: "alice", Method: method("Search"), Message: search("secret", "")},
+		{"search secret", Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: search("secret", "")},
 			"PrivilegeSearch: permission deny to alice in the `default` database"},
-		{"drop collection", Call{User: "alice", Method: method("DropCollection"), Message: marshal(t, &milvuspb.DropCollectionRequest{CollectionName: "books"})},
+		{"drop collection", Call{Principal: Principal{User: "alice"}, Method: method("DropCollection"), Message: marshal(t, &milvuspb.DropCollectionRequest{CollectionName: "books"})},
 			"PrivilegeDropCollection: permission deny to alice in the `default` database"},
-		{"search books in db2", Call{User: "alice", Method: method("Search"), Message: search("books", "db2")},
+		{"search books in db2", Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: search("books", "db2")},
 			"PrivilegeSearch: permission deny to alice in the `db2` database"},
-		{"metadata db2", Call{User: "alice", Method: method("Search"), MetadataDB: "db2", Message: search("books", "")},
+		{"metadata db2", Call{Principal: Principal{User: "alice"}, Method: method("Search"), MetadataDB: "db2", Message: search("books", "")},
 			"PrivilegeSearch: permission deny to alice in the `db2` database"},
-		{"body db wins over metadata", Call{User: "alice", Method: method("Search"), MetadataDB: "default", Message: search("books", "db2")},
+		{"body db wins over metadata", Call{Principal: Principal{User: "alice"}, Method: method("Search"), MetadataDB: "default", Message: search("books", "db2")},
 			"PrivilegeSearch: permission deny to alice in the `db2` database"},
-		{"public default: describe", Call{User: "nobody", Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "x"})}, ""},
-		{"open method", Call{User: "nobody", Method: method("ShowCollections")}, ""},
-		{"admin role", Call{User: "ops", Method: method("DropCollection"), Message: marshal(t, &milvuspb.DropCollectionRequest{CollectionName: "books"})}, ""},
-		{"root", Call{User: "root", Method: method("Insert"), Message: marshal(t, &milvuspb.InsertRequest{CollectionName: "secret"})}, ""},
-		{"own password", Call{User: "alice", Method: method("UpdateCredential"), Message: marshal(t, &milvuspb.UpdateCredentialRequest{Username: "alice"})}, ""},
-		{"another's password", Call{User: "alice", Method: method("UpdateCredential"), Message: marshal(t, &milvuspb.UpdateCredentialRequest{Username: "ops"})},
+		{"public default: describe", Call{Principal: Principal{User: "nobody"}, Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "x"})}, ""},
+		{"open method", Call{Principal: Principal{User: "nobody"}, Method: method("ShowCollections")}, ""},
+		{"admin role", Call{Principal: Principal{User: "ops"}, Method: method("DropCollection"), Message: marshal(t, &milvuspb.DropCollectionRequest{CollectionName: "books"})}, ""},
+		{"root", Call{Principal: Principal{User: "root"}, Method: method("Insert"), Message: marshal(t, &milvuspb.InsertRequest{CollectionName: "secret"})}, ""},
+		{"own password", Call{Principal: Principal{User: "alice"}, Method: method("UpdateCredential"), Message: marshal(t, &milvuspb.UpdateCredentialRequest{Username: "alice"})}, ""},
+		{"another's password", Call{Principal: Principal{User: "alice"}, Method: method("UpdateCredential"), Message: marshal(t, &milvuspb.UpdateCredentialRequest{Username: "ops"})},
 			"PrivilegeUpdateUser: permission deny to alice in the `default` database"},
-		{"replicate is admin only", Call{User: "alice", Method: method("ReplicateMessage")},
+		{"replicate is admin only", Call{Principal: Principal{User: "alice"}, Method: method("ReplicateMessage")},
 			"authproxy: /milvus.proto.milvus.MilvusService/ReplicateMessage is restricted to the admin role; permission deny to alice"},
-		{"unknown MilvusService method", Call{User: "alice", Method: method("FromTheFuture")},
+		{"unknown MilvusService method", Call{Principal: Principal{User: "alice"}, Method: method("FromTheFuture")},
 			"authproxy: /milvus.proto.milvus.MilvusService/FromTheFuture is restricted to the admin role; permission deny to alice"},
-		{"other service", Call{User: "alice", Method: "/grpc.health.v1.Health/Check"}, ""},
-		{"flush of allowed and denied", Call{User: "alice", Method: method("Flush"), Message: marshal(t, &milvuspb.FlushRequest{CollectionNames: []string{"books", "secret"}})},
+		{"other service", Call{Principal: Principal{User: "alice"}, Method: "/grpc.health.v1.Health/Check"}, ""},
+		{"flush of allowed and denied", Call{Principal: Principal{User: "alice"}, Method: method("Flush"), Message: marshal(t, &milvuspb.FlushRequest{CollectionNames: []string{"books", "secret"}})},
 			"PrivilegeFlush: permission deny to alice in the `default` database"},
 	} {
 		err := a.Authorize(c.call)
@@ -116,7 +116,7 @@ func TestDecisions(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Authorize(Call{User: "alice", Method: method("Search"), Message: search("books", "")}); status.Code(err) != codes.PermissionDenied {
+	if err := a.Authorize(Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: search("books", "")}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("search after the revoke: %v", err)
 	}
 }
@@ -132,23 +132,23 @@ func TestScanLastOccurrenceWins(t *testing.T) {
 	if err := proto.Unmarshal(msg, &decoded); err != nil || decoded.GetCollectionName() != "secret" {
 		t.Fatalf("the backend reads %q (%v)", decoded.GetCollectionName(), err)
 	}
-	err := a.Authorize(Call{User: "alice", Method: method("Search"), Message: [][]byte{msg}})
+	err := a.Authorize(Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: [][]byte{msg}})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("books then secret: %v, want denied", err)
 	}
 	// Split across buffers at every position, the answer is the same.
 	for i := 1; i < len(msg); i++ {
-		if err := a.Authorize(Call{User: "alice", Method: method("Search"), Message: [][]byte{msg[:i], msg[i:]}}); status.Code(err) != codes.PermissionDenied {
+		if err := a.Authorize(Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: [][]byte{msg[:i], msg[i:]}}); status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("split at %d: %v", i, err)
 		}
 	}
 	// A name field with the wrong wire type is ignored by parsers, and by Scan.
 	odd := protowire.AppendTag(marshal(t, &milvuspb.SearchRequest{CollectionName: "books"})[0], 3, protowire.VarintType)
 	odd = protowire.AppendVarint(odd, 7)
-	if err := a.Authorize(Call{User: "alice", Method: method("Search"), Message: [][]byte{odd}}); err != nil {
+	if err := a.Authorize(Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: [][]byte{odd}}); err != nil {
 		t.Fatalf("varint in the name field: %v", err)
 	}
-	if err := a.Authorize(Call{User: "alice", Method: method("Search"), Message: [][]byte{msg[:len(msg)-2]}}); status.Code(err) != codes.InvalidArgument {
+	if err := a.Authorize(Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: [][]byte{msg[:len(msg)-2]}}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("truncated message: %v", err)
 	}
 }
@@ -156,11 +156,11 @@ func TestScanLastOccurrenceWins(t *testing.T) {
 func TestSelectUserNameInAMessage(t *testing.T) {
 	a, _ := newAuthorizer(t)
 	self := marshal(t, &milvuspb.SelectUserRequest{User: &milvuspb.UserEntity{Name: "alice"}})
-	if err := a.Authorize(Call{User: "alice", Method: method("SelectUser"), Message: self}); err != nil {
+	if err := a.Authorize(Call{Principal: Principal{User: "alice"}, Method: method("SelectUser"), Message: self}); err != nil {
 		t.Fatalf("describe herself: %v", err)
 	}
 	other := marshal(t, &milvuspb.SelectUserRequest{User: &milvuspb.UserEntity{Name: "ops"}})
-	if err := a.Authorize(Call{User: "alice", Method: method("SelectUser"), Message: other}); !strings.Contains(status.Convert(err).Message(), "PrivilegeSelectUser") {
+	if err := a.Authorize(Call{Principal: Principal{User: "alice"}, Method: method("SelectUser"), Message: other}); !strings.Contains(status.Convert(err).Message(), "PrivilegeSelectUser") {
 		t.Fatalf("describe another: %v", err)
 	}
 }
@@ -170,7 +170,7 @@ func TestSelectUserNameInAMessage(t *testing.T) {
 func BenchmarkDecision(b *testing.B) {
 	a, _ := newAuthorizer(b)
 	msg := marshal(b, &milvuspb.SearchRequest{CollectionName: "books", DbName: "default", Dsl: strings.Repeat("x", 4096)})
-	call := Call{User: "alice", Method: method("Search"), Message: msg}
+	call := Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: msg}
 	if err := a.Authorize(call); err != nil {
 		b.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func BenchmarkDecision(b *testing.B) {
 
 func TestDecisionAllocatesNothing(t *testing.T) {
 	a, _ := newAuthorizer(t)
-	call := Call{User: "alice", Method: method("Search"), Message: marshal(t, &milvuspb.SearchRequest{CollectionName: "books"})}
+	call := Call{Principal: Principal{User: "alice"}, Method: method("Search"), Message: marshal(t, &milvuspb.SearchRequest{CollectionName: "books"})}
 	if n := testing.AllocsPerRun(100, func() { _ = a.Authorize(call) }); n != 0 {
 		t.Fatalf("a decision allocates %v times", n)
 	}
@@ -193,7 +193,7 @@ func TestDecisionAllocatesNothing(t *testing.T) {
 
 func TestShowCollectionsIsFiltered(t *testing.T) {
 	a, _ := newAuthorizer(t)
-	call := Call{User: "alice", Method: method("ShowCollections"), Message: marshal(t, &milvuspb.ShowCollectionsRequest{})}
+	call := Call{Principal: Principal{User: "alice"}, Method: method("ShowCollections"), Message: marshal(t, &milvuspb.ShowCollectionsRequest{})}
 	filter, err := a.Visibility(call)
 	if err != nil || filter == nil {
 		t.Fatalf("no filter for ShowCollections: %v", err)
@@ -216,14 +216,14 @@ func TestShowCollectionsIsFiltered(t *testing.T) {
 		!slices.Equal(got.CreatedTimestamps, []uint64{10, 20}) || !slices.Equal(got.ShardsNum, []int32{1, 2}) {
 		t.Fatalf("filtered reply: %v", &got)
 	}
-	if _, err := a.Visibility(Call{User: "alice", Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "secret"})}); status.Code(err) != codes.PermissionDenied {
+	if _, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "secret"})}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("describe an invisible collection: %v", err)
 	}
-	if _, err := a.Visibility(Call{User: "alice", Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "films"})}); err != nil {
+	if _, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "films"})}); err != nil {
 		t.Fatalf("describe a visible collection: %v", err)
 	}
 	dbs, _ := proto.Marshal(&milvuspb.ListDatabasesResponse{DbNames: []string{"default", "db2"}, DbIds: []int64{1, 2}})
-	filter, _ = a.Visibility(Call{User: "alice", Method: method("ListDatabases")})
+	filter, _ = a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("ListDatabases")})
 	out, _ = filter(dbs)
 	var gotDBs milvuspb.ListDatabasesResponse
 	_ = proto.Unmarshal(out, &gotDBs)
@@ -236,7 +236,7 @@ func TestShowCollectionsIsFiltered(t *testing.T) {
 // MilvusService; by default any authenticated user may.
 func TestOtherServicesRule(t *testing.T) {
 	a, _ := newAuthorizer(t)
-	health := Call{User: "alice", Method: "/grpc.health.v1.Health/Check"}
+	health := Call{Principal: Principal{User: "alice"}, Method: "/grpc.health.v1.Health/Check"}
 	if err := a.Authorize(health); err != nil {
 		t.Fatalf("default: %v", err)
 	}
@@ -247,5 +247,39 @@ func TestOtherServicesRule(t *testing.T) {
 	health.User = "ops"
 	if err := a.Authorize(health); err != nil {
 		t.Fatalf("admin only: ops (admin) got %v", err)
+	}
+}
+
+// External identities: their mapped roles, plus the roles the store binds
+// to their name; never root's implicit rights; admin only when mapped.
+func TestExternalPrincipals(t *testing.T) {
+	a, _ := newAuthorizer(t)
+	search := marshal(t, &milvuspb.SearchRequest{CollectionName: "books"})
+	insert := marshal(t, &milvuspb.InsertRequest{CollectionName: "books"})
+	for _, c := range []struct {
+		what    string
+		who     Principal
+		msg     [][]byte
+		method  string
+		allowed bool
+	}{
+		{"mapped reader searches", Principal{User: "dana", Roles: []string{"reader"}, Source: "oidc"}, search, "Search", true},
+		{"mapped reader inserts", Principal{User: "dana", Roles: []string{"reader"}, Source: "oidc"}, insert, "Insert", false},
+		{"no roles", Principal{User: "dana", Source: "ldap"}, search, "Search", false},
+		{"an external root is no root", Principal{User: "root", Source: "oidc"}, insert, "Insert", false},
+		{"mapped admin", Principal{User: "dana", Roles: []string{credentials.RoleAdmin}, Source: "ldap"}, insert, "Insert", true},
+		{"the store's bindings of the name count", Principal{User: "alice", Source: "ldap"}, search, "Search", true},
+		{"an unknown mapped role is nothing", Principal{User: "dana", Roles: []string{"nope"}, Source: "oidc"}, search, "Search", false},
+	} {
+		err := a.Authorize(Call{Principal: c.who, Method: method(c.method), Message: c.msg})
+		if (err == nil) != c.allowed {
+			t.Errorf("%s: %v, allowed want %v", c.what, err, c.allowed)
+		}
+	}
+	if !a.IsAdmin(Principal{User: "root"}) || a.IsAdmin(Principal{User: "root", Source: "oidc"}) {
+		t.Error("root is admin only as the local root")
+	}
+	if got := a.RolesOf(Principal{User: "alice", Roles: []string{"writer"}, Source: "ldap"}); !slices.Equal(got, []string{"reader", "writer", "public"}) {
+		t.Errorf("roles of an external alice: %v", got)
 	}
 }

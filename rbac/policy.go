@@ -1,6 +1,11 @@
 package rbac
 
 import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/privilege"
 )
@@ -42,8 +47,24 @@ type subject struct {
 type policy struct {
 	set      *credentials.Set
 	opts     Options
+	roles    map[string]*roleGrants
 	subjects map[string]*subject
 	public   *subject // anyone not in the store (never authenticated, but safe)
+	// external holds the subjects of external identities, by name and
+	// mapped roles, up to maxExternalSubjects; a new Set starts afresh.
+	external      sync.Map
+	externalCount atomic.Int64
+}
+
+// maxExternalSubjects bounds the memory of external subjects per policy;
+// beyond it they are merged for each call.
+const maxExternalSubjects = 4096
+
+// roleGrants is what one role holds.
+type roleGrants struct {
+	privs   map[string][]scope
+	visible []scope
+	dbs     []string
 }
 
 var publicDefaults = []struct{ privilege, name string }{
@@ -51,11 +72,6 @@ var publicDefaults = []struct{ privilege, name string }{
 }
 
 func compile(set *credentials.Set, opts Options) *policy {
-	type roleGrants struct {
-		privs   map[string][]scope
-		visible []scope
-		dbs     []string
-	}
 	roles := map[string]*roleGrants{}
 	get := func(role string) *roleGrants {
 		r := roles[role]
@@ -97,33 +113,62 @@ func compile(set *credentials.Set, opts Options) *policy {
 		}
 	}
 
-	merge := func(all bool, names []string) *subject {
-		s := &subject{all: all, roles: names, privs: map[string][]scope{}}
-		for _, name := range names {
-			r := roles[name]
-			if r == nil {
-				continue
-			}
-			for p, scopes := range r.privs {
-				s.privs[p] = append(s.privs[p], scopes...)
-			}
-			if name != credentials.RolePublic {
-				s.visible = append(s.visible, r.visible...)
-				s.dbs = append(s.dbs, r.dbs...)
-			}
-		}
-		return s
-	}
-	p := &policy{set: set, opts: opts, subjects: map[string]*subject{}, public: merge(false, []string{credentials.RolePublic})}
+	p := &policy{set: set, opts: opts, roles: roles, subjects: map[string]*subject{}}
+	p.public = p.merge(false, []string{credentials.RolePublic})
 	for _, u := range set.Users() {
 		names := append(append([]string(nil), u.Roles...), credentials.RolePublic)
-		all := (u.Name == credentials.RootUser && !opts.RootShouldBindRole)
-		for _, r := range u.Roles {
-			all = all || r == credentials.RoleAdmin
-		}
-		p.subjects[u.Name] = merge(all, names)
+		all := (u.Name == credentials.RootUser && !opts.RootShouldBindRole) || slices.Contains(u.Roles, credentials.RoleAdmin)
+		p.subjects[u.Name] = p.merge(all, names)
 	}
 	return p
+}
+
+// merge is the subject holding all of names' grants.
+func (p *policy) merge(all bool, names []string) *subject {
+	s := &subject{all: all, roles: names, privs: map[string][]scope{}}
+	for _, name := range names {
+		r := p.roles[name]
+		if r == nil {
+			continue
+		}
+		for priv, scopes := range r.privs {
+			s.privs[priv] = append(s.privs[priv], scopes...)
+		}
+		if name != credentials.RolePublic {
+			s.visible = append(s.visible, r.visible...)
+			s.dbs = append(s.dbs, r.dbs...)
+		}
+	}
+	return s
+}
+
+// subjectOf is the subject of a principal: a local user's compiled one,
+// or for an external identity its mapped roles with the roles the store
+// binds to its name. Nothing of root's applies to an external "root",
+// neither its implicit rights nor its admin binding: a provider that lets
+// users pick their name must not make one of them root.
+func (p *policy) subjectOf(who Principal) *subject {
+	if !who.External() {
+		return p.subject(who.User)
+	}
+	key := who.User + "\x00" + strings.Join(who.Roles, "\x00")
+	if s, ok := p.external.Load(key); ok {
+		return s.(*subject)
+	}
+	var names []string
+	if u, ok := p.set.User(who.User); ok && who.User != credentials.RootUser {
+		names = append(names, u.Roles...)
+	}
+	for _, r := range who.Roles {
+		if !slices.Contains(names, r) && r != credentials.RolePublic {
+			names = append(names, r)
+		}
+	}
+	s := p.merge(slices.Contains(names, credentials.RoleAdmin), append(names, credentials.RolePublic))
+	if p.externalCount.Add(1) <= maxExternalSubjects {
+		p.external.Store(key, s)
+	}
+	return s
 }
 
 // groupMembers returns the privileges of a group: a custom one of the set,
@@ -138,6 +183,7 @@ func groupMembers(set *credentials.Set, name string) ([]string, bool) {
 	return privilege.LegacyGroup(name)
 }
 
+// subject is a local user's subject.
 func (p *policy) subject(user string) *subject {
 	if s, ok := p.subjects[user]; ok {
 		return s

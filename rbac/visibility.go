@@ -32,7 +32,7 @@ func (a *Authorizer) Visibility(c Call) (filter func(reply []byte) ([]byte, erro
 	default:
 		return nil, nil
 	}
-	s := a.policy().subject(c.User)
+	s := a.policy().subjectOf(c.Principal)
 	if s.all {
 		return nil, nil
 	}
@@ -66,7 +66,7 @@ func (a *Authorizer) Visibility(c Call) (filter func(reply []byte) ([]byte, erro
 
 func (a *Authorizer) notVisible(c Call, kind, name, db string) error {
 	a.metrics.decisions.WithLabelValues("denied", "visibility").Inc()
-	a.logger.Warn("audit: call denied", "user", c.User, "method", c.Method, "privilege", "visibility", "object", kind, "name", name, "db", db)
+	a.logger.Warn("audit: call denied", "user", c.User, "source", sourceOf(c.Principal), "method", c.Method, "privilege", "visibility", "object", kind, "name", name, "db", db)
 	return status.Errorf(codes.PermissionDenied, "not allowed to access %s %s: privilege not permitted", kind, name)
 }
 

@@ -59,12 +59,12 @@ type dataRequest struct {
 // collection and the database, and puts it back for forwarding. filter,
 // when not nil, filters the names of a list reply.
 func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id identity) (filter func(string) bool, ok bool) {
-	if h.authz == nil || !id.authenticated || h.authz.IsAdmin(id.user) {
+	if h.authz == nil || !id.authenticated || h.authz.IsAdmin(id.Principal) {
 		return nil, true
 	}
 	route := strings.TrimPrefix(r.URL.Path, apiPrefix)
 	method, known := dataRoutes[route]
-	call := rbac.Call{User: id.user, MetadataDB: r.Header.Get("DB-Name")}
+	call := rbac.Call{Principal: id.Principal, MetadataDB: r.Header.Get("DB-Name")}
 	if !known {
 		// A route this proxy does not map has no known privilege: admin only.
 		call.Method = "/" + rbac.Service + "/REST:" + route
@@ -106,9 +106,9 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id ident
 	}
 	switch method {
 	case "ShowCollections":
-		return func(name string) bool { return h.authz.SeesCollection(id.user, db, name) }, true
+		return func(name string) bool { return h.authz.SeesCollection(id.Principal, db, name) }, true
 	case "ListDatabases":
-		return func(name string) bool { return h.authz.SeesDatabase(id.user, name) }, true
+		return func(name string) bool { return h.authz.SeesDatabase(id.Principal, name) }, true
 	}
 	return nil, true
 }

@@ -21,7 +21,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, f
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.user, filter: filter})
+	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.User, filter: filter})
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 

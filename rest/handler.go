@@ -2,6 +2,7 @@ package rest
 
 import (
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -125,8 +126,13 @@ func backendTransport(tlsConfig *tls.Config) *http.Transport {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.authenticate(r)
-	if !ok {
+	id, err := h.authenticate(r)
+	if err != nil {
+		var f *auth.Failure
+		if errors.As(err, &f) && f.Unavailable() {
+			writeError(w, http.StatusServiceUnavailable, codeServiceUnavailable, f.Message)
+			return
+		}
 		writeError(w, http.StatusUnauthorized, codeNeedAuthenticate, msgNeedAuthenticate)
 		return
 	}
@@ -149,20 +155,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // identity is who the request was authenticated as; authenticated is false
 // when authentication is off.
 type identity struct {
-	user          string
+	rbac.Principal
 	authenticated bool
 }
 
 // authenticate checks the request's credential when authentication is on;
 // the authenticator counts and logs each refusal (never the secret).
-func (h *handler) authenticate(r *http.Request) (identity, bool) {
+func (h *handler) authenticate(r *http.Request) (identity, error) {
 	if !h.authn.Enabled() {
-		return identity{}, true
+		return identity{}, nil
 	}
 	call := auth.Call{Protocol: "rest", Target: r.URL.Path, Peer: auth.HostOf(r.RemoteAddr), Cert: edge.VerifiedCert(r.TLS)}
 	id, err := h.authn.CheckHTTP(r.Context(), r.Header.Get("Authorization"), call)
 	if err != nil {
-		return identity{}, false
+		return identity{}, err
 	}
-	return identity{user: id.User, authenticated: true}, true
+	return identity{Principal: id.Principal(), authenticated: true}, nil
 }

@@ -199,7 +199,7 @@ func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string
 		writeError(w, http.StatusOK, codeMissingParameters, msgMissingParameters+", error: "+missing)
 		return
 	}
-	c := usermgmt.Caller{User: id.user, Authenticated: id.authenticated, Database: q.DBName, Peer: r.RemoteAddr}
+	c := usermgmt.Caller{Principal: id.Principal, Authenticated: id.authenticated, Database: q.DBName, Peer: r.RemoteAddr}
 	if c.Database == "" {
 		c.Database = r.Header.Get("DB-Name")
 	}

@@ -34,7 +34,7 @@ func (s *Server) authorizeForward(ctx context.Context, method string, msg mem.Bu
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, auth.MsgMissing)
 	}
-	call := rbac.Call{User: id.User, Method: method}
+	call := rbac.Call{Principal: id.Principal(), Method: method}
 	if v := metadata.ValueFromIncomingContext(ctx, "dbname"); len(v) > 0 {
 		call.MetadataDB = v[0]
 	}

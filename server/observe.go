@@ -106,7 +106,7 @@ func (o *callObserver) observe(ctx context.Context, method string, who *auth.Ide
 		if p != nil && p.Addr != nil {
 			addr = p.Addr.String()
 		}
-		o.logger.Info("call", "method", method, "user", who.User, "code", code.String(), "duration", d, "peer", addr)
+		o.logger.Info("call", "method", method, "user", who.User, "source", who.Source, "code", code.String(), "duration", d, "peer", addr)
 	}
 }
 

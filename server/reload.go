@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/authproxy/authproxy/auth"
 	"reflect"
 	"time"
 
@@ -160,6 +161,14 @@ func (s *Server) applyConfig(next *config.Config) error {
 		}
 		newStore = fs
 	}
+	var newExternal *auth.External
+	if !reflect.DeepEqual(prev.Identities, next.Identities) {
+		e, err := s.newExternal(next.Identities)
+		if err != nil {
+			return err
+		}
+		newExternal = &e
+	}
 	var newTLS *certs.Server
 	if next.TLS != nil && prev.TLS != nil && !reflect.DeepEqual(tlsFiles(prev.TLS), tlsFiles(next.TLS)) {
 		ts, err := certs.NewServer(certs.ServerOptions{
@@ -193,6 +202,10 @@ func (s *Server) applyConfig(next *config.Config) error {
 	s.users.SetSuperUsers(next.Common.Security.SuperUsers)
 	s.authz.SetOptions(rbacOptions(next))
 	s.authn.Verifier().SetCache(next.Cache.Size, next.Cache.TTL)
+	if newExternal != nil {
+		s.authn.Verifier().SetExternal(*newExternal)
+		s.logger.Info("identity providers changed; cached external identities dropped")
+	}
 	s.logLevel.Set(parseLevel(next.Log.Level))
 	s.headers.SetIdentityHeader(next.Auth.IdentityHeader)
 	for _, key := range restart {

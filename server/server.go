@@ -158,6 +158,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	external, err := s.newExternal(cfg.Identities)
+	if err != nil {
+		return nil, err
+	}
+	verifier.SetExternal(external)
 	s.failures = edge.NewFailureLog(s.logger)
 	s.authn = auth.NewAuthenticator(verifier, s.failures, cfg.Common.Security.AuthorizationEnabled)
 	table, err := rbac.NewTable()
@@ -409,6 +414,7 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 	}
 	s.backend.Close()
 	s.store.close()
+	s.authn.Verifier().SetExternal(auth.External{}) // stops the OpenID key refreshes
 	s.failures.Flush()
 	s.logger.Info("stopped")
 }

@@ -187,7 +187,7 @@ func unary[Req any, PReq interface {
 func callerOf(ctx context.Context) Caller {
 	var c Caller
 	if id, ok := auth.FromContext(ctx); ok {
-		c.User, c.Authenticated = id.User, true
+		c.Principal, c.Authenticated = id.Principal(), true
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if db := md.Get("dbname"); len(db) > 0 {

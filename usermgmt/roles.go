@@ -171,7 +171,7 @@ func grantInfo(g *credentials.Grant) GrantInfo {
 // every one), on one object when object is set; grants on every database
 // are included. A caller may list the grants of its own roles.
 func (s *Service) SelectGrant(c Caller, role, object, objectName, db string) ([]GrantInfo, error) {
-	own := c.Authenticated && slices.Contains(s.authz.RolesOf(c.User), role)
+	own := c.Authenticated && slices.Contains(s.authz.RolesOf(c.Principal), role)
 	if !own {
 		if err := s.require(c, privSelect); err != nil {
 			s.count("select_grant", err)

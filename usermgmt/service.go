@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Caller is who asks. Authenticated is false when authorizationEnabled is
 // off: then, as in Milvus, no permission is checked.
 type Caller struct {
-	User          string
+	rbac.Principal
 	Authenticated bool
 	// Database is the client's database (metadata "dbname"), for messages.
 	Database string
@@ -125,7 +125,7 @@ func (s *Service) require(c Caller, priv string) error {
 // requireOn checks a privilege on one user (UpdateUser, SelectUser):
 // everyone may act on themself.
 func (s *Service) requireOn(c Caller, priv, user string) error {
-	if !c.Authenticated || user == c.User || s.authz.Allowed(c.User, priv, c.Database, user) {
+	if !c.Authenticated || user == c.User || s.authz.Allowed(c.Principal, priv, c.Database, user) {
 		return nil
 	}
 	return &Error{Kind: KindPermissionDenied, Reason: fmt.Sprintf("%s: permission deny to %s in the `%s` database", privilege.EnumName(priv), c.User, c.database())}
@@ -326,7 +326,7 @@ func (s *Service) update(ctx context.Context, mutate func(*credentials.Set) erro
 func (s *Service) audit(op string, c Caller, target string, change func() error) error {
 	err := change()
 	s.count(op, err)
-	attrs := []any{"op", op, "by", c.User, "target", target, "peer", c.Peer}
+	attrs := []any{"op", op, "by", c.User, "source", c.source(), "target", target, "peer", c.Peer}
 	if err != nil {
 		attrs = append(attrs, "result", resultOf(err), "reason", err.Error())
 		if e, ok := errors.AsType[*Error](err); ok && e.Detail != nil {
@@ -341,4 +341,12 @@ func (s *Service) audit(op string, c Caller, target string, change func() error)
 
 func (s *Service) count(op string, err error) {
 	s.metrics.ops.WithLabelValues(op, resultOf(err)).Inc()
+}
+
+// source names who vouched for the caller, for the audit trail.
+func (c Caller) source() string {
+	if c.Source == "" {
+		return "local"
+	}
+	return c.Source
 }

@@ -36,7 +36,7 @@ func authorizer(t *testing.T, store credentials.Store) *rbac.Authorizer {
 	return rbac.NewAuthorizer(store, table, rbac.Options{EnablePublicPrivilege: true}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 }
 
-var root = Caller{User: "root", Authenticated: true}
+var root = Caller{Principal: rbac.Principal{User: "root"}, Authenticated: true}
 
 func kindOf(err error) Kind {
 	var e *Error
@@ -68,7 +68,7 @@ func TestRulesAndPermissions(t *testing.T) {
 			t.Errorf("CreateUser(%q): %v, want code 1100 and %q", c.name, err, c.want)
 		}
 	}
-	user1 := Caller{User: "user_1", Authenticated: true, Database: "db1"}
+	user1 := Caller{Principal: rbac.Principal{User: "user_1"}, Authenticated: true, Database: "db1"}
 	err := s.CreateUser(bg, user1, "user_3", "P@ssw0rd", "")
 	if kindOf(err) != KindPermissionDenied || err.Error() != "PrivilegeCreateOwnership: permission deny to user_1 in the `db1` database" {
 		t.Fatalf("non-admin create: %v", err)
@@ -124,7 +124,7 @@ func TestSuperUserSkipsOldPasswordOnly(t *testing.T) {
 	if err := s.UpdatePassword(bg, root, "user_1", "not-the-old-one", "P@ssw0rd9"); err != nil {
 		t.Fatalf("superuser root without the old password: %v", err)
 	}
-	foo := Caller{User: "foo", Authenticated: true}
+	foo := Caller{Principal: rbac.Principal{User: "foo"}, Authenticated: true}
 	if err := s.UpdatePassword(bg, foo, "user_1", "x", "P@ssw0rd10"); kindOf(err) != KindPermissionDenied {
 		t.Fatalf("superuser foo is no admin: %v", err)
 	}

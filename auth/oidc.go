@@ -1,0 +1,232 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/authproxy/authproxy/config"
+)
+
+// ErrProviderUnavailable: the OpenID provider's discovery document or keys
+// could not be fetched yet, so no token of it can be checked.
+var ErrProviderUnavailable = errors.New("OpenID provider unavailable")
+
+// errTokenExpired and errTokenInvalid are refusals of a token.
+var (
+	errTokenExpired = errors.New("token expired")
+	errTokenInvalid = errors.New("token invalid")
+)
+
+// rediscoverEvery bounds how often an unreachable provider is asked again.
+const rediscoverEvery = 5 * time.Second
+
+// OpenID verifies JWTs of the configured issuers: discovery, a JWKS
+// cached and refreshed (rate limited) when a key ID is unknown, an
+// allow-list of asymmetric algorithms, iss, aud, exp and nbf.
+type OpenID struct {
+	issuers []*issuer
+	logger  *slog.Logger
+	ctx     context.Context
+	stop    context.CancelFunc
+}
+
+type issuer struct {
+	cfg    config.OIDCIssuer
+	client *http.Client
+	parser *jwt.Parser
+
+	mu      sync.Mutex
+	keys    keyfunc.Keyfunc // nil until discovery has worked
+	nextTry time.Time
+}
+
+// ExternalIdentity is who a token or a bind proved: a user and the roles
+// mapped from its groups, valid until Expires.
+type ExternalIdentity struct {
+	User    string
+	Roles   []string
+	Expires time.Time
+}
+
+// NewOpenID prepares the issuers; client (one per issuer, for its CA) is
+// used for discovery and keys. Discovery runs at the first token, and
+// again at most every few seconds while it fails.
+func NewOpenID(cfgs []config.OIDCIssuer, clients []*http.Client, logger *slog.Logger) *OpenID {
+	ctx, stop := context.WithCancel(context.Background())
+	o := &OpenID{logger: logger, ctx: ctx, stop: stop}
+	for i, c := range cfgs {
+		o.issuers = append(o.issuers, &issuer{
+			cfg:    c,
+			client: clients[i],
+			parser: jwt.NewParser(
+				jwt.WithValidMethods(c.Algorithms),
+				jwt.WithIssuer(c.Issuer),
+				jwt.WithAudience(c.Audiences...),
+				jwt.WithLeeway(c.ClockSkew),
+				jwt.WithExpirationRequired(),
+			),
+		})
+	}
+	return o
+}
+
+// Close stops the key refreshes.
+func (o *OpenID) Close() { o.stop() }
+
+// LooksLikeJWT reports whether a token has the shape of a compact JWS
+// (three base64url parts, the first a JSON header): such a token is never
+// taken for an API key.
+func LooksLikeJWT(token string) bool {
+	if strings.Count(token, ".") != 2 || !strings.HasPrefix(token, "eyJ") {
+		return false
+	}
+	for _, c := range token {
+		if !(c == '.' || c == '-' || c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Verify checks a JWT and returns who it names. The error is
+// errTokenInvalid or errTokenExpired (wrapped) for a refused token, and
+// ErrProviderUnavailable when its issuer cannot be asked for keys.
+func (o *OpenID) Verify(ctx context.Context, token string) (ExternalIdentity, error) {
+	// The issuer is read before the signature is checked, only to pick
+	// whose keys check it; the parser then requires the same iss.
+	var unverified jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &unverified); err != nil {
+		return ExternalIdentity{}, fmt.Errorf("%w: %v", errTokenInvalid, err)
+	}
+	for _, is := range o.issuers {
+		if is.cfg.Issuer == unverified.Issuer {
+			return is.verify(ctx, o, token)
+		}
+	}
+	return ExternalIdentity{}, fmt.Errorf("%w: issuer %q is not configured", errTokenInvalid, unverified.Issuer)
+}
+
+func (is *issuer) verify(ctx context.Context, o *OpenID, token string) (ExternalIdentity, error) {
+	keys, err := is.keySet(o)
+	if err != nil {
+		return ExternalIdentity{}, err
+	}
+	claims := jwt.MapClaims{}
+	if _, err := is.parser.ParseWithClaims(token, claims, keys.KeyfuncCtx(ctx)); err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return ExternalIdentity{}, fmt.Errorf("%w: %v", errTokenExpired, err)
+		}
+		return ExternalIdentity{}, fmt.Errorf("%w: %v", errTokenInvalid, err)
+	}
+	user, _ := claims[is.cfg.UsernameClaim].(string)
+	if user == "" {
+		return ExternalIdentity{}, fmt.Errorf("%w: no %s claim", errTokenInvalid, is.cfg.UsernameClaim)
+	}
+	if is.cfg.UsernameClaim == "email" {
+		if verified, present := claims["email_verified"].(bool); present && !verified {
+			return ExternalIdentity{}, fmt.Errorf("%w: email_verified is false", errTokenInvalid)
+		}
+	}
+	exp, _ := claims.GetExpirationTime() // required by the parser
+	var roles []string
+	for _, g := range stringsClaim(claims[is.cfg.GroupsClaim]) {
+		roles = appendNew(roles, is.cfg.Groups[g]...)
+	}
+	return ExternalIdentity{User: is.cfg.UsernamePrefix + user, Roles: roles, Expires: exp.Time}, nil
+}
+
+// stringsClaim reads a claim that is a list of strings, or one string.
+func stringsClaim(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, s := range v {
+			if s, ok := s.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// keySet returns the issuer's keys, running discovery first if it has
+// not worked yet (at most once per rediscoverEvery).
+func (is *issuer) keySet(o *OpenID) (keyfunc.Keyfunc, error) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.keys != nil {
+		return is.keys, nil
+	}
+	if time.Now().Before(is.nextTry) {
+		return nil, fmt.Errorf("%w: %s", ErrProviderUnavailable, is.cfg.Issuer)
+	}
+	keys, err := is.discover(o)
+	if err != nil {
+		is.nextTry = time.Now().Add(rediscoverEvery)
+		o.logger.Warn("OpenID provider unavailable", "issuer", is.cfg.Issuer, "error", err)
+		return nil, fmt.Errorf("%w: %s", ErrProviderUnavailable, is.cfg.Issuer)
+	}
+	is.keys = keys
+	return keys, nil
+}
+
+func (is *issuer) discover(o *OpenID) (keyfunc.Keyfunc, error) {
+	ctx, cancel := context.WithTimeout(o.ctx, 10*time.Second)
+	defer cancel()
+	url := strings.TrimSuffix(is.cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := is.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	// OpenID Connect Discovery 1.0, 4.3: the issuer must be the one asked.
+	if doc.Issuer != is.cfg.Issuer {
+		return nil, fmt.Errorf("%s names issuer %q, want %q", url, doc.Issuer, is.cfg.Issuer)
+	}
+	if doc.JWKSURI == "" {
+		return nil, fmt.Errorf("%s has no jwks_uri", url)
+	}
+	fail := false
+	return keyfunc.NewDefaultOverrideCtx(o.ctx, []string{doc.JWKSURI}, keyfunc.Override{
+		Client:                    is.client,
+		HTTPTimeout:               10 * time.Second,
+		NoErrorReturnFirstHTTPReq: &fail,
+		// An unknown key ID refetches the keys at most this often; other
+		// tokens with unknown IDs are refused without waiting.
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(is.cfg.JWKSRefreshInterval), 1),
+		RateLimitWaitMax:  time.Millisecond,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(_ context.Context, err error) {
+				o.logger.Warn("OpenID provider keys not refreshed", "issuer", is.cfg.Issuer, "jwks", u, "error", err)
+			}
+		},
+	})
+}
