@@ -216,3 +216,39 @@ func TestLDAPRealmAndStoreBindings(t *testing.T) {
 	_, err := carol.Search(ctx, milvusclient.NewSearchOption("books", 3, []entity.Vector{constVec(1, 8)}).WithANNSField("vec"))
 	must(t, err)
 }
+
+// The group mapping changes live with the config: a reload drops the
+// cached binds, whose roles the old mapping gave, and a bad CA file in a
+// reload is refused while the directory in force keeps working.
+func TestLDAPConfigReload(t *testing.T) {
+	l := harness.StartLDAP(t)
+	l.AddGroup("ml-readers", l.AddUser("alice", "Alice-dir-pw"))
+	harness.Password("alice", "Alice-dir-pw")
+	_, p := startPair(t, harness.Options{Extra: ldapConfig(l, false, "")})
+	ctx := testCtx(t, 60*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	createVectors(t, ctx, root, "books", 8)
+	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("reader")))
+	must(t, root.GrantPrivilege(ctx, milvusclient.NewGrantPrivilegeOption("reader", "Collection", "Search", "books")))
+	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	search := func() error {
+		_, err := m.Search(withToken(ctx, "alice:Alice-dir-pw"), &milvuspb.SearchRequest{CollectionName: "books"})
+		return err
+	}
+	must(t, search())
+
+	rewriteConfig(t, p, `"cn=ml-readers,`+harness.LDAPGroups+`": [reader]`, `"cn=ml-readers,`+harness.LDAPGroups+`": [nothing]`)
+	eventually(t, 3*time.Second, "the new mapping applies to alice's cached bind", func() error {
+		if status.Code(search()) != codes.PermissionDenied {
+			return fmt.Errorf("alice still searches")
+		}
+		return nil
+	})
+	rewriteConfig(t, p, fmt.Sprintf("caFile: %q", l.CAFile), `caFile: "/nonexistent/ca.pem"`)
+	if !p.WaitLog("config reload refused", 3*time.Second) || !strings.Contains(p.Logs(), "identities.ldap.caFile") {
+		t.Fatalf("a reload with a missing CA file is not refused by name:\n%s", p.Logs())
+	}
+	if err := getVersion(ctx, m, "alice:Alice-dir-pw"); err != nil {
+		t.Fatalf("the directory in force after a refused reload: %v", err)
+	}
+}
