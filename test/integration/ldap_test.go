@@ -103,9 +103,7 @@ func TestLDAPUsersGetTheRolesOfTheirGroups(t *testing.T) {
 
 			m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
 			err = getVersion(ctx, m, "alice:wrong-dir-pw")
-			if st := status.Convert(err); st.Code() != codes.Unauthenticated || st.Message() != msgPassword {
-				t.Errorf("a wrong directory password: %v, want Unauthenticated %q", err, msgPassword)
-			}
+			wantStatus(t, "a wrong directory password", err, codes.Unauthenticated, msgPassword)
 			// An empty password is an anonymous bind in LDAP: never a login.
 			err = getVersion(ctx, m, "alice:")
 			if status.Code(err) != codes.Unauthenticated {
@@ -141,13 +139,9 @@ func TestLDAPDirectoryDown(t *testing.T) {
 	must(t, getVersion(ctx, m, "alice:Alice-dir-pw")) // cached
 	for _, token := range []string{"bob:Bob-dir-pw", "bob:wrong", "alice:another-password"} {
 		err := getVersion(ctx, m, token)
-		if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != msgDirectoryDown {
-			t.Errorf("%s with the directory down: %v, want Unavailable %q", strings.Split(token, ":")[0], err, msgDirectoryDown)
-		}
+		wantStatus(t, token[:strings.Index(token, ":")]+" with the directory down", err, codes.Unavailable, msgDirectoryDown)
 	}
-	if got := metricValue(t, p, `authproxy_auth_total{reason="directory_unavailable",result="failure"}`); got != 3 {
-		t.Errorf("directory_unavailable refusals counted: %v, want 3", got)
-	}
+	wantRefusalsCounted(t, p, "directory_unavailable", 3, 3)
 	l.Start()
 	within(t, 10*time.Second, "bob logs in once the directory is back", func() error {
 		return getVersion(ctx, m, "bob:Bob-dir-pw")
@@ -179,12 +173,8 @@ func TestLDAPLockout(t *testing.T) {
 		}
 	}
 	err := getVersion(ctx, m, "alice:Alice-dir-pw")
-	if st := status.Convert(err); st.Code() != codes.Unauthenticated || st.Message() != msgPassword {
-		t.Fatalf("the right password while locked: %v, want Unauthenticated %q", err, msgPassword)
-	}
-	if got := metricValue(t, p, `authproxy_auth_total{reason="locked_out",result="failure"}`); got < 1 {
-		t.Errorf("locked_out refusals: %v", got)
-	}
+	mustStatus(t, "the right password while locked", err, codes.Unauthenticated, msgPassword)
+	wantRefusalsCounted(t, p, "locked_out", 1, -1)
 }
 
 // With a realm, names that end with it go to the directory even when a
@@ -250,5 +240,30 @@ func TestLDAPConfigReload(t *testing.T) {
 	}
 	if err := getVersion(ctx, m, "alice:Alice-dir-pw"); err != nil {
 		t.Fatalf("the directory in force after a refused reload: %v", err)
+	}
+}
+
+// wantStatus and mustStatus check a refusal's code and exact message.
+func wantStatus(t *testing.T, what string, err error, code codes.Code, msg string) {
+	t.Helper()
+	if st := status.Convert(err); st.Code() != code || st.Message() != msg {
+		t.Errorf("%s: %v, want %s %q", what, err, code, msg)
+	}
+}
+
+func mustStatus(t *testing.T, what string, err error, code codes.Code, msg string) {
+	t.Helper()
+	if st := status.Convert(err); st.Code() != code || st.Message() != msg {
+		t.Fatalf("%s: %v, want %s %q", what, err, code, msg)
+	}
+}
+
+// wantRefusalsCounted checks authproxy_auth_total for a failure reason:
+// at least least, and at most most (-1: no bound).
+func wantRefusalsCounted(t *testing.T, p *harness.Proxy, reason string, least, most float64) {
+	t.Helper()
+	got := metricValue(t, p, `authproxy_auth_total{reason="`+reason+`",result="failure"}`)
+	if got < least || most >= 0 && got > most {
+		t.Errorf("%s refusals counted: %v, want %v..%v", reason, got, least, most)
 	}
 }
