@@ -117,6 +117,14 @@ kube_checks() {
     [ "$code" = 200 ] || die "$1: $c's $kind GET :$port$path answered $code, want 200"
     log "ok: $c's $kind GET $kube_ip:$port$path 200"
   done < <(grep '^probe ' <<<"$kube_info")
+  local pid uid ro caps
+  pid=$(podman inspect -f '{{.State.Pid}}' "$kube_pod-authproxy")
+  uid=$(awk '/^Uid:/{print $2}' "/proc/$pid/status")
+  ro=$(podman inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$kube_pod-authproxy")
+  caps=$(awk '/^CapEff:/{print $2}' "/proc/$pid/status")
+  [ "$uid" = 65532 ] && [ "$ro" = true ] && [ "$caps" = 0000000000000000 ] \
+    || die "$1: authproxy runs as uid $uid, read-only root $ro, effective capabilities $caps; want 65532, true, none"
+  log "ok: authproxy's securityContext applied: uid 65532, read-only root filesystem, no capabilities"
   grpc_port=$(awk '$1 == "port" && $2 == "authproxy" && $3 == "grpc" {print $4}' <<<"$kube_info")
   [ -n "$grpc_port" ] || die "$1: no port named grpc on authproxy"
 
