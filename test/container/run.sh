@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the project's Dockerfile unchanged on stand-in base images and runs
-# the image for real with podman (no Docker engine here). Fails loudly, with the
-# reason, when it cannot run; it never skips.
+# the image for real with podman (no Docker engine here); then the Kubernetes
+# sidecar example with podman kube play (kube.sh) and the compose example with
+# podman-compose (compose.sh), Milvus replaced by the fake backend. Removes all
+# it started, also on failure. Fails loudly, with the reason, when it cannot
+# run; it never skips.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -11,12 +14,12 @@ log() { echo "test-container: $*" >&2; }
 
 # --- install (idempotent) -------------------------------------------------
 need=()
-for c in buildah podman podman-compose debootstrap runc catatonit iptables; do command -v $c >/dev/null || need+=($c); done
+for c in buildah podman podman-compose debootstrap runc catatonit iptables curl; do command -v $c >/dev/null || need+=($c); done
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need[*]} and not root to apt-get install them"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-    buildah podman podman-compose debootstrap runc catatonit iptables uidmap netavark aardvark-dns slirp4netns ca-certificates tzdata \
+    buildah podman podman-compose debootstrap runc catatonit iptables uidmap netavark aardvark-dns slirp4netns ca-certificates tzdata curl python3-yaml \
     || die "apt-get install of ${need[*]} failed"
 fi
 # This sandbox: vfs storage, runc (crun refuses the cgroup layout), no rlimit raising.
@@ -29,6 +32,7 @@ if [ "$(id -u)" = 0 ]; then
     printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' >/etc/containers/containers.conf
   fi
 fi
+python3 -c 'import yaml' 2>/dev/null || die "python3 with PyYAML (python3-yaml) is needed to read the example manifests"
 podman info >/dev/null 2>&1 || die "podman info fails: $(podman info 2>&1 | tail -3)"
 
 # --- stand-in base images, built once and kept in podman's storage -----------
@@ -61,6 +65,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A signal ends the script through exit, so that cleanup runs then too.
+trap 'exit 130' INT; trap 'exit 143' TERM
 # Every image this script builds carries this label: a name it is about to
 # take over must be free or one of its own (a stale tag from a killed run).
 mark=org.authproxy.container-test
