@@ -7,13 +7,14 @@ build:
 	$(GO) build -o bin/authproxy ./cmd/authproxy
 
 # Everything: formatting and vet of both modules, the product's unit tests,
-# the integration tests (real binary, Milvus Go SDK, curl) and the Node SDK walk.
-test: check test-product test-integration test-node
+# the integration tests (real binary, Milvus Go SDK, curl), the Node SDK walk
+# and, last, the container image and the examples run with podman (as root).
+test: check test-product test-integration test-node test-container
 
 check:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above need formatting" >&2; exit 1)
 	$(GO) vet ./...
-	cd test && $(GO) vet ./...
+	cd test && $(GO) vet ./... && $(GO) vet -tags container ./container/
 
 test-product:
 	$(GO) test -count=1 ./...
@@ -26,8 +27,10 @@ test-node: build
 	cd test && $(GO) build -o ../bin/fakemilvus ./cmd/fakemilvus
 	cd test/node && npm ci --no-audit --no-fund --loglevel=error && node --test
 
-# The Dockerfile built unchanged on stand-in bases and run with podman (as root;
-# installs buildah/podman/debootstrap with apt-get): see test/container/run.sh.
+# The Dockerfile built unchanged on stand-in bases and run with podman, the
+# Kubernetes sidecar example with podman kube play and the compose example with
+# podman-compose (as root; installs buildah/podman/podman-compose/debootstrap
+# with apt-get): see test/container/run.sh.
 test-container:
 	PATH="$$PATH:$$($(GO) env GOROOT)/bin" test/container/run.sh
 

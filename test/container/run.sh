@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Builds the project's Dockerfile unchanged on stand-in base images and runs
-# the image for real with podman (no Docker engine here). Fails loudly, with the
-# reason, when it cannot run; it never skips.
+# the image for real with podman (no Docker engine here); then the Kubernetes
+# sidecar example with podman kube play (kube.sh) and the compose example with
+# podman-compose (compose.sh), Milvus replaced by the fake backend. Removes all
+# it started, also on failure. Fails loudly, with the reason, when it cannot
+# run; it never skips.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+script_t0=$(date +%s)
 die() { echo "test-container: FAIL: $*" >&2; exit 1; }
 log() { echo "test-container: $*" >&2; }
 
 # --- install (idempotent) -------------------------------------------------
 need=()
-for c in buildah podman podman-compose debootstrap runc catatonit iptables; do command -v $c >/dev/null || need+=($c); done
+for c in buildah podman podman-compose debootstrap runc catatonit iptables curl; do command -v $c >/dev/null || need+=($c); done
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need[*]} and not root to apt-get install them"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-    buildah podman podman-compose debootstrap runc catatonit iptables uidmap netavark aardvark-dns slirp4netns ca-certificates tzdata \
+    buildah podman podman-compose debootstrap runc catatonit iptables uidmap netavark aardvark-dns slirp4netns ca-certificates tzdata curl python3-yaml \
     || die "apt-get install of ${need[*]} failed"
 fi
 # This sandbox: vfs storage, runc (crun refuses the cgroup layout), no rlimit raising.
@@ -28,6 +32,7 @@ if [ "$(id -u)" = 0 ]; then
     printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' >/etc/containers/containers.conf
   fi
 fi
+python3 -c 'import yaml' 2>/dev/null || die "python3 with PyYAML (python3-yaml) is needed to read the example manifests"
 podman info >/dev/null 2>&1 || die "podman info fails: $(podman info 2>&1 | tail -3)"
 
 # --- stand-in base images, built once and kept in podman's storage -----------
@@ -40,15 +45,40 @@ gover=$(go env GOVERSION)
 ca_sum=$(sha256sum /etc/ssl/certs/ca-certificates.crt | cut -c1-12)
 case "$gover" in go1.26*) ;; *) die "host Go is $gover; the golang:1.26 stand-in needs Go 1.26 at GOROOT";; esac
 work=$(mktemp -d /tmp/test-container.XXXXXX)
-started=()
+started=()     # containers
+tagged=()      # image names given to the local images for the examples
+kube_up=""     # the manifest podman kube play runs
+kube_vols=()   # volumes and secrets kube play makes from the manifest
+compose_up=""  # podman-compose project
+nets=()        # networks this script made podman create
 cleanup() {
-  for c in "${started[@]}"; do podman rm -f -t 2 "$c" >/dev/null 2>&1 || true; done
-  podman pod rm -f ct-authproxy-pod >/dev/null 2>&1 || true
-  podman volume rm -f ct-authproxy-credentials >/dev/null 2>&1 || true
+  set +e
+  for c in "${started[@]}"; do podman rm -f -t 2 "$c" >/dev/null 2>&1; done
+  podman pod rm -f ct-authproxy-pod >/dev/null 2>&1
+  podman volume rm -f ct-authproxy-credentials >/dev/null 2>&1
+  [ -z "$kube_up" ] || kube_down
+  [ -z "$compose_up" ] || compose_down
+  for n in "${nets[@]}"; do podman network rm -f "$n" >/dev/null 2>&1; done
+  for t in "${tagged[@]}"; do podman untag "$t" "$t" >/dev/null 2>&1; done
+  # Superseded images of this script's builds (e.g. a build stage of older sources).
+  podman images -q --filter dangling=true --filter "label=$mark=1" | xargs -r podman rmi >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A signal ends the script through exit, so that cleanup runs then too.
+trap 'exit 130' INT; trap 'exit 143' TERM
+# Every image this script builds carries this label: a name it is about to
+# take over must be free or one of its own (a stale tag from a killed run).
+mark=org.authproxy.container-test
+take_name() { # take_name IMAGE NAME
+  if podman image exists "$2" && [ "$(podman image inspect -f "{{index .Labels \"$mark\"}}" "$2")" != 1 ]; then
+    die "the image name $2 is taken by an image this script did not build; remove it (podman rmi $2) to run the examples"
+  fi
+  podman tag "$1" "$2" || die "podman tag $1 $2 failed"
+  tagged+=("$2")
+}
 
+t0=$(date +%s)
 if ! podman image exists "$golang_tag" || [ "$(podman image inspect -f '{{index .Labels "org.authproxy.go"}}' "$golang_tag")" != "$gover-$ca_sum" ]; then
   log "building the $golang_tag stand-in (debootstrap, once)"
   rootfs=$work/rootfs
@@ -81,29 +111,44 @@ if ! podman image exists "$distroless_tag"; then
   buildah config --user 65532 --workingdir /home/nonroot --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt "$c"
   buildah commit --quiet --rm "$c" "$distroless_tag" >/dev/null
 fi
+log "stand-in base images ready in $(( $(date +%s) - t0 )) s"
 
 # --- the project's image and the fake backend's image ---------------------------
 image=localhost/authproxy:container-test
 fake_image=localhost/fakemilvus:container-test
+idle_image=localhost/idle:container-test
+# Images this script built before and is about to replace, removed once untagged.
+old_ids=$(for i in "$image" "$fake_image" "$idle_image"; do podman image inspect -f '{{.Id}}' "$i" 2>/dev/null || true; done)
 log "building the Dockerfile unchanged (--pull=never)"
 t0=$(date +%s)
 # --format docker keeps the HEALTHCHECK (OCI image config has none), as docker build does.
 # --network=host: `go mod download` in the build needs the Go module proxy.
 podman build --quiet --pull=never --format docker --network=host --build-arg VERSION=container-test \
-  -t "$image" -f Dockerfile . >"$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; die "podman build of the Dockerfile failed"; }
-log "image built in $(( $(date +%s) - t0 )) s"
+  --label "$mark=1" -t "$image" -f Dockerfile . >"$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; die "podman build of the Dockerfile failed"; }
+log "Dockerfile built in $(( $(date +%s) - t0 )) s"
 (cd test && CGO_ENABLED=0 go build -o "$work/fakemilvus" ./cmd/fakemilvus) || die "go build of test/cmd/fakemilvus failed"
+# With Milvus's own arguments (`milvus run standalone`, as both examples run
+# it) the fake listens where Milvus would: see test/cmd/fakemilvus.
 printf 'FROM %s\nCOPY fakemilvus /fakemilvus\nENTRYPOINT ["/fakemilvus"]\nCMD ["--listen", "0.0.0.0:19530", "--rest-listen", "0.0.0.0:19531"]\n' "$distroless_tag" >"$work/Containerfile"
-podman build --quiet --pull=never --format docker -t "$fake_image" -f "$work/Containerfile" "$work" >/dev/null || die "build of the fake Milvus image failed"
+podman build --quiet --pull=never --format docker --label "$mark=1" -t "$fake_image" -f "$work/Containerfile" "$work" >/dev/null || die "build of the fake Milvus image failed"
+# etcd and MinIO of the compose example: idle stand-ins (the fake keeps its
+# state in memory); catatonit waits for the stop signal and ignores the command.
+mkdir -p "$work/idle" && cp "$(command -v catatonit)" "$work/idle/catatonit"
+printf 'FROM %s\nCOPY catatonit /catatonit\nENTRYPOINT ["/catatonit", "-P", "--"]\n' "$distroless_tag" >"$work/idle/Containerfile"
+podman build --quiet --pull=never --format docker --label "$mark=1" -t "$idle_image" -f "$work/idle/Containerfile" "$work/idle" >/dev/null || die "build of the idle stand-in image failed"
+for i in $old_ids; do
+  [ -n "$(podman image inspect -f '{{join .RepoTags ""}}' "$i" 2>/dev/null)" ] || podman rmi "$i" >/dev/null 2>&1 || true
+done
 
 sdk() { # sdk TESTNAME env...: the Milvus Go SDK checks, which fail (never skip) on a missing address.
   local name=$1; shift
-  (cd test && env "$@" go test -count=1 -tags container -run "^$name\$" -v ./container/ >"$work/sdk.log" 2>&1) \
+  [ -x "$work/sdk.test" ] || (cd test && go test -c -tags container -o "$work/sdk.test" ./container/) || die "go test -c of test/container failed"
+  (env "$@" "$work/sdk.test" -test.count=1 -test.run "^$name\$" -test.v >"$work/sdk.log" 2>&1) \
     || { cat "$work/sdk.log" >&2; die "SDK check $name failed"; }
   grep -q -- "--- PASS: $name" "$work/sdk.log" || { cat "$work/sdk.log" >&2; die "SDK check $name did not run"; }
 }
-wait_ready() { # wait_ready URL: 200 within 30 s
-  for _ in $(seq 300); do
+wait_ready() { # wait_ready URL [TENTHS]: 200 within 30 s (or TENTHS/10 s)
+  for _ in $(seq "${2:-300}"); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ] && return 0; sleep 0.1
   done
   return 1
@@ -111,8 +156,7 @@ wait_ready() { # wait_ready URL: 200 within 30 s
 hostport() { podman port "$1" "$2" | head -1 | sed 's/0\.0\.0\.0/127.0.0.1/'; }
 
 # --- the image alone: user, volume, SDK, HEALTHCHECK, SIGTERM, --read-only ------
-# One pod (a shared loopback), as a bridge network needs netavark, which Debian
-# 12's podman does not find here; the proxy is pointed at the fake with --backend.
+# One pod (a shared loopback); the proxy is pointed at the fake with --backend.
 pod=ct-authproxy-pod
 podman pod rm -f "$pod" >/dev/null 2>&1 || true
 podman pod create --name "$pod" -p 127.0.0.1::19530 -p 127.0.0.1::9091 >/dev/null || die "podman pod create failed"
@@ -154,3 +198,7 @@ podman rm -f -t 2 ct-authproxy ct-milvus >/dev/null
 podman pod rm -f "$pod" >/dev/null
 podman volume rm -f "$vol" >/dev/null
 started=()
+
+. test/container/kube.sh
+. test/container/compose.sh
+log "PASS: the image, the Kubernetes sidecar example and the compose example in $(( $(date +%s) - script_t0 )) s"
