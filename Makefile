@@ -1,15 +1,16 @@
 # authproxy: build, test and benchmark. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: build test check test-product test-integration test-node test-container bench fake
+.PHONY: build test check test-product test-integration test-integration-frames test-node test-container bench fake
 
 build:
 	$(GO) build -o bin/authproxy ./cmd/authproxy
 
 # Everything: formatting and vet of both modules, the product's unit tests,
-# the integration tests (real binary, Milvus Go SDK, curl), the Node SDK walk
-# and, last, the container image and the examples run with podman (as root).
-test: check test-product test-integration test-node test-container
+# the integration tests (real binary, Milvus Go SDK, curl) on both forwarding
+# cores, the Node SDK walk and, last, the container image and the examples
+# run with podman (as root).
+test: check test-product test-integration test-integration-frames test-node test-container
 
 check:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above need formatting" >&2; exit 1)
@@ -21,6 +22,11 @@ test-product:
 
 test-integration:
 	cd test && $(GO) test -count=1 -timeout 15m ./...
+
+# The integration suite again with every proxy on the frame relay
+# (forwarding: frames), the core that is not the default yet.
+test-integration-frames:
+	cd test && AUTHPROXY_FORWARDING=frames $(GO) test -count=1 -timeout 15m ./integration
 
 # The Node SDK walk runs bin/authproxy in front of bin/fakemilvus.
 test-node: build

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 
@@ -112,7 +114,18 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 		return ctx, nil
 	}
 	p, _ := peer.FromContext(ctx)
-	call := Call{Protocol: "grpc", Target: method, Peer: peerHost(p)}
+	if p != nil && p.Addr != nil && p.Addr.Network() == edge.RelayNetwork {
+		// The frame relay authenticated the call already.
+		id, err := relayedIdentity(ctx)
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, MsgMissing)
+		}
+		if slot, ok := ctx.Value(slotKey{}).(*Identity); ok {
+			*slot = id
+		}
+		return WithIdentity(ctx, id), nil
+	}
+	call := Call{Protocol: "grpc", Target: method, Peer: HostOf(ClientAddr(ctx))}
 	if p != nil {
 		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
 			call.Cert = edge.VerifiedCert(&info.State)
@@ -144,6 +157,31 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 // CheckToken authenticates a gRPC token (the base64 metadata value; ""
 // when absent) and the call's verified client certificate, if any.
 func (a *Authenticator) CheckToken(ctx context.Context, token string, call Call) (Identity, error) {
+	return a.checkToken(ctx, token, call, a.verifier.Verify)
+}
+
+// errWouldWait stands for a check QuickCheckToken leaves to CheckToken.
+var errWouldWait = errors.New("the check would wait")
+
+// QuickCheckToken is CheckToken for a caller that must not wait (the frame
+// relay's connection reader): done is false when the check needs a hash,
+// a bind, a key fetch or a refusal's wait, which CheckToken then does.
+func (a *Authenticator) QuickCheckToken(ctx context.Context, token string, call Call) (id Identity, err error, done bool) {
+	id, err = a.checkToken(ctx, token, call, func(_ context.Context, c Credential, peer string) (Identity, error) {
+		if id, ok := a.verifier.Cached(c, peer); ok {
+			return id, nil
+		}
+		return Identity{}, errWouldWait
+	})
+	if errors.Is(err, errWouldWait) {
+		return Identity{}, nil, false
+	}
+	return id, err, true
+}
+
+type verifyFunc func(ctx context.Context, c Credential, peer string) (Identity, error)
+
+func (a *Authenticator) checkToken(ctx context.Context, token string, call Call, verify verifyFunc) (Identity, error) {
 	if token == "" {
 		return a.checkCertOnly(call)
 	}
@@ -151,7 +189,7 @@ func (a *Authenticator) CheckToken(ctx context.Context, token string, call Call)
 	if err != nil {
 		return a.refused(call, err)
 	}
-	return a.checkCredential(ctx, c, call)
+	return a.checkCredential(ctx, c, call, verify)
 }
 
 // CheckHTTP authenticates a REST request from its Authorization header (""
@@ -164,7 +202,7 @@ func (a *Authenticator) CheckHTTP(ctx context.Context, header string, call Call)
 	if err != nil {
 		return a.refused(call, err)
 	}
-	return a.checkCredential(ctx, c, call)
+	return a.checkCredential(ctx, c, call, a.verifier.Verify)
 }
 
 func (a *Authenticator) checkCertOnly(call Call) (Identity, error) {
@@ -188,8 +226,11 @@ func (a *Authenticator) certUser(cert *x509.Certificate) string {
 	return ""
 }
 
-func (a *Authenticator) checkCredential(ctx context.Context, c Credential, call Call) (Identity, error) {
-	id, err := a.verifier.Verify(ctx, c, call.Peer)
+func (a *Authenticator) checkCredential(ctx context.Context, c Credential, call Call, verify verifyFunc) (Identity, error) {
+	id, err := verify(ctx, c, call.Peer)
+	if errors.Is(err, errWouldWait) {
+		return Identity{}, err
+	}
 	if err != nil {
 		// The verifier counted it; only the log is left.
 		if f, ok := err.(*Failure); ok {
@@ -212,4 +253,21 @@ func (a *Authenticator) refused(call Call, err error) (Identity, error) {
 		a.failures.Record(edge.Refusal{Protocol: call.Protocol, Target: call.Target, User: f.User, Peer: call.Peer, Reason: string(f.Reason)})
 	}
 	return Identity{}, err
+}
+
+// EncodeRelayedIdentity is the value of edge.RelayedIdentityKey for id,
+// as it goes on the wire (a -bin key: base64).
+func EncodeRelayedIdentity(id Identity) string {
+	b, _ := json.Marshal(id)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func relayedIdentity(ctx context.Context) (Identity, error) {
+	v := metadata.ValueFromIncomingContext(ctx, edge.RelayedIdentityKey)
+	if len(v) != 1 {
+		return Identity{}, errors.New("no relayed identity")
+	}
+	var id Identity
+	err := json.Unmarshal([]byte(v[0]), &id)
+	return id, err
 }

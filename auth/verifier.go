@@ -167,9 +167,8 @@ func (v *Verifier) Verify(ctx context.Context, c Credential, peer string) (Ident
 // guess), but failures count against the address.
 func (v *Verifier) verifyToken(ctx context.Context, o *OpenID, token, peer string) (Identity, error) {
 	key := sha256.Sum256([]byte(token))
-	if e, ok := v.cache.Get(key); ok && e.source == SourceOIDC && v.now().Before(e.expires) {
-		v.metrics.cacheHits.Inc()
-		v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
+	if e, ok := v.hit(key, SourceOIDC, ""); ok {
+		v.countHit()
 		return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles}, nil
 	}
 	v.metrics.cacheMisses.Inc()
@@ -201,13 +200,12 @@ func (v *Verifier) verifyBind(ctx context.Context, d *Directory, user, password,
 	name, addr := edge.Bound(user), edge.Bound(peer)
 	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: name}
 	locked := v.limiter != nil && v.limiter.Locked(name, addr)
-	if e, ok := v.cache.Get(key); ok && e.source == SourceLDAP && v.now().Before(e.expires) {
+	if e, ok := v.hit(key, SourceLDAP, ""); ok {
 		if locked {
 			fail.Reason = ReasonLockedOut
 			return v.refuseAfter(ctx, start, fail)
 		}
-		v.metrics.cacheHits.Inc()
-		v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
+		v.countHit()
 		return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: e.external.Roles}, nil
 	}
 	v.metrics.cacheMisses.Inc()
@@ -253,22 +251,91 @@ func (v *Verifier) countFailure(name, addr string) {
 // with a guesser) keeps its working keys. Failures still count against the
 // address, for its password logins.
 func (v *Verifier) verifyAPIKey(key, peer string) (Identity, error) {
-	// One SHA-256 is enough for a key, no slow hash.
+	id, f := v.apiKey(key)
+	if f == nil {
+		v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
+		return id, nil
+	}
+	if f.Reason == ReasonBadAPIKey {
+		v.countFailure("", peer)
+	}
+	return v.refuse(f)
+}
+
+// apiKey looks a key up: one SHA-256, no slow hash, nothing counted.
+func (v *Verifier) apiKey(key string) (Identity, *Failure) {
 	digest := credentials.APIKeyDigest(key)
 	set := v.store.Current()
 	k, ok := set.APIKeyByDigest(digest)
 	if ok && subtle.ConstantTimeCompare([]byte(k.Digest), []byte(digest)) == 1 {
 		if k.Expired(v.now()) {
 			// Milvus's message, as for any refused key; the reason says why.
-			return v.refuse(&Failure{Reason: ReasonExpiredAPIKey, Message: MsgBadAPIKey})
+			return Identity{}, &Failure{Reason: ReasonExpiredAPIKey, Message: MsgBadAPIKey}
 		}
 		if _, ok := set.User(k.User); ok {
-			v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
 			return Identity{User: k.User, Via: "apikey", Source: SourceLocal}, nil
 		}
 	}
-	v.countFailure("", peer)
-	return v.refuse(&Failure{Reason: ReasonBadAPIKey, Message: MsgBadAPIKey})
+	return Identity{}, &Failure{Reason: ReasonBadAPIKey, Message: MsgBadAPIKey}
+}
+
+// hit is the cache's entry for key while it is good: from source, not
+// expired, and for a local password still the stored hash.
+func (v *Verifier) hit(key cacheKey, source, storedHash string) (cacheEntry, bool) {
+	e, ok := v.cache.Get(key)
+	if !ok || e.source != source || !v.now().Before(e.expires) || e.storedHash != storedHash {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+func (v *Verifier) countHit() {
+	v.metrics.cacheHits.Inc()
+	v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
+}
+
+// Cached answers a credential that needs no waiting: a password, bind or
+// token verified before and still good (and not locked out), or an API
+// key (one digest). false means only Verify can tell: a hash, a bind or a
+// fetch to run, or a refusal, which waits.
+func (v *Verifier) Cached(c Credential, peer string) (Identity, bool) {
+	ext := v.external.Load()
+	if c.IsAPIKey() {
+		if ext.OpenID != nil && LooksLikeJWT(c.APIKey) {
+			e, ok := v.hit(sha256.Sum256([]byte(c.APIKey)), SourceOIDC, "")
+			if !ok {
+				return Identity{}, false
+			}
+			v.countHit()
+			return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles}, true
+		}
+		id, f := v.apiKey(c.APIKey)
+		if f != nil {
+			return Identity{}, false
+		}
+		v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
+		return id, true
+	}
+	if v.limiter != nil && v.limiter.Locked(edge.Bound(c.User), edge.Bound(peer)) {
+		return Identity{}, false
+	}
+	stored, local := v.store.Current().User(c.User)
+	if ext.Directory != nil && ext.Directory.Takes(c.User, local) {
+		e, ok := v.hit(passwordKey(SourceLDAP+"\x00"+c.User, c.Password), SourceLDAP, "")
+		if !ok {
+			return Identity{}, false
+		}
+		v.countHit()
+		return Identity{User: c.User, Via: "password", Source: SourceLDAP, Roles: e.external.Roles}, true
+	}
+	if !local {
+		return Identity{}, false
+	}
+	if _, ok := v.hit(passwordKey(c.User, c.Password), SourceLocal, stored.PasswordHash); !ok {
+		return Identity{}, false
+	}
+	v.countHit()
+	return Identity{User: c.User, Via: "password", Source: SourceLocal}, true
 }
 
 // verifyPassword checks user and password. The order matters:
@@ -290,8 +357,7 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 				fail.Reason = ReasonLockedOut
 				return v.refuseAfter(ctx, start, fail)
 			}
-			v.metrics.cacheHits.Inc()
-			v.metrics.outcomes.WithLabelValues("success", "cached").Inc()
+			v.countHit()
 			return Identity{User: user, Via: "password", Source: SourceLocal}, nil
 		}
 		v.cache.Remove(key)

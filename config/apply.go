@@ -21,6 +21,7 @@ const (
 // here fails TestEveryFieldIsClassified.
 var effects = map[string]Effect{
 	"listen":                                Restart,
+	"forwarding":                            Restart,
 	"backend.address":                       Restart,
 	"backend.rest":                          Restart,
 	"backend.tls":                           Restart,

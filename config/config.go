@@ -21,7 +21,10 @@ import (
 // milvus.yaml where Milvus has an equivalent (common.security.*).
 type Config struct {
 	// Listen is where clients connect (gRPC, and REST on the same port).
-	Listen      string      `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// Forwarding is the forwarding core: grpc (grpc-go on both sides, the
+	// default) or frames (HTTP/2 frames relayed, package relay).
+	Forwarding  string      `yaml:"forwarding"`
 	Backend     Backend     `yaml:"backend"`
 	Common      Common      `yaml:"common"`
 	Credentials Credentials `yaml:"credentials"`
@@ -34,6 +37,12 @@ type Config struct {
 	Log         Log         `yaml:"log"`
 	Shutdown    Shutdown    `yaml:"shutdown"`
 }
+
+// Forwarding cores.
+const (
+	ForwardGRPC   = "grpc"
+	ForwardFrames = "frames"
+)
 
 // Backend is the unauthenticated service the proxy forwards to.
 type Backend struct {
@@ -320,8 +329,9 @@ func (u UserList) Contains(name string) bool {
 // `authproxy serve --backend HOST:PORT` alone.
 func Default() *Config {
 	return &Config{
-		Listen:  "0.0.0.0:19530",
-		Backend: Backend{Address: "127.0.0.1:19540"},
+		Listen:     "0.0.0.0:19530",
+		Forwarding: ForwardGRPC,
+		Backend:    Backend{Address: "127.0.0.1:19540"},
 		Common: Common{Security: Security{
 			AuthorizationEnabled:  true,
 			DefaultRootPassword:   "Milvus",
@@ -454,6 +464,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkAddr("listen", c.Listen, false)
+	if c.Forwarding != ForwardGRPC && c.Forwarding != ForwardFrames {
+		bad("forwarding", "%q is not one of grpc, frames", c.Forwarding)
+	}
 	checkAddr("backend.address", c.Backend.Address, false)
 	checkAddr("admin.listen", c.Admin.Listen, true)
 	if c.Backend.REST != "" && !strings.HasPrefix(c.Backend.REST, "http://") && !strings.HasPrefix(c.Backend.REST, "https://") {

@@ -18,6 +18,19 @@ import (
 // can never assert it.
 const DefaultIdentityHeader = "x-authproxy-user"
 
+// PeerKey carries the client's address from the frame relay to the
+// in-process server, which trusts it only on the relay's own in-memory
+// connections; clients' copies are removed like every owned key.
+const PeerKey = "x-authproxy-peer"
+
+// RelayNetwork is the network name of the relay's in-memory connections.
+const RelayNetwork = "authproxy-relay"
+
+// RelayedIdentityKey carries the identity the relay established to the
+// in-process server (on its in-memory connections only), so that a call
+// is authenticated once; clients' copies are removed.
+const RelayedIdentityKey = "x-authproxy-identity-bin"
+
 // ownedKeys never reach the backend: the client's credential, Milvus's
 // internal-traffic marker (base64 "@@milvus-member@@" would skip the
 // backend's own authentication), and hop-by-hop headers.
@@ -31,6 +44,8 @@ var ownedKeys = map[string]bool{
 	"te":                  true,
 	"transfer-encoding":   true,
 	"upgrade":             true,
+	PeerKey:               true,
+	RelayedIdentityKey:    true,
 }
 
 // HeaderPolicy decides what is stripped and what identity key is asserted.

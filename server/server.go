@@ -32,6 +32,7 @@ import (
 	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/rbac"
+	"github.com/authproxy/authproxy/relay"
 	"github.com/authproxy/authproxy/sharedport"
 	"github.com/authproxy/authproxy/usermgmt"
 	"github.com/authproxy/authproxy/watch"
@@ -77,7 +78,11 @@ type Server struct {
 	watcher    *watch.Watcher
 	reloadMu   sync.Mutex // one config reload at a time
 
-	grpcServer  *grpc.Server
+	grpcServer *grpc.Server
+	// relay forwards at the frame level (forwarding: frames); grpcServer
+	// then answers the proxy's own methods over relayPipe.
+	relay       *relay.Relay
+	relayPipe   *relay.PipeListener
 	listener    net.Listener
 	adminLis    net.Listener
 	adminServer *http.Server
@@ -246,6 +251,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 	)
 	s.users.RegisterGRPC(s.grpcServer)
+	if cfg.Forwarding == config.ForwardFrames {
+		s.relay, s.relayPipe = s.newRelay(cfg, backendTLS)
+	}
 
 	s.status.AddCheck("backend", func(ctx context.Context) error {
 		if !s.backend.Ready(ctx) {
@@ -369,7 +377,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.tlsServer.Load() != nil {
 		tlsConfig = func() *tls.Config { return s.tlsServer.Load().TLSConfig() }
 	}
-	port := sharedport.Serve(s.listener, sharedport.Options{TLS: tlsConfig, GRPC: s.grpcServer, REST: s.restHandler(cfg), Logger: s.logger}, errc)
+	var grpcSide sharedport.GRPCServer = s.grpcServer
+	if s.relay != nil {
+		grpcSide = s.relay
+		go func() { _ = s.grpcServer.Serve(s.relayPipe) }()
+	}
+	port := sharedport.Serve(s.listener, sharedport.Options{TLS: tlsConfig, GRPC: grpcSide, REST: s.restHandler(cfg), Logger: s.logger}, errc)
 	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
 		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
 
@@ -396,6 +409,9 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 	}()
 	done := make(chan struct{})
 	go func() {
+		if s.relay != nil {
+			s.relay.GracefulStop(ctx)
+		}
 		s.grpcServer.GracefulStop()
 		close(done)
 	}()
@@ -403,6 +419,9 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 	case <-done:
 	case <-ctx.Done():
 		s.logger.Warn("grace period over, closing remaining calls")
+		if s.relay != nil {
+			s.relay.Stop()
+		}
 		s.grpcServer.Stop()
 		<-done
 	}

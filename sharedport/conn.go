@@ -59,6 +59,16 @@ func (c *settingsAckFilter) Read(p []byte) (int, error) {
 
 type tlsStateKey struct{}
 
+// ConnectionState is the TLS state of a connection the port accepted, nil
+// for plaintext.
+func ConnectionState(c net.Conn) *tls.ConnectionState {
+	if tc, ok := unwrapTLS(c); ok {
+		st := tc.ConnectionState()
+		return &st
+	}
+	return nil
+}
+
 // unwrapTLS finds the TLS connection under the port's wrappers.
 func unwrapTLS(c net.Conn) (*tls.Conn, bool) {
 	for {

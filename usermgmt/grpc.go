@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -194,9 +193,7 @@ func callerOf(ctx context.Context) Caller {
 			c.Database = db[0]
 		}
 	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		c.Peer = p.Addr.String()
-	}
+	c.Peer = auth.ClientAddr(ctx)
 	return c
 }
 

@@ -142,7 +142,7 @@ backend:
   listen: %q
 shutdown:
   gracePeriod: 5s
-%s%s`, p.Addr, backend, credentials, p.AdminAddr, common, o.Extra)
+%s%s%s`, p.Addr, backend, credentials, p.AdminAddr, common, forwarding(o.Extra), o.Extra)
 	if err := os.WriteFile(p.Config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +151,16 @@ shutdown:
 	p.start()
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// forwarding selects the forwarding core for every proxy of a run:
+// AUTHPROXY_FORWARDING=frames runs the whole suite on the frame relay,
+// except where a test names its core itself.
+func forwarding(extra string) string {
+	if v := os.Getenv("AUTHPROXY_FORWARDING"); v != "" && !strings.Contains(extra, "forwarding:") {
+		return fmt.Sprintf("forwarding: %q\n", v)
+	}
+	return ""
 }
 
 func (p *Proxy) start() {

@@ -1,0 +1,413 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+)
+
+// upstream is where calls go (the backend, or the in-process server): as
+// many connections as its MAX_CONCURRENT_STREAMS needs, each replaced
+// when it fails or says GOAWAY.
+type upstream struct {
+	name string
+	dial func(context.Context) (net.Conn, error)
+
+	mu    sync.Mutex
+	conns []*backendConn
+}
+
+// pick returns a connection with room for one more stream, counted.
+func (u *upstream) pick() (*backendConn, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, bc := range u.conns {
+		if !bc.dead.Load() && !bc.goingAway.Load() && bc.active.Load() < bc.maxStreams.Load() {
+			bc.active.Add(1)
+			return bc, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := u.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bc := newBackendConn(u, c)
+	// The reader first: over an in-memory pipe the server's SETTINGS must
+	// be read before our preface can be written.
+	go bc.readLoop()
+	if err := bc.handshake(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	u.conns = append(u.conns, bc)
+	bc.active.Add(1)
+	return bc, nil
+}
+
+func (u *upstream) remove(bc *backendConn) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i, c := range u.conns {
+		if c == bc {
+			u.conns = append(u.conns[:i], u.conns[i+1:]...)
+			return
+		}
+	}
+}
+
+func (u *upstream) close() {
+	u.mu.Lock()
+	conns := u.conns
+	u.conns = nil
+	u.mu.Unlock()
+	for _, bc := range conns {
+		bc.conn.Close()
+	}
+}
+
+// backendConn is one HTTP/2 connection upstream; its reader forwards
+// the answers to the clients' connections.
+type backendConn struct {
+	up   *upstream
+	conn net.Conn
+	br   *bufio.Reader
+	fr   *http2.Framer
+	w    *wconn
+
+	nextID     uint32 // under w.mu: IDs go out in order
+	smu        sync.Mutex
+	streams    map[uint32]*stream
+	active     atomic.Int32
+	maxStreams atomic.Int32
+	goingAway  atomic.Bool
+	dead       atomic.Bool
+	flushes    flushSet
+}
+
+func newBackendConn(u *upstream, c net.Conn) *backendConn {
+	bc := &backendConn{up: u, conn: c, br: bufio.NewReaderSize(c, 64<<10), nextID: 1, streams: map[uint32]*stream{}}
+	bc.w, bc.fr = newWconn(c, bc.br)
+	bc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	bc.fr.MaxHeaderListSize = 16 << 20
+	bc.maxStreams.Store(100) // until the backend's SETTINGS say
+	return bc
+}
+
+func (bc *backendConn) handshake() error {
+	bc.w.mu.Lock()
+	_, err := bc.w.bw.WriteString(http2.ClientPreface)
+	bc.w.note(err)
+	bc.w.note(bc.w.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
+	))
+	bc.w.note(bc.w.fr.WriteWindowUpdate(0, connWindow-65535))
+	bc.w.mu.Unlock()
+	return bc.w.flush()
+}
+
+// open sends a call's HEADERS under a new stream ID.
+func (bc *backendConn) open(s *stream, fields []hpack.HeaderField, endStream bool, fl *flushSet) {
+	bc.w.mu.Lock()
+	s.bid = bc.nextID
+	bc.nextID += 2
+	s.upWin = bc.w.initWin
+	s.bc = bc
+	bc.smu.Lock()
+	bc.streams[s.bid] = s
+	bc.smu.Unlock()
+	bc.w.headers(s.bid, fields, endStream)
+	bc.w.mu.Unlock()
+	fl.add(bc.w)
+}
+
+// sendData forwards request bytes; what the windows do not take waits,
+// and the client is refunded as it leaves. refunded says the client was
+// refunded already (bytes the authorizer gathered).
+func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+	bc.w.mu.Lock()
+	var n int
+	if len(s.up) == 0 {
+		q := []item{{data: data, endStream: endStream}}
+		n = bc.w.send(s.bid, &q, &s.upWin)
+		if len(q) > 0 {
+			q[0].data = append([]byte(nil), q[0].data...) // the framer reuses its buffer
+			s.up = q
+		}
+	} else {
+		s.up = append(s.up, item{data: append([]byte(nil), data...), endStream: endStream})
+		n = bc.w.send(s.bid, &s.up, &s.upWin)
+	}
+	if refunded {
+		s.upFree += int64(len(data))
+	}
+	m := movedOf(s, n, &s.upFree)
+	bc.w.mu.Unlock()
+	fl.add(bc.w)
+	if m.refund > 0 {
+		s.cc.w.mu.Lock()
+		s.cc.w.note(s.cc.w.fr.WriteWindowUpdate(s.cid, uint32(m.refund)))
+		s.cc.w.mu.Unlock()
+		fl.add(s.cc.w)
+	}
+}
+
+// refund gives the backend back window for bytes that left for the client.
+func (bc *backendConn) refund(bid uint32, n int, fl *flushSet) {
+	bc.w.mu.Lock()
+	bc.w.note(bc.w.fr.WriteWindowUpdate(bid, uint32(n)))
+	bc.w.mu.Unlock()
+	fl.add(bc.w)
+}
+
+// reset cancels a stream upstream (the client reset it or went away).
+func (bc *backendConn) reset(s *stream, code http2.ErrCode, fl *flushSet) {
+	if !bc.forget(s) {
+		return
+	}
+	bc.w.mu.Lock()
+	bc.w.note(bc.w.fr.WriteRSTStream(s.bid, code))
+	bc.w.mu.Unlock()
+	fl.add(bc.w)
+}
+
+// forget removes a stream once; it reports whether it was still there.
+func (bc *backendConn) forget(s *stream) bool {
+	bc.smu.Lock()
+	_, ok := bc.streams[s.bid]
+	delete(bc.streams, s.bid)
+	bc.smu.Unlock()
+	if ok {
+		bc.active.Add(-1)
+	}
+	return ok
+}
+
+func (bc *backendConn) stream(id uint32) *stream {
+	bc.smu.Lock()
+	defer bc.smu.Unlock()
+	return bc.streams[id]
+}
+
+func (bc *backendConn) readLoop() {
+	err := bc.serve()
+	bc.dead.Store(true)
+	bc.up.remove(bc)
+	bc.conn.Close()
+	bc.smu.Lock()
+	streams := bc.streams
+	bc.streams = map[uint32]*stream{}
+	bc.smu.Unlock()
+	msg := fmt.Sprintf("authproxy: backend %s unavailable: %v", bc.up.name, err)
+	for _, s := range streams {
+		bc.active.Add(-1)
+		s.cc.failWith(s, codes.Unavailable, msg, &bc.flushes)
+	}
+	bc.flushes.flush()
+}
+
+func (bc *backendConn) serve() error {
+	for {
+		f, err := bc.fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if err := bc.handle(f); err != nil {
+			return err
+		}
+		if bc.br.Buffered() == 0 {
+			bc.flushes.add(bc.w)
+			bc.flushes.flush()
+		}
+	}
+}
+
+func (bc *backendConn) handle(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		bc.onHeaders(f)
+	case *http2.DataFrame:
+		bc.onData(f)
+	case *http2.WindowUpdateFrame:
+		bc.onWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		if s := bc.stream(f.StreamID); s != nil && bc.forget(s) {
+			s.cc.forget(s)
+			s.cc.w.mu.Lock()
+			if !s.closedToUser {
+				s.closedToUser = true
+				s.down = nil
+				s.cc.w.note(s.cc.w.fr.WriteRSTStream(s.cid, f.ErrCode))
+			}
+			s.cc.w.mu.Unlock()
+			bc.flushes.add(s.cc.w)
+			s.cc.r.observe(s, codes.Canceled)
+		}
+	case *http2.SettingsFrame:
+		if f.IsAck() {
+			return nil
+		}
+		if err := f.ForeachSetting(bc.applySetting); err != nil {
+			return err
+		}
+		bc.w.mu.Lock()
+		bc.w.note(bc.w.fr.WriteSettingsAck())
+		bc.w.mu.Unlock()
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			bc.w.mu.Lock()
+			bc.w.note(bc.w.fr.WritePing(true, f.Data))
+			bc.w.mu.Unlock()
+		}
+	case *http2.GoAwayFrame:
+		bc.goingAway.Store(true)
+		bc.up.remove(bc)
+		bc.smu.Lock()
+		var refused []*stream
+		for id, s := range bc.streams {
+			if id > f.LastStreamID {
+				refused = append(refused, s)
+			}
+		}
+		bc.smu.Unlock()
+		for _, s := range refused {
+			if bc.forget(s) {
+				s.cc.failWith(s, codes.Unavailable, "authproxy: the backend refused the call (GOAWAY); retry", &bc.flushes)
+			}
+		}
+		if bc.active.Load() == 0 {
+			return errors.New("GOAWAY")
+		}
+	}
+	return nil
+}
+
+func (bc *backendConn) applySetting(s http2.Setting) error {
+	if err := s.Valid(); err != nil {
+		return err
+	}
+	bc.w.mu.Lock()
+	defer bc.w.mu.Unlock()
+	switch s.ID {
+	case http2.SettingMaxConcurrentStreams:
+		bc.maxStreams.Store(int32(min(s.Val, 1<<30)))
+	case http2.SettingInitialWindowSize:
+		delta := int64(s.Val) - bc.w.initWin
+		bc.w.initWin = int64(s.Val)
+		bc.smu.Lock()
+		for _, st := range bc.streams {
+			st.upWin += delta
+		}
+		bc.smu.Unlock()
+	case http2.SettingMaxFrameSize:
+		bc.w.maxFrame = min(s.Val, frameSize)
+	}
+	return nil
+}
+
+func (bc *backendConn) onHeaders(f *http2.MetaHeadersFrame) {
+	s := bc.stream(f.StreamID)
+	if s == nil {
+		return
+	}
+	end := f.StreamEnded()
+	if end {
+		if v := fieldValue(f, "grpc-status"); v != "" {
+			if n, err := strconv.Atoi(v); err == nil {
+				s.status.Store(int32(n))
+			}
+		}
+		if s.filter != nil && len(s.replyBuf) > 0 {
+			out, err := filterReply(s.replyBuf, s.filter)
+			s.replyBuf = nil
+			if err != nil {
+				bc.forget(s)
+				s.cc.failWith(s, codes.Internal, "authproxy: "+err.Error(), &bc.flushes)
+				return
+			}
+			s.cc.sendData(s, out, false, true, &bc.flushes)
+		}
+	}
+	s.cc.sendHeaders(s, f.Fields, end, &bc.flushes)
+	if end {
+		bc.forget(s)
+		s.cc.forgetWhenDrained(s)
+		s.cc.r.observe(s, codes.Code(s.status.Load()))
+	}
+}
+
+func (bc *backendConn) onData(f *http2.DataFrame) {
+	flowLen := f.Header().Length
+	data := f.Data()
+	bc.w.mu.Lock()
+	if flowLen > 0 {
+		bc.w.note(bc.w.fr.WriteWindowUpdate(0, flowLen))
+	}
+	if pad := flowLen - uint32(len(data)); pad > 0 {
+		bc.w.note(bc.w.fr.WriteWindowUpdate(f.StreamID, pad))
+	}
+	bc.w.mu.Unlock()
+	s := bc.stream(f.StreamID)
+	if s == nil {
+		return
+	}
+	if s.filter != nil {
+		s.replyBuf = append(s.replyBuf, data...)
+		if len(data) > 0 {
+			bc.refund(s.bid, len(data), &bc.flushes)
+		}
+		return
+	}
+	if refund := s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes); refund > 0 {
+		bc.refund(s.bid, refund, &bc.flushes)
+	}
+	if f.StreamEnded() {
+		bc.forget(s)
+		s.cc.forgetWhenDrained(s)
+		s.cc.r.observe(s, codes.Code(s.status.Load()))
+	}
+}
+
+func (bc *backendConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
+	var ms []moved
+	bc.w.mu.Lock()
+	if f.StreamID == 0 {
+		bc.w.connWin += int64(f.Increment)
+		bc.smu.Lock()
+		for _, s := range bc.streams {
+			if len(s.up) > 0 {
+				if n := bc.w.send(s.bid, &s.up, &s.upWin); n > 0 {
+					ms = append(ms, movedOf(s, n, &s.upFree))
+				}
+			}
+		}
+		bc.smu.Unlock()
+	} else if s := bc.stream(f.StreamID); s != nil {
+		s.upWin += int64(f.Increment)
+		if n := bc.w.send(s.bid, &s.up, &s.upWin); n > 0 {
+			ms = append(ms, movedOf(s, n, &s.upFree))
+		}
+	}
+	bc.w.mu.Unlock()
+	bc.flushes.add(bc.w)
+	for _, m := range ms {
+		if m.refund > 0 {
+			m.s.cc.w.mu.Lock()
+			m.s.cc.w.note(m.s.cc.w.fr.WriteWindowUpdate(m.s.cid, uint32(m.refund)))
+			m.s.cc.w.mu.Unlock()
+			bc.flushes.add(m.s.cc.w)
+		}
+	}
+}

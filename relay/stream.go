@@ -1,0 +1,139 @@
+package relay
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/proxy"
+)
+
+// item is what waits for a window: DATA, or HEADERS that must follow it.
+type item struct {
+	data      []byte
+	headers   []hpack.HeaderField // nil for DATA
+	endStream bool
+}
+
+// stream is one forwarded call: its IDs on both connections, what waits
+// for a window in each direction, and the state the authorizer needs.
+type stream struct {
+	cc  *clientConn
+	cid uint32
+	bc  *backendConn // nil until the call is opened upstream
+	bid uint32
+
+	method       string
+	request      []hpack.HeaderField // the client's HEADERS
+	ctx          context.Context     // the identity and the dbname, for the authorizer
+	who          *auth.Identity
+	start        time.Time
+	grpcEncoding string
+
+	// Toward the backend; guarded by bc.w.mu. upFree counts the bytes at
+	// the head of up the client was refunded for already.
+	up     []item
+	upWin  int64
+	upFree int64
+	// Toward the client; guarded by cc.w.mu.
+	down          []item
+	downWin       int64
+	downFree      int64
+	headersToUser bool // response headers sent to the client
+	closedToUser  bool // END_STREAM or RST sent to the client
+
+	// The client side's state: the client reader, and the goroutine of a
+	// check that waits, take mu.
+	mu          sync.Mutex
+	authPending bool   // a check that waits is running
+	early       []byte // what the client sent meanwhile
+	canceled    bool   // the client reset the stream
+	gate        []byte // the first request message being gathered; nil once decided
+	gated       bool
+	pending     []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
+	clientDone  bool
+
+	// Only the backend reader touches these.
+	filter   proxy.ReplyFilter
+	replyBuf []byte
+	status   atomic.Int32 // the grpc-status seen in the trailers
+	finished atomic.Bool
+}
+
+// firstMessage returns the first gRPC message of buf once it is whole:
+// its payload (decompressed if it was gzip), and whether it is complete.
+func firstMessage(buf []byte, encoding string, limit int) (payload []byte, complete bool, err error) {
+	if len(buf) < 5 {
+		return nil, false, nil
+	}
+	n := binary.BigEndian.Uint32(buf[1:5])
+	if int64(n) > int64(limit) {
+		return nil, false, fmt.Errorf("a request message of %d bytes is over the limit of %d", n, limit)
+	}
+	if len(buf) < 5+int(n) {
+		return nil, false, nil
+	}
+	msg := buf[5 : 5+n]
+	if buf[0]&1 == 0 {
+		return msg, true, nil
+	}
+	if encoding != "gzip" {
+		return nil, false, fmt.Errorf("a message compressed with %q cannot be authorized", encoding)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(msg))
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return nil, false, fmt.Errorf("a decompressed request message is over the limit of %d bytes", limit)
+	}
+	return out, true, nil
+}
+
+// filterReply applies a reply filter to every message of a buffered reply;
+// compressed messages are decompressed and sent back uncompressed (the
+// per-message flag allows it).
+func filterReply(buf []byte, filter proxy.ReplyFilter) ([]byte, error) {
+	var out []byte
+	for len(buf) > 0 {
+		if len(buf) < 5 {
+			return nil, fmt.Errorf("a truncated reply message")
+		}
+		n := int(binary.BigEndian.Uint32(buf[1:5]))
+		if len(buf) < 5+n {
+			return nil, fmt.Errorf("a truncated reply message")
+		}
+		msg := buf[5 : 5+n]
+		if buf[0]&1 == 1 {
+			zr, err := gzip.NewReader(bytes.NewReader(msg))
+			if err != nil {
+				return nil, err
+			}
+			if msg, err = io.ReadAll(zr); err != nil {
+				return nil, err
+			}
+		}
+		filtered, err := filter(msg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, 0, 0, 0, 0, 0)
+		binary.BigEndian.PutUint32(out[len(out)-4:], uint32(len(filtered)))
+		out = append(out, filtered...)
+		buf = buf[5+n:]
+	}
+	return out, nil
+}

@@ -1,0 +1,133 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"sync"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// wconn is the writing side of one HTTP/2 connection, shared by the
+// readers that forward onto it. Everything under mu: the framer's writes,
+// the HPACK encoder (whose state must follow the order of the frames), the
+// peer's windows for our DATA, and the queues that wait for them.
+type wconn struct {
+	mu   sync.Mutex
+	bw   *bufio.Writer
+	fr   *http2.Framer
+	henc *hpack.Encoder
+	hbuf bytes.Buffer
+
+	maxFrame uint32 // the peer's SETTINGS_MAX_FRAME_SIZE
+	connWin  int64  // the peer's connection window for our DATA
+	initWin  int64  // the peer's initial stream window
+	err      error  // the first write error: the connection is done
+	dirty    bool   // written since the last flush
+}
+
+func newWconn(c net.Conn, br *bufio.Reader) (*wconn, *http2.Framer) {
+	w := &wconn{bw: bufio.NewWriterSize(c, 64<<10), maxFrame: 16 << 10, connWin: 65535, initWin: 65535}
+	w.fr = http2.NewFramer(w.bw, br)
+	w.henc = hpack.NewEncoder(&w.hbuf)
+	return w, w.fr
+}
+
+// headers writes a header block (HEADERS and CONTINUATION as needed). mu held.
+func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
+	w.hbuf.Reset()
+	for _, f := range fields {
+		_ = w.henc.WriteField(f)
+	}
+	block := w.hbuf.Bytes()
+	first := true
+	for first || len(block) > 0 {
+		chunk := block
+		if len(chunk) > int(w.maxFrame) {
+			chunk = chunk[:w.maxFrame]
+		}
+		block = block[len(chunk):]
+		if first {
+			w.note(w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: chunk, EndStream: endStream, EndHeaders: len(block) == 0}))
+			first = false
+		} else {
+			w.note(w.fr.WriteContinuation(id, len(block) == 0, chunk))
+		}
+	}
+}
+
+func (w *wconn) note(err error) {
+	w.dirty = true
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// send moves items of q onto the connection while the windows allow, and
+// returns the DATA bytes sent. mu held.
+func (w *wconn) send(id uint32, q *[]item, win *int64) (sent int) {
+	for len(*q) > 0 {
+		it := &(*q)[0]
+		if it.headers != nil {
+			w.headers(id, it.headers, it.endStream)
+			*q = (*q)[1:]
+			continue
+		}
+		if len(it.data) == 0 {
+			// An empty DATA that only ends the stream.
+			w.note(w.fr.WriteData(id, it.endStream, nil))
+			*q = (*q)[1:]
+			continue
+		}
+		for len(it.data) > 0 {
+			n := min(int64(len(it.data)), *win, w.connWin, int64(w.maxFrame))
+			if n <= 0 {
+				return sent
+			}
+			end := it.endStream && n == int64(len(it.data))
+			w.note(w.fr.WriteData(id, end, it.data[:n]))
+			it.data = it.data[n:]
+			*win -= n
+			w.connWin -= n
+			sent += int(n)
+		}
+		*q = (*q)[1:]
+	}
+	return sent
+}
+
+func (w *wconn) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.dirty {
+		return w.err
+	}
+	w.dirty = false
+	if err := w.bw.Flush(); err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// flushSet holds the connections a reader wrote to since it last ran dry;
+// it flushes them before it blocks on its next read, so frames that
+// arrive together leave together.
+type flushSet []*wconn
+
+func (s *flushSet) add(w *wconn) {
+	for _, have := range *s {
+		if have == w {
+			return
+		}
+	}
+	*s = append(*s, w)
+}
+
+func (s *flushSet) flush() {
+	for _, w := range *s {
+		_ = w.flush()
+	}
+	*s = (*s)[:0]
+}

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/relay"
+	"github.com/authproxy/authproxy/sharedport"
+)
+
+// newRelay builds the frame relay: the same authenticator, authorizer,
+// edge policy and call metrics as the grpc-go path; the methods the
+// in-process server registers are sent to it over an in-memory connection.
+func (s *Server) newRelay(cfg *config.Config, backendTLS *tls.Config) (*relay.Relay, *relay.PipeListener) {
+	local := map[string]bool{}
+	for svc, info := range s.grpcServer.GetServiceInfo() {
+		for _, m := range info.Methods {
+			local["/"+svc+"/"+m.Name] = true
+		}
+	}
+	pipe := relay.NewPipeListener()
+	r := relay.New(relay.Options{
+		Backend:    cfg.Backend.Address,
+		BackendTLS: backendTLS,
+		Authn:      s.authn,
+		Authorize:  s.authorizeForward,
+		NeedsMessage: func(method string) bool {
+			_, named := s.authz.Table().Rule(method)
+			return named
+		},
+		Local:          func(method string) bool { return local[method] },
+		LocalListener:  pipe,
+		Headers:        s.headers,
+		TLSState:       sharedport.ConnectionState,
+		MaxRecvMsgSize: cfg.GRPC.MaxRecvMsgSize,
+		Observe: func(ctx context.Context, method string, who *auth.Identity, start time.Time, code codes.Code) {
+			if who == nil {
+				who = &auth.Identity{} // authentication off
+			}
+			s.calls.observe(ctx, method, who, start, status.Error(code, ""))
+		},
+		Logger: s.logger,
+	})
+	return r, pipe
+}
