@@ -420,6 +420,7 @@ var reservedMetadataKeys = map[string]bool{
 	"dbname": true, "identifier": true, "content-type": true, "user-agent": true,
 	"host": true, "te": true, "connection": true, "keep-alive": true,
 	"proxy-connection": true, "transfer-encoding": true, "upgrade": true,
+	"x-authproxy-peer": true, "x-authproxy-identity-bin": true,
 }
 
 // IsReservedMetadataKey reports whether key may not be the identity header.
