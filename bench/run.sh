@@ -32,6 +32,8 @@ P_NGXTLS=$((PORT_BASE + 36))
 P_ETCD=$((PORT_BASE + 37))
 P_ETCDPEER=$((PORT_BASE + 38))
 P_APETCD=$((PORT_BASE + 34))
+P_FRAMES=$((PORT_BASE + 42))
+P_FRAMESTLS=$((PORT_BASE + 43))
 
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -112,11 +114,12 @@ FAKE_PID=$!
 PIDS+=("$FAKE_PID")
 wait_port "$P_FAKE" "the fake backend"
 
-# Three authproxy processes, GOMAXPROCS=2 each (the machine's cores).
-start_authproxy() { # name port auth tls
-	local name=$1 port=$2 auth=$3 tls=$4
+# The authproxy processes, GOMAXPROCS=2 each (the machine's cores).
+start_authproxy() { # name port auth tls [forwarding]
+	local name=$1 port=$2 auth=$3 tls=$4 forwarding=${5:-grpc}
 	{
 		echo "listen: \"127.0.0.1:$port\""
+		echo "forwarding: $forwarding"
 		echo "backend: {address: \"127.0.0.1:$P_FAKE\"}"
 		echo "common: {security: {authorizationEnabled: $auth}}"
 		if [ "$auth" = true ]; then
@@ -141,6 +144,11 @@ start_authproxy ap-auth "$P_AUTH" true false
 AP_AUTH_PID=$LAST_PID
 start_authproxy ap-tls "$P_TLS" true true
 AP_TLS_PID=$LAST_PID
+# ap-auth and ap-tls again on the frame relay (forwarding: frames).
+start_authproxy ap-frames "$P_FRAMES" true false frames
+AP_FRAMES_PID=$LAST_PID
+start_authproxy ap-frames-tls "$P_FRAMESTLS" true true frames
+AP_FRAMESTLS_PID=$LAST_PID
 
 # A fourth authproxy whose credential store is on etcd (embedded in the load
 # generator's binary), beside ap-auth on a file: the cached check must not
@@ -226,9 +234,11 @@ bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "r
 	-target "ap-rbac=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,token=reader:$PASSWORD" \
 	-target "ap-etcd=127.0.0.1:$P_APETCD,pid=$AP_ETCD_PID" \
 	-target "ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem" \
+	-target "ap-frames=127.0.0.1:$P_FRAMES,pid=$AP_FRAMES_PID,mem" \
+	-target "ap-frames-tls=127.0.0.1:$P_FRAMESTLS,tls,pid=$AP_FRAMESTLS_PID,mem" \
 	-target "nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem" \
 	-target "nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem" \
-	-machine "Go (authproxy build): $($GO env GOVERSION)|nginx: $NGINX_VERSION, worker_processes $NGINX_WORKERS ($(pgrep -c -P "$NGINX_PID") workers)|authproxy: $AP, GOMAXPROCS=2, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- proxy server 2>/dev/null || echo ' + local changes')|backend: $BACKEND" \
+	-machine "Go (authproxy build): $($GO env GOVERSION)|nginx: $NGINX_VERSION, worker_processes $NGINX_WORKERS ($(pgrep -c -P "$NGINX_PID") workers)|authproxy: $AP, GOMAXPROCS=2, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- proxy relay server 2>/dev/null || echo ' + local changes')|backend: $BACKEND" \
 	-notes "all processes share the same 2 cores: loadgen, proxy and backend compete for CPU, so throughput figures are whole-system figures; see 'target CPU per call' for the proxy's own cost|c=1 and c=32 use one client connection per target (as one SDK client); the memory test opens more, one GetVersion each|nginx's RSS is master + workers; nginx-h2c and nginx-tls are the same nginx processes|every call carries the same authorization metadata to every target (nginx and direct ignore it)" \
 	$LOADGEN_ARGS
 log "results in $OUT/results.md, $OUT/latency.svg, $OUT/results.json"

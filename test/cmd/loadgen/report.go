@@ -40,6 +40,9 @@ const (
 	tTLS     = "ap-tls"
 	tNginx   = "nginx-h2c"
 	tNginxTL = "nginx-tls"
+	// tFrames and tFramesTLS are ap-auth and ap-tls on the frame relay.
+	tFrames    = "ap-frames"
+	tFramesTLS = "ap-frames-tls"
 )
 
 func median(v []float64) float64 {
@@ -267,6 +270,44 @@ func (r *results) markdown() string {
 		for _, w := range []struct{ w, label string }{{"getversion_c32", fmt.Sprintf("c=%d calls/s", r.Conc)}, {"insert_4mib", "insert MB/s"}} {
 			ratio := r.pairRatio(w.w, a, n, rate)
 			goal(fmt.Sprintf("%s: %s ≥ %s", w.label, a, n), r.med(w.w, a, rate), r.med(w.w, n, rate), ratio, ratio >= 1)
+		}
+	}
+	// The frame relay's goals (issue 15), against nginx and today's core.
+	for _, pair := range [][3]string{{tFrames, tNginx, tAuth}, {tFramesTLS, tNginxTL, tTLS}} {
+		f, n, today := pair[0], pair[1], pair[2]
+		if !r.has(f) || !r.has(n) {
+			continue
+		}
+		if r.has(tDirect) {
+			for _, w := range []struct{ w, label string }{{"getversion_c1", "GetVersion"}, {"search_c1", "Search"}} {
+				for _, q := range []struct {
+					name  string
+					f     func(*sample) float64
+					bound float64
+				}{{"p50", p50, 0.8}, {"p99", p99, 1}} {
+					ratio := r.addedRatio(w.w, f, n, q.f)
+					goal(fmt.Sprintf("%s c=1 added %s: %s ≤ %.1f× %s", w.label, q.name, f, q.bound, n),
+						r.med(w.w, f, q.f)-r.med(w.w, tDirect, q.f), r.med(w.w, n, q.f)-r.med(w.w, tDirect, q.f), ratio, ratio <= q.bound)
+				}
+			}
+		}
+		for _, w := range []struct {
+			w, label string
+			bound    float64
+		}{{"fullduplex", "FullDuplex msgs/s", 1}, {"insert_4mib", "insert MB/s", 1.1}, {"getversion_c32", fmt.Sprintf("c=%d calls/s", r.Conc), 1.5}} {
+			ratio := r.pairRatio(w.w, f, n, rate)
+			goal(fmt.Sprintf("%s: %s ≥ %.1f× %s", w.label, f, w.bound, n), r.med(w.w, f, rate), r.med(w.w, n, rate), ratio, ratio >= w.bound)
+		}
+		if r.has(today) {
+			cpu := perCall(func(c cpuUse) float64 { return c.Target })
+			ratio := r.pairRatio("getversion_c32", f, today, cpu)
+			goal(fmt.Sprintf("CPU per call at c=%d: %s ≤ %s (today's core)", r.Conc, f, today), r.med("getversion_c32", f, cpu), r.med("getversion_c32", today, cpu), ratio, ratio <= 1)
+		}
+		if mf, ok := r.Memory[f]; ok {
+			if mn, ok := r.Memory[n]; ok && mf.ConnsKiB > 0 && mn.ConnsKiB > 0 {
+				a, b := float64(mf.ConnsKiB)/1024, float64(mn.ConnsKiB)/1024
+				goal(fmt.Sprintf("RSS with %d connections: %s ≤ %s + 10 MiB", r.MemConns, f, n), a, b, a/(b+10), a <= b+10)
+			}
 		}
 	}
 	if r.has(tAuth) && r.has(tNoAuth) {
