@@ -44,10 +44,13 @@ func (u *upstream) pick() (*backendConn, error) {
 		return nil, err
 	}
 	bc := newBackendConn(u, c)
-	// The reader first: over an in-memory pipe the server's SETTINGS must
-	// be read before our preface can be written.
+	// The preface is buffered before the reader starts, so that nothing
+	// (an ACK of the server's SETTINGS) can go out ahead of it; it is
+	// flushed once the reader runs, since over an in-memory pipe the
+	// server's SETTINGS must be read before our preface can be written.
+	bc.preface()
 	go bc.readLoop()
-	if err := bc.handshake(); err != nil {
+	if err := bc.w.flush(); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -105,7 +108,7 @@ func newBackendConn(u *upstream, c net.Conn) *backendConn {
 	return bc
 }
 
-func (bc *backendConn) handshake() error {
+func (bc *backendConn) preface() {
 	bc.w.mu.Lock()
 	_, err := bc.w.bw.WriteString(http2.ClientPreface)
 	bc.w.note(err)
@@ -115,7 +118,6 @@ func (bc *backendConn) handshake() error {
 	))
 	bc.w.note(bc.w.fr.WriteWindowUpdate(0, connWindow-65535))
 	bc.w.mu.Unlock()
-	return bc.w.flush()
 }
 
 // open sends a call's HEADERS under a new stream ID.

@@ -624,8 +624,12 @@ func (cc *clientConn) teardown() {
 	cc.smu.Unlock()
 	var fl flushSet
 	for _, s := range streams {
-		if s.bc != nil {
-			s.bc.reset(s, http2.ErrCodeCancel, &fl)
+		s.mu.Lock()
+		s.canceled = true // a check still running opens nothing
+		bc := s.bc
+		s.mu.Unlock()
+		if bc != nil {
+			bc.reset(s, http2.ErrCodeCancel, &fl)
 		}
 		cc.r.observe(s, codes.Canceled)
 	}
