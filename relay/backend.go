@@ -141,15 +141,23 @@ func (bc *backendConn) open(s *stream, fields []hpack.HeaderField, endStream boo
 func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
 	bc.w.mu.Lock()
 	var n int
+	// Bytes the client was refunded for are the relay's own buffer;
+	// others are the framer's, which it reuses: copied if they wait.
+	own := func(b []byte) []byte {
+		if refunded {
+			return b
+		}
+		return append([]byte(nil), b...)
+	}
 	if len(s.up) == 0 {
 		q := []item{{data: data, endStream: endStream}}
 		n = bc.w.send(s.bid, &q, &s.upWin)
 		if len(q) > 0 {
-			q[0].data = append([]byte(nil), q[0].data...) // the framer reuses its buffer
+			q[0].data = own(q[0].data)
 			s.up = q
 		}
 	} else {
-		s.up = append(s.up, item{data: append([]byte(nil), data...), endStream: endStream})
+		s.up = append(s.up, item{data: own(data), endStream: endStream})
 		n = bc.w.send(s.bid, &s.up, &s.upWin)
 	}
 	if refunded {

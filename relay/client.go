@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,10 @@ type clientConn struct {
 
 	lastID  uint32 // reader only
 	flushes flushSet
-	closing atomic.Bool // GOAWAY sent: no new streams
+	// Window refunds gathered in a batch of frames (reader only).
+	connRefund  uint32
+	gateRefunds []*stream
+	closing     atomic.Bool // GOAWAY sent: no new streams
 }
 
 func newClientConn(r *Relay, c net.Conn) *clientConn {
@@ -113,6 +117,7 @@ func (cc *clientConn) serve() {
 			return
 		}
 		if cc.br.Buffered() == 0 {
+			cc.refundBatch()
 			cc.flushes.add(cc.w)
 			cc.flushes.flush()
 			if cc.w.err != nil {
@@ -401,6 +406,30 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 	}
 }
 
+// refundBatch sends the window refunds gathered while the reader had
+// frames buffered: one update for the connection, one per gated stream.
+func (cc *clientConn) refundBatch() {
+	if cc.connRefund == 0 && len(cc.gateRefunds) == 0 {
+		return
+	}
+	cc.w.mu.Lock()
+	if cc.connRefund > 0 {
+		cc.w.note(cc.w.fr.WriteWindowUpdate(0, cc.connRefund))
+		cc.connRefund = 0
+	}
+	for _, s := range cc.gateRefunds {
+		s.mu.Lock()
+		n := s.gateRefund
+		s.gateRefund = 0
+		s.mu.Unlock()
+		if n > 0 {
+			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(n)))
+		}
+	}
+	cc.w.mu.Unlock()
+	cc.gateRefunds = cc.gateRefunds[:0]
+}
+
 // refundClient gives the client back stream window for n bytes held.
 func (cc *clientConn) refundClient(s *stream, n int) {
 	if n > 0 {
@@ -413,11 +442,13 @@ func (cc *clientConn) refundClient(s *stream, n int) {
 func (cc *clientConn) onData(f *http2.DataFrame) {
 	flowLen := f.Header().Length
 	data := f.Data()
+	// The connection window is refunded on receipt (what waits is bounded
+	// by the stream windows instead), in one update per batch of frames.
+	cc.connRefund += flowLen
 	cc.w.mu.Lock()
-	if flowLen > 0 {
-		// The connection window is refunded on receipt: what waits is
-		// bounded by the stream windows instead.
-		cc.w.note(cc.w.fr.WriteWindowUpdate(0, flowLen))
+	if cc.connRefund >= connWindow/4 {
+		cc.w.note(cc.w.fr.WriteWindowUpdate(0, cc.connRefund))
+		cc.connRefund = 0
 	}
 	if pad := flowLen - uint32(len(data)); pad > 0 {
 		cc.w.note(cc.w.fr.WriteWindowUpdate(f.StreamID, pad))
@@ -443,8 +474,17 @@ func (cc *clientConn) onData(f *http2.DataFrame) {
 		// window bounds it.
 		s.early = append(s.early, data...)
 	case s.gated:
+		if len(s.gate) == 0 && len(data) >= 5 {
+			// The message's length is known: one allocation for all of it.
+			n := int(binary.BigEndian.Uint32(data[1:5]))
+			s.gate = make([]byte, 0, 5+min(n, cc.r.opts.MaxRecvMsgSize))
+		}
 		s.gate = append(s.gate, data...)
-		cc.refundClient(s, len(data))
+		// The gathered bytes are refunded by the batch (the reader's).
+		if s.gateRefund == 0 {
+			cc.gateRefunds = append(cc.gateRefunds, s)
+		}
+		s.gateRefund += len(data)
 		cc.decide(s, &cc.flushes)
 	case s.bc == nil || s.bc.stream(s.bid) != s:
 		// Refused before it was opened, or already answered.
