@@ -140,30 +140,7 @@ func (bc *backendConn) open(s *stream, fields []hpack.HeaderField, endStream boo
 // refunded already (bytes the authorizer gathered).
 func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
 	bc.w.mu.Lock()
-	var n int
-	// Bytes the client was refunded for are the relay's own buffer;
-	// others are the framer's, which it reuses: copied if they wait.
-	own := func(b []byte) []byte {
-		if refunded {
-			return b
-		}
-		return append([]byte(nil), b...)
-	}
-	if len(s.up) == 0 {
-		q := []item{{data: data, endStream: endStream}}
-		n = bc.w.send(s.bid, &q, &s.upWin)
-		if len(q) > 0 {
-			q[0].data = own(q[0].data)
-			s.up = q
-		}
-	} else {
-		s.up = append(s.up, item{data: own(data), endStream: endStream})
-		n = bc.w.send(s.bid, &s.up, &s.upWin)
-	}
-	if refunded {
-		s.upFree += int64(len(data))
-	}
-	m := movedOf(s, n, &s.upFree)
+	m := bc.w.forward(s, s.bid, &s.up, &s.upWin, &s.upFree, data, endStream, refunded)
 	bc.w.mu.Unlock()
 	fl.add(bc.w)
 	if m.refund > 0 {
@@ -266,21 +243,19 @@ func (bc *backendConn) handle(f http2.Frame) error {
 			s.cc.r.observe(s, codes.Canceled)
 		}
 	case *http2.SettingsFrame:
-		if f.IsAck() {
-			return nil
-		}
-		if err := f.ForeachSetting(bc.applySetting); err != nil {
-			return err
-		}
-		bc.w.mu.Lock()
-		bc.w.note(bc.w.fr.WriteSettingsAck())
-		bc.w.mu.Unlock()
+		return bc.w.onSettings(f, func(delta int64) {
+			bc.smu.Lock()
+			for _, st := range bc.streams {
+				st.upWin += delta
+			}
+			bc.smu.Unlock()
+		}, func(s http2.Setting) {
+			if s.ID == http2.SettingMaxConcurrentStreams {
+				bc.maxStreams.Store(int32(min(s.Val, 1<<30)))
+			}
+		})
 	case *http2.PingFrame:
-		if !f.IsAck() {
-			bc.w.mu.Lock()
-			bc.w.note(bc.w.fr.WritePing(true, f.Data))
-			bc.w.mu.Unlock()
-		}
+		bc.w.onPing(f)
 	case *http2.GoAwayFrame:
 		bc.goingAway.Store(true)
 		bc.up.remove(bc)
@@ -300,29 +275,6 @@ func (bc *backendConn) handle(f http2.Frame) error {
 		if bc.active.Load() == 0 {
 			return errors.New("GOAWAY")
 		}
-	}
-	return nil
-}
-
-func (bc *backendConn) applySetting(s http2.Setting) error {
-	if err := s.Valid(); err != nil {
-		return err
-	}
-	bc.w.mu.Lock()
-	defer bc.w.mu.Unlock()
-	switch s.ID {
-	case http2.SettingMaxConcurrentStreams:
-		bc.maxStreams.Store(int32(min(s.Val, 1<<30)))
-	case http2.SettingInitialWindowSize:
-		delta := int64(s.Val) - bc.w.initWin
-		bc.w.initWin = int64(s.Val)
-		bc.smu.Lock()
-		for _, st := range bc.streams {
-			st.upWin += delta
-		}
-		bc.smu.Unlock()
-	case http2.SettingMaxFrameSize:
-		bc.w.maxFrame = min(s.Val, frameSize)
 	}
 	return nil
 }

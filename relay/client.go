@@ -147,46 +147,19 @@ func (cc *clientConn) handle(f http2.Frame) error {
 			cc.r.observe(s, codes.Canceled)
 		}
 	case *http2.SettingsFrame:
-		if f.IsAck() {
-			return nil // ours, or the one the port's sniffer sent
-		}
-		if err := f.ForeachSetting(cc.applySetting); err != nil {
-			return err
-		}
-		cc.w.mu.Lock()
-		cc.w.note(cc.w.fr.WriteSettingsAck())
-		cc.w.mu.Unlock()
+		return cc.w.onSettings(f, func(delta int64) {
+			cc.smu.Lock()
+			for _, st := range cc.streams {
+				st.downWin += delta
+			}
+			cc.smu.Unlock()
+		}, nil)
 	case *http2.PingFrame:
-		if !f.IsAck() {
-			cc.w.mu.Lock()
-			cc.w.note(cc.w.fr.WritePing(true, f.Data))
-			cc.w.mu.Unlock()
-		}
+		cc.w.onPing(f)
 	case *http2.GoAwayFrame:
 		// The client opens no more streams; those open finish.
 	case *http2.PushPromiseFrame:
 		return errors.New("PUSH_PROMISE from a client")
-	}
-	return nil
-}
-
-func (cc *clientConn) applySetting(s http2.Setting) error {
-	if err := s.Valid(); err != nil {
-		return err
-	}
-	cc.w.mu.Lock()
-	defer cc.w.mu.Unlock()
-	switch s.ID {
-	case http2.SettingInitialWindowSize:
-		delta := int64(s.Val) - cc.w.initWin
-		cc.w.initWin = int64(s.Val)
-		cc.smu.Lock()
-		for _, st := range cc.streams {
-			st.downWin += delta
-		}
-		cc.smu.Unlock()
-	case http2.SettingMaxFrameSize:
-		cc.w.maxFrame = min(s.Val, frameSize)
 	}
 	return nil
 }
@@ -567,7 +540,8 @@ func (cc *clientConn) sendHeaders(s *stream, fields []hpack.HeaderField, endStre
 	fl.add(cc.w)
 }
 
-// sendData forwards response bytes; it returns how many left at once.
+// sendData forwards response bytes; it returns how many of those that
+// left at once the backend is to be refunded for.
 func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) int {
 	cc.w.mu.Lock()
 	defer cc.w.mu.Unlock()
@@ -576,23 +550,7 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 		return len(data)
 	}
 	s.closedToUser = endStream
-	var n int
-	if len(s.down) == 0 {
-		q := []item{{data: data, endStream: endStream}}
-		n = cc.w.send(s.cid, &q, &s.downWin)
-		if len(q) > 0 {
-			q[0].data = append([]byte(nil), q[0].data...) // the framer reuses its buffer
-			s.down = q
-		}
-	} else {
-		s.down = append(s.down, item{data: append([]byte(nil), data...), endStream: endStream})
-		n = cc.w.send(s.cid, &s.down, &s.downWin)
-	}
-	if refunded {
-		s.downFree += int64(len(data))
-	}
-	m := movedOf(s, n, &s.downFree)
-	return m.refund
+	return cc.w.forward(s, s.cid, &s.down, &s.downWin, &s.downFree, data, endStream, refunded).refund
 }
 
 // fail answers a call the relay refuses: trailers only, or trailers after

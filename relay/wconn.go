@@ -98,6 +98,80 @@ func (w *wconn) send(id uint32, q *[]item, win *int64) (sent int) {
 	return sent
 }
 
+// onSettings applies a peer's SETTINGS to this side of the connection and
+// ACKs them: the frame size, and the initial stream window, whose change
+// adjust applies to the caller's streams; other settings go to other.
+func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), other func(http2.Setting)) error {
+	if f.IsAck() {
+		return nil // ours, or the one the port's sniffer sent
+	}
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - w.initWin
+			w.initWin = int64(s.Val)
+			adjust(delta)
+		case http2.SettingMaxFrameSize:
+			w.maxFrame = min(s.Val, frameSize)
+		default:
+			if other != nil {
+				other(s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.note(w.fr.WriteSettingsAck())
+	w.mu.Unlock()
+	return nil
+}
+
+// onPing answers a peer's PING.
+func (w *wconn) onPing(f *http2.PingFrame) {
+	if !f.IsAck() {
+		w.mu.Lock()
+		w.note(w.fr.WritePing(true, f.Data))
+		w.mu.Unlock()
+	}
+}
+
+// forward sends data on stream id behind what waits in q, as far as the
+// windows allow, and returns how many bytes left and how many of those the
+// other side is still owed a refund for. refunded data (the relay's own
+// buffer, already refunded) is kept as it is if it waits; the framer's
+// bytes are copied, since it reuses its buffer. mu held.
+func (w *wconn) forward(s *stream, id uint32, q *[]item, win, free *int64, data []byte, endStream, refunded bool) moved {
+	keep := func(b []byte) []byte {
+		if refunded {
+			return b
+		}
+		return append([]byte(nil), b...)
+	}
+	var n int
+	if len(*q) == 0 {
+		one := []item{{data: data, endStream: endStream}}
+		if n = w.send(id, &one, win); len(one) > 0 {
+			one[0].data = keep(one[0].data)
+			*q = one
+		}
+	} else {
+		*q = append(*q, item{data: keep(data), endStream: endStream})
+		n = w.send(id, q, win)
+	}
+	if refunded {
+		*free += int64(len(data))
+	}
+	return movedOf(s, n, free)
+}
+
 func (w *wconn) flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

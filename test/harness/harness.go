@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -59,14 +60,44 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// FreeAddr returns a free loopback host:port.
+// FreeAddr returns a free loopback host:port, below the kernel's
+// ephemeral range: a port from that range, free when FreeAddr looks, can
+// be taken by any outgoing connection before the server binds it (seen
+// with etcd's ports while the suite ran thousands of connections).
 func FreeAddr(t testing.TB) string {
+	low := ephemeralLow()
+	for range 200 {
+		if low <= 11000 {
+			break
+		}
+		port := 10000 + rand.IntN(low-11000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil {
+		return 32768
+	}
+	return low
 }
 
 // Proxy is a running authproxy process.
