@@ -1,5 +1,12 @@
 package auth
 
+import (
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
 // Reason classifies an authentication failure for logs and metrics; the
 // client only ever sees Milvus's message, so a lockout is no oracle.
 type Reason string
@@ -56,4 +63,18 @@ func (f *Failure) Unavailable() bool {
 		return true
 	}
 	return false
+}
+
+// Status is the gRPC status of an authentication error: Unavailable for a
+// refusal that says nothing about the credential, Unauthenticated with
+// Milvus's message for the others, Internal for what is no refusal.
+func Status(err error) error {
+	var f *Failure
+	switch {
+	case !errors.As(err, &f):
+		return status.Error(codes.Internal, "authproxy: authentication error")
+	case f.Unavailable():
+		return status.Error(codes.Unavailable, f.Message)
+	}
+	return status.Error(codes.Unauthenticated, f.Message)
 }

@@ -139,14 +139,7 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 	}
 	id, err := a.CheckToken(ctx, token, call)
 	if err != nil {
-		var f *Failure
-		switch {
-		case !errors.As(err, &f):
-			return nil, status.Error(codes.Internal, "authproxy: authentication error")
-		case f.Unavailable():
-			return nil, status.Error(codes.Unavailable, f.Message)
-		}
-		return nil, status.Error(codes.Unauthenticated, f.Message)
+		return nil, Status(err)
 	}
 	if slot, ok := ctx.Value(slotKey{}).(*Identity); ok {
 		*slot = id

@@ -143,20 +143,7 @@ func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool
 	m := bc.w.forward(s, s.bid, &s.up, &s.upWin, &s.upFree, data, endStream, refunded)
 	bc.w.mu.Unlock()
 	fl.add(bc.w)
-	if m.refund > 0 {
-		s.cc.w.mu.Lock()
-		s.cc.w.note(s.cc.w.fr.WriteWindowUpdate(s.cid, uint32(m.refund)))
-		s.cc.w.mu.Unlock()
-		fl.add(s.cc.w)
-	}
-}
-
-// refund gives the backend back window for bytes that left for the client.
-func (bc *backendConn) refund(bid uint32, n int, fl *flushSet) {
-	bc.w.mu.Lock()
-	bc.w.note(bc.w.fr.WriteWindowUpdate(bid, uint32(n)))
-	bc.w.mu.Unlock()
-	fl.add(bc.w)
+	s.cc.w.windowUpdate(s.cid, m.refund, fl)
 }
 
 // reset cancels a stream upstream (the client reset it or went away).
@@ -200,7 +187,7 @@ func (bc *backendConn) readLoop() {
 	msg := fmt.Sprintf("authproxy: backend %s unavailable: %v", bc.up.name, err)
 	for _, s := range streams {
 		bc.active.Add(-1)
-		s.cc.failWith(s, codes.Unavailable, msg, &bc.flushes)
+		s.cc.fail(s, codes.Unavailable, msg, &bc.flushes)
 	}
 	bc.flushes.flush()
 }
@@ -269,7 +256,7 @@ func (bc *backendConn) handle(f http2.Frame) error {
 		bc.smu.Unlock()
 		for _, s := range refused {
 			if bc.forget(s) {
-				s.cc.failWith(s, codes.Unavailable, "authproxy: the backend refused the call (GOAWAY); retry", &bc.flushes)
+				s.cc.fail(s, codes.Unavailable, "authproxy: the backend refused the call (GOAWAY); retry", &bc.flushes)
 			}
 		}
 		if bc.active.Load() == 0 {
@@ -296,7 +283,7 @@ func (bc *backendConn) onHeaders(f *http2.MetaHeadersFrame) {
 			s.replyBuf = nil
 			if err != nil {
 				bc.forget(s)
-				s.cc.failWith(s, codes.Internal, "authproxy: "+err.Error(), &bc.flushes)
+				s.cc.fail(s, codes.Internal, "authproxy: "+err.Error(), &bc.flushes)
 				return
 			}
 			s.cc.sendData(s, out, false, true, &bc.flushes)
@@ -304,9 +291,7 @@ func (bc *backendConn) onHeaders(f *http2.MetaHeadersFrame) {
 	}
 	s.cc.sendHeaders(s, f.Fields, end, &bc.flushes)
 	if end {
-		bc.forget(s)
-		s.cc.forgetWhenDrained(s)
-		s.cc.r.observe(s, codes.Code(s.status.Load()))
+		bc.finish(s)
 	}
 }
 
@@ -327,19 +312,21 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 	}
 	if s.filter != nil {
 		s.replyBuf = append(s.replyBuf, data...)
-		if len(data) > 0 {
-			bc.refund(s.bid, len(data), &bc.flushes)
-		}
+		bc.w.windowUpdate(s.bid, len(data), &bc.flushes)
 		return
 	}
-	if refund := s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes); refund > 0 {
-		bc.refund(s.bid, refund, &bc.flushes)
-	}
+	bc.w.windowUpdate(s.bid, s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes), &bc.flushes)
 	if f.StreamEnded() {
-		bc.forget(s)
-		s.cc.forgetWhenDrained(s)
-		s.cc.r.observe(s, codes.Code(s.status.Load()))
+		bc.finish(s)
 	}
+}
+
+// finish ends a call the backend ended: its stream upstream is done, the
+// client's once what waits for the client's window has left.
+func (bc *backendConn) finish(s *stream) {
+	bc.forget(s)
+	s.cc.forgetWhenDrained(s)
+	s.cc.r.observe(s, codes.Code(s.status.Load()))
 }
 
 func (bc *backendConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
@@ -365,11 +352,6 @@ func (bc *backendConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
 	bc.w.mu.Unlock()
 	bc.flushes.add(bc.w)
 	for _, m := range ms {
-		if m.refund > 0 {
-			m.s.cc.w.mu.Lock()
-			m.s.cc.w.note(m.s.cc.w.fr.WriteWindowUpdate(m.s.cid, uint32(m.refund)))
-			m.s.cc.w.mu.Unlock()
-			bc.flushes.add(m.s.cc.w)
-		}
+		m.s.cc.w.windowUpdate(m.s.cid, m.refund, &bc.flushes)
 	}
 }

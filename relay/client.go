@@ -137,14 +137,8 @@ func (cc *clientConn) handle(f http2.Frame) error {
 		cc.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
 		if s := cc.stream(f.StreamID); s != nil {
-			s.mu.Lock()
-			s.canceled = true
-			s.mu.Unlock()
 			cc.forget(s)
-			if s.bc != nil {
-				s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
-			}
-			cc.r.observe(s, codes.Canceled)
+			cc.cancel(s, &cc.flushes)
 		}
 	case *http2.SettingsFrame:
 		return cc.w.onSettings(f, func(delta int64) {
@@ -176,12 +170,25 @@ func (cc *clientConn) forget(s *stream) {
 	cc.smu.Unlock()
 }
 
+// cancel ends a call the client reset or left: upstream too, and a check
+// still running opens nothing. Not with s.mu held.
+func (cc *clientConn) cancel(s *stream, fl *flushSet) {
+	s.mu.Lock()
+	s.canceled = true
+	bc := s.bc
+	s.mu.Unlock()
+	if bc != nil {
+		bc.reset(s, http2.ErrCodeCancel, fl)
+	}
+	cc.r.observe(s, codes.Canceled)
+}
+
+// resetStream answers a stream error: RST_STREAM to the client, and the
+// call canceled. Not with the stream's mu held.
 func (cc *clientConn) resetStream(id uint32, code http2.ErrCode) {
 	if s := cc.stream(id); s != nil {
 		cc.forget(s)
-		if s.bc != nil {
-			s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
-		}
+		cc.cancel(s, &cc.flushes)
 	}
 	cc.w.mu.Lock()
 	cc.w.note(cc.w.fr.WriteRSTStream(id, code))
@@ -259,12 +266,7 @@ func (cc *clientConn) authenticate(s *stream, token string, call auth.Call) {
 // authenticated refuses the call or carries it on. s.mu held.
 func (cc *clientConn) authenticated(s *stream, who auth.Identity, err error, fl *flushSet) {
 	if err != nil {
-		code := codes.Unauthenticated
-		var af *auth.Failure
-		if errors.As(err, &af) && af.Unavailable() {
-			code = codes.Unavailable
-		}
-		cc.fail(s, code, err.Error(), fl)
+		cc.failStatus(s, auth.Status(err), fl)
 		return
 	}
 	s.who = &who
@@ -292,7 +294,7 @@ func (cc *clientConn) proceed(s *stream, fl *flushSet) {
 	if !local && cc.r.opts.Authorize != nil {
 		if cc.r.opts.NeedsMessage(s.method) {
 			s.gated, s.gate, s.pending = true, early, fields
-			cc.refundClient(s, len(early))
+			cc.w.windowUpdate(s.cid, len(early), fl)
 			cc.decide(s, fl)
 			return
 		}
@@ -391,25 +393,13 @@ func (cc *clientConn) refundBatch() {
 		cc.connRefund = 0
 	}
 	for _, s := range cc.gateRefunds {
-		s.mu.Lock()
-		n := s.gateRefund
-		s.gateRefund = 0
-		s.mu.Unlock()
-		if n > 0 {
-			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(n)))
+		if s.gateRefund > 0 {
+			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(s.gateRefund)))
+			s.gateRefund = 0
 		}
 	}
 	cc.w.mu.Unlock()
 	cc.gateRefunds = cc.gateRefunds[:0]
-}
-
-// refundClient gives the client back stream window for n bytes held.
-func (cc *clientConn) refundClient(s *stream, n int) {
-	if n > 0 {
-		cc.w.mu.Lock()
-		cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(n)))
-		cc.w.mu.Unlock()
-	}
 }
 
 func (cc *clientConn) onData(f *http2.DataFrame) {
@@ -435,11 +425,12 @@ func (cc *clientConn) onData(f *http2.DataFrame) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.clientDone {
+		s.mu.Unlock()
 		cc.resetStream(f.StreamID, http2.ErrCodeStreamClosed)
 		return
 	}
+	defer s.mu.Unlock()
 	s.clientDone = f.StreamEnded()
 	switch {
 	case s.authPending:
@@ -518,8 +509,8 @@ func movedOf(s *stream, n int, free *int64) moved {
 
 func (cc *clientConn) refundBackends(ms []moved) {
 	for _, m := range ms {
-		if m.refund > 0 && m.s.bc != nil {
-			m.s.bc.refund(m.s.bid, m.refund, &cc.flushes)
+		if m.s.bc != nil {
+			m.s.bc.w.windowUpdate(m.s.bid, m.refund, &cc.flushes)
 		}
 	}
 }
@@ -553,18 +544,14 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 	return cc.w.forward(s, s.cid, &s.down, &s.downWin, &s.downFree, data, endStream, refunded).refund
 }
 
+func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
+	st := status.Convert(err)
+	cc.fail(s, st.Code(), st.Message(), fl)
+}
+
 // fail answers a call the relay refuses: trailers only, or trailers after
 // the response headers already sent.
 func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet) {
-	cc.failWith(s, code, msg, fl)
-}
-
-func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
-	st := status.Convert(err)
-	cc.failWith(s, st.Code(), st.Message(), fl)
-}
-
-func (cc *clientConn) failWith(s *stream, code codes.Code, msg string, fl *flushSet) {
 	cc.w.mu.Lock()
 	trailersOnly := !s.headersToUser
 	cc.w.mu.Unlock()
@@ -622,14 +609,7 @@ func (cc *clientConn) teardown() {
 	cc.smu.Unlock()
 	var fl flushSet
 	for _, s := range streams {
-		s.mu.Lock()
-		s.canceled = true // a check still running opens nothing
-		bc := s.bc
-		s.mu.Unlock()
-		if bc != nil {
-			bc.reset(s, http2.ErrCodeCancel, &fl)
-		}
-		cc.r.observe(s, codes.Canceled)
+		cc.cancel(s, &fl)
 	}
 	fl.flush()
 }

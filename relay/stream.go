@@ -58,7 +58,7 @@ type stream struct {
 	early       []byte // what the client sent meanwhile
 	canceled    bool   // the client reset the stream
 	gate        []byte // the first request message being gathered; nil once decided
-	gateRefund  int    // gathered bytes the client is not refunded for yet
+	gateRefund  int    // gathered bytes not refunded yet (the client reader's alone)
 	gated       bool
 	pending     []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
 	clientDone  bool

@@ -134,6 +134,18 @@ func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), oth
 	return nil
 }
 
+// windowUpdate gives the peer back n bytes of window on stream id (0:
+// the connection); the caller's flush set gets the connection.
+func (w *wconn) windowUpdate(id uint32, n int, fl *flushSet) {
+	if n <= 0 {
+		return
+	}
+	w.mu.Lock()
+	w.note(w.fr.WriteWindowUpdate(id, uint32(n)))
+	w.mu.Unlock()
+	fl.add(w)
+}
+
 // onPing answers a peer's PING.
 func (w *wconn) onPing(f *http2.PingFrame) {
 	if !f.IsAck() {
