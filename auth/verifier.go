@@ -148,28 +148,69 @@ func (v *Verifier) Purge() {
 // limiter and the pool's fairness.
 func (v *Verifier) Verify(ctx context.Context, c Credential, peer string) (Identity, error) {
 	ext := v.external.Load()
-	if c.IsAPIKey() {
-		if ext.OpenID != nil && LooksLikeJWT(c.APIKey) {
-			return v.verifyToken(ctx, ext.OpenID, c.APIKey, peer)
-		}
+	switch v.route(c, ext) {
+	case routeToken:
+		return v.verifyToken(ctx, ext.OpenID, c.APIKey, peer)
+	case routeAPIKey:
 		return v.verifyAPIKey(c.APIKey, peer)
-	}
-	if ext.Directory != nil {
-		if _, local := v.store.Current().User(c.User); ext.Directory.Takes(c.User, local) {
-			return v.verifyBind(ctx, ext.Directory, c.User, c.Password, peer)
-		}
+	case routeBind:
+		return v.verifyBind(ctx, ext.Directory, c.User, c.Password, peer)
 	}
 	return v.verifyPassword(ctx, c.User, c.Password, peer)
+}
+
+// route is the check a credential gets.
+type route int
+
+const (
+	routeLocal  route = iota // a local user's password
+	routeAPIKey              // a key of the store
+	routeToken               // an OpenID Connect JWT
+	routeBind                // a password the directory checks
+)
+
+func (v *Verifier) route(c Credential, ext *External) route {
+	switch {
+	case c.IsAPIKey() && ext.OpenID != nil && LooksLikeJWT(c.APIKey):
+		return routeToken
+	case c.IsAPIKey():
+		return routeAPIKey
+	case ext.Directory != nil:
+		if _, local := v.store.Current().User(c.User); ext.Directory.Takes(c.User, local) {
+			return routeBind
+		}
+	}
+	return routeLocal
+}
+
+// tokenKey and bindKey are the cache keys of a token and of a bind; a
+// local password's is passwordKey.
+func tokenKey(token string) cacheKey { return sha256.Sum256([]byte(token)) }
+
+func bindKey(user, password string) cacheKey {
+	return passwordKey(SourceLDAP+"\x00"+user, password)
+}
+
+// identity is who a cache entry vouches for; user is the name the
+// credential gave (a token names its own).
+func (e cacheEntry) identity(user string) Identity {
+	switch e.source {
+	case SourceOIDC:
+		return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles}
+	case SourceLDAP:
+		return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: e.external.Roles}
+	}
+	return Identity{User: user, Via: "password", Source: SourceLocal}
 }
 
 // verifyToken checks an OpenID Connect JWT; a verified token is cached
 // until it expires. As for API keys there is no lockout (nothing to
 // guess), but failures count against the address.
 func (v *Verifier) verifyToken(ctx context.Context, o *OpenID, token, peer string) (Identity, error) {
-	key := sha256.Sum256([]byte(token))
+	key := tokenKey(token)
 	if e, ok := v.hit(key, SourceOIDC, ""); ok {
 		v.countHit()
-		return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles}, nil
+		return e.identity(""), nil
 	}
 	v.metrics.cacheMisses.Inc()
 	id, err := o.Verify(ctx, token)
@@ -183,10 +224,11 @@ func (v *Verifier) verifyToken(ctx context.Context, o *OpenID, token, peer strin
 		v.countFailure("", peer)
 		return v.refuse(&Failure{Reason: ReasonBadToken, Message: MsgBadAPIKey})
 	}
-	v.cache.Add(key, cacheEntry{source: SourceOIDC, external: id, expires: id.Expires})
+	e := cacheEntry{source: SourceOIDC, external: id, expires: id.Expires}
+	v.cache.Add(key, e)
 	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	v.metrics.outcomes.WithLabelValues("success", "oidc").Inc()
-	return Identity{User: id.User, Via: "token", Source: SourceOIDC, Roles: id.Roles}, nil
+	return e.identity(""), nil
 }
 
 // verifyBind checks user:password by an LDAP bind. The rules of local
@@ -196,17 +238,16 @@ func (v *Verifier) verifyToken(ctx context.Context, o *OpenID, token, peer strin
 // user's.
 func (v *Verifier) verifyBind(ctx context.Context, d *Directory, user, password, peer string) (Identity, error) {
 	start := v.now()
-	key := passwordKey(SourceLDAP+"\x00"+user, password)
+	key := bindKey(user, password)
 	name, addr := edge.Bound(user), edge.Bound(peer)
 	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: name}
-	locked := v.limiter != nil && v.limiter.Locked(name, addr)
 	if e, ok := v.hit(key, SourceLDAP, ""); ok {
-		if locked {
+		if v.locked(user, peer) {
 			fail.Reason = ReasonLockedOut
 			return v.refuseAfter(ctx, start, fail)
 		}
 		v.countHit()
-		return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: e.external.Roles}, nil
+		return e.identity(user), nil
 	}
 	v.metrics.cacheMisses.Inc()
 	if err := d.pool.acquire(ctx, addr, name); err != nil {
@@ -216,7 +257,7 @@ func (v *Verifier) verifyBind(ctx context.Context, d *Directory, user, password,
 		}
 		return Identity{}, v.refusal(ctx, start, vd, fail)
 	}
-	if v.limiter != nil && v.limiter.Locked(name, addr) {
+	if v.locked(user, peer) {
 		d.pool.release()
 		return Identity{}, v.refusal(ctx, start, verdictLocked, fail)
 	}
@@ -230,13 +271,14 @@ func (v *Verifier) verifyBind(ctx context.Context, d *Directory, user, password,
 		v.countFailure(name, addr)
 		return v.refuseAfter(ctx, start, fail)
 	}
-	v.cache.Add(key, cacheEntry{source: SourceLDAP, external: ExternalIdentity{User: user, Roles: roles}, expires: v.now().Add(d.CacheTTL())})
+	e := cacheEntry{source: SourceLDAP, external: ExternalIdentity{User: user, Roles: roles}, expires: v.now().Add(d.CacheTTL())}
+	v.cache.Add(key, e)
 	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	if v.limiter != nil {
 		v.limiter.Succeeded(name, addr)
 	}
 	v.metrics.outcomes.WithLabelValues("success", "ldap").Inc()
-	return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: roles}, nil
+	return e.identity(user), nil
 }
 
 // countFailure counts a failure against the address (and the user, if named).
@@ -299,43 +341,40 @@ func (v *Verifier) countHit() {
 // key (one digest). false means only Verify can tell: a hash, a bind or a
 // fetch to run, or a refusal, which waits.
 func (v *Verifier) Cached(c Credential, peer string) (Identity, bool) {
-	ext := v.external.Load()
-	if c.IsAPIKey() {
-		if ext.OpenID != nil && LooksLikeJWT(c.APIKey) {
-			e, ok := v.hit(sha256.Sum256([]byte(c.APIKey)), SourceOIDC, "")
-			if !ok {
-				return Identity{}, false
-			}
-			v.countHit()
-			return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles}, true
-		}
+	var e cacheEntry
+	var ok bool
+	switch v.route(c, v.external.Load()) {
+	case routeAPIKey:
 		id, f := v.apiKey(c.APIKey)
 		if f != nil {
 			return Identity{}, false
 		}
 		v.metrics.outcomes.WithLabelValues("success", "apikey").Inc()
 		return id, true
-	}
-	if v.limiter != nil && v.limiter.Locked(edge.Bound(c.User), edge.Bound(peer)) {
-		return Identity{}, false
-	}
-	stored, local := v.store.Current().User(c.User)
-	if ext.Directory != nil && ext.Directory.Takes(c.User, local) {
-		e, ok := v.hit(passwordKey(SourceLDAP+"\x00"+c.User, c.Password), SourceLDAP, "")
-		if !ok {
-			return Identity{}, false
+	case routeToken:
+		e, ok = v.hit(tokenKey(c.APIKey), SourceOIDC, "")
+	case routeBind:
+		ok = !v.locked(c.User, peer)
+		if ok {
+			e, ok = v.hit(bindKey(c.User, c.Password), SourceLDAP, "")
 		}
-		v.countHit()
-		return Identity{User: c.User, Via: "password", Source: SourceLDAP, Roles: e.external.Roles}, true
+	case routeLocal:
+		stored, exists := v.store.Current().User(c.User)
+		ok = exists && !v.locked(c.User, peer)
+		if ok {
+			e, ok = v.hit(passwordKey(c.User, c.Password), SourceLocal, stored.PasswordHash)
+		}
 	}
-	if !local {
-		return Identity{}, false
-	}
-	if _, ok := v.hit(passwordKey(c.User, c.Password), SourceLocal, stored.PasswordHash); !ok {
+	if !ok {
 		return Identity{}, false
 	}
 	v.countHit()
-	return Identity{User: c.User, Via: "password", Source: SourceLocal}, true
+	return e.identity(c.User), true
+}
+
+// locked reports whether the limiter refuses user from peer now.
+func (v *Verifier) locked(user, peer string) bool {
+	return v.limiter != nil && v.limiter.Locked(edge.Bound(user), edge.Bound(peer))
 }
 
 // verifyPassword checks user and password. The order matters:
@@ -351,16 +390,18 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 	stored, exists := set.User(user)
 	name, addr := edge.Bound(user), edge.Bound(peer)
 	fail := &Failure{Reason: ReasonBadPassword, Message: MsgBadPassword, User: name}
-	if e, ok := v.cache.Get(key); ok {
-		if exists && e.source == SourceLocal && e.storedHash == stored.PasswordHash && v.now().Before(e.expires) {
-			if v.limiter != nil && v.limiter.Locked(name, addr) {
+	if exists {
+		if e, ok := v.hit(key, SourceLocal, stored.PasswordHash); ok {
+			if v.locked(user, peer) {
 				fail.Reason = ReasonLockedOut
 				return v.refuseAfter(ctx, start, fail)
 			}
 			v.countHit()
-			return Identity{User: user, Via: "password", Source: SourceLocal}, nil
+			return e.identity(user), nil
 		}
-		v.cache.Remove(key)
+	}
+	if v.cache.Remove(key) {
+		// A stale entry (another hash, expired): gone before it is replaced.
 		v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	}
 	v.metrics.cacheMisses.Inc()
