@@ -125,7 +125,7 @@ func (bc *backendConn) open(s *stream, fields []hpack.HeaderField, endStream boo
 	bc.w.mu.Lock()
 	s.bid = bc.nextID
 	bc.nextID += 2
-	s.upWin = bc.w.initWin
+	s.up.win = bc.w.initWin
 	s.bc = bc
 	bc.smu.Lock()
 	bc.streams[s.bid] = s
@@ -140,7 +140,7 @@ func (bc *backendConn) open(s *stream, fields []hpack.HeaderField, endStream boo
 // refunded already (bytes the authorizer gathered).
 func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
 	bc.w.mu.Lock()
-	m := bc.w.forward(s, s.bid, &s.up, &s.upWin, &s.upFree, data, endStream, refunded)
+	m := bc.w.forward(s, toBackend, data, endStream, refunded)
 	bc.w.mu.Unlock()
 	fl.add(bc.w)
 	s.cc.w.windowUpdate(s.cid, m.refund, fl)
@@ -222,7 +222,7 @@ func (bc *backendConn) handle(f http2.Frame) error {
 			s.cc.w.mu.Lock()
 			if !s.closedToUser {
 				s.closedToUser = true
-				s.down = nil
+				s.down.q = nil
 				s.cc.w.note(s.cc.w.fr.WriteRSTStream(s.cid, f.ErrCode))
 			}
 			s.cc.w.mu.Unlock()
@@ -233,7 +233,7 @@ func (bc *backendConn) handle(f http2.Frame) error {
 		return bc.w.onSettings(f, func(delta int64) {
 			bc.smu.Lock()
 			for _, st := range bc.streams {
-				st.upWin += delta
+				st.up.win += delta
 			}
 			bc.smu.Unlock()
 		}, func(s http2.Setting) {
@@ -330,25 +330,16 @@ func (bc *backendConn) finish(s *stream) {
 }
 
 func (bc *backendConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
-	var ms []moved
-	bc.w.mu.Lock()
-	if f.StreamID == 0 {
-		bc.w.connWin += int64(f.Increment)
-		bc.smu.Lock()
-		for _, s := range bc.streams {
-			if len(s.up) > 0 {
-				if n := bc.w.send(s.bid, &s.up, &s.upWin); n > 0 {
-					ms = append(ms, movedOf(s, n, &s.upFree))
-				}
-			}
-		}
-		bc.smu.Unlock()
-	} else if s := bc.stream(f.StreamID); s != nil {
-		s.upWin += int64(f.Increment)
-		if n := bc.w.send(s.bid, &s.up, &s.upWin); n > 0 {
-			ms = append(ms, movedOf(s, n, &s.upFree))
+	var one *stream
+	if f.StreamID != 0 {
+		if one = bc.stream(f.StreamID); one == nil {
+			return
 		}
 	}
+	bc.w.mu.Lock()
+	bc.smu.Lock()
+	ms := bc.w.grant(f, bc.streams, one, toBackend)
+	bc.smu.Unlock()
 	bc.w.mu.Unlock()
 	bc.flushes.add(bc.w)
 	for _, m := range ms {

@@ -144,7 +144,7 @@ func (cc *clientConn) handle(f http2.Frame) error {
 		return cc.w.onSettings(f, func(delta int64) {
 			cc.smu.Lock()
 			for _, st := range cc.streams {
-				st.downWin += delta
+				st.down.win += delta
 			}
 			cc.smu.Unlock()
 		}, nil)
@@ -215,7 +215,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	s := &stream{cc: cc, cid: id, method: f.PseudoValue("path"), start: time.Now(), clientDone: f.StreamEnded(), request: f.Fields}
 	cc.w.mu.Lock()
-	s.downWin = cc.w.initWin
+	s.down.win = cc.w.initWin
 	cc.w.mu.Unlock()
 	cc.smu.Lock()
 	cc.streams[id] = s
@@ -458,40 +458,24 @@ func (cc *clientConn) onData(f *http2.DataFrame) {
 }
 
 func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
-	if f.StreamID == 0 {
-		cc.w.mu.Lock()
-		cc.w.connWin += int64(f.Increment)
-		cc.smu.Lock()
-		var moved []moved
-		for id, s := range cc.streams {
-			if len(s.down) > 0 {
-				if n := cc.w.send(s.cid, &s.down, &s.downWin); n > 0 {
-					moved = append(moved, movedOf(s, n, &s.downFree))
-				}
-				if s.closedToUser && len(s.down) == 0 {
-					delete(cc.streams, id)
-				}
-			}
+	var one *stream
+	if f.StreamID != 0 {
+		if one = cc.stream(f.StreamID); one == nil {
+			return
 		}
-		cc.smu.Unlock()
-		cc.w.mu.Unlock()
-		cc.refundBackends(moved)
-		return
-	}
-	s := cc.stream(f.StreamID)
-	if s == nil {
-		return
 	}
 	cc.w.mu.Lock()
-	s.downWin += int64(f.Increment)
-	n := cc.w.send(s.cid, &s.down, &s.downWin)
-	m := movedOf(s, n, &s.downFree)
-	drained := s.closedToUser && len(s.down) == 0
-	cc.w.mu.Unlock()
-	if drained {
-		cc.forget(s)
+	cc.smu.Lock()
+	ms := cc.w.grant(f, cc.streams, one, toClient)
+	for _, m := range ms {
+		// A call the backend ended is forgotten once its end has left.
+		if m.s.closedToUser && len(m.s.down.q) == 0 {
+			delete(cc.streams, m.s.cid)
+		}
 	}
-	cc.refundBackends([]moved{m})
+	cc.smu.Unlock()
+	cc.w.mu.Unlock()
+	cc.refundBackends(ms)
 }
 
 // moved is how many bytes of a stream's queue left, and how many of
@@ -525,8 +509,8 @@ func (cc *clientConn) sendHeaders(s *stream, fields []hpack.HeaderField, endStre
 	}
 	s.headersToUser = true
 	s.closedToUser = endStream
-	s.down = append(s.down, item{headers: fields, endStream: endStream})
-	cc.w.send(s.cid, &s.down, &s.downWin)
+	s.down.q = append(s.down.q, item{headers: fields, endStream: endStream})
+	cc.w.send(s.cid, &s.down)
 	cc.w.mu.Unlock()
 	fl.add(cc.w)
 }
@@ -541,7 +525,7 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 		return len(data)
 	}
 	s.closedToUser = endStream
-	return cc.w.forward(s, s.cid, &s.down, &s.downWin, &s.downFree, data, endStream, refunded).refund
+	return cc.w.forward(s, toClient, data, endStream, refunded).refund
 }
 
 func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
@@ -571,7 +555,7 @@ func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet)
 // that drains it does.
 func (cc *clientConn) forgetWhenDrained(s *stream) {
 	cc.w.mu.Lock()
-	drained := len(s.down) == 0
+	drained := len(s.down.q) == 0
 	cc.w.mu.Unlock()
 	if drained {
 		cc.forget(s)

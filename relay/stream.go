@@ -24,6 +24,21 @@ type item struct {
 	endStream bool
 }
 
+// half is one direction of a call: what waits for the peer's window, that
+// window, and how many bytes at the head of q the sending side was
+// refunded for already (bytes the relay gathered itself).
+type half struct {
+	q    []item
+	win  int64
+	free int64
+}
+
+// side picks a stream's ID and half on one connection.
+type side func(*stream) (uint32, *half)
+
+func toBackend(s *stream) (uint32, *half) { return s.bid, &s.up }
+func toClient(s *stream) (uint32, *half)  { return s.cid, &s.down }
+
 // stream is one forwarded call: its IDs on both connections, what waits
 // for a window in each direction, and the state the authorizer needs.
 type stream struct {
@@ -39,15 +54,8 @@ type stream struct {
 	start        time.Time
 	grpcEncoding string
 
-	// Toward the backend; guarded by bc.w.mu. upFree counts the bytes at
-	// the head of up the client was refunded for already.
-	up     []item
-	upWin  int64
-	upFree int64
-	// Toward the client; guarded by cc.w.mu.
-	down          []item
-	downWin       int64
-	downFree      int64
+	up            half // toward the backend; guarded by bc.w.mu
+	down          half // toward the client; guarded by cc.w.mu
 	headersToUser bool // response headers sent to the client
 	closedToUser  bool // END_STREAM or RST sent to the client
 

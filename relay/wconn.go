@@ -67,7 +67,8 @@ func (w *wconn) note(err error) {
 
 // send moves items of q onto the connection while the windows allow, and
 // returns the DATA bytes sent. mu held.
-func (w *wconn) send(id uint32, q *[]item, win *int64) (sent int) {
+func (w *wconn) send(id uint32, h *half) (sent int) {
+	q, win := &h.q, &h.win
 	for len(*q) > 0 {
 		it := &(*q)[0]
 		if it.headers != nil {
@@ -155,12 +156,13 @@ func (w *wconn) onPing(f *http2.PingFrame) {
 	}
 }
 
-// forward sends data on stream id behind what waits in q, as far as the
-// windows allow, and returns how many bytes left and how many of those the
-// other side is still owed a refund for. refunded data (the relay's own
+// forward sends data on a stream behind what waits in its half, as far as
+// the windows allow, and returns how many bytes left and how many of those
+// the other side is still owed a refund for. refunded data (the relay's own
 // buffer, already refunded) is kept as it is if it waits; the framer's
 // bytes are copied, since it reuses its buffer. mu held.
-func (w *wconn) forward(s *stream, id uint32, q *[]item, win, free *int64, data []byte, endStream, refunded bool) moved {
+func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded bool) moved {
+	id, h := of(s)
 	keep := func(b []byte) []byte {
 		if refunded {
 			return b
@@ -168,20 +170,47 @@ func (w *wconn) forward(s *stream, id uint32, q *[]item, win, free *int64, data 
 		return append([]byte(nil), b...)
 	}
 	var n int
-	if len(*q) == 0 {
-		one := []item{{data: data, endStream: endStream}}
-		if n = w.send(id, &one, win); len(one) > 0 {
-			one[0].data = keep(one[0].data)
-			*q = one
+	if len(h.q) == 0 {
+		h.q = []item{{data: data, endStream: endStream}}
+		if n = w.send(id, h); len(h.q) > 0 {
+			h.q[0].data = keep(h.q[0].data)
 		}
 	} else {
-		*q = append(*q, item{data: keep(data), endStream: endStream})
-		n = w.send(id, q, win)
+		h.q = append(h.q, item{data: keep(data), endStream: endStream})
+		n = w.send(id, h)
 	}
 	if refunded {
-		*free += int64(len(data))
+		h.free += int64(len(data))
 	}
-	return movedOf(s, n, free)
+	return movedOf(s, n, &h.free)
+}
+
+// grant applies a peer's WINDOW_UPDATE and sends what now fits: for the
+// connection, of every stream in waiting that has something queued; for a
+// stream, of that one (nil if it is gone). It returns what left, for the
+// refunds to the other side. mu held, and whatever guards waiting.
+func (w *wconn) grant(f *http2.WindowUpdateFrame, waiting map[uint32]*stream, one *stream, of side) []moved {
+	var ms []moved
+	drain := func(s *stream) {
+		id, h := of(s)
+		if n := w.send(id, h); n > 0 {
+			ms = append(ms, movedOf(s, n, &h.free))
+		}
+	}
+	switch {
+	case f.StreamID == 0:
+		w.connWin += int64(f.Increment)
+		for _, s := range waiting {
+			if _, h := of(s); len(h.q) > 0 {
+				drain(s)
+			}
+		}
+	case one != nil:
+		_, h := of(one)
+		h.win += int64(f.Increment)
+		drain(one)
+	}
+	return ms
 }
 
 func (w *wconn) flush() error {
