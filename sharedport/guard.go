@@ -8,21 +8,18 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/authproxy/authproxy/edge"
 )
 
-// Rapid reset (CVE-2023-44487): a client opens streams and resets them at
-// once, costing the server work for each at no cost to itself. grpc-go
-// bounds the handlers running at once (MaxConcurrentStreams) but never ends
-// such a connection; Go's HTTP/2 server answers it with GOAWAY
-// ENHANCE_YOUR_CALM. The guard does that for gRPC connections: past a burst
-// of resetBurst, a client may reset resetRate streams a second.
-const (
-	resetBurst = 1000
-	resetRate  = 500 // per second
-	// goAwayWait is how long a tripped connection waits for a frame
-	// boundary on its write side before it is closed without a GOAWAY.
-	goAwayWait = time.Second
-)
+// Rapid reset (CVE-2023-44487): grpc-go never ends a connection that
+// resets streams as fast as it opens them. The guard does, for the gRPC
+// connections of the grpc-go core, within edge's FrameBudget (the frame
+// relay keeps the same budget itself).
+
+// goAwayWait is how long a tripped connection waits for a frame boundary
+// on its write side before it is closed without a GOAWAY.
+const goAwayWait = time.Second
 
 // guardListener wraps each gRPC connection in a guardConn.
 type guardListener struct{ net.Listener }
@@ -32,7 +29,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, tokens: resetBurst, last: time.Now()}, nil
+	return &guardConn{Conn: c, resets: edge.NewFrameBudget()}, nil
 }
 
 // guardConn follows the frames in both directions without changing them:
@@ -44,8 +41,7 @@ type guardConn struct {
 
 	mu       sync.Mutex // the write side
 	out      frameCursor
-	tokens   float64
-	last     time.Time
+	resets   edge.FrameBudget
 	lastID   uint32 // the highest stream the client opened
 	tripped  bool
 	finished bool
@@ -95,10 +91,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 			g.lastID = max(g.lastID, stream)
 			g.mu.Unlock()
 		case http2.FrameRSTStream:
-			now := time.Now()
-			g.tokens = min(resetBurst, g.tokens+now.Sub(g.last).Seconds()*resetRate) - 1
-			g.last = now
-			trip = trip || g.tokens < 0
+			trip = !g.resets.Spend(time.Now()) || trip
 		}
 	})
 	if trip {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/authproxy/authproxy/edge"
 )
 
 // A client that resets streams as fast as it opens them gets GOAWAY
@@ -18,7 +20,7 @@ func TestGuardAnswersRapidResetWithGoAway(t *testing.T) {
 		goAway bool
 	}{{resets: 50, goAway: false}, {resets: 5000, goAway: true}} {
 		server, client := net.Pipe()
-		g := &guardConn{Conn: server, tokens: resetBurst, last: time.Now()}
+		g := &guardConn{Conn: server, resets: edge.NewFrameBudget()}
 		// The server side reads everything, as grpc-go's reader does, and
 		// writes a frame now and then, as its writer does.
 		go func() { _, _ = io.Copy(io.Discard, g) }()
