@@ -241,7 +241,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		// Reuse handler goroutines instead of starting (and growing the stack
 		// of) one per call: every forwarded call is a stream here.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: edge.PingMinInterval, PermitWithoutStream: true}),
 		// No unary interceptor: every method, the proxy's own included, is
 		// served as a stream, so authentication runs before a body is read.
 		grpc.ChainStreamInterceptor(s.calls.stream, s.authn.StreamInterceptor()),
@@ -377,12 +377,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.tlsServer.Load() != nil {
 		tlsConfig = func() *tls.Config { return s.tlsServer.Load().TLSConfig() }
 	}
-	var grpcSide sharedport.GRPCServer = s.grpcServer
+	portOpts := sharedport.Options{TLS: tlsConfig, GRPC: s.grpcServer, REST: s.restHandler(cfg), Logger: s.logger}
 	if s.relay != nil {
-		grpcSide = s.relay
+		// The relay takes every HTTP/2 connection; the in-process server
+		// answers the proxy's own methods behind it.
+		portOpts.GRPC, portOpts.HTTP2 = nil, s.relay
 		go func() { _ = s.grpcServer.Serve(s.relayPipe) }()
 	}
-	port := sharedport.Serve(s.listener, sharedport.Options{TLS: tlsConfig, GRPC: grpcSide, REST: s.restHandler(cfg), Logger: s.logger}, errc)
+	port := sharedport.Serve(s.listener, portOpts, errc)
 	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
 		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
 
