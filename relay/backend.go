@@ -143,7 +143,16 @@ func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool
 	m := bc.w.forward(s, toBackend, data, endStream, refunded)
 	bc.w.mu.Unlock()
 	fl.add(bc.w)
-	s.cc.w.windowUpdate(s.cid, m.refund, fl)
+	s.cc.refund(s, m.refund, fl)
+}
+
+// sendTrailers forwards the client's trailers behind the DATA waiting.
+func (bc *backendConn) sendTrailers(s *stream, fields []hpack.HeaderField, fl *flushSet) {
+	bc.w.mu.Lock()
+	s.up.q = append(s.up.q, item{headers: fields, endStream: true})
+	bc.w.send(s.bid, &s.up)
+	bc.w.mu.Unlock()
+	fl.add(bc.w)
 }
 
 // reset cancels a stream upstream (the client reset it or went away).
@@ -217,23 +226,37 @@ func (bc *backendConn) handle(f http2.Frame) error {
 	case *http2.WindowUpdateFrame:
 		bc.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
+		// After the end of its answer, a reset only tells the client to
+		// stop sending: the relay does that when it sends more.
 		if s := bc.stream(f.StreamID); s != nil && bc.forget(s) {
-			s.cc.forget(s)
 			s.cc.w.mu.Lock()
-			if !s.closedToUser {
+			reset := !s.closedToUser
+			if reset {
 				s.closedToUser = true
 				s.down.q = nil
 				s.cc.w.note(s.cc.w.fr.WriteRSTStream(s.cid, f.ErrCode))
 			}
 			s.cc.w.mu.Unlock()
-			bc.flushes.add(s.cc.w)
-			s.cc.r.observe(s, codes.Canceled)
+			if reset {
+				s.cc.forget(s)
+				bc.flushes.add(s.cc.w)
+				s.cc.r.observe(s, codes.Canceled)
+			}
 		}
 	case *http2.SettingsFrame:
+		var ms []moved
+		defer func() {
+			for _, m := range ms {
+				m.s.cc.refund(m.s, m.refund, &bc.flushes)
+			}
+		}()
 		return bc.w.onSettings(f, func(delta int64) {
 			bc.smu.Lock()
 			for _, st := range bc.streams {
 				st.up.win += delta
+			}
+			if delta > 0 {
+				ms = bc.w.drain(bc.streams, toBackend)
 			}
 			bc.smu.Unlock()
 		}, func(s http2.Setting) {
@@ -325,7 +348,7 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 // client's once what waits for the client's window has left.
 func (bc *backendConn) finish(s *stream) {
 	bc.forget(s)
-	s.cc.forgetWhenDrained(s)
+	s.cc.downSent(s)
 	s.cc.r.observe(s, codes.Code(s.status.Load()))
 }
 
@@ -343,6 +366,6 @@ func (bc *backendConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
 	bc.w.mu.Unlock()
 	bc.flushes.add(bc.w)
 	for _, m := range ms {
-		m.s.cc.w.windowUpdate(m.s.cid, m.refund, &bc.flushes)
+		m.s.cc.refund(m.s, m.refund, &bc.flushes)
 	}
 }

@@ -28,8 +28,23 @@ import (
 )
 
 // prefaceTimeout bounds how long a new connection may take to send its
-// preface and first frames.
+// preface and its first request, as the port's sniffer does for the
+// grpc-go core.
 const prefaceTimeout = 10 * time.Second
+
+// goAway is an error that ends a client connection with a GOAWAY.
+type goAway struct {
+	code  http2.ErrCode
+	debug string
+}
+
+func (g goAway) Error() string { return fmt.Sprintf("GOAWAY %v %s", g.code, g.debug) }
+
+var (
+	errTooManyResets = goAway{http2.ErrCodeEnhanceYourCalm, "too many stream resets"}
+	errTooManyEmpty  = goAway{http2.ErrCodeEnhanceYourCalm, "too many frames that carry nothing"}
+	errTooManyPings  = goAway{http2.ErrCodeEnhanceYourCalm, "too_many_pings"}
+)
 
 // clientConn is one client connection: its reader goroutine does all the
 // work of the streams it opens.
@@ -46,16 +61,23 @@ type clientConn struct {
 	smu     sync.Mutex
 	streams map[uint32]*stream
 
-	lastID  uint32 // reader only
+	lastID  uint32    // reader only
+	rest    *upstream // REST for this connection, dialled on its first such request (reader only)
 	flushes flushSet
 	// Window refunds gathered in a batch of frames (reader only).
 	connRefund  uint32
+	connRecvWin int64 // what the client may still send on the connection
 	gateRefunds []*stream
 	closing     atomic.Bool // GOAWAY sent: no new streams
+	// What the client may send that costs work and moves nothing (reader only).
+	resets, empty edge.FrameBudget
+	lastPing      time.Time
+	pingStrikes   int
 }
 
 func newClientConn(r *Relay, c net.Conn) *clientConn {
-	cc := &clientConn{r: r, conn: c, br: bufio.NewReaderSize(c, 64<<10), streams: map[uint32]*stream{}}
+	cc := &clientConn{r: r, conn: c, br: bufio.NewReaderSize(c, 64<<10), streams: map[uint32]*stream{}, connRecvWin: connWindow,
+		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget()}
 	cc.w, cc.fr = newWconn(c, cc.br)
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxHeaderListSize
@@ -87,31 +109,30 @@ func (cc *clientConn) serve() {
 	if cc.w.flush() != nil {
 		return
 	}
-	first := true
 	for {
 		f, err := cc.fr.ReadFrame()
-		if first {
-			_ = cc.conn.SetReadDeadline(time.Time{})
-			first = false
+		if err == nil {
+			if _, ok := f.(*http2.MetaHeadersFrame); ok && cc.lastID == 0 {
+				// The first request came in time.
+				_ = cc.conn.SetReadDeadline(time.Time{})
+			}
+			err = cc.handle(f)
+		}
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			cc.resetStream(se.StreamID, se.Code)
+			err = nil
 		}
 		if err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				cc.resetStream(se.StreamID, se.Code)
-				continue
-			}
 			var ce http2.ConnectionError
+			ga := goAway{code: http2.ErrCodeProtocol}
 			if errors.As(err, &ce) {
-				cc.w.mu.Lock()
-				cc.w.note(cc.w.fr.WriteGoAway(cc.lastID, http2.ErrCode(ce), nil))
-				cc.w.mu.Unlock()
-				_ = cc.w.flush()
+				ga.code = http2.ErrCode(ce)
+			} else if !errors.As(err, &ga) {
+				return // the connection failed or ended: nothing to say
 			}
-			return
-		}
-		if err := cc.handle(f); err != nil {
 			cc.w.mu.Lock()
-			cc.w.note(cc.w.fr.WriteGoAway(cc.lastID, http2.ErrCodeProtocol, []byte(err.Error())))
+			cc.w.note(cc.w.fr.WriteGoAway(cc.lastID, ga.code, []byte(ga.debug)))
 			cc.w.mu.Unlock()
 			_ = cc.w.flush()
 			return
@@ -127,35 +148,102 @@ func (cc *clientConn) serve() {
 	}
 }
 
+// handle acts on one frame. It returns an http2.StreamError to reset a
+// stream, and any other error to end the connection (an
+// http2.ConnectionError with a GOAWAY of its code).
 func (cc *clientConn) handle(f http2.Frame) error {
+	id := f.Header().StreamID
+	if id > cc.lastID {
+		// An idle stream: only HEADERS open it, and PRIORITY may name it.
+		switch f.(type) {
+		case *http2.MetaHeadersFrame, *http2.PriorityFrame:
+		case *http2.DataFrame, *http2.RSTStreamFrame, *http2.WindowUpdateFrame:
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+	}
+	if carriesNothing(f) && !cc.empty.Spend(time.Now()) {
+		return errTooManyEmpty
+	}
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
+		if f.HasPriority() && f.Priority.StreamDep == id {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
 		return cc.onHeaders(f)
 	case *http2.DataFrame:
-		cc.onData(f)
+		return cc.onData(f)
 	case *http2.WindowUpdateFrame:
-		cc.onWindowUpdate(f)
+		return cc.onWindowUpdate(f)
+	case *http2.PriorityFrame:
+		if f.StreamDep == id {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
 	case *http2.RSTStreamFrame:
-		if s := cc.stream(f.StreamID); s != nil {
+		if !cc.resets.Spend(time.Now()) {
+			return errTooManyResets
+		}
+		if s := cc.stream(id); s != nil {
 			cc.forget(s)
 			cc.cancel(s, &cc.flushes)
 		}
 	case *http2.SettingsFrame:
-		return cc.w.onSettings(f, func(delta int64) {
+		var ms []moved
+		err := cc.w.onSettings(f, func(delta int64) {
 			cc.smu.Lock()
 			for _, st := range cc.streams {
 				st.down.win += delta
 			}
+			if delta > 0 {
+				ms = cc.w.drain(cc.streams, toClient)
+			}
 			cc.smu.Unlock()
 		}, nil)
+		cc.refundBackends(ms)
+		return err
 	case *http2.PingFrame:
+		if !f.IsAck() && !cc.pingAllowed() {
+			return errTooManyPings
+		}
 		cc.w.onPing(f)
 	case *http2.GoAwayFrame:
 		// The client opens no more streams; those open finish.
 	case *http2.PushPromiseFrame:
-		return errors.New("PUSH_PROMISE from a client")
+		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	return nil
+}
+
+// carriesNothing says whether a client's frame costs work and moves no
+// call on: within edge's FrameBudget.
+func carriesNothing(f http2.Frame) bool {
+	switch f := f.(type) {
+	case *http2.SettingsFrame:
+		return !f.IsAck()
+	case *http2.PriorityFrame:
+		return true
+	case *http2.DataFrame:
+		return f.Header().Length == 0 && !f.StreamEnded()
+	}
+	return false
+}
+
+// pingAllowed applies grpc-go's keepalive enforcement to a client's PING:
+// closer than edge.PingMinInterval to the previous one, with nothing sent
+// to the client in between, is a strike.
+func (cc *clientConn) pingAllowed() bool {
+	now := time.Now()
+	defer func() { cc.lastPing = now }()
+	cc.w.mu.Lock()
+	sent := cc.w.sentStreams
+	cc.w.sentStreams = false
+	cc.w.mu.Unlock()
+	switch {
+	case sent:
+		cc.pingStrikes = 0
+	case !cc.lastPing.IsZero() && now.Sub(cc.lastPing) < edge.PingMinInterval:
+		cc.pingStrikes++
+	}
+	return cc.pingStrikes <= edge.PingStrikes
 }
 
 func (cc *clientConn) stream(id uint32) *stream {
@@ -195,15 +283,17 @@ func (cc *clientConn) resetStream(id uint32, code http2.ErrCode) {
 	cc.w.mu.Unlock()
 }
 
-func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
+func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 	id := f.StreamID
 	if s := cc.stream(id); s != nil {
-		// gRPC clients send no trailers.
-		cc.resetStream(id, http2.ErrCodeProtocol)
+		cc.onTrailers(s, f)
 		return nil
 	}
-	if id%2 == 0 || id <= cc.lastID {
-		return fmt.Errorf("stream ID %d after %d", id, cc.lastID)
+	switch {
+	case id%2 == 0:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	case id <= cc.lastID:
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
 	}
 	cc.lastID = id
 	cc.smu.Lock()
@@ -214,6 +304,10 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	s := &stream{cc: cc, cid: id, method: f.PseudoValue("path"), start: time.Now(), clientDone: f.StreamEnded(), request: f.Fields}
+	s.recvWin.Store(streamWindow)
+	if s.clientDone {
+		s.ends.Store(1)
+	}
 	cc.w.mu.Lock()
 	s.down.win = cc.w.initWin
 	cc.w.mu.Unlock()
@@ -222,11 +316,26 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	cc.smu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.contentLength, err = checkRequest(f); err != nil {
+		return err
+	}
+	grpc := strings.HasPrefix(fieldValue(f, "content-type"), "application/grpc") && f.PseudoValue("method") == "POST"
+	if !grpc && cc.r.rest != nil {
+		// REST applies the edge policy and authenticates itself.
+		s.rest = true
+		if f.Truncated {
+			cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "431"}}, true, &cc.flushes)
+			cc.downSent(s)
+			return nil
+		}
+		cc.openREST(s, f.Fields, &cc.flushes)
+		return nil
+	}
 	if f.Truncated {
 		cc.fail(s, codes.ResourceExhausted, "authproxy: request headers over the limit", &cc.flushes)
 		return nil
 	}
-	if ct := fieldValue(f, "content-type"); !strings.HasPrefix(ct, "application/grpc") || f.PseudoValue("method") != "POST" {
+	if !grpc {
 		cc.fail(s, codes.Unimplemented, "authproxy: not a gRPC request", &cc.flushes)
 		return nil
 	}
@@ -248,6 +357,61 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	cc.authenticated(s, who, err, &cc.flushes)
 	return nil
+}
+
+// onTrailers takes a HEADERS frame on an open stream: the client's
+// trailers, which end its side of the stream. They go upstream, past the
+// edge policy, behind the DATA before them.
+func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
+	s.mu.Lock()
+	done, opened := s.clientDone, s.bc != nil && !s.gated
+	live := opened && s.bc.stream(s.bid) == s
+	if !done && f.StreamEnded() {
+		s.clientDone = true
+		defer cc.closeSide(s)
+	}
+	s.mu.Unlock()
+	switch {
+	case done:
+		cc.resetStream(s.cid, http2.ErrCodeStreamClosed)
+	case !f.StreamEnded() || len(f.PseudoFields()) > 0 || f.Truncated || s.contentLength >= 0 && s.received != s.contentLength:
+		cc.resetStream(s.cid, http2.ErrCodeProtocol)
+	case !opened:
+		// Not upstream yet (a check or the authorizer still waits): the
+		// trailers would have to wait too, which no gRPC client needs.
+		cc.resetStream(s.cid, http2.ErrCodeRefusedStream)
+	case !live:
+		// Already answered: dropped.
+	default:
+		fields := f.Fields
+		if !s.rest {
+			fields = fields[:0:0]
+			for _, hf := range f.Fields {
+				if !cc.r.opts.Headers.Strips(hf.Name) {
+					fields = append(fields, hf)
+				}
+			}
+		}
+		s.bc.sendTrailers(s, fields, &cc.flushes)
+	}
+}
+
+// openREST passes a request that is not gRPC, as it is, to REST over this
+// connection's in-memory HTTP/2 connection. s.mu held.
+func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushSet) {
+	if cc.rest == nil {
+		cc.rest = &upstream{name: "REST", dial: func(context.Context) (net.Conn, error) {
+			a, b := net.Pipe()
+			go cc.r.rest(pipeConn{b, cc.conn.LocalAddr(), cc.conn.RemoteAddr()}, cc.conn)
+			return pipeConn{a, cc.conn.RemoteAddr(), cc.conn.LocalAddr()}, nil
+		}}
+	}
+	bc, err := cc.rest.pick()
+	if err != nil {
+		cc.resetStream(s.cid, http2.ErrCodeInternal)
+		return
+	}
+	bc.open(s, fields, s.clientDone, fl)
 }
 
 // authenticate runs a check that waits, then carries on with the call.
@@ -294,7 +458,7 @@ func (cc *clientConn) proceed(s *stream, fl *flushSet) {
 	if !local && cc.r.opts.Authorize != nil {
 		if cc.r.opts.NeedsMessage(s.method) {
 			s.gated, s.gate, s.pending = true, early, fields
-			cc.w.windowUpdate(s.cid, len(early), fl)
+			cc.refund(s, len(early), fl)
 			cc.decide(s, fl)
 			return
 		}
@@ -390,11 +554,13 @@ func (cc *clientConn) refundBatch() {
 	cc.w.mu.Lock()
 	if cc.connRefund > 0 {
 		cc.w.note(cc.w.fr.WriteWindowUpdate(0, cc.connRefund))
+		cc.connRecvWin += int64(cc.connRefund)
 		cc.connRefund = 0
 	}
 	for _, s := range cc.gateRefunds {
 		if s.gateRefund > 0 {
 			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(s.gateRefund)))
+			s.recvWin.Add(int64(s.gateRefund))
 			s.gateRefund = 0
 		}
 	}
@@ -402,36 +568,52 @@ func (cc *clientConn) refundBatch() {
 	cc.gateRefunds = cc.gateRefunds[:0]
 }
 
-func (cc *clientConn) onData(f *http2.DataFrame) {
+// refund gives the client n bytes of window back on s.
+func (cc *clientConn) refund(s *stream, n int, fl *flushSet) {
+	if n > 0 {
+		s.recvWin.Add(int64(n))
+		cc.w.windowUpdate(s.cid, n, fl)
+	}
+}
+
+func (cc *clientConn) onData(f *http2.DataFrame) error {
 	flowLen := f.Header().Length
 	data := f.Data()
+	// A client that sends past the windows the relay advertised is cut
+	// off: they are what bounds what a stream holds.
+	if cc.connRecvWin -= int64(flowLen); cc.connRecvWin < 0 {
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
 	// The connection window is refunded on receipt (what waits is bounded
 	// by the stream windows instead), in one update per batch of frames.
 	cc.connRefund += flowLen
-	cc.w.mu.Lock()
 	if cc.connRefund >= connWindow/4 {
+		cc.w.mu.Lock()
 		cc.w.note(cc.w.fr.WriteWindowUpdate(0, cc.connRefund))
+		cc.w.mu.Unlock()
+		cc.connRecvWin += int64(cc.connRefund)
 		cc.connRefund = 0
 	}
-	if pad := flowLen - uint32(len(data)); pad > 0 {
-		cc.w.note(cc.w.fr.WriteWindowUpdate(f.StreamID, pad))
-	}
-	cc.w.mu.Unlock()
 	s := cc.stream(f.StreamID)
 	if s == nil {
-		if f.StreamID <= cc.lastID {
-			cc.resetStream(f.StreamID, http2.ErrCodeStreamClosed)
-		}
-		return
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeStreamClosed}
 	}
+	if s.recvWin.Add(-int64(flowLen)) < 0 {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	cc.refund(s, int(flowLen)-len(data), &cc.flushes) // the padding
 	s.mu.Lock()
-	if s.clientDone {
-		s.mu.Unlock()
-		cc.resetStream(f.StreamID, http2.ErrCodeStreamClosed)
-		return
-	}
 	defer s.mu.Unlock()
+	if s.clientDone {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeStreamClosed}
+	}
 	s.clientDone = f.StreamEnded()
+	if s.received += int64(len(data)); s.contentLength >= 0 && (s.received > s.contentLength || s.clientDone && s.received != s.contentLength) {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+	}
+	if s.clientDone {
+		defer cc.closeSide(s)
+	}
 	switch {
 	case s.authPending:
 		// Held, unrefunded, until the call is authenticated: the stream
@@ -451,31 +633,52 @@ func (cc *clientConn) onData(f *http2.DataFrame) {
 		s.gateRefund += len(data)
 		cc.decide(s, &cc.flushes)
 	case s.bc == nil || s.bc.stream(s.bid) != s:
-		// Refused before it was opened, or already answered.
+		// Refused before it was opened, or already answered: dropped.
+		// Once the answer has left, the client is told to stop sending.
+		if !s.clientDone && cc.answered(s) {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeNo}
+		}
+		cc.refund(s, len(data), &cc.flushes)
 	default:
 		s.bc.sendData(s, data, f.StreamEnded(), false, &cc.flushes)
 	}
+	return nil
 }
 
-func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
+// maxWindow is the largest flow-control window HTTP/2 allows.
+const maxWindow = 1<<31 - 1
+
+func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	var one *stream
 	if f.StreamID != 0 {
 		if one = cc.stream(f.StreamID); one == nil {
-			return
+			return nil
 		}
 	}
 	cc.w.mu.Lock()
+	if one == nil && cc.w.connWin+int64(f.Increment) > maxWindow {
+		cc.w.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	if one != nil && one.down.win+int64(f.Increment) > maxWindow {
+		cc.w.mu.Unlock()
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
 	cc.smu.Lock()
 	ms := cc.w.grant(f, cc.streams, one, toClient)
+	var sent []*stream
 	for _, m := range ms {
-		// A call the backend ended is forgotten once its end has left.
-		if m.s.closedToUser && len(m.s.down.q) == 0 {
-			delete(cc.streams, m.s.cid)
+		if cc.drained(m.s) {
+			sent = append(sent, m.s)
 		}
 	}
 	cc.smu.Unlock()
 	cc.w.mu.Unlock()
+	for _, s := range sent {
+		cc.closeSide(s)
+	}
 	cc.refundBackends(ms)
+	return nil
 }
 
 // moved is how many bytes of a stream's queue left, and how many of
@@ -546,20 +749,45 @@ func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet)
 	fields = append(fields, hpack.HeaderField{Name: "grpc-status", Value: strconv.Itoa(int(code))},
 		hpack.HeaderField{Name: "grpc-message", Value: encodeGrpcMessage(msg)})
 	cc.sendHeaders(s, fields, true, fl)
-	cc.forgetWhenDrained(s)
+	cc.downSent(s)
 	cc.r.observe(s, code)
 }
 
-// forgetWhenDrained drops a stream the client has been sent the end of,
-// once nothing of it waits for a window; otherwise the last window update
-// that drains it does.
-func (cc *clientConn) forgetWhenDrained(s *stream) {
+// downSent notes that the end of the response was queued for the client:
+// once nothing of it waits for a window, that side of the stream is
+// closed; otherwise the window update that drains it does this.
+func (cc *clientConn) downSent(s *stream) {
 	cc.w.mu.Lock()
-	drained := len(s.down.q) == 0
+	done := cc.drained(s)
 	cc.w.mu.Unlock()
-	if drained {
+	if done {
+		cc.closeSide(s)
+	}
+}
+
+// drained reports, once, that the end of the response has left. cc.w.mu held.
+func (cc *clientConn) drained(s *stream) bool {
+	if !s.closedToUser || len(s.down.q) > 0 || s.downDone {
+		return false
+	}
+	s.downDone = true
+	return true
+}
+
+// closeSide notes that one side of s is closed: the client ended its
+// request, or the end of the response has left. With both, s is forgotten
+// (a reset on either side forgets it at once).
+func (cc *clientConn) closeSide(s *stream) {
+	if s.ends.Add(1) == 2 {
 		cc.forget(s)
 	}
+}
+
+// answered reports whether the end of the response has left.
+func (cc *clientConn) answered(s *stream) bool {
+	cc.w.mu.Lock()
+	defer cc.w.mu.Unlock()
+	return s.downDone
 }
 
 // goAway tells the client to open no more streams.
@@ -587,6 +815,9 @@ func (cc *clientConn) goAway() {
 // teardown cancels what is still open upstream.
 func (cc *clientConn) teardown() {
 	cc.conn.Close()
+	if cc.rest != nil {
+		defer cc.rest.close()
+	}
 	cc.smu.Lock()
 	streams := cc.streams
 	cc.streams = map[uint32]*stream{}
@@ -610,6 +841,45 @@ func encodeGrpcMessage(msg string) string {
 		}
 	}
 	return b.String()
+}
+
+// connectionHeaders are HTTP/1 header fields HTTP/2 forbids.
+var connectionHeaders = map[string]bool{"connection": true, "keep-alive": true, "proxy-connection": true, "transfer-encoding": true, "upgrade": true}
+
+// checkRequest applies HTTP/2's rules for a request's header block that
+// the framer leaves to the server (RFC 9113 8.2 and 8.3): the
+// pseudo-headers of a request and no connection-specific fields. It
+// returns the declared content-length, -1 if none.
+func checkRequest(f *http2.MetaHeadersFrame) (int64, error) {
+	bad := http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+	method := f.PseudoValue("method")
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method", ":scheme", ":path", ":authority", ":protocol":
+		default:
+			return 0, bad
+		}
+	}
+	if method == "" || method != "CONNECT" && (f.PseudoValue("scheme") == "" || f.PseudoValue("path") == "") {
+		return 0, bad
+	}
+	length := int64(-1)
+	for _, hf := range f.RegularFields() {
+		switch {
+		case connectionHeaders[hf.Name], hf.Name == "te" && hf.Value != "trailers":
+			return 0, bad
+		case hf.Name == "content-length":
+			n, err := strconv.ParseInt(hf.Value, 10, 64)
+			if err != nil || n < 0 || length >= 0 && n != length {
+				return 0, bad
+			}
+			length = n
+		}
+	}
+	if f.StreamEnded() && length > 0 {
+		return 0, bad
+	}
+	return length, nil
 }
 
 // fieldValue is the first value of a regular header field ("" if absent).

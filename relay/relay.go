@@ -10,7 +10,12 @@
 // what a stream holds is bounded by the window the relay advertises.
 //
 // Calls the proxy answers itself go the same way to the in-process gRPC
-// server, over an in-memory connection (Local).
+// server, over an in-memory connection (Local); and requests that are not
+// gRPC to the REST server the port gives it, over an in-memory connection
+// per client connection, so that REST sees the client's address and TLS
+// state. The relay takes every HTTP/2 connection of the port, so it is the
+// HTTP/2 server clients face: it keeps the protocol's stream states and
+// bounds what a connection may cost.
 //
 // The relay is selected with `forwarding: frames`; the grpc-go path stays
 // the default until this one has won every benchmark.
@@ -79,6 +84,9 @@ type Relay struct {
 	backend *upstream
 	local   *upstream
 
+	// rest serves REST over HTTP/2 on an in-memory connection (see ServeHTTP2).
+	rest func(conn, client net.Conn)
+
 	mu     sync.Mutex
 	conns  map[*clientConn]struct{}
 	closed bool
@@ -108,8 +116,11 @@ func New(opts Options) *Relay {
 	return r
 }
 
-// Serve accepts client connections on lis until it is closed.
-func (r *Relay) Serve(lis net.Listener) error {
+// ServeHTTP2 accepts client connections on lis until it is closed; streams
+// that are not gRPC go to rest, over an in-memory connection per client
+// connection.
+func (r *Relay) ServeHTTP2(lis net.Listener, rest func(conn, client net.Conn)) error {
+	r.rest = rest
 	for {
 		c, err := lis.Accept()
 		if err != nil {
@@ -200,17 +211,22 @@ type PipeAddr struct{}
 func (PipeAddr) Network() string { return edge.RelayNetwork }
 func (PipeAddr) String() string  { return edge.RelayNetwork }
 
-type pipeConn struct{ net.Conn }
+// pipeConn is one end of an in-memory connection, with the addresses its
+// server is to see.
+type pipeConn struct {
+	net.Conn
+	local, remote net.Addr
+}
 
-func (pipeConn) LocalAddr() net.Addr  { return PipeAddr{} }
-func (pipeConn) RemoteAddr() net.Addr { return PipeAddr{} }
+func (c pipeConn) LocalAddr() net.Addr  { return c.local }
+func (c pipeConn) RemoteAddr() net.Addr { return c.remote }
 
 // Dial connects to the server that serves the listener.
 func (l *PipeListener) Dial() (net.Conn, error) {
 	a, b := net.Pipe()
 	select {
-	case l.conns <- pipeConn{b}:
-		return pipeConn{a}, nil
+	case l.conns <- pipeConn{b, PipeAddr{}, PipeAddr{}}:
+		return pipeConn{a, PipeAddr{}, PipeAddr{}}, nil
 	case <-l.done:
 		return nil, errors.New("in-process server stopped")
 	}
@@ -232,9 +248,9 @@ func (l *PipeListener) Close() error {
 
 func (l *PipeListener) Addr() net.Addr { return PipeAddr{} }
 
-// observe counts a finished call once.
+// observe counts a finished call once; REST counts its own.
 func (r *Relay) observe(s *stream, code codes.Code) {
-	if r.opts.Observe != nil && s.finished.CompareAndSwap(false, true) {
+	if r.opts.Observe != nil && !s.rest && s.finished.CompareAndSwap(false, true) {
 		r.opts.Observe(s.cc.ctx, s.method, s.who, s.start, code)
 	}
 }

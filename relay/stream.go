@@ -48,16 +48,25 @@ type stream struct {
 	bid uint32
 
 	method       string
+	rest         bool                // not gRPC: passed to REST as it is
 	request      []hpack.HeaderField // the client's HEADERS
 	ctx          context.Context     // the identity and the dbname, for the authorizer
 	who          *auth.Identity
 	start        time.Time
 	grpcEncoding string
 
+	// recvWin is what the client may still send on the stream: the window
+	// the relay advertised, less what came, plus what it refunded.
+	recvWin atomic.Int64
+
 	up            half // toward the backend; guarded by bc.w.mu
 	down          half // toward the client; guarded by cc.w.mu
 	headersToUser bool // response headers sent to the client
-	closedToUser  bool // END_STREAM or RST sent to the client
+	closedToUser  bool // END_STREAM or RST queued for the client
+	downDone      bool // and nothing of the response waits any more
+	// ends counts the closed sides: the client's (it sent END_STREAM) and
+	// the response's (downDone). At two, the stream is forgotten.
+	ends atomic.Int32
 
 	// The client side's state: the client reader, and the goroutine of a
 	// check that waits, take mu.
@@ -70,6 +79,8 @@ type stream struct {
 	gated       bool
 	pending     []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
 	clientDone  bool
+	// The declared content-length (-1: none), and the DATA bytes so far.
+	contentLength, received int64
 
 	// Only the backend reader touches these.
 	filter   proxy.ReplyFilter

@@ -26,6 +26,9 @@ type wconn struct {
 	initWin  int64  // the peer's initial stream window
 	err      error  // the first write error: the connection is done
 	dirty    bool   // written since the last flush
+	// sentStreams: HEADERS or DATA written since the peer's last PING
+	// (which the client's ping policy reads and clears).
+	sentStreams bool
 }
 
 func newWconn(c net.Conn, br *bufio.Reader) (*wconn, *http2.Framer) {
@@ -42,6 +45,7 @@ func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
 		_ = w.henc.WriteField(f)
 	}
 	block := w.hbuf.Bytes()
+	w.sentStreams = true
 	first := true
 	for first || len(block) > 0 {
 		chunk := block
@@ -89,6 +93,7 @@ func (w *wconn) send(id uint32, h *half) (sent int) {
 			}
 			end := it.endStream && n == int64(len(it.data))
 			w.note(w.fr.WriteData(id, end, it.data[:n]))
+			w.sentStreams = true
 			it.data = it.data[n:]
 			*win -= n
 			w.connWin -= n
@@ -99,19 +104,22 @@ func (w *wconn) send(id uint32, h *half) (sent int) {
 	return sent
 }
 
-// onSettings applies a peer's SETTINGS to this side of the connection and
-// ACKs them: the frame size, and the initial stream window, whose change
-// adjust applies to the caller's streams; other settings go to other.
+// onSettings ACKs a peer's SETTINGS and applies them to this side of the
+// connection: the frame size, and the initial stream window, whose change
+// adjust applies to the caller's streams (mu held); other settings go to
+// other. The ACK goes first, so that it precedes any DATA the new window
+// lets out, as the peer expects.
 func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), other func(http2.Setting)) error {
 	if f.IsAck() {
 		return nil // ours, or the one the port's sniffer sent
 	}
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		if err := s.Valid(); err != nil {
-			return err
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
+	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.note(w.fr.WriteSettingsAck())
+	return f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
 		case http2.SettingInitialWindowSize:
 			delta := int64(s.Val) - w.initWin
@@ -126,13 +134,6 @@ func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), oth
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	w.mu.Lock()
-	w.note(w.fr.WriteSettingsAck())
-	w.mu.Unlock()
-	return nil
 }
 
 // windowUpdate gives the peer back n bytes of window on stream id (0:
@@ -190,25 +191,31 @@ func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded boo
 // stream, of that one (nil if it is gone). It returns what left, for the
 // refunds to the other side. mu held, and whatever guards waiting.
 func (w *wconn) grant(f *http2.WindowUpdateFrame, waiting map[uint32]*stream, one *stream, of side) []moved {
-	var ms []moved
-	drain := func(s *stream) {
-		id, h := of(s)
-		if n := w.send(id, h); n > 0 {
-			ms = append(ms, movedOf(s, n, &h.free))
-		}
-	}
 	switch {
 	case f.StreamID == 0:
 		w.connWin += int64(f.Increment)
-		for _, s := range waiting {
-			if _, h := of(s); len(h.q) > 0 {
-				drain(s)
+		return w.drain(waiting, of)
+	case one != nil:
+		id, h := of(one)
+		h.win += int64(f.Increment)
+		if n := w.send(id, h); n > 0 {
+			return []moved{movedOf(one, n, &h.free)}
+		}
+	}
+	return nil
+}
+
+// drain sends what the windows now allow of every stream in waiting that
+// has something queued, after the connection's window or the initial
+// stream window grew. mu held, and whatever guards waiting.
+func (w *wconn) drain(waiting map[uint32]*stream, of side) []moved {
+	var ms []moved
+	for _, s := range waiting {
+		if id, h := of(s); len(h.q) > 0 {
+			if n := w.send(id, h); n > 0 {
+				ms = append(ms, movedOf(s, n, &h.free))
 			}
 		}
-	case one != nil:
-		_, h := of(one)
-		h.win += int64(f.Increment)
-		drain(one)
 	}
 	return ms
 }

@@ -1,10 +1,18 @@
 // Package sharedport serves gRPC and REST on one port, as Milvus does on
-// 19530, and also under TLS (which Milvus cannot): an HTTP/2 connection
-// whose first request has content-type application/grpc goes to the gRPC
-// server, any other HTTP/2 connection and every HTTP/1.1 one to the REST
-// handler. It owns what a connection may do before it is known: how long it
-// may stay silent, how much it may send while it is sniffed, how fast it
-// may reset streams, and how it is drained at shutdown.
+// 19530, and also under TLS (which Milvus cannot).
+//
+// With a gRPC server (the grpc-go core), an HTTP/2 connection whose first
+// request has content-type application/grpc goes to the gRPC server, any
+// other HTTP/2 connection and every HTTP/1.1 one to the REST handler; the
+// port owns what a connection may do before it is known (how long it may
+// stay silent, how much it may send while it is sniffed) and how fast it
+// may reset streams.
+//
+// With an HTTP2Server (the frame relay), every HTTP/2 connection goes to
+// it from its preface on, and it hands the streams that are not gRPC back
+// to REST over an in-memory connection; it owns the connection's bounds
+// itself. HTTP/1.1 goes to REST in both cases, and the port drains REST at
+// shutdown.
 package sharedport
 
 import (
@@ -38,12 +46,22 @@ type GRPCServer interface {
 	Serve(net.Listener) error
 }
 
+// HTTP2Server serves every HTTP/2 connection itself (the frame relay).
+// It hands the streams that are not gRPC to REST by calling rest with one
+// end of an in-memory HTTP/2 connection, and the client connection they
+// came on (whose addresses and TLS state REST then sees).
+type HTTP2Server interface {
+	ServeHTTP2(lis net.Listener, rest func(conn, client net.Conn)) error
+}
+
 // Options configure a Port.
 type Options struct {
 	// TLS returns the config for a new connection; nil serves plaintext.
 	TLS func() *tls.Config
-	// GRPC serves connections whose first request is gRPC.
-	GRPC GRPCServer
+	// GRPC serves connections whose first request is gRPC; or HTTP2 serves
+	// every HTTP/2 connection. One of the two is set.
+	GRPC  GRPCServer
+	HTTP2 HTTP2Server
 	// REST serves every other connection.
 	REST   http.Handler
 	Logger *slog.Logger
@@ -55,7 +73,20 @@ type Port struct {
 	http   *http.Server
 	h2     *http2.Server
 	h2Conn sync.WaitGroup // REST HTTP/2 connections being served
+	rest   http.Handler
 	logger *slog.Logger
+}
+
+// serveREST serves REST over HTTP/2 on conn, for a client connected on
+// client (conn itself, or the relay's client connection).
+func (p *Port) serveREST(conn, client net.Conn) {
+	p.h2Conn.Add(1)
+	defer p.h2Conn.Done()
+	p.h2.ServeConn(conn, &http2.ServeConnOpts{
+		Context:    contextWithTLSState(context.Background(), client),
+		BaseConfig: p.http,
+		Handler:    p.rest,
+	})
 }
 
 // Serve starts serving lis; errors of the serving loops (not of single
@@ -69,13 +100,22 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 	}
 	m := cmux.New(lis)
 	m.SetReadTimeout(SniffTimeout)
-	grpcLis := m.MatchWithWriters(matchGRPC)
-	brokenLis := m.MatchWithWriters(matchBroken)
-	h2Lis := m.Match(cmux.HTTP2())
-	http1Lis := m.Match(cmux.Any())
+	var grpcLis, brokenLis, h2Lis, http1Lis net.Listener
+	if o.HTTP2 != nil {
+		// What is neither HTTP/2 nor HTTP/1 (a broken preface, or silence
+		// until the timeout) is closed, as an HTTP/2 server must.
+		h2Lis = m.Match(cmux.HTTP2())
+		http1Lis = m.Match(cmux.HTTP1())
+		brokenLis = m.Match(cmux.Any())
+	} else {
+		grpcLis = m.MatchWithWriters(matchGRPC)
+		brokenLis = m.MatchWithWriters(matchBroken)
+		h2Lis = m.Match(cmux.HTTP2())
+		http1Lis = m.Match(cmux.Any())
+	}
 
 	rest := withTLSState(withBodyDeadline(o.REST))
-	p := &Port{mux: m, logger: o.Logger}
+	p := &Port{mux: m, logger: o.Logger, rest: rest}
 	p.http = &http.Server{
 		Handler:           rest,
 		ReadHeaderTimeout: SniffTimeout,
@@ -88,12 +128,6 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 	if err := http2.ConfigureServer(p.http, p.h2); err != nil {
 		errc <- err
 	}
-
-	go func() {
-		if err := o.GRPC.Serve(&guardListener{Listener: grpcLis}); err != nil && !errors.Is(err, cmux.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
-			errc <- err
-		}
-	}()
 	go func() { _ = p.http.Serve(http1Lis) }()
 	go func() {
 		for {
@@ -104,23 +138,31 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 			c.Close()
 		}
 	}()
-	go func() {
-		for {
-			c, err := h2Lis.Accept()
-			if err != nil {
-				return
+
+	if o.HTTP2 != nil {
+		go func() {
+			if err := o.HTTP2.ServeHTTP2(h2Lis, p.serveREST); err != nil && !errors.Is(err, cmux.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
+				errc <- err
 			}
-			p.h2Conn.Add(1)
-			go func() {
-				defer p.h2Conn.Done()
-				p.h2.ServeConn(&settingsAckFilter{Conn: c}, &http2.ServeConnOpts{
-					Context:    contextWithTLSState(context.Background(), c),
-					BaseConfig: p.http,
-					Handler:    rest,
-				})
-			}()
-		}
-	}()
+		}()
+	} else {
+		go func() {
+			if err := o.GRPC.Serve(&guardListener{Listener: grpcLis}); err != nil && !errors.Is(err, cmux.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
+				errc <- err
+			}
+		}()
+		go func() {
+			for {
+				c, err := h2Lis.Accept()
+				if err != nil {
+					return
+				}
+				// The client's ACK of the SETTINGS the sniffer sent is not
+				// for this server.
+				go p.serveREST(&settingsAckFilter{Conn: c}, c)
+			}
+		}()
+	}
 	go func() {
 		if err := m.Serve(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
 			errc <- err
