@@ -79,6 +79,10 @@ func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc := &clientConn{r: r, conn: c, br: bufio.NewReaderSize(c, 64<<10), streams: map[uint32]*stream{}, connRecvWin: connWindow,
 		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget()}
 	cc.w, cc.fr = newWconn(c, cc.br)
+	if cc.w.nb = findNB(c); cc.w.nb != nil {
+		writable := cc.onWritable
+		cc.w.nb.onDrained.Store(&writable)
+	}
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxHeaderListSize
 	cc.fr.SetMaxReadFrameSize(frameSize)
@@ -188,6 +192,7 @@ func (cc *clientConn) handle(f http2.Frame) error {
 		}
 	case *http2.SettingsFrame:
 		var ms []moved
+		var ended []*stream
 		err := cc.w.onSettings(f, func(delta int64) {
 			cc.smu.Lock()
 			for _, st := range cc.streams {
@@ -195,10 +200,11 @@ func (cc *clientConn) handle(f http2.Frame) error {
 			}
 			if delta > 0 {
 				ms = cc.w.drain(cc.streams, toClient)
+				ended = cc.ended(ms)
 			}
 			cc.smu.Unlock()
 		}, nil)
-		cc.refundBackends(ms)
+		cc.afterSend(ms, ended, &cc.flushes)
 		return err
 	case *http2.PingFrame:
 		if !f.IsAck() && !cc.pingAllowed() {
@@ -666,19 +672,51 @@ func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	cc.smu.Lock()
 	ms := cc.w.grant(f, cc.streams, one, toClient)
-	var sent []*stream
-	for _, m := range ms {
-		if cc.drained(m.s) {
-			sent = append(sent, m.s)
-		}
-	}
+	ended := cc.ended(ms)
 	cc.smu.Unlock()
 	cc.w.mu.Unlock()
-	for _, s := range sent {
+	cc.afterSend(ms, ended, &cc.flushes)
+	return nil
+}
+
+// onWritable sends what waited while the client's socket had a backlog;
+// the goroutine that wrote the backlog out calls it.
+func (cc *clientConn) onWritable() {
+	var fl flushSet
+	cc.w.mu.Lock()
+	cc.smu.Lock()
+	ms := cc.w.drain(cc.streams, toClient)
+	ended := cc.ended(ms)
+	cc.smu.Unlock()
+	cc.w.mu.Unlock()
+	cc.afterSend(ms, ended, &fl)
+	fl.add(cc.w)
+	fl.flush()
+}
+
+// ended picks, of the streams whose queues moved, those whose end has now
+// left. cc.w.mu held.
+func (cc *clientConn) ended(ms []moved) []*stream {
+	var out []*stream
+	for _, m := range ms {
+		if cc.drained(m.s) {
+			out = append(out, m.s)
+		}
+	}
+	return out
+}
+
+// afterSend closes the response side of the streams whose end left, and
+// refunds the backends for what left.
+func (cc *clientConn) afterSend(ms []moved, ended []*stream, fl *flushSet) {
+	for _, s := range ended {
 		cc.closeSide(s)
 	}
-	cc.refundBackends(ms)
-	return nil
+	for _, m := range ms {
+		if m.s.bc != nil {
+			m.s.bc.w.windowUpdate(m.s.bid, m.refund, fl)
+		}
+	}
 }
 
 // moved is how many bytes of a stream's queue left, and how many of
@@ -694,13 +732,6 @@ func movedOf(s *stream, n int, free *int64) moved {
 	return moved{s: s, refund: n - int(f)}
 }
 
-func (cc *clientConn) refundBackends(ms []moved) {
-	for _, m := range ms {
-		if m.s.bc != nil {
-			m.s.bc.w.windowUpdate(m.s.bid, m.refund, &cc.flushes)
-		}
-	}
-}
 
 // sendHeaders queues HEADERS for the client behind any DATA waiting. The
 // caller's flush set gets the connection.

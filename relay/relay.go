@@ -116,6 +116,10 @@ func New(opts Options) *Relay {
 	return r
 }
 
+// WrapConn wraps a connection the port accepted, under TLS if any, so
+// that the relay's writes to it never wait for its socket (nbConn).
+func (r *Relay) WrapConn(c net.Conn) net.Conn { return newNBConn(c) }
+
 // ServeHTTP2 accepts client connections on lis until it is closed; streams
 // that are not gRPC go to rest, over an in-memory connection per client
 // connection.

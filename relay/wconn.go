@@ -26,6 +26,9 @@ type wconn struct {
 	initWin  int64  // the peer's initial stream window
 	err      error  // the first write error: the connection is done
 	dirty    bool   // written since the last flush
+	// nb, on a client connection the port accepted, holds what the socket
+	// did not take; while it does, the streams' frames wait (send).
+	nb *nbConn
 	// sentStreams: HEADERS or DATA written since the peer's last PING
 	// (which the client's ping policy reads and clears).
 	sentStreams bool
@@ -74,6 +77,9 @@ func (w *wconn) note(err error) {
 func (w *wconn) send(id uint32, h *half) (sent int) {
 	q, win := &h.q, &h.win
 	for len(*q) > 0 {
+		if w.nb != nil && w.nb.waiting.Load() {
+			return sent // until the backlog is out (clientConn.onWritable)
+		}
 		it := &(*q)[0]
 		if it.headers != nil {
 			w.headers(id, it.headers, it.endStream)

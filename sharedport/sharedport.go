@@ -49,9 +49,11 @@ type GRPCServer interface {
 // HTTP2Server serves every HTTP/2 connection itself (the frame relay).
 // It hands the streams that are not gRPC to REST by calling rest with one
 // end of an in-memory HTTP/2 connection, and the client connection they
-// came on (whose addresses and TLS state REST then sees).
+// came on (whose addresses and TLS state REST then sees). WrapConn wraps
+// each accepted connection, under TLS and the mux.
 type HTTP2Server interface {
 	ServeHTTP2(lis net.Listener, rest func(conn, client net.Conn)) error
+	WrapConn(net.Conn) net.Conn
 }
 
 // Options configure a Port.
@@ -92,7 +94,11 @@ func (p *Port) serveREST(conn, client net.Conn) {
 // Serve starts serving lis; errors of the serving loops (not of single
 // connections) go to errc.
 func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
-	lis = &backoffListener{Listener: lis, logger: o.Logger}
+	bl := &backoffListener{Listener: lis, logger: o.Logger}
+	if o.HTTP2 != nil {
+		bl.wrap = o.HTTP2.WrapConn
+	}
+	lis = bl
 	if o.TLS != nil {
 		lis = tls.NewListener(lis, &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			return o.TLS().GetConfigForClient(hello)
@@ -190,16 +196,21 @@ func (p *Port) Shutdown(ctx context.Context) {
 // backoffListener waits before returning a temporary Accept error (out of
 // file descriptors): cmux retries at once, which would spin a CPU. The wait
 // doubles from 5 ms to 1 s, as net/http's does.
+// It also wraps each connection with wrap, if set.
 type backoffListener struct {
 	net.Listener
 	logger *slog.Logger
 	delay  time.Duration
+	wrap   func(net.Conn) net.Conn
 }
 
 func (l *backoffListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
 		l.delay = 0
+		if l.wrap != nil {
+			c = l.wrap(c)
+		}
 		return c, nil
 	}
 	var ne net.Error

@@ -1,0 +1,167 @@
+package relay
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/soheilhy/cmux"
+)
+
+// maxBacklog bounds what a client connection's backlog holds before a
+// write waits for the socket. Only the client's own reader gets there (its
+// ACKs and refunds to a client that does not read): what other goroutines
+// send a client waits in the streams' queues while the backlog is not
+// empty (wconn.send).
+const maxBacklog = 1 << 20
+
+// nbConn is a client's TCP connection whose writes never wait for the
+// socket: what the socket does not take at once is kept in a backlog that
+// a goroutine, started then, writes out; the relay holds back the streams'
+// frames meanwhile and sends them when the backlog is empty (onDrained).
+// A backend connection's reader writes to many clients, and one client
+// that does not read must not stall the others.
+//
+// It sits under TLS, so that the relay's writes of encrypted records do
+// not wait either (see Relay.WrapConn).
+type nbConn struct {
+	net.Conn
+	raw syscall.RawConn
+
+	mu       sync.Mutex
+	wmu      sync.Mutex // one Write at a time, in order
+	room     *sync.Cond // a Write waiting for the backlog to shrink
+	backlog  []byte
+	waiting  atomic.Bool // backlog not empty
+	draining bool
+	err      error
+	// onDrained is called by the draining goroutine once the backlog is
+	// empty again.
+	onDrained atomic.Pointer[func()]
+}
+
+func newNBConn(c net.Conn) net.Conn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return c
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	nb := &nbConn{Conn: c, raw: raw}
+	nb.room = sync.NewCond(&nb.mu)
+	return nb
+}
+
+func (c *nbConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	for len(c.backlog) > maxBacklog && c.err == nil {
+		c.room.Wait()
+	}
+	if c.err != nil || len(c.backlog) > 0 {
+		err := c.err
+		if err == nil {
+			c.backlog = append(c.backlog, p...)
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	c.mu.Unlock()
+	n, err := c.tryWrite(p)
+	if err != nil || n == len(p) {
+		return n, err
+	}
+	c.mu.Lock()
+	c.backlog = append(c.backlog, p[n:]...)
+	c.waiting.Store(true)
+	if !c.draining {
+		c.draining = true
+		go c.drain()
+	}
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+// tryWrite writes what the socket takes now, without waiting.
+func (c *nbConn) tryWrite(p []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for len(p) > n {
+			m, err := syscall.Write(int(fd), p[n:])
+			if m > 0 {
+				n += m
+			}
+			switch {
+			case errors.Is(err, syscall.EINTR):
+				continue
+			case errors.Is(err, syscall.EAGAIN):
+				return true
+			case err != nil:
+				werr = err
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// drain writes the backlog out, waiting for the socket, then tells the
+// relay there is room again.
+func (c *nbConn) drain() {
+	for {
+		c.mu.Lock()
+		buf := c.backlog
+		if len(buf) == 0 || c.err != nil {
+			c.backlog, c.draining = nil, false
+			c.waiting.Store(false)
+			c.room.Broadcast()
+			failed := c.err != nil
+			c.mu.Unlock()
+			if f := c.onDrained.Load(); f != nil && !failed {
+				(*f)()
+			}
+			return
+		}
+		c.mu.Unlock()
+		_, err := c.Conn.Write(buf)
+		c.mu.Lock()
+		// Writes meanwhile were appended behind buf.
+		c.backlog = c.backlog[len(buf):]
+		if err != nil {
+			c.err = err
+		}
+		c.room.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// findNB finds the nbConn under the port's and TLS's wrappers (nil if the
+// connection has none: its writes then wait for the socket).
+func findNB(c net.Conn) *nbConn {
+	for {
+		switch w := c.(type) {
+		case *nbConn:
+			return w
+		case *cmux.MuxConn:
+			c = w.Conn
+		case *tls.Conn:
+			c = w.NetConn()
+		default:
+			return nil
+		}
+	}
+}
