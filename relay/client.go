@@ -732,7 +732,6 @@ func movedOf(s *stream, n int, free *int64) moved {
 	return moved{s: s, refund: n - int(f)}
 }
 
-
 // sendHeaders queues HEADERS for the client behind any DATA waiting. The
 // caller's flush set gets the connection.
 func (cc *clientConn) sendHeaders(s *stream, fields []hpack.HeaderField, endStream bool, fl *flushSet) {
