@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +84,7 @@ func (u *upstream) close() {
 type backendConn struct {
 	up   *upstream
 	conn net.Conn
-	br   *bufio.Reader
+	br   *readBuf
 	fr   *http2.Framer
 	w    *wconn
 
@@ -100,7 +99,7 @@ type backendConn struct {
 }
 
 func newBackendConn(u *upstream, c net.Conn) *backendConn {
-	bc := &backendConn{up: u, conn: c, br: bufio.NewReaderSize(c, 64<<10), nextID: 1, streams: map[uint32]*stream{}}
+	bc := &backendConn{up: u, conn: c, br: newReadBuf(c), nextID: 1, streams: map[uint32]*stream{}}
 	bc.w, bc.fr = newWconn(c, bc.br)
 	bc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	bc.fr.MaxHeaderListSize = 16 << 20
@@ -110,7 +109,7 @@ func newBackendConn(u *upstream, c net.Conn) *backendConn {
 
 func (bc *backendConn) preface() {
 	bc.w.mu.Lock()
-	_, err := bc.w.bw.WriteString(http2.ClientPreface)
+	_, err := bc.w.bw.Write([]byte(http2.ClientPreface))
 	bc.w.note(err)
 	bc.w.note(bc.w.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},

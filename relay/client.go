@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"context"
 	"crypto/x509"
 	"encoding/binary"
@@ -36,7 +35,7 @@ const prefaceTimeout = 10 * time.Second
 type clientConn struct {
 	r    *Relay
 	conn net.Conn
-	br   *bufio.Reader
+	br   *readBuf
 	fr   *http2.Framer
 	w    *wconn
 	ctx  context.Context // the peer, for the access log
@@ -55,7 +54,7 @@ type clientConn struct {
 }
 
 func newClientConn(r *Relay, c net.Conn) *clientConn {
-	cc := &clientConn{r: r, conn: c, br: bufio.NewReaderSize(c, 64<<10), streams: map[uint32]*stream{}}
+	cc := &clientConn{r: r, conn: c, br: newReadBuf(c), streams: map[uint32]*stream{}}
 	cc.w, cc.fr = newWconn(c, cc.br)
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxHeaderListSize
