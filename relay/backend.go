@@ -96,6 +96,7 @@ type backendConn struct {
 	goingAway  atomic.Bool
 	dead       atomic.Bool
 	flushes    flushSet
+	connRefund uint32 // reader only: connection window not refunded yet
 }
 
 func newBackendConn(u *upstream, c net.Conn) *backendConn {
@@ -142,7 +143,7 @@ func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool
 	m := bc.w.forward(s, toBackend, data, endStream, refunded)
 	bc.w.mu.Unlock()
 	fl.add(bc.w)
-	s.cc.w.windowUpdate(s.cid, m.refund, fl)
+	s.cc.w.refund(s, toClient, m.refund, fl)
 }
 
 // reset cancels a stream upstream (the client reset it or went away).
@@ -201,8 +202,7 @@ func (bc *backendConn) serve() error {
 			return err
 		}
 		if bc.br.Buffered() == 0 {
-			bc.flushes.add(bc.w)
-			bc.flushes.flush()
+			bc.flushes.flushOwnLast(bc.w)
 		}
 	}
 }
@@ -298,8 +298,12 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 	flowLen := f.Header().Length
 	data := f.Data()
 	bc.w.mu.Lock()
-	if flowLen > 0 {
-		bc.w.note(bc.w.fr.WriteWindowUpdate(0, flowLen))
+	// The connection window is refunded on receipt, a quarter of it at a
+	// time, as the client side does.
+	bc.connRefund += flowLen
+	if bc.connRefund >= connWindow/4 {
+		bc.w.note(bc.w.fr.WriteWindowUpdate(0, bc.connRefund))
+		bc.connRefund = 0
 	}
 	if pad := flowLen - uint32(len(data)); pad > 0 {
 		bc.w.note(bc.w.fr.WriteWindowUpdate(f.StreamID, pad))
@@ -311,10 +315,10 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 	}
 	if s.filter != nil {
 		s.replyBuf = append(s.replyBuf, data...)
-		bc.w.windowUpdate(s.bid, len(data), &bc.flushes)
+		bc.w.refund(s, toBackend, len(data), &bc.flushes)
 		return
 	}
-	bc.w.windowUpdate(s.bid, s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes), &bc.flushes)
+	bc.w.refund(s, toBackend, s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes), &bc.flushes)
 	if f.StreamEnded() {
 		bc.finish(s)
 	}
@@ -342,6 +346,6 @@ func (bc *backendConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
 	bc.w.mu.Unlock()
 	bc.flushes.add(bc.w)
 	for _, m := range ms {
-		m.s.cc.w.windowUpdate(m.s.cid, m.refund, &bc.flushes)
+		m.s.cc.w.refund(m.s, toClient, m.refund, &bc.flushes)
 	}
 }

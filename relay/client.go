@@ -117,8 +117,7 @@ func (cc *clientConn) serve() {
 		}
 		if cc.br.Buffered() == 0 {
 			cc.refundBatch()
-			cc.flushes.add(cc.w)
-			cc.flushes.flush()
+			cc.flushes.flushOwnLast(cc.w)
 			if cc.w.err != nil {
 				return
 			}
@@ -381,18 +380,15 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 }
 
 // refundBatch sends the window refunds gathered while the reader had
-// frames buffered: one update for the connection, one per gated stream.
+// frames buffered: one update per gated stream.
 func (cc *clientConn) refundBatch() {
-	if cc.connRefund == 0 && len(cc.gateRefunds) == 0 {
+	if len(cc.gateRefunds) == 0 {
 		return
 	}
 	cc.w.mu.Lock()
-	if cc.connRefund > 0 {
-		cc.w.note(cc.w.fr.WriteWindowUpdate(0, cc.connRefund))
-		cc.connRefund = 0
-	}
 	for _, s := range cc.gateRefunds {
-		if s.gateRefund > 0 {
+		// A client that ended its stream sends nothing more on it.
+		if s.gateRefund > 0 && !s.clientDone {
 			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(s.gateRefund)))
 			s.gateRefund = 0
 		}
@@ -405,7 +401,7 @@ func (cc *clientConn) onData(f *http2.DataFrame) {
 	flowLen := f.Header().Length
 	data := f.Data()
 	// The connection window is refunded on receipt (what waits is bounded
-	// by the stream windows instead), in one update per batch of frames.
+	// by the stream windows instead), a quarter of it at a time.
 	cc.connRefund += flowLen
 	cc.w.mu.Lock()
 	if cc.connRefund >= connWindow/4 {
@@ -493,7 +489,7 @@ func movedOf(s *stream, n int, free *int64) moved {
 func (cc *clientConn) refundBackends(ms []moved) {
 	for _, m := range ms {
 		if m.s.bc != nil {
-			m.s.bc.w.windowUpdate(m.s.bid, m.refund, &cc.flushes)
+			m.s.bc.w.refund(m.s, toBackend, m.refund, &cc.flushes)
 		}
 	}
 }

@@ -166,6 +166,35 @@ func (w *wconn) windowUpdate(id uint32, n int, fl *flushSet) {
 	fl.add(w)
 }
 
+// refundMin is the least stream refund sent on its own. A smaller one
+// waits for more, as grpc-go's own updates do: the peer keeps at least
+// three quarters of the stream window meanwhile, and the last few
+// refunds of a call, which its sender no longer needs, are never sent.
+// Each update saved is a frame the peer need not read and, on a quiet
+// connection, a write and a wake-up on both ends.
+const refundMin = streamWindow / 4
+
+// refund gives a stream's sender on this connection back n bytes of
+// window, in updates of at least refundMin; of picks the stream's half
+// this connection writes, which keeps the count. The caller's flush set
+// gets the connection.
+func (w *wconn) refund(s *stream, of side, n int, fl *flushSet) {
+	if n <= 0 {
+		return
+	}
+	id, h := of(s)
+	w.mu.Lock()
+	h.owed += int64(n)
+	if h.owed < refundMin {
+		w.mu.Unlock()
+		return
+	}
+	w.note(w.fr.WriteWindowUpdate(id, uint32(h.owed)))
+	h.owed = 0
+	w.mu.Unlock()
+	fl.add(w)
+}
+
 // onPing answers a peer's PING.
 func (w *wconn) onPing(f *http2.PingFrame) {
 	if !f.IsAck() {
@@ -257,6 +286,19 @@ func (s *flushSet) add(w *wconn) {
 		}
 	}
 	*s = append(*s, w)
+}
+
+// flushOwnLast is flush for a reader whose own connection is own: what
+// it forwarded leaves first, its acknowledgements and refunds to its
+// peer after.
+func (s *flushSet) flushOwnLast(own *wconn) {
+	for _, w := range *s {
+		if w != own {
+			_ = w.flush()
+		}
+	}
+	_ = own.flush()
+	*s = (*s)[:0]
 }
 
 func (s *flushSet) flush() {
