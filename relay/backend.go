@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +84,7 @@ func (u *upstream) close() {
 type backendConn struct {
 	up   *upstream
 	conn net.Conn
-	br   *bufio.Reader
+	br   *readBuf
 	fr   *http2.Framer
 	w    *wconn
 
@@ -97,10 +96,11 @@ type backendConn struct {
 	goingAway  atomic.Bool
 	dead       atomic.Bool
 	flushes    flushSet
+	connRefund uint32 // reader only: connection window not refunded yet
 }
 
 func newBackendConn(u *upstream, c net.Conn) *backendConn {
-	bc := &backendConn{up: u, conn: c, br: bufio.NewReaderSize(c, 64<<10), nextID: 1, streams: map[uint32]*stream{}}
+	bc := &backendConn{up: u, conn: c, br: newReadBuf(c), nextID: 1, streams: map[uint32]*stream{}}
 	bc.w, bc.fr = newWconn(c, bc.br)
 	bc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	bc.fr.MaxHeaderListSize = 16 << 20
@@ -110,7 +110,7 @@ func newBackendConn(u *upstream, c net.Conn) *backendConn {
 
 func (bc *backendConn) preface() {
 	bc.w.mu.Lock()
-	_, err := bc.w.bw.WriteString(http2.ClientPreface)
+	_, err := bc.w.bw.Write([]byte(http2.ClientPreface))
 	bc.w.note(err)
 	bc.w.note(bc.w.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
@@ -211,8 +211,7 @@ func (bc *backendConn) serve() error {
 			return err
 		}
 		if bc.br.Buffered() == 0 {
-			bc.flushes.add(bc.w)
-			bc.flushes.flush()
+			bc.flushes.flushOwnLast(bc.w)
 		}
 	}
 }
@@ -322,8 +321,12 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 	flowLen := f.Header().Length
 	data := f.Data()
 	bc.w.mu.Lock()
-	if flowLen > 0 {
-		bc.w.note(bc.w.fr.WriteWindowUpdate(0, flowLen))
+	// The connection window is refunded on receipt, a quarter of it at a
+	// time, as the client side does.
+	bc.connRefund += flowLen
+	if bc.connRefund >= connWindow/4 {
+		bc.w.note(bc.w.fr.WriteWindowUpdate(0, bc.connRefund))
+		bc.connRefund = 0
 	}
 	if pad := flowLen - uint32(len(data)); pad > 0 {
 		bc.w.note(bc.w.fr.WriteWindowUpdate(f.StreamID, pad))
@@ -335,10 +338,10 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 	}
 	if s.filter != nil {
 		s.replyBuf = append(s.replyBuf, data...)
-		bc.w.windowUpdate(s.bid, len(data), &bc.flushes)
+		bc.w.refund(s, toBackend, len(data), &bc.flushes)
 		return
 	}
-	bc.w.windowUpdate(s.bid, s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes), &bc.flushes)
+	bc.w.refund(s, toBackend, s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes), &bc.flushes)
 	if f.StreamEnded() {
 		bc.finish(s)
 	}

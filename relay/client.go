@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"context"
 	"crypto/x509"
 	"encoding/binary"
@@ -51,7 +50,7 @@ var (
 type clientConn struct {
 	r    *Relay
 	conn net.Conn
-	br   *bufio.Reader
+	br   *readBuf
 	fr   *http2.Framer
 	w    *wconn
 	ctx  context.Context // the peer, for the access log
@@ -76,7 +75,7 @@ type clientConn struct {
 }
 
 func newClientConn(r *Relay, c net.Conn) *clientConn {
-	cc := &clientConn{r: r, conn: c, br: bufio.NewReaderSize(c, 64<<10), streams: map[uint32]*stream{}, connRecvWin: connWindow,
+	cc := &clientConn{r: r, conn: c, br: newReadBuf(c), streams: map[uint32]*stream{}, connRecvWin: connWindow,
 		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget()}
 	cc.w, cc.fr = newWconn(c, cc.br)
 	if cc.w.nb = findNB(c); cc.w.nb != nil {
@@ -143,8 +142,7 @@ func (cc *clientConn) serve() {
 		}
 		if cc.br.Buffered() == 0 {
 			cc.refundBatch()
-			cc.flushes.add(cc.w)
-			cc.flushes.flush()
+			cc.flushes.flushOwnLast(cc.w)
 			if cc.w.err != nil {
 				return
 			}
@@ -552,19 +550,15 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 }
 
 // refundBatch sends the window refunds gathered while the reader had
-// frames buffered: one update for the connection, one per gated stream.
+// frames buffered: one update per gated stream.
 func (cc *clientConn) refundBatch() {
-	if cc.connRefund == 0 && len(cc.gateRefunds) == 0 {
+	if len(cc.gateRefunds) == 0 {
 		return
 	}
 	cc.w.mu.Lock()
-	if cc.connRefund > 0 {
-		cc.w.note(cc.w.fr.WriteWindowUpdate(0, cc.connRefund))
-		cc.connRecvWin += int64(cc.connRefund)
-		cc.connRefund = 0
-	}
 	for _, s := range cc.gateRefunds {
-		if s.gateRefund > 0 {
+		// A client that ended its stream sends nothing more on it.
+		if s.gateRefund > 0 && !s.clientDone {
 			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(s.gateRefund)))
 			s.recvWin.Add(int64(s.gateRefund))
 			s.gateRefund = 0
@@ -574,12 +568,10 @@ func (cc *clientConn) refundBatch() {
 	cc.gateRefunds = cc.gateRefunds[:0]
 }
 
-// refund gives the client n bytes of window back on s.
+// refund gives the client n bytes of window back on s (in updates of at
+// least refundMin), and counts what it may send again.
 func (cc *clientConn) refund(s *stream, n int, fl *flushSet) {
-	if n > 0 {
-		s.recvWin.Add(int64(n))
-		cc.w.windowUpdate(s.cid, n, fl)
-	}
+	s.recvWin.Add(cc.w.refund(s, toClient, n, fl))
 }
 
 func (cc *clientConn) onData(f *http2.DataFrame) error {
@@ -591,7 +583,7 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
 	// The connection window is refunded on receipt (what waits is bounded
-	// by the stream windows instead), in one update per batch of frames.
+	// by the stream windows instead), a quarter of it at a time.
 	cc.connRefund += flowLen
 	if cc.connRefund >= connWindow/4 {
 		cc.w.mu.Lock()
@@ -714,7 +706,7 @@ func (cc *clientConn) afterSend(ms []moved, ended []*stream, fl *flushSet) {
 	}
 	for _, m := range ms {
 		if m.s.bc != nil {
-			m.s.bc.w.windowUpdate(m.s.bid, m.refund, fl)
+			m.s.bc.w.refund(m.s, toBackend, m.refund, fl)
 		}
 	}
 }

@@ -26,11 +26,14 @@ type item struct {
 
 // half is one direction of a call: what waits for the peer's window, that
 // window, and how many bytes at the head of q the sending side was
-// refunded for already (bytes the relay gathered itself).
+// refunded for already (bytes the relay gathered itself). owed is the
+// window this connection's peer is owed for what it sent on the stream,
+// not yet refunded (wconn.refund).
 type half struct {
 	q    []item
 	win  int64
 	free int64
+	owed int64
 }
 
 // side picks a stream's ID and half on one connection.

@@ -1,8 +1,9 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/binary"
+	"io"
 	"net"
 	"sync"
 
@@ -16,7 +17,7 @@ import (
 // peer's windows for our DATA, and the queues that wait for them.
 type wconn struct {
 	mu   sync.Mutex
-	bw   *bufio.Writer
+	bw   *writeBuf
 	fr   *http2.Framer
 	henc *hpack.Encoder
 	hbuf bytes.Buffer
@@ -34,8 +35,8 @@ type wconn struct {
 	sentStreams bool
 }
 
-func newWconn(c net.Conn, br *bufio.Reader) (*wconn, *http2.Framer) {
-	w := &wconn{bw: bufio.NewWriterSize(c, 64<<10), maxFrame: 16 << 10, connWin: 65535, initWin: 65535}
+func newWconn(c net.Conn, br io.Reader) (*wconn, *http2.Framer) {
+	w := &wconn{bw: &writeBuf{c: c}, maxFrame: 16 << 10, connWin: 65535, initWin: 65535}
 	w.fr = http2.NewFramer(w.bw, br)
 	w.henc = hpack.NewEncoder(&w.hbuf)
 	return w, w.fr
@@ -65,6 +66,24 @@ func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
 	}
 }
 
+// data writes a DATA frame: its header, then the payload straight into
+// the write buffer (the framer would copy it into its own first). mu held.
+func (w *wconn) data(id uint32, endStream bool, p []byte) {
+	var h [9]byte
+	h[0], h[1], h[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
+	h[3] = byte(http2.FrameData)
+	if endStream {
+		h[4] = byte(http2.FlagDataEndStream)
+	}
+	binary.BigEndian.PutUint32(h[5:], id)
+	_, err := w.bw.Write(h[:])
+	w.note(err)
+	if len(p) > 0 {
+		_, err = w.bw.Write(p)
+		w.note(err)
+	}
+}
+
 func (w *wconn) note(err error) {
 	w.dirty = true
 	if err != nil && w.err == nil {
@@ -88,7 +107,7 @@ func (w *wconn) send(id uint32, h *half) (sent int) {
 		}
 		if len(it.data) == 0 {
 			// An empty DATA that only ends the stream.
-			w.note(w.fr.WriteData(id, it.endStream, nil))
+			w.data(id, it.endStream, nil)
 			*q = (*q)[1:]
 			continue
 		}
@@ -98,7 +117,7 @@ func (w *wconn) send(id uint32, h *half) (sent int) {
 				return sent
 			}
 			end := it.endStream && n == int64(len(it.data))
-			w.note(w.fr.WriteData(id, end, it.data[:n]))
+			w.data(id, end, it.data[:n])
 			w.sentStreams = true
 			it.data = it.data[n:]
 			*win -= n
@@ -142,16 +161,36 @@ func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), oth
 	})
 }
 
-// windowUpdate gives the peer back n bytes of window on stream id (0:
-// the connection); the caller's flush set gets the connection.
-func (w *wconn) windowUpdate(id uint32, n int, fl *flushSet) {
+// refundMin is the least stream refund sent on its own. A smaller one
+// waits for more, as grpc-go's own updates do: the peer keeps at least
+// three quarters of the stream window meanwhile, and the last few
+// refunds of a call, which its sender no longer needs, are never sent.
+// Each update saved is a frame the peer need not read and, on a quiet
+// connection, a write and a wake-up on both ends.
+const refundMin = streamWindow / 4
+
+// refund gives a stream's sender on this connection back n bytes of
+// window, in updates of at least refundMin; of picks the stream's half
+// this connection writes, which keeps the count. It returns the window
+// given back now (0 while it waits for more). The caller's flush set gets
+// the connection.
+func (w *wconn) refund(s *stream, of side, n int, fl *flushSet) int64 {
 	if n <= 0 {
-		return
+		return 0
 	}
+	id, h := of(s)
 	w.mu.Lock()
-	w.note(w.fr.WriteWindowUpdate(id, uint32(n)))
+	h.owed += int64(n)
+	given := h.owed
+	if given < refundMin {
+		w.mu.Unlock()
+		return 0
+	}
+	w.note(w.fr.WriteWindowUpdate(id, uint32(given)))
+	h.owed = 0
 	w.mu.Unlock()
 	fl.add(w)
+	return given
 }
 
 // onPing answers a peer's PING.
@@ -253,9 +292,167 @@ func (s *flushSet) add(w *wconn) {
 	*s = append(*s, w)
 }
 
+// flushOwnLast is flush for a reader whose own connection is own: what
+// it forwarded leaves first, its acknowledgements and refunds to its
+// peer after.
+func (s *flushSet) flushOwnLast(own *wconn) {
+	for _, w := range *s {
+		if w != own {
+			_ = w.flush()
+		}
+	}
+	_ = own.flush()
+	*s = (*s)[:0]
+}
+
 func (s *flushSet) flush() {
 	for _, w := range *s {
 		_ = w.flush()
 	}
 	*s = (*s)[:0]
+}
+
+// bufSize is the size of the buffers a busy connection reads into and
+// writes from. They come from bufPool and go back to it as soon as the
+// connection has nothing buffered, so that an idle connection holds
+// none: a thousand idle clients would otherwise hold two each.
+const bufSize = 64 << 10
+
+// smallRead is what a connection's reader holds while it waits: enough
+// for the frames of a small call, read at once.
+const smallRead = 2 << 10
+
+// busyReads is how many light reads in a row give a reader's pooled
+// buffer back.
+const busyReads = 16
+
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, bufSize)
+	return &b
+}}
+
+// writeBuf is a connection's write buffer, pooled: taken at the first
+// write after a flush, given back by the flush. The wconn's mu guards it.
+type writeBuf struct {
+	c   net.Conn
+	buf *[]byte // nil when empty
+	n   int
+	err error
+}
+
+func (b *writeBuf) Write(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	written := len(p)
+	for len(p) > 0 {
+		if b.buf == nil {
+			if len(p) >= bufSize {
+				// Nothing buffered and more than a buffer: straight out.
+				_, b.err = b.c.Write(p)
+				return written, b.err
+			}
+			b.buf = bufPool.Get().(*[]byte)
+		}
+		k := copy((*b.buf)[b.n:], p)
+		b.n += k
+		p = p[k:]
+		if len(p) > 0 {
+			if err := b.Flush(); err != nil {
+				return written - len(p), err
+			}
+		}
+	}
+	return written, nil
+}
+
+// Flush writes what is buffered and gives the buffer back.
+func (b *writeBuf) Flush() error {
+	if b.buf == nil {
+		return b.err
+	}
+	if b.err == nil && b.n > 0 {
+		_, b.err = b.c.Write((*b.buf)[:b.n])
+	}
+	bufPool.Put(b.buf)
+	b.buf, b.n = nil, 0
+	return b.err
+}
+
+// readBuf buffers a connection's reads, as a bufio.Reader would, with
+// the buffer sized to the traffic: a reader that waits does so on
+// smallRead bytes of its own, and a read that fills them is followed by
+// reads into a pooled bufSize buffer, given back once busyReads reads
+// in a row have brought less than smallRead (a reader that switched at
+// every short read would read twice as often on a steady stream).
+type readBuf struct {
+	c     net.Conn
+	small []byte
+	big   *[]byte // held while the traffic fills buffers
+	cur   []byte  // small or *big
+	r, w  int
+	busy  int // reads to go before the pooled buffer is given back
+	err   error
+}
+
+func newReadBuf(c net.Conn) *readBuf {
+	return &readBuf{c: c, small: make([]byte, smallRead)}
+}
+
+// Buffered is how many bytes can be read without a read on the
+// connection.
+func (b *readBuf) Buffered() int { return b.w - b.r }
+
+func (b *readBuf) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.r == b.w {
+		if b.err != nil {
+			err := b.err
+			b.err = nil
+			return 0, err
+		}
+		if len(p) >= bufSize {
+			// As bufio does: a large read goes straight to the caller.
+			return b.c.Read(p)
+		}
+		if b.busy > 0 && b.big == nil {
+			b.big = bufPool.Get().(*[]byte)
+		}
+		b.cur = b.small
+		if b.big != nil {
+			b.cur = *b.big
+		}
+		n, err := b.c.Read(b.cur)
+		b.r, b.w, b.err = 0, n, err
+		if n >= smallRead {
+			b.busy = busyReads
+		} else if b.busy > 0 {
+			b.busy--
+		}
+		if n == 0 {
+			b.release()
+			err := b.err
+			b.err = nil
+			return 0, err
+		}
+	}
+	n := copy(p, b.cur[b.r:b.w])
+	b.r += n
+	if b.r == b.w {
+		b.release()
+	}
+	return n, nil
+}
+
+// release gives the pooled buffer back once it has been consumed and
+// the traffic has been light for a while.
+func (b *readBuf) release() {
+	b.r, b.w = 0, 0
+	if b.big != nil && b.busy == 0 {
+		bufPool.Put(b.big)
+		b.big = nil
+		b.cur = nil
+	}
 }
