@@ -129,15 +129,24 @@ func (cc *clientConn) serve() {
 		if err != nil {
 			var ce http2.ConnectionError
 			ga := goAway{code: http2.ErrCodeProtocol}
-			if errors.As(err, &ce) {
+			switch {
+			case errors.As(err, &ce):
 				ga.code = http2.ErrCode(ce)
-			} else if !errors.As(err, &ga) {
+			case errors.Is(err, http2.ErrFrameTooLarge):
+				ga.code = http2.ErrCodeFrameSize
+			case !errors.As(err, &ga):
 				return // the connection failed or ended: nothing to say
 			}
 			cc.w.mu.Lock()
 			cc.w.note(cc.w.fr.WriteGoAway(cc.lastID, ga.code, []byte(ga.debug)))
 			cc.w.mu.Unlock()
-			_ = cc.w.flush()
+			if cc.w.flush() == nil {
+				// Closing with unread input would reset the connection,
+				// and the client could lose the GOAWAY: what it still
+				// sends is read first, for a second and 1 MiB at most.
+				_ = cc.conn.SetReadDeadline(time.Now().Add(time.Second))
+				_, _ = io.CopyN(io.Discard, cc.br, 1<<20)
+			}
 			return
 		}
 		if cc.br.Buffered() == 0 {
