@@ -2,6 +2,7 @@ package rbac
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"google.golang.org/grpc/codes"
@@ -153,4 +154,22 @@ func pickParallel(m proto.Message, keep []bool) {
 		}
 		list.Truncate(kept)
 	}
+}
+
+// MessageFields are the top-level fields of method's request message that
+// a decision reads (Authorize and Visibility), and whether it reads the
+// message at all. The frame relay decides on a prefix of the message that
+// holds them, and refuses the call if one of them comes again after it.
+func (a *Authorizer) MessageFields(method string) ([]protowire.Number, bool) {
+	rule, named := a.Table().Rule(method)
+	if !named {
+		return nil, false
+	}
+	var out []protowire.Number
+	for _, n := range []protowire.Number{rule.NameField, rule.NamesField, rule.DBField, nameFieldOf(method), dbFieldOf(method)} {
+		if n != 0 && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, true
 }

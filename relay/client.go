@@ -469,8 +469,8 @@ func (cc *clientConn) proceed(s *stream, fl *flushSet) {
 	early := s.early
 	s.early = nil
 	if !local && cc.r.opts.Authorize != nil {
-		if cc.r.opts.NeedsMessage(s.method) {
-			s.gated, s.gate, s.pending = true, early, fields
+		if wanted, reads := cc.r.opts.MessageFields(s.method); reads {
+			s.gated, s.gate, s.pending, s.decisionFields = true, early, fields, wanted
 			cc.refund(s, len(early), fl)
 			cc.decide(s, fl)
 			return
@@ -533,23 +533,34 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 	bc.open(s, fields, endStream, fl)
 }
 
-// decide runs the authorizer on the first request message once it is
-// whole, then opens the call with the message. s.mu held.
+// decide runs the authorizer on the first request message once its
+// leading fields the decision reads are whole (decisionPrefix), or the
+// whole message; then it opens the call with what was gathered. s.mu held.
 func (cc *clientConn) decide(s *stream, fl *flushSet) {
 	payload, complete, err := firstMessage(s.gate, s.grpcEncoding, cc.r.opts.MaxRecvMsgSize)
 	if err != nil {
 		cc.fail(s, codes.ResourceExhausted, "authproxy: "+err.Error(), fl)
 		return
 	}
+	var tail *tailCheck
 	if !complete && !s.clientDone {
-		return
+		n, ok := decisionPrefix(s.gate, s.decisionFields)
+		if !ok {
+			return
+		}
+		payload = s.gate[5 : 5+n]
+		tail = newTailCheck(s.decisionFields, int(binary.BigEndian.Uint32(s.gate[1:5]))-n)
+		if err := tail.feed(s.gate[5+n:]); err != nil {
+			cc.fail(s, codes.PermissionDenied, err.Error(), fl)
+			return
+		}
 	}
 	filter, err := cc.r.opts.Authorize(s.ctx, s.method, mem.BufferSlice{mem.SliceBuffer(payload)})
 	if err != nil {
 		cc.failStatus(s, err, fl)
 		return
 	}
-	s.filter, s.gated = filter, false
+	s.filter, s.gated, s.tail = filter, false, tail
 	gathered, fields := s.gate, s.pending
 	s.gate, s.pending = nil, nil
 	cc.open(s, false, fields, s.clientDone && len(gathered) == 0, fl)
@@ -627,11 +638,6 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		// window bounds it.
 		s.early = append(s.early, data...)
 	case s.gated:
-		if len(s.gate) == 0 && len(data) >= 5 {
-			// The message's length is known: one allocation for all of it.
-			n := int(binary.BigEndian.Uint32(data[1:5]))
-			s.gate = make([]byte, 0, 5+min(n, cc.r.opts.MaxRecvMsgSize))
-		}
 		s.gate = append(s.gate, data...)
 		// The gathered bytes are refunded by the batch (the reader's).
 		if s.gateRefund == 0 {
@@ -647,6 +653,15 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		}
 		cc.refund(s, len(data), &cc.flushes)
 	default:
+		if s.tail != nil && !s.tail.done() {
+			if err := s.tail.feed(data); err != nil {
+				// Before the frame that carries it: the backend never
+				// gets the whole message.
+				s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
+				cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
+				return nil
+			}
+		}
 		s.bc.sendData(s, data, f.StreamEnded(), false, &cc.flushes)
 	}
 	return nil

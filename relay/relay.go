@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/edge"
@@ -60,9 +61,10 @@ type Options struct {
 	// Authn authenticates each call on its HEADERS.
 	Authn *auth.Authenticator
 	// Authorize decides on a forwarded call, with its first request message
-	// when NeedsMessage says the decision reads it.
-	Authorize    proxy.Authorize
-	NeedsMessage func(method string) bool
+	// when MessageFields says the decision reads it, and which of its
+	// top-level fields (see decisionPrefix).
+	Authorize     proxy.Authorize
+	MessageFields func(method string) (fields []protowire.Number, reads bool)
 	// Local says which methods the in-process server answers.
 	Local func(method string) bool
 	// LocalListener is where the relay connects for them; the in-process

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/proxy"
@@ -80,8 +81,12 @@ type stream struct {
 	gate        []byte // the first request message being gathered; nil once decided
 	gateRefund  int    // gathered bytes not refunded yet (the client reader's alone)
 	gated       bool
-	pending     []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
-	clientDone  bool
+	// The fields the decision reads, and the check of the rest of a first
+	// message decided on its leading fields (reader only).
+	decisionFields []protowire.Number
+	tail           *tailCheck
+	pending        []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
+	clientDone     bool
 	// The declared content-length (-1: none), and the DATA bytes so far.
 	contentLength, received int64
 

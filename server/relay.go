@@ -26,14 +26,11 @@ func (s *Server) newRelay(cfg *config.Config, backendTLS *tls.Config) (*relay.Re
 	}
 	pipe := relay.NewPipeListener()
 	r := relay.New(relay.Options{
-		Backend:    cfg.Backend.Address,
-		BackendTLS: backendTLS,
-		Authn:      s.authn,
-		Authorize:  s.authorizeForward,
-		NeedsMessage: func(method string) bool {
-			_, named := s.authz.Table().Rule(method)
-			return named
-		},
+		Backend:        cfg.Backend.Address,
+		BackendTLS:     backendTLS,
+		Authn:          s.authn,
+		Authorize:      s.authorizeForward,
+		MessageFields:  s.authz.MessageFields,
 		Local:          func(method string) bool { return local[method] },
 		LocalListener:  pipe,
 		Headers:        s.headers,

@@ -218,6 +218,19 @@ func TestRBACEscalationsAreRefused(t *testing.T) {
 	}
 	wantDenied(t, "books then secret", invoke(asAlice, twice), deny("PrivilegeSearch", "alice", "default"))
 
+	// The same behind 2 MiB of vectors: the frame relay decides on the
+	// leading fields as soon as they are whole, and must still see secret
+	// at the end before it forwards it.
+	big, _ := proto.Marshal(&milvuspb.SearchRequest{CollectionName: "books", SearchInput: &milvuspb.SearchRequest_PlaceholderGroup{PlaceholderGroup: make([]byte, 2<<20)}})
+	lateSecret := protowire.AppendString(protowire.AppendTag(big, 3, protowire.BytesType), "secret")
+	if err := invoke(asAlice, lateSecret); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("books, 2 MiB, then secret: %v, want PermissionDenied", err)
+	}
+	lateDB := protowire.AppendString(protowire.AppendTag(big, 2, protowire.BytesType), "b")
+	if err := invoke(asAlice, lateDB); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("books, 2 MiB, then db_name b: %v, want PermissionDenied", err)
+	}
+
 	if n := len(fake.Recorder().CallsTo("Search")) - before; n != 0 {
 		t.Fatalf("the backend saw %d of the refused searches", n)
 	}
@@ -226,6 +239,12 @@ func TestRBACEscalationsAreRefused(t *testing.T) {
 	allowed, _ := proto.Marshal(&milvuspb.SearchRequest{CollectionName: "books", DbName: "a"})
 	if err := invoke(metadata.AppendToOutgoingContext(asAlice, "dbname", "b"), allowed); status.Code(err) == codes.PermissionDenied {
 		t.Fatalf("search books in a (body) was refused: %v", err)
+	}
+	if err := invoke(asAlice, big); status.Code(err) == codes.PermissionDenied {
+		t.Fatalf("search books with 2 MiB of vectors was refused: %v", err)
+	}
+	if n := len(fake.Recorder().CallsTo("Search")) - before; n != 2 {
+		t.Fatalf("the backend saw %d searches, want the 2 allowed ones", n)
 	}
 }
 
