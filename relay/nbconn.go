@@ -7,9 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/soheilhy/cmux"
 )
+
+// closeLinger bounds how long a closed connection may take to write its
+// backlog out (to a client that reads slowly) before it is dropped.
+const closeLinger = 2 * time.Second
 
 // maxBacklog bounds what a client connection's backlog holds before a
 // write waits for the socket. Only the client's own reader gets there (its
@@ -37,6 +42,7 @@ type nbConn struct {
 	backlog  []byte
 	waiting  atomic.Bool // backlog not empty
 	draining bool
+	closing  bool // closed with a backlog: drain closes it when done
 	err      error
 	// onDrained is called by the draining goroutine once the backlog is
 	// empty again.
@@ -63,6 +69,10 @@ func (c *nbConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	for len(c.backlog) > maxBacklog && c.err == nil {
 		c.room.Wait()
+	}
+	if c.closing {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
 	}
 	if c.err != nil || len(c.backlog) > 0 {
 		err := c.err
@@ -129,8 +139,12 @@ func (c *nbConn) drain() {
 			c.backlog, c.draining = nil, false
 			c.waiting.Store(false)
 			c.room.Broadcast()
-			failed := c.err != nil
+			failed, closing := c.err != nil, c.closing
 			c.mu.Unlock()
+			if closing {
+				c.Conn.Close()
+				return
+			}
 			if f := c.onDrained.Load(); f != nil && !failed {
 				(*f)()
 			}
@@ -147,6 +161,22 @@ func (c *nbConn) drain() {
 		c.room.Broadcast()
 		c.mu.Unlock()
 	}
+}
+
+// Close closes the connection once its backlog is out, within
+// closeLinger: what was written before Close (the end of a response, a
+// GOAWAY, TLS's close_notify) still reaches a client that reads slowly.
+// Reads end at once.
+func (c *nbConn) Close() error {
+	c.mu.Lock()
+	if !c.draining || c.err != nil {
+		c.mu.Unlock()
+		return c.Conn.Close()
+	}
+	c.closing = true
+	c.mu.Unlock()
+	_ = c.Conn.SetReadDeadline(time.Now())
+	return c.Conn.SetWriteDeadline(time.Now().Add(closeLinger))
 }
 
 // findNB finds the nbConn under the port's and TLS's wrappers (nil if the
