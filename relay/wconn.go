@@ -22,11 +22,12 @@ type wconn struct {
 	henc *hpack.Encoder
 	hbuf bytes.Buffer
 
-	maxFrame uint32 // the peer's SETTINGS_MAX_FRAME_SIZE
-	connWin  int64  // the peer's connection window for our DATA
-	initWin  int64  // the peer's initial stream window
-	err      error  // the first write error: the connection is done
-	dirty    bool   // written since the last flush
+	maxFrame uint32  // the peer's SETTINGS_MAX_FRAME_SIZE
+	connWin  int64   // the peer's connection window for our DATA
+	initWin  int64   // the peer's initial stream window
+	err      error   // the first write error: the connection is done
+	dirty    bool    // written since the last flush
+	hdr      [9]byte // a DATA frame's header being written
 	// nb, on a client connection the port accepted, holds what the socket
 	// did not take; while it does, the streams' frames wait (send).
 	nb *nbConn
@@ -38,6 +39,9 @@ type wconn struct {
 func newWconn(c net.Conn, br io.Reader) (*wconn, *http2.Framer) {
 	w := &wconn{bw: &writeBuf{c: c}, maxFrame: 16 << 10, connWin: 65535, initWin: 65535}
 	w.fr = http2.NewFramer(w.bw, br)
+	// A DATA frame read is used before the next read (what waits is
+	// copied, see forward), so the framer may reuse it.
+	w.fr.SetReuseFrames()
 	w.henc = hpack.NewEncoder(&w.hbuf)
 	return w, w.fr
 }
@@ -69,14 +73,15 @@ func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
 // data writes a DATA frame: its header, then the payload straight into
 // the write buffer (the framer would copy it into its own first). mu held.
 func (w *wconn) data(id uint32, endStream bool, p []byte) {
-	var h [9]byte
+	h := w.hdr[:]
 	h[0], h[1], h[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
 	h[3] = byte(http2.FrameData)
+	h[4] = 0
 	if endStream {
 		h[4] = byte(http2.FlagDataEndStream)
 	}
 	binary.BigEndian.PutUint32(h[5:], id)
-	_, err := w.bw.Write(h[:])
+	_, err := w.bw.Write(h)
 	w.note(err)
 	if len(p) > 0 {
 		_, err = w.bw.Write(p)
@@ -94,39 +99,47 @@ func (w *wconn) note(err error) {
 // send moves items of q onto the connection while the windows allow, and
 // returns the DATA bytes sent. mu held.
 func (w *wconn) send(id uint32, h *half) (sent int) {
-	q, win := &h.q, &h.win
-	for len(*q) > 0 {
-		if w.nb != nil && w.nb.waiting.Load() {
-			return sent // until the backlog is out (clientConn.onWritable)
+	for len(h.q) > 0 {
+		n, done := w.sendItem(id, h, &h.q[0])
+		sent += n
+		if !done {
+			return sent
 		}
-		it := &(*q)[0]
-		if it.headers != nil {
-			w.headers(id, it.headers, it.endStream)
-			*q = (*q)[1:]
-			continue
-		}
-		if len(it.data) == 0 {
-			// An empty DATA that only ends the stream.
-			w.data(id, it.endStream, nil)
-			*q = (*q)[1:]
-			continue
-		}
-		for len(it.data) > 0 {
-			n := min(int64(len(it.data)), *win, w.connWin, int64(w.maxFrame))
-			if n <= 0 {
-				return sent
-			}
-			end := it.endStream && n == int64(len(it.data))
-			w.data(id, end, it.data[:n])
-			w.sentStreams = true
-			it.data = it.data[n:]
-			*win -= n
-			w.connWin -= n
-			sent += int(n)
-		}
-		*q = (*q)[1:]
+		h.q[0] = item{}
+		h.q = h.q[1:]
 	}
 	return sent
+}
+
+// sendItem writes what the windows allow of it, and says whether all of
+// it left. mu held.
+func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
+	if w.nb != nil && w.nb.waiting.Load() {
+		return 0, false // until the backlog is out (clientConn.onWritable)
+	}
+	if it.headers != nil {
+		w.headers(id, it.headers, it.endStream)
+		return 0, true
+	}
+	if len(it.data) == 0 {
+		// An empty DATA that only ends the stream.
+		w.data(id, it.endStream, nil)
+		return 0, true
+	}
+	for len(it.data) > 0 {
+		n := min(int64(len(it.data)), h.win, w.connWin, int64(w.maxFrame))
+		if n <= 0 {
+			return sent, false
+		}
+		end := it.endStream && n == int64(len(it.data))
+		w.data(id, end, it.data[:n])
+		w.sentStreams = true
+		it.data = it.data[n:]
+		h.win -= n
+		w.connWin -= n
+		sent += int(n)
+	}
+	return sent, true
 }
 
 // onSettings ACKs a peer's SETTINGS and applies them to this side of the
@@ -217,9 +230,12 @@ func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded boo
 	}
 	var n int
 	if len(h.q) == 0 {
-		h.q = []item{{data: data, endStream: endStream}}
-		if n = w.send(id, h); len(h.q) > 0 {
-			h.q[0].data = keep(h.q[0].data)
+		// Nothing waits: straight out, and what the windows leave waits.
+		it := item{data: data, endStream: endStream}
+		var done bool
+		if n, done = w.sendItem(id, h, &it); !done {
+			it.data = keep(it.data)
+			h.q = append(h.q, it)
 		}
 	} else {
 		h.q = append(h.q, item{data: keep(data), endStream: endStream})
