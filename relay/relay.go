@@ -2,12 +2,17 @@
 // of a client connection writes each forwarded stream's frames straight
 // onto a backend connection, and the backend connection's reader writes
 // the answers straight back. Messages are never parsed on the way, except
-// the first request message of a call the authorizer must read, and the
-// reply of a call whose list the caller may only partly see. Stream IDs are
-// mapped, HEADERS re-encoded with the edge policy applied (owned keys
-// removed, the identity added); DATA, trailers, RST_STREAM and compressed
-// messages pass unchanged. Flow control is honoured on both sides, and
-// what a stream holds is bounded by the window the relay advertises.
+// the leading fields of the first request message of a call the
+// authorizer must read (prefix.go), and the reply of a call whose list the
+// caller may only partly see. Stream IDs are mapped, HEADERS re-encoded
+// with the edge policy applied (owned keys removed, the identity added);
+// DATA, trailers, RST_STREAM and compressed messages pass unchanged. Flow
+// control is honoured and enforced on both sides, so what a stream holds
+// is bounded by the window the relay advertises (but for a first message
+// the authorizer must read whole: compressed, or its fields out of order,
+// up to the message size limit), and writes to a client
+// never wait for its socket (nbConn), so one client that does not read
+// stalls no other.
 //
 // Calls the proxy answers itself go the same way to the in-process gRPC
 // server, over an in-memory connection (Local); and requests that are not
