@@ -415,7 +415,7 @@ func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushS
 	if cc.rest == nil {
 		cc.rest = &upstream{name: "REST", dial: func(context.Context) (net.Conn, error) {
 			a, b := net.Pipe()
-			go cc.r.rest(pipeConn{b, cc.conn.LocalAddr(), cc.conn.RemoteAddr()}, cc.conn)
+			cc.r.rest(pipeConn{b, cc.conn.LocalAddr(), cc.conn.RemoteAddr()}, cc.conn)
 			return pipeConn{a, cc.conn.RemoteAddr(), cc.conn.LocalAddr()}, nil
 		}}
 	}

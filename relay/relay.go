@@ -91,7 +91,8 @@ type Relay struct {
 	backend *upstream
 	local   *upstream
 
-	// rest serves REST over HTTP/2 on an in-memory connection (see ServeHTTP2).
+	// rest starts serving REST over HTTP/2 on an in-memory connection (see
+	// ServeHTTP2).
 	rest func(conn, client net.Conn)
 
 	mu     sync.Mutex

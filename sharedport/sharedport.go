@@ -47,8 +47,8 @@ type GRPCServer interface {
 }
 
 // HTTP2Server serves every HTTP/2 connection itself (the frame relay).
-// It hands the streams that are not gRPC to REST by calling rest with one
-// end of an in-memory HTTP/2 connection, and the client connection they
+// It hands the streams that are not gRPC to REST by calling rest (which
+// returns at once) with one end of an in-memory HTTP/2 connection, and the client connection they
 // came on (whose addresses and TLS state REST then sees). WrapConn wraps
 // each accepted connection, under TLS and the mux.
 type HTTP2Server interface {
@@ -79,16 +79,19 @@ type Port struct {
 	logger *slog.Logger
 }
 
-// serveREST serves REST over HTTP/2 on conn, for a client connected on
-// client (conn itself, or the relay's client connection).
+// serveREST starts serving REST over HTTP/2 on conn, for a client
+// connected on client (conn itself, or the relay's client connection);
+// Shutdown waits for it.
 func (p *Port) serveREST(conn, client net.Conn) {
 	p.h2Conn.Add(1)
-	defer p.h2Conn.Done()
-	p.h2.ServeConn(conn, &http2.ServeConnOpts{
-		Context:    contextWithTLSState(context.Background(), client),
-		BaseConfig: p.http,
-		Handler:    p.rest,
-	})
+	go func() {
+		defer p.h2Conn.Done()
+		p.h2.ServeConn(conn, &http2.ServeConnOpts{
+			Context:    contextWithTLSState(context.Background(), client),
+			BaseConfig: p.http,
+			Handler:    p.rest,
+		})
+	}()
 }
 
 // Serve starts serving lis; errors of the serving loops (not of single
@@ -165,7 +168,7 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 				}
 				// The client's ACK of the SETTINGS the sniffer sent is not
 				// for this server.
-				go p.serveREST(&settingsAckFilter{Conn: c}, c)
+				p.serveREST(&settingsAckFilter{Conn: c}, c)
 			}
 		}()
 	}
