@@ -148,18 +148,10 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 		}
 	}()
 
-	if o.HTTP2 != nil {
-		go func() {
-			if err := o.HTTP2.ServeHTTP2(h2Lis, p.serveREST); err != nil && !errors.Is(err, cmux.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
-				errc <- err
-			}
-		}()
-	} else {
-		go func() {
-			if err := o.GRPC.Serve(&guardListener{Listener: grpcLis}); err != nil && !errors.Is(err, cmux.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
-				errc <- err
-			}
-		}()
+	// The server of gRPC (or of every HTTP/2 connection, with the relay).
+	serve := func() error { return o.HTTP2.ServeHTTP2(h2Lis, p.serveREST) }
+	if o.HTTP2 == nil {
+		serve = func() error { return o.GRPC.Serve(&guardListener{Listener: grpcLis}) }
 		go func() {
 			for {
 				c, err := h2Lis.Accept()
@@ -172,6 +164,11 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 			}
 		}()
 	}
+	go func() {
+		if err := serve(); err != nil && !errors.Is(err, cmux.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
+			errc <- err
+		}
+	}()
 	go func() {
 		if err := m.Serve(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, cmux.ErrListenerClosed) {
 			errc <- err
