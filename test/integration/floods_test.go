@@ -653,23 +653,26 @@ func stalledStream(t *testing.T, c *floodConn) (*watcher, int) {
 // not hold it (RFC 9113 §6.9.1 makes it a FLOW_CONTROL_ERROR).
 func TestFloodEmptyFrames(t *testing.T) {
 	const cpuPerFrame = 5 * time.Microsecond
+	// floodEmpty sends up to 2M copies of one empty frame on c and holds
+	// the proxy to its memory and CPU bounds, then to settling back.
+	floodEmpty := func(t *testing.T, what string, c *floodConn, w *watcher, m *meter, write func(fr *http2.Framer) error) {
+		n, err := floodBatches(c, frameBatch(4096, write), 4096, 2_000_000, 15*time.Second)
+		t.Logf("%s: %d frames written (%v)", what, n, err)
+		time.Sleep(500 * time.Millisecond) // what is buffered is read
+		cpu := m.bounded(what + " flood")
+		if n > 0 && cpu > time.Duration(n)*cpuPerFrame {
+			t.Errorf("%d %s frames cost the proxy %v of CPU, %v a frame, bound %v", n, what, cpu, cpu/time.Duration(n), cpuPerFrame)
+		}
+		c.conn.Close()
+		<-w.done
+		m.settles(what + " flood")
+	}
 	t.Run("empty DATA on a stalled stream", func(t *testing.T) {
 		_, p := startPair(t, harness.Options{})
 		warmUp(t, p)
 		c := authedH2(t, p)
 		w, _ := stalledStream(t, c)
-		m := startMeter(t, p)
-		batch := frameBatch(4096, func(fr *http2.Framer) error { return fr.WriteData(3, false, nil) })
-		n, err := floodBatches(c, batch, 4096, 2_000_000, 15*time.Second)
-		t.Logf("empty DATA: %d frames written (%v)", n, err)
-		time.Sleep(500 * time.Millisecond) // what is buffered is read
-		cpu := m.bounded("empty DATA flood")
-		if n > 0 && cpu > time.Duration(n)*cpuPerFrame {
-			t.Errorf("%d empty DATA frames cost the proxy %v of CPU, %v a frame, bound %v", n, cpu, cpu/time.Duration(n), cpuPerFrame)
-		}
-		c.conn.Close()
-		<-w.done
-		m.settles("empty DATA flood")
+		floodEmpty(t, "empty DATA", c, w, startMeter(t, p), func(fr *http2.Framer) error { return fr.WriteData(3, false, nil) })
 	})
 	t.Run("empty CONTINUATION", func(t *testing.T) {
 		_, p := startPair(t, harness.Options{})
@@ -678,17 +681,7 @@ func TestFloodEmptyFrames(t *testing.T) {
 		c := authedH2(t, p)
 		w := watch(c)
 		must(t, c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: grpcHeaderBlock(floodGetVersion, "root:Milvus")}))
-		batch := frameBatch(4096, func(fr *http2.Framer) error { return fr.WriteContinuation(3, false, nil) })
-		n, err := floodBatches(c, batch, 4096, 2_000_000, 15*time.Second)
-		t.Logf("empty CONTINUATION: %d frames written (%v)", n, err)
-		time.Sleep(500 * time.Millisecond)
-		cpu := m.bounded("empty CONTINUATION flood")
-		if n > 0 && cpu > time.Duration(n)*cpuPerFrame {
-			t.Errorf("%d empty CONTINUATION frames cost the proxy %v of CPU, %v a frame, bound %v", n, cpu, cpu/time.Duration(n), cpuPerFrame)
-		}
-		c.conn.Close()
-		<-w.done
-		m.settles("empty CONTINUATION flood")
+		floodEmpty(t, "empty CONTINUATION", c, w, m, func(fr *http2.Framer) error { return fr.WriteContinuation(3, false, nil) })
 	})
 	t.Run("DATA past the window on a stalled stream", func(t *testing.T) {
 		_, p := startPair(t, harness.Options{})
