@@ -222,6 +222,12 @@ func (w *wconn) onPing(f *http2.PingFrame) {
 // bytes are copied, since it reuses its buffer. mu held.
 func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded bool) moved {
 	id, h := of(s)
+	if len(data) == 0 && !endStream {
+		// An empty DATA frame that does not end the stream carries nothing:
+		// queued behind a stalled stream, a flood of them would grow
+		// without bound.
+		return moved{s: s}
+	}
 	keep := func(b []byte) []byte {
 		if refunded {
 			return b
