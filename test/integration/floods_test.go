@@ -902,3 +902,46 @@ func TestFloodSlowReaderDoesNotStallOthers(t *testing.T) {
 		t.Errorf("GetVersion after the slow reader left: %v", err)
 	}
 }
+
+// grpc-go's ping policy holds on both cores: PINGs closer than 5 s with
+// nothing sent to the client in between are struck, and the third strike
+// ends the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings"
+// (edge.PingMinInterval, edge.PingStrikes). A PING after the first call's
+// answer is not struck.
+func TestTooManyPingsGetGoAway(t *testing.T) {
+	_, p := startPair(t, harness.Options{})
+	c := authedH2(t, p)
+	w := watch(c)
+	for i := range 6 {
+		if err := c.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			break // the proxy closed the connection
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	how, ok := w.waitEnd(5 * time.Second)
+	t.Logf("6 PINGs in 120 ms: %s", how)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !ok || w.goAway == nil || *w.goAway != http2.ErrCodeEnhanceYourCalm || w.goAwayMsg != "too_many_pings" {
+		t.Fatalf("6 PINGs in 120 ms: %s, want GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\"", how)
+	}
+}
+
+// The frame relay ends a connection that sends frames that carry nothing
+// (empty DATA, SETTINGS, PRIORITY) past edge's frame budget (1,000, then
+// 500 a second) with GOAWAY ENHANCE_YOUR_CALM, as it does rapid reset.
+// grpc-go has no such bound: it absorbs them (TestFloodEmptyFrames holds
+// both cores to memory and CPU bounds).
+func TestFrameRelayEndsEmptyFrameFloods(t *testing.T) {
+	_, p := startPair(t, harness.Options{Extra: "forwarding: frames\n"})
+	c := authedH2(t, p)
+	w, _ := stalledStream(t, c)
+	n, err := floodBatches(c, frameBatch(1000, func(fr *http2.Framer) error { return fr.WriteData(3, false, nil) }), 1000, 20_000, 10*time.Second)
+	how, ok := w.waitEnd(5 * time.Second)
+	t.Logf("%d empty DATA frames written (%v): %s", n, err, how)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !ok || w.goAway == nil || *w.goAway != http2.ErrCodeEnhanceYourCalm || w.goAwayMsg != "too many frames that carry nothing" {
+		t.Fatalf("empty DATA flood: %s, want GOAWAY ENHANCE_YOUR_CALM \"too many frames that carry nothing\"", how)
+	}
+}
