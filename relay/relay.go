@@ -152,10 +152,17 @@ func (r *Relay) serveConn(c net.Conn) {
 	}
 	r.conns[cc] = struct{}{}
 	r.mu.Unlock()
-	cc.serve()
-	r.mu.Lock()
-	delete(r.conns, cc)
-	r.mu.Unlock()
+	done := func() {
+		r.mu.Lock()
+		delete(r.conns, cc)
+		r.mu.Unlock()
+	}
+	if !cc.start() {
+		cc.teardown()
+		done()
+		return
+	}
+	cc.serve(done)
 }
 
 // GracefulStop sends GOAWAY to every client, waits until their calls end

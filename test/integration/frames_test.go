@@ -181,3 +181,29 @@ func TestFramesPassCompressedBytesUnchanged(t *testing.T) {
 		t.Errorf("stream: the backend got %d bytes (grpc-encoding %q), want the client's %d unchanged; %d bytes after the end", len(got), enc, len(all), len(rest))
 	}
 }
+
+// A connection that made a call and then waits costs the relay one
+// goroutine on a small stack: the request's path grows a reader's stack to
+// 8 KiB, so the relay hands the connection to a fresh goroutine before it
+// waits (relay.clientConn.serve). Measured from the proxy's own
+// go_memstats over 200 such connections.
+func TestFrameRelayIdleConnectionsHoldSmallStacks(t *testing.T) {
+	_, p := startPair(t, harness.Options{Extra: "forwarding: frames\n"})
+	warmUp(t, p)
+	const conns = 200
+	stacks0 := metricValue(t, p, "go_memstats_stack_inuse_bytes")
+	goroutines0 := metricValue(t, p, "go_goroutines")
+	for range conns {
+		authedH2(t, p) // closed by the test's cleanup
+	}
+	time.Sleep(200 * time.Millisecond) // the last hand-offs
+	perConnStack := (metricValue(t, p, "go_memstats_stack_inuse_bytes") - stacks0) / conns
+	perConnGoroutines := (metricValue(t, p, "go_goroutines") - goroutines0) / conns
+	t.Logf("per idle connection: %.0f bytes of stack, %.2f goroutines", perConnStack, perConnGoroutines)
+	if perConnGoroutines > 1.05 {
+		t.Errorf("%.2f goroutines per idle connection, want 1", perConnGoroutines)
+	}
+	if perConnStack > 5<<10 {
+		t.Errorf("%.0f bytes of stack per idle connection, want at most 5 KiB (one 4 KiB stack)", perConnStack)
+	}
+}
