@@ -31,22 +31,38 @@ const RelayNetwork = "authproxy-relay"
 // is authenticated once; clients' copies are removed.
 const RelayedIdentityKey = "x-authproxy-identity-bin"
 
+// connectionSpecific are HTTP/1's connection-specific (hop-by-hop) header
+// fields, which HTTP/2 forbids in a request (RFC 9113 8.2.2), as "te" is
+// but for "trailers".
+var connectionSpecific = map[string]bool{
+	"connection":        true,
+	"keep-alive":        true,
+	"proxy-connection":  true,
+	"transfer-encoding": true,
+	"upgrade":           true,
+}
+
+// ConnectionSpecific reports whether name (lower case, as HTTP/2 sends it)
+// is a connection-specific header field.
+func ConnectionSpecific(name string) bool { return connectionSpecific[name] }
+
 // ownedKeys never reach the backend: the client's credential, Milvus's
 // internal-traffic marker (base64 "@@milvus-member@@" would skip the
 // backend's own authentication), and hop-by-hop headers.
-var ownedKeys = map[string]bool{
-	"authorization":       true,
-	"sourceid":            true,
-	"proxy-authorization": true,
-	"connection":          true,
-	"keep-alive":          true,
-	"proxy-connection":    true,
-	"te":                  true,
-	"transfer-encoding":   true,
-	"upgrade":             true,
-	PeerKey:               true,
-	RelayedIdentityKey:    true,
-}
+var ownedKeys = func() map[string]bool {
+	keys := map[string]bool{
+		"authorization":       true,
+		"sourceid":            true,
+		"proxy-authorization": true,
+		"te":                  true,
+		PeerKey:               true,
+		RelayedIdentityKey:    true,
+	}
+	for k := range connectionSpecific {
+		keys[k] = true
+	}
+	return keys
+}()
 
 // HeaderPolicy decides what is stripped and what identity key is asserted.
 // The identity key can change live; every key ever configured stays

@@ -930,9 +930,6 @@ func encodeGrpcMessage(msg string) string {
 	return b.String()
 }
 
-// connectionHeaders are HTTP/1 header fields HTTP/2 forbids.
-var connectionHeaders = map[string]bool{"connection": true, "keep-alive": true, "proxy-connection": true, "transfer-encoding": true, "upgrade": true}
-
 // checkRequest applies HTTP/2's rules for a request's header block that
 // the framer leaves to the server (RFC 9113 8.2 and 8.3): the
 // pseudo-headers of a request and no connection-specific fields. It
@@ -953,7 +950,7 @@ func checkRequest(f *http2.MetaHeadersFrame) (int64, error) {
 	length := int64(-1)
 	for _, hf := range f.RegularFields() {
 		switch {
-		case connectionHeaders[hf.Name], hf.Name == "te" && hf.Value != "trailers":
+		case edge.ConnectionSpecific(hf.Name), hf.Name == "te" && hf.Value != "trailers":
 			return 0, bad
 		case hf.Name == "content-length":
 			n, err := strconv.ParseInt(hf.Value, 10, 64)
