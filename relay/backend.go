@@ -244,11 +244,7 @@ func (bc *backendConn) handle(f http2.Frame) error {
 		}
 	case *http2.SettingsFrame:
 		var ms []moved
-		defer func() {
-			for _, m := range ms {
-				m.s.cc.refund(m.s, m.refund, &bc.flushes)
-			}
-		}()
+		defer func() { refundClients(ms, &bc.flushes) }()
 		return bc.w.onSettings(f, func(delta int64) {
 			bc.smu.Lock()
 			for _, st := range bc.streams {
@@ -321,12 +317,8 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 	flowLen := f.Header().Length
 	data := f.Data()
 	bc.w.mu.Lock()
-	// The connection window is refunded on receipt, a quarter of it at a
-	// time, as the client side does.
-	bc.connRefund += flowLen
-	if bc.connRefund >= connWindow/4 {
-		bc.w.note(bc.w.fr.WriteWindowUpdate(0, bc.connRefund))
-		bc.connRefund = 0
+	if given := connRefundDue(&bc.connRefund, flowLen); given > 0 {
+		bc.w.note(bc.w.fr.WriteWindowUpdate(0, given))
 	}
 	if pad := flowLen - uint32(len(data)); pad > 0 {
 		bc.w.note(bc.w.fr.WriteWindowUpdate(f.StreamID, pad))
@@ -368,7 +360,13 @@ func (bc *backendConn) onWindowUpdate(f *http2.WindowUpdateFrame) {
 	bc.smu.Unlock()
 	bc.w.mu.Unlock()
 	bc.flushes.add(bc.w)
+	refundClients(ms, &bc.flushes)
+}
+
+// refundClients gives the clients back the window for what left of their
+// streams' queues toward the backend.
+func refundClients(ms []moved, fl *flushSet) {
 	for _, m := range ms {
-		m.s.cc.refund(m.s, m.refund, &bc.flushes)
+		m.s.cc.refund(m.s, m.refund, fl)
 	}
 }

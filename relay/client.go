@@ -67,7 +67,8 @@ type clientConn struct {
 	lastID  uint32    // reader only
 	rest    *upstream // REST for this connection, dialled on its first such request (reader only)
 	flushes flushSet
-	// Window refunds gathered in a batch of frames (reader only).
+	// Window refunds not sent yet: the connection's (connRefundDue), and
+	// those gathered in a batch of frames for gated streams (reader only).
 	connRefund  uint32
 	connRecvWin int64 // what the client may still send on the connection
 	gateRefunds []*stream
@@ -118,7 +119,7 @@ func (cc *clientConn) start() bool {
 }
 
 // serve reads and handles the client's frames until the connection ends,
-// then tears it down and calls done.
+// then calls end, which tears it down.
 //
 // A request's path (authentication, authorization, HPACK) grows the
 // reader's stack to 8 KiB, and Go shrinks a parked stack only when less
@@ -128,13 +129,12 @@ func (cc *clientConn) start() bool {
 // the reader hands the connection to a fresh goroutine before it waits:
 // an idle connection waits on 4 KiB instead, 4 MiB less per thousand,
 // and a busy one never pays for the goroutine start.
-func (cc *clientConn) serve(done func()) {
+func (cc *clientConn) serve(end func()) {
 	if cc.readFrames() {
-		go cc.serve(done)
+		go cc.serve(end)
 		return
 	}
-	cc.teardown()
-	done()
+	end()
 }
 
 // readFrames reads and handles frames: false when the connection has
@@ -643,15 +643,11 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 	if cc.connRecvWin -= int64(flowLen); cc.connRecvWin < 0 {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
-	// The connection window is refunded on receipt (what waits is bounded
-	// by the stream windows instead), a quarter of it at a time.
-	cc.connRefund += flowLen
-	if cc.connRefund >= connWindow/4 {
+	if given := connRefundDue(&cc.connRefund, flowLen); given > 0 {
 		cc.w.mu.Lock()
-		cc.w.note(cc.w.fr.WriteWindowUpdate(0, cc.connRefund))
+		cc.w.note(cc.w.fr.WriteWindowUpdate(0, given))
 		cc.w.mu.Unlock()
-		cc.connRecvWin += int64(cc.connRefund)
-		cc.connRefund = 0
+		cc.connRecvWin += int64(given)
 	}
 	s := cc.stream(f.StreamID)
 	if s == nil {

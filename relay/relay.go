@@ -152,17 +152,17 @@ func (r *Relay) serveConn(c net.Conn) {
 	}
 	r.conns[cc] = struct{}{}
 	r.mu.Unlock()
-	done := func() {
+	end := func() {
+		cc.teardown()
 		r.mu.Lock()
 		delete(r.conns, cc)
 		r.mu.Unlock()
 	}
 	if !cc.start() {
-		cc.teardown()
-		done()
+		end()
 		return
 	}
-	cc.serve(done)
+	cc.serve(end)
 }
 
 // GracefulStop sends GOAWAY to every client, waits until their calls end

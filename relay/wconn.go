@@ -206,6 +206,20 @@ func (w *wconn) refund(s *stream, of side, n int, fl *flushSet) int64 {
 	return given
 }
 
+// connRefundDue counts n bytes received on a connection whose window is
+// refunded on receipt (what waits is bounded by the stream windows
+// instead), and returns the refund to send now: all that is owed once it
+// reaches a quarter of connWindow, else 0. owed is the reader's.
+func connRefundDue(owed *uint32, n uint32) uint32 {
+	*owed += n
+	if *owed < connWindow/4 {
+		return 0
+	}
+	given := *owed
+	*owed = 0
+	return given
+}
+
 // onPing answers a peer's PING.
 func (w *wconn) onPing(f *http2.PingFrame) {
 	if !f.IsAck() {
