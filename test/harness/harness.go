@@ -63,7 +63,9 @@ func Binary(t testing.TB) string {
 // FreeAddr returns a free loopback host:port, below the kernel's
 // ephemeral range: a port from that range, free when FreeAddr looks, can
 // be taken by any outgoing connection before the server binds it (seen
-// with etcd's ports while the suite ran thousands of connections).
+// with etcd's ports while the suite ran thousands of connections). A port
+// is handed out once per test process, so two servers about to bind never
+// get the same one.
 func FreeAddr(t testing.TB) string {
 	low := ephemeralLow()
 	for range 200 {
@@ -71,6 +73,9 @@ func FreeAddr(t testing.TB) string {
 			break
 		}
 		port := 10000 + rand.IntN(low-11000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
@@ -86,6 +91,9 @@ func FreeAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// handedOut holds the ports FreeAddr returned.
+var handedOut sync.Map
 
 // ephemeralLow is the first port of the kernel's ephemeral range.
 func ephemeralLow() int {
@@ -148,7 +156,7 @@ func Start(t testing.TB, o Options) *Proxy {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	p := &Proxy{t: t, Dir: dir, Addr: FreeAddr(t), AdminAddr: FreeAddr(t)}
+	p := &Proxy{t: t, Dir: dir}
 	p.CredFile = filepath.Join(dir, "credentials.yaml")
 	if o.CredFile != "" {
 		p.CredFile = o.CredFile
@@ -167,21 +175,32 @@ func Start(t testing.TB, o Options) *Proxy {
 	if o.Credentials != "" {
 		credentials = o.Credentials
 	}
-	yaml := fmt.Sprintf(`listen: %q
+	p.args = []string{"serve", "--config", p.Config}
+	p.noWait = o.NoWait
+	t.Cleanup(p.Stop)
+	// A port found free can still be bound by another process before the
+	// proxy binds it: then the start is tried again on other ports.
+	for attempt := 1; ; attempt++ {
+		p.Addr, p.AdminAddr = FreeAddr(t), FreeAddr(t)
+		yaml := fmt.Sprintf(`listen: %q
 backend:
 %s%sadmin:
   listen: %q
 shutdown:
   gracePeriod: 5s
 %s%s%s`, p.Addr, backend, credentials, p.AdminAddr, common, forwarding(o.Extra), o.Extra)
-	if err := os.WriteFile(p.Config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(p.Config, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := p.launch()
+		if err == nil {
+			return p
+		}
+		if attempt == 3 || !strings.Contains(p.logs.String(), "address already in use") {
+			t.Fatalf("authproxy did not start: %v\nlogs:\n%s", err, p.logs.String())
+		}
+		t.Logf("authproxy did not start (attempt %d, trying other ports): %v", attempt, err)
 	}
-	p.args = []string{"serve", "--config", p.Config}
-	p.noWait = o.NoWait
-	p.start()
-	t.Cleanup(p.Stop)
-	return p
 }
 
 // forwarding selects the forwarding core for every proxy of a run:
@@ -195,6 +214,15 @@ func forwarding(extra string) string {
 }
 
 func (p *Proxy) start() {
+	p.t.Helper()
+	if err := p.launch(); err != nil {
+		p.t.Fatalf("authproxy did not start: %v\nlogs:\n%s", err, p.logs.String())
+	}
+}
+
+// launch starts the process and waits until it serves (unless noWait); on
+// an error the process is stopped.
+func (p *Proxy) launch() error {
 	p.t.Helper()
 	p.logs = newLogBuffer()
 	p.cmd = exec.Command(Binary(p.t), p.args...)
@@ -210,12 +238,13 @@ func (p *Proxy) start() {
 		close(done)
 	}(p.cmd, p.done)
 	if p.noWait {
-		return
+		return nil
 	}
 	if err := p.waitServing(15 * time.Second); err != nil {
 		p.Stop()
-		p.t.Fatalf("authproxy did not start: %v\nlogs:\n%s", err, p.logs.String())
+		return err
 	}
+	return nil
 }
 
 func (p *Proxy) waitServing(limit time.Duration) error {
