@@ -50,12 +50,8 @@ type nbConn struct {
 }
 
 func newNBConn(c net.Conn) net.Conn {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return c
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	raw := rawOf(c)
+	if raw == nil {
 		return c
 	}
 	nb := &nbConn{Conn: c, raw: raw}
@@ -106,20 +102,9 @@ func (c *nbConn) tryWrite(p []byte) (int, error) {
 	var n int
 	var werr error
 	err := c.raw.Write(func(fd uintptr) bool {
-		for len(p) > n {
-			m, err := syscall.Write(int(fd), p[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case errors.Is(err, syscall.EINTR):
-				continue
-			case errors.Is(err, syscall.EAGAIN):
-				return true
-			case err != nil:
-				werr = err
-				return true
-			}
+		n, werr = writeNow(fd, p)
+		if errors.Is(werr, syscall.EAGAIN) {
+			werr = nil
 		}
 		return true
 	})
@@ -128,6 +113,9 @@ func (c *nbConn) tryWrite(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Read reads with a raw system call (see sysConn).
+func (c *nbConn) Read(p []byte) (int, error) { return readRaw(c.raw, p) }
 
 // drain writes the backlog out, waiting for the socket, then tells the
 // relay there is room again.

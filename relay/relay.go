@@ -106,8 +106,12 @@ func New(opts Options) *Relay {
 	r.backend = &upstream{name: opts.Backend, dial: func(ctx context.Context) (net.Conn, error) {
 		d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 		c, err := d.DialContext(ctx, "tcp", opts.Backend)
-		if err != nil || opts.BackendTLS == nil {
-			return c, err
+		if err != nil {
+			return nil, err
+		}
+		c = newSysConn(c)
+		if opts.BackendTLS == nil {
+			return c, nil
 		}
 		cfg := opts.BackendTLS.Clone()
 		cfg.NextProtos = []string{"h2"}

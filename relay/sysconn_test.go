@@ -1,0 +1,93 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// sysPair returns a loopback TCP connection wrapped in a sysConn, and its
+// peer.
+func sysPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	c, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := lis.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	sc := newSysConn(c)
+	if _, ok := sc.(*sysConn); !ok {
+		t.Fatal("a TCP connection was not wrapped")
+	}
+	return sc, peer
+}
+
+// A write larger than the socket's buffers waits for the peer to read
+// and arrives whole and in order; reads wait for data and see the end.
+func TestSysConnWaitsForRoomAndData(t *testing.T) {
+	sc, peer := sysPair(t)
+	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	got := make(chan []byte)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the writer meets a full socket first
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	n, err := sc.Write(want)
+	if err != nil || n != len(want) {
+		t.Fatalf("write: %d of %d, %v", n, len(want), err)
+	}
+	_ = sc.(*sysConn).Conn.(*net.TCPConn).CloseWrite()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the peer read %d bytes, not the %d written", len(b), len(want))
+	}
+
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the reader waits on the poller first
+		_, _ = peer.Write([]byte("answer"))
+		peer.Close()
+	}()
+	b, err := io.ReadAll(sc)
+	if err != nil || string(b) != "answer" {
+		t.Fatalf("read %q, %v; want \"answer\" then the end", b, err)
+	}
+}
+
+// A read deadline and Close end a waiting read, as the net package's do:
+// the relay ends a connection's reader with them.
+func TestSysConnReadEndsOnDeadlineAndClose(t *testing.T) {
+	sc, _ := sysPair(t)
+	_ = sc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := sc.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	}
+	_ = sc.SetReadDeadline(time.Time{})
+	done := make(chan error)
+	go func() {
+		_, err := sc.Read(make([]byte, 10))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	sc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read on a closed connection: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a waiting read")
+	}
+}
