@@ -34,6 +34,7 @@ P_ETCDPEER=$((PORT_BASE + 38))
 P_APETCD=$((PORT_BASE + 34))
 P_FRAMES=$((PORT_BASE + 42))
 P_FRAMESTLS=$((PORT_BASE + 43))
+P_FLOOR=$((PORT_BASE + 44))
 
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -50,7 +51,7 @@ if ! command -v nginx >/dev/null 2>&1; then
 fi
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 
-for p in $P_FAKE $P_NOAUTH $P_AUTH $P_TLS $P_NGX $P_NGXTLS $P_ETCD $P_ETCDPEER $P_APETCD $((P_NOAUTH + 60)) $((P_AUTH + 60)) $((P_TLS + 60)) $((P_APETCD + 60)); do
+for p in $P_FAKE $P_FLOOR $P_NOAUTH $P_AUTH $P_TLS $P_NGX $P_NGXTLS $P_ETCD $P_ETCDPEER $P_APETCD $((P_NOAUTH + 60)) $((P_AUTH + 60)) $((P_TLS + 60)) $((P_APETCD + 60)); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "bench: port $p on 127.0.0.1 is in use; set PORT_BASE" >&2
 		exit 1
@@ -169,6 +170,13 @@ PIDS+=("$!")
 AP_ETCD_PID=$!
 wait_port "$P_APETCD" "authproxy ap-etcd"
 
+# The floor: a TCP relay that parses nothing (splice(2) in the kernel),
+# to show what the least possible proxy costs on this machine.
+bin/loadgen l4 -listen "127.0.0.1:$P_FLOOR" -to "127.0.0.1:$P_FAKE" 2>"$WORK/l4.log" &
+PIDS+=("$!")
+FLOOR_PID=$!
+wait_port "$P_FLOOR" "l4 relay"
+
 # nginx: one instance, an h2c and a TLS listener, grpc_pass to the fake.
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<EOF
@@ -236,6 +244,7 @@ bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "r
 	-target "ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem" \
 	-target "ap-frames=127.0.0.1:$P_FRAMES,pid=$AP_FRAMES_PID,mem" \
 	-target "ap-frames-tls=127.0.0.1:$P_FRAMESTLS,tls,pid=$AP_FRAMESTLS_PID,mem" \
+	-target "l4-splice=127.0.0.1:$P_FLOOR,pid=$FLOOR_PID" \
 	-target "nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem" \
 	-target "nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem" \
 	-machine "Go (authproxy build): $($GO env GOVERSION)|nginx: $NGINX_VERSION, worker_processes $NGINX_WORKERS ($(pgrep -c -P "$NGINX_PID") workers)|authproxy: $AP, GOMAXPROCS=2, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- proxy relay server 2>/dev/null || echo ' + local changes')|backend: $BACKEND" \

@@ -6,6 +6,7 @@
 //
 //	loadgen run -target direct=127.0.0.1:39540,pid=123 -target ap-auth=127.0.0.1:39532,pid=456,mem ... -out bench/results
 //	loadgen backend -listen 127.0.0.1:39540
+//	loadgen l4 -listen 127.0.0.1:39539 -to 127.0.0.1:39540
 //	loadgen etcd -dir /tmp/etcd -listen 127.0.0.1:39541 -peer 127.0.0.1:39542
 //
 // It uses milvuspb's generated client and grpc-go directly (no SDK, no
@@ -44,6 +45,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen backend:", err)
 			os.Exit(1)
 		}
+	case "l4":
+		if err := l4Cmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen l4:", err)
+			os.Exit(1)
+		}
 	case "etcd":
 		if err := etcdCmd(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen etcd:", err)
@@ -55,7 +61,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen backend -listen ADDR | loadgen etcd -dir DIR [-listen ADDR -peer ADDR]")
+	fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen backend -listen ADDR | loadgen l4 -listen ADDR -to ADDR | loadgen etcd -dir DIR [-listen ADDR -peer ADDR]")
 	os.Exit(2)
 }
 
