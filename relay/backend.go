@@ -97,11 +97,14 @@ type backendConn struct {
 	dead       atomic.Bool
 	flushes    flushSet
 	connRefund uint32 // reader only: connection window not refunded yet
+	// flushOnWait: as clientConn's.
+	flushOnWait bool
 }
 
 func newBackendConn(u *upstream, c net.Conn) *backendConn {
 	bc := &backendConn{up: u, conn: c, br: newReadBuf(c), nextID: 1, streams: map[uint32]*stream{}}
 	bc.w, bc.fr = newWconn(c, bc.br)
+	bc.flushOnWait = setBeforeWait(c, func() { bc.flushes.flushOwnLast(bc.w) })
 	bc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	bc.fr.MaxHeaderListSize = 16 << 20
 	bc.maxStreams.Store(100) // until the backend's SETTINGS say
@@ -210,7 +213,7 @@ func (bc *backendConn) serve() error {
 		if err := bc.handle(f); err != nil {
 			return err
 		}
-		if bc.br.Buffered() == 0 {
+		if bc.br.Buffered() == 0 && !bc.flushOnWait {
 			bc.flushes.flushOwnLast(bc.w)
 		}
 	}

@@ -67,6 +67,10 @@ type clientConn struct {
 	lastID  uint32    // reader only
 	rest    *upstream // REST for this connection, dialled on its first such request (reader only)
 	flushes flushSet
+	// flushOnWait: the connection flushes flushes when its reader is about
+	// to wait (setBeforeWait); otherwise the reader does when it has read
+	// all it buffered.
+	flushOnWait bool
 	// Window refunds not sent yet: the connection's (connRefundDue), and
 	// those gathered in a batch of frames for gated streams (reader only).
 	connRefund  uint32
@@ -83,6 +87,7 @@ func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc := &clientConn{r: r, conn: c, br: newReadBuf(c), streams: map[uint32]*stream{}, connRecvWin: connWindow,
 		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget()}
 	cc.w, cc.fr = newWconn(c, cc.br)
+	cc.flushOnWait = setBeforeWait(c, func() { cc.flushes.flushOwnLast(cc.w) })
 	if cc.w.nb = findNB(c); cc.w.nb != nil {
 		writable := cc.onWritable
 		cc.w.nb.onDrained.Store(&writable)
@@ -189,7 +194,9 @@ func (cc *clientConn) readFrames() (handOff bool) {
 		}
 		if cc.br.Buffered() == 0 {
 			cc.refundBatch()
-			cc.flushes.flushOwnLast(cc.w)
+			if handOff || !cc.flushOnWait {
+				cc.flushes.flushOwnLast(cc.w)
+			}
 			if cc.w.err != nil {
 				return false
 			}

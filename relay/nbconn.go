@@ -47,6 +47,8 @@ type nbConn struct {
 	// onDrained is called by the draining goroutine once the backlog is
 	// empty again.
 	onDrained atomic.Pointer[func()]
+	// beforeWait: see sysConn.
+	beforeWait func()
 }
 
 func newNBConn(c net.Conn) net.Conn {
@@ -115,7 +117,7 @@ func (c *nbConn) tryWrite(p []byte) (int, error) {
 }
 
 // Read reads with a raw system call (see sysConn).
-func (c *nbConn) Read(p []byte) (int, error) { return readRaw(c.raw, p) }
+func (c *nbConn) Read(p []byte) (int, error) { return readRaw(c.raw, p, c.beforeWait) }
 
 // drain writes the backlog out, waiting for the socket, then tells the
 // relay there is room again.
@@ -170,16 +172,20 @@ func (c *nbConn) Close() error {
 // findNB finds the nbConn under the port's and TLS's wrappers (nil if the
 // connection has none: its writes then wait for the socket).
 func findNB(c net.Conn) *nbConn {
+	nb, _ := socketOf(c).(*nbConn)
+	return nb
+}
+
+// socketOf is the connection under the port's and TLS's wrappers.
+func socketOf(c net.Conn) net.Conn {
 	for {
 		switch w := c.(type) {
-		case *nbConn:
-			return w
 		case *cmux.MuxConn:
 			c = w.Conn
 		case *tls.Conn:
 			c = w.NetConn()
 		default:
-			return nil
+			return c
 		}
 	}
 }

@@ -207,3 +207,46 @@ func TestFrameRelayIdleConnectionsHoldSmallStacks(t *testing.T) {
 		t.Errorf("%.0f bytes of stack per idle connection, want at most 5 KiB (one 4 KiB stack)", perConnStack)
 	}
 }
+
+// A call whose frames arrived ahead of part of the next frame goes on at
+// once: the relay forwards what it has when its socket runs dry, not only
+// between whole frames (relay.setBeforeWait). Before, the request sat in
+// the relay's buffer until the client finished the next frame.
+func TestFrameRelayForwardsBeforeAPartialFrameCompletes(t *testing.T) {
+	_, p := startPair(t, harness.Options{Extra: "forwarding: frames\n"})
+	c := authedH2(t, p)
+	ping := frameBatch(1, func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{'p', 'a', 'r', 't'}) })
+	call := frameBatch(1, func(fr *http2.Framer) error {
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: grpcHeaderBlock(floodGetVersion, "root:Milvus"), EndHeaders: true}); err != nil {
+			return err
+		}
+		return fr.WriteData(3, true, make([]byte, 5))
+	})
+	_, err := c.conn.Write(append(call, ping[:4]...))
+	must(t, err)
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for answered := false; !answered; {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer to a whole call while the next frame was incomplete: %v", err)
+		}
+		if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 3 && h.StreamEnded() {
+			if st := regularValue(h, "grpc-status"); st != "0" {
+				t.Fatalf("the call ended with grpc-status %q (%s)", st, regularValue(h, "grpc-message"))
+			}
+			answered = true
+		}
+	}
+	// The rest of the frame completes it.
+	_, err = c.conn.Write(ping[4:])
+	must(t, err)
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no PING ack once the frame was whole: %v", err)
+		}
+		if pf, ok := f.(*http2.PingFrame); ok && pf.IsAck() && string(pf.Data[:4]) == "part" {
+			return
+		}
+	}
+}
