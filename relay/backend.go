@@ -97,14 +97,11 @@ type backendConn struct {
 	dead       atomic.Bool
 	flushes    flushSet
 	connRefund uint32 // reader only: connection window not refunded yet
-	// flushOnWait: as clientConn's.
-	flushOnWait bool
 }
 
 func newBackendConn(u *upstream, c net.Conn) *backendConn {
 	bc := &backendConn{up: u, conn: c, br: newReadBuf(c), nextID: 1, streams: map[uint32]*stream{}}
 	bc.w, bc.fr = newWconn(c, bc.br)
-	bc.flushOnWait = setBeforeWait(c, func() { bc.flushes.flushOwnLast(bc.w) })
 	bc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	bc.fr.MaxHeaderListSize = 16 << 20
 	bc.maxStreams.Store(100) // until the backend's SETTINGS say
@@ -205,18 +202,17 @@ func (bc *backendConn) readLoop() {
 }
 
 func (bc *backendConn) serve() error {
-	for {
-		f, err := bc.fr.ReadFrame()
-		if err != nil {
-			return err
-		}
+	f, err := bc.fr.ReadFrame()
+	// From its second read on, the reader flushes before it reads; not
+	// before its first: over an in-memory pipe the server's SETTINGS must
+	// be read before our preface can be written (see pick).
+	bc.br.beforeRead = func() error { return bc.flushes.flushOwnLast(bc.w) }
+	for ; err == nil; f, err = bc.fr.ReadFrame() {
 		if err := bc.handle(f); err != nil {
 			return err
 		}
-		if bc.br.Buffered() == 0 && !bc.flushOnWait {
-			bc.flushes.flushOwnLast(bc.w)
-		}
 	}
+	return err
 }
 
 func (bc *backendConn) handle(f http2.Frame) error {

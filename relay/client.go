@@ -67,10 +67,6 @@ type clientConn struct {
 	lastID  uint32    // reader only
 	rest    *upstream // REST for this connection, dialled on its first such request (reader only)
 	flushes flushSet
-	// flushOnWait: the connection flushes flushes when its reader is about
-	// to wait (setBeforeWait); otherwise the reader does when it has read
-	// all it buffered.
-	flushOnWait bool
 	// Window refunds not sent yet: the connection's (connRefundDue), and
 	// those gathered in a batch of frames for gated streams (reader only).
 	connRefund  uint32
@@ -87,7 +83,7 @@ func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc := &clientConn{r: r, conn: c, br: newReadBuf(c), streams: map[uint32]*stream{}, connRecvWin: connWindow,
 		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget()}
 	cc.w, cc.fr = newWconn(c, cc.br)
-	cc.flushOnWait = setBeforeWait(c, func() { cc.flushes.flushOwnLast(cc.w) })
+	cc.br.beforeRead = func() error { return cc.flushes.flushOwnLast(cc.w) }
 	if cc.w.nb = findNB(c); cc.w.nb != nil {
 		writable := cc.onWritable
 		cc.w.nb.onDrained.Store(&writable)
@@ -194,14 +190,10 @@ func (cc *clientConn) readFrames() (handOff bool) {
 		}
 		if cc.br.Buffered() == 0 {
 			cc.refundBatch()
-			if handOff || !cc.flushOnWait {
-				cc.flushes.flushOwnLast(cc.w)
-			}
-			if cc.w.err != nil {
-				return false
-			}
 			if handOff {
-				return true
+				// Flushed here, not on the fresh goroutine's small stack
+				// (otherwise the next read flushes: readBuf.beforeRead).
+				return cc.flushes.flushOwnLast(cc.w) == nil
 			}
 		}
 	}

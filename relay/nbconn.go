@@ -47,8 +47,6 @@ type nbConn struct {
 	// onDrained is called by the draining goroutine once the backlog is
 	// empty again.
 	onDrained atomic.Pointer[func()]
-	// beforeWait: see sysConn.
-	beforeWait func()
 }
 
 func newNBConn(c net.Conn) net.Conn {
@@ -117,7 +115,7 @@ func (c *nbConn) tryWrite(p []byte) (int, error) {
 }
 
 // Read reads with a raw system call (see sysConn).
-func (c *nbConn) Read(p []byte) (int, error) { return readRaw(c.raw, p, c.beforeWait) }
+func (c *nbConn) Read(p []byte) (int, error) { return readRaw(c.raw, p) }
 
 // drain writes the backlog out, waiting for the socket, then tells the
 // relay there is room again.

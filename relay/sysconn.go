@@ -19,9 +19,6 @@ import (
 type sysConn struct {
 	net.Conn
 	raw syscall.RawConn
-	// beforeWait, if set, runs when a read finds the socket empty, before
-	// the reader waits for it (see setBeforeWait).
-	beforeWait func()
 }
 
 // newSysConn wraps c if it is a socket; anything else is returned as is.
@@ -44,7 +41,7 @@ func rawOf(c net.Conn) syscall.RawConn {
 	return raw
 }
 
-func (c *sysConn) Read(p []byte) (int, error) { return readRaw(c.raw, p, c.beforeWait) }
+func (c *sysConn) Read(p []byte) (int, error) { return readRaw(c.raw, p) }
 
 func (c *sysConn) Write(p []byte) (int, error) {
 	var n int
@@ -64,9 +61,8 @@ func (c *sysConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// readRaw reads what the socket holds, waiting on the poller for it;
-// beforeWait (if not nil) runs each time the socket is found empty.
-func readRaw(raw syscall.RawConn, p []byte, beforeWait func()) (int, error) {
+// readRaw reads what the socket holds, waiting on the poller for it.
+func readRaw(raw syscall.RawConn, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -85,9 +81,6 @@ func readRaw(raw syscall.RawConn, p []byte, beforeWait func()) (int, error) {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
-				if beforeWait != nil {
-					beforeWait()
-				}
 				return false
 			default:
 				rerr = e
@@ -116,22 +109,4 @@ func writeNow(fd uintptr, p []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// setBeforeWait makes f run whenever a read of c, a connection the relay
-// made or wrapped, is about to wait for its socket; false if c has no
-// socket of ours under it. The relay's readers flush what they forwarded
-// there: a reader whose socket still holds more keeps gathering what it
-// writes, and one that has read only part of a frame does not sit on
-// what the frames before it produced.
-func setBeforeWait(c net.Conn, f func()) bool {
-	switch c := socketOf(c).(type) {
-	case *sysConn:
-		c.beforeWait = f
-	case *nbConn:
-		c.beforeWait = f
-	default:
-		return false
-	}
-	return true
 }

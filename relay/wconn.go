@@ -314,9 +314,9 @@ func (w *wconn) flush() error {
 	return w.err
 }
 
-// flushSet holds the connections a reader wrote to since it last ran dry;
-// it flushes them before it blocks on its next read, so frames that
-// arrive together leave together.
+// flushSet holds the connections a reader wrote to since it last read
+// its own; they are flushed before its next read (readBuf.beforeRead), so
+// frames that arrive together leave together.
 type flushSet []*wconn
 
 func (s *flushSet) add(w *wconn) {
@@ -330,15 +330,15 @@ func (s *flushSet) add(w *wconn) {
 
 // flushOwnLast is flush for a reader whose own connection is own: what
 // it forwarded leaves first, its acknowledgements and refunds to its
-// peer after.
-func (s *flushSet) flushOwnLast(own *wconn) {
+// peer after. The error is own's: the reader's connection failed.
+func (s *flushSet) flushOwnLast(own *wconn) error {
 	for _, w := range *s {
 		if w != own {
 			_ = w.flush()
 		}
 	}
-	_ = own.flush()
 	*s = (*s)[:0]
+	return own.flush()
 }
 
 func (s *flushSet) flush() {
@@ -422,13 +422,17 @@ func (b *writeBuf) Flush() error {
 // in a row have brought less than smallRead (a reader that switched at
 // every short read would read twice as often on a steady stream).
 type readBuf struct {
-	c     net.Conn
-	small []byte
-	big   *[]byte // held while the traffic fills buffers
-	cur   []byte  // small or *big
-	r, w  int
-	busy  int // reads to go before the pooled buffer is given back
-	err   error
+	c net.Conn
+	// beforeRead runs before each read of c: the reader flushes there what
+	// it forwarded, so that nothing waits behind a read, even one for the
+	// rest of a frame. Its error ends the reads.
+	beforeRead func() error
+	small      []byte
+	big        *[]byte // held while the traffic fills buffers
+	cur        []byte  // small or *big
+	r, w       int
+	busy       int // reads to go before the pooled buffer is given back
+	err        error
 }
 
 func newReadBuf(c net.Conn) *readBuf {
@@ -448,6 +452,11 @@ func (b *readBuf) Read(p []byte) (int, error) {
 			err := b.err
 			b.err = nil
 			return 0, err
+		}
+		if b.beforeRead != nil {
+			if err := b.beforeRead(); err != nil {
+				return 0, err
+			}
 		}
 		if len(p) >= bufSize {
 			// As bufio does: a large read goes straight to the caller.

@@ -35,8 +35,24 @@ func dialH2(t *testing.T, addr string) *rawH2 {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	must(t, err)
+	return startH2(t, conn)
+}
+
+// dialH2TLS is dialH2 over TLS, with ALPN h2.
+func dialH2TLS(t *testing.T, addr string, cfg *tls.Config) *rawH2 {
+	t.Helper()
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"h2"}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	must(t, err)
+	return startH2(t, conn)
+}
+
+// startH2 sends the client preface on conn, closed when the test ends.
+func startH2(t *testing.T, conn net.Conn) *rawH2 {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
-	_, err = conn.Write([]byte(http2.ClientPreface))
+	_, err := conn.Write([]byte(http2.ClientPreface))
 	must(t, err)
 	return &rawH2{conn: conn, fr: http2.NewFramer(conn, conn)}
 }

@@ -57,8 +57,14 @@ type floodConn struct {
 // 60 s from then.
 func authedH2(t *testing.T, p *harness.Proxy, settings ...http2.Setting) *floodConn {
 	t.Helper()
+	return authedOn(t, dialH2(t, p.Addr), settings...)
+}
+
+// authedOn is authedH2 on a connection already dialled.
+func authedOn(t *testing.T, raw *rawH2, settings ...http2.Setting) *floodConn {
+	t.Helper()
 	harness.Password("root", "Milvus")
-	c := &floodConn{rawH2: dialH2(t, p.Addr), initWin: 65535, connWin: 65535}
+	c := &floodConn{rawH2: raw, initWin: 65535, connWin: 65535}
 	_ = c.conn.SetDeadline(time.Now().Add(15 * time.Second))
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	must(t, c.fr.WriteSettings(settings...))
