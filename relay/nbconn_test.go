@@ -9,23 +9,32 @@ import (
 	"time"
 )
 
-// tcpPair returns an accepted connection wrapped in an nbConn, and its peer.
-func tcpPair(t *testing.T) (*nbConn, net.Conn) {
+// loopbackPair returns the two ends of a loopback TCP connection, closed
+// when the test ends.
+func loopbackPair(t *testing.T) (dialled, accepted net.Conn) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lis.Close()
-	peer, err := net.Dial("tcp", lis.Addr().String())
+	dialled, err = net.Dial("tcp", lis.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { peer.Close() })
-	c, err := lis.Accept()
+	t.Cleanup(func() { dialled.Close() })
+	accepted, err = lis.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { accepted.Close() })
+	return dialled, accepted
+}
+
+// tcpPair returns an accepted connection wrapped in an nbConn, and its peer.
+func tcpPair(t *testing.T) (*nbConn, net.Conn) {
+	t.Helper()
+	peer, c := loopbackPair(t)
 	nb, ok := newNBConn(c).(*nbConn)
 	if !ok {
 		t.Fatal("a TCP connection was not wrapped")

@@ -14,20 +14,7 @@ import (
 // peer.
 func sysPair(t *testing.T) (net.Conn, net.Conn) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	c, err := net.Dial("tcp", lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := lis.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); peer.Close() })
+	c, peer := loopbackPair(t)
 	sc := newSysConn(c)
 	if _, ok := sc.(*sysConn); !ok {
 		t.Fatal("a TCP connection was not wrapped")

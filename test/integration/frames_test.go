@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -190,50 +189,37 @@ func TestFramesPassCompressedBytesUnchanged(t *testing.T) {
 // go_memstats over 200 such connections, plaintext and over TLS (whose
 // reads wait deeper in the stack).
 func TestFrameRelayIdleConnectionsHoldSmallStacks(t *testing.T) {
-	for _, overTLS := range []bool{false, true} {
-		name := "plaintext"
-		if overTLS {
-			name = "tls"
+	framesOverBoth(t, func(t *testing.T, dir, extra string, k *pki) {
+		_, p := startPair(t, harness.Options{Dir: dir, Extra: extra})
+		dial := func() *rawH2 {
+			if k != nil {
+				return dialH2TLS(t, p.Addr, k.clientTLS(false))
+			}
+			return dialH2(t, p.Addr)
 		}
-		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			extra := "forwarding: frames\n"
-			var k *pki
-			if overTLS {
-				k = newPKI(t, filepath.Join(dir, "tls"), "root")
-				extra += tlsSection(k.dir, "none", "")
-			}
-			_, p := startPair(t, harness.Options{Dir: dir, Extra: extra})
-			dial := func() *rawH2 {
-				if overTLS {
-					return dialH2TLS(t, p.Addr, k.clientTLS(false))
-				}
-				return dialH2(t, p.Addr)
-			}
-			authedOn(t, dial()).conn.Close() // the first call of the proxy's life
-			time.Sleep(1500 * time.Millisecond)
-			const conns = 200
-			stacks0 := metricValue(t, p, "go_memstats_stack_inuse_bytes")
-			heap0 := metricValue(t, p, "go_memstats_heap_inuse_bytes")
-			goroutines0 := metricValue(t, p, "go_goroutines")
-			for range conns {
-				// One call, then a PING, as grpc-go sends after an answer
-				// (its BDP probe): the relay's ACK goes out as the reader
-				// is about to wait. Closed by the test's cleanup.
-				pingPong(t, authedOn(t, dial()))
-			}
-			time.Sleep(200 * time.Millisecond) // the last hand-offs
-			perConnStack := (metricValue(t, p, "go_memstats_stack_inuse_bytes") - stacks0) / conns
-			perConnGoroutines := (metricValue(t, p, "go_goroutines") - goroutines0) / conns
-			t.Logf("per idle connection: %.0f bytes of stack, %.2f goroutines, %.0f heap", perConnStack, perConnGoroutines, (metricValue(t, p, "go_memstats_heap_inuse_bytes")-heap0)/conns)
-			if perConnGoroutines > 1.05 {
-				t.Errorf("%.2f goroutines per idle connection, want 1", perConnGoroutines)
-			}
-			if perConnStack > 5<<10 {
-				t.Errorf("%.0f bytes of stack per idle connection, want at most 5 KiB (one 4 KiB stack)", perConnStack)
-			}
-		})
-	}
+		authedOn(t, dial()).conn.Close() // the first call of the proxy's life
+		time.Sleep(1500 * time.Millisecond)
+		const conns = 200
+		stacks0 := metricValue(t, p, "go_memstats_stack_inuse_bytes")
+		heap0 := metricValue(t, p, "go_memstats_heap_inuse_bytes")
+		goroutines0 := metricValue(t, p, "go_goroutines")
+		for range conns {
+			// One call, then a PING, as grpc-go sends after an answer
+			// (its BDP probe): the relay's ACK goes out as the reader
+			// is about to wait. Closed by the test's cleanup.
+			pingPong(t, authedOn(t, dial()))
+		}
+		time.Sleep(200 * time.Millisecond) // the last hand-offs
+		perConnStack := (metricValue(t, p, "go_memstats_stack_inuse_bytes") - stacks0) / conns
+		perConnGoroutines := (metricValue(t, p, "go_goroutines") - goroutines0) / conns
+		t.Logf("per idle connection: %.0f bytes of stack, %.2f goroutines, %.0f heap", perConnStack, perConnGoroutines, (metricValue(t, p, "go_memstats_heap_inuse_bytes")-heap0)/conns)
+		if perConnGoroutines > 1.05 {
+			t.Errorf("%.2f goroutines per idle connection, want 1", perConnGoroutines)
+		}
+		if perConnStack > 5<<10 {
+			t.Errorf("%.0f bytes of stack per idle connection, want at most 5 KiB (one 4 KiB stack)", perConnStack)
+		}
+	})
 }
 
 // pingPong sends a PING on c and reads until its ACK.
