@@ -31,10 +31,9 @@ const maxBacklog = 1 << 20
 // that does not read must not stall the others.
 //
 // It sits under TLS, so that the relay's writes of encrypted records do
-// not wait either (see Relay.WrapConn).
+// not wait either (see Relay.WrapConn). Its reads are sysConn's.
 type nbConn struct {
-	net.Conn
-	raw syscall.RawConn
+	sysConn
 
 	mu       sync.Mutex
 	wmu      sync.Mutex // one Write at a time, in order
@@ -54,7 +53,7 @@ func newNBConn(c net.Conn) net.Conn {
 	if raw == nil {
 		return c
 	}
-	nb := &nbConn{Conn: c, raw: raw}
+	nb := &nbConn{sysConn: sysConn{Conn: c, raw: raw}}
 	nb.room = sync.NewCond(&nb.mu)
 	return nb
 }
@@ -114,9 +113,6 @@ func (c *nbConn) tryWrite(p []byte) (int, error) {
 	return n, err
 }
 
-// Read reads with a raw system call (see sysConn).
-func (c *nbConn) Read(p []byte) (int, error) { return readRaw(c.raw, p) }
-
 // drain writes the backlog out, waiting for the socket, then tells the
 // relay there is room again.
 func (c *nbConn) drain() {
@@ -170,20 +166,16 @@ func (c *nbConn) Close() error {
 // findNB finds the nbConn under the port's and TLS's wrappers (nil if the
 // connection has none: its writes then wait for the socket).
 func findNB(c net.Conn) *nbConn {
-	nb, _ := socketOf(c).(*nbConn)
-	return nb
-}
-
-// socketOf is the connection under the port's and TLS's wrappers.
-func socketOf(c net.Conn) net.Conn {
 	for {
 		switch w := c.(type) {
+		case *nbConn:
+			return w
 		case *cmux.MuxConn:
 			c = w.Conn
 		case *tls.Conn:
 			c = w.NetConn()
 		default:
-			return c
+			return nil
 		}
 	}
 }
