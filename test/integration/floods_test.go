@@ -120,8 +120,13 @@ func regularValue(f *http2.MetaHeadersFrame, name string) string {
 // proxy's resting state.
 func warmUp(t *testing.T, p *harness.Proxy) {
 	t.Helper()
-	c := authedH2(t, p)
-	c.conn.Close()
+	warmUpOn(t, dialH2(t, p.Addr))
+}
+
+// warmUpOn is warmUp on a connection already dialled.
+func warmUpOn(t *testing.T, raw *rawH2) {
+	t.Helper()
+	authedOn(t, raw).conn.Close()
 	time.Sleep(1500 * time.Millisecond)
 }
 

@@ -197,16 +197,15 @@ func TestFrameRelayIdleConnectionsHoldSmallStacks(t *testing.T) {
 			}
 			return dialH2(t, p.Addr)
 		}
-		authedOn(t, dial()).conn.Close() // the first call of the proxy's life
-		time.Sleep(1500 * time.Millisecond)
+		warmUpOn(t, dial())
 		const conns = 200
 		stacks0 := metricValue(t, p, "go_memstats_stack_inuse_bytes")
 		heap0 := metricValue(t, p, "go_memstats_heap_inuse_bytes")
 		goroutines0 := metricValue(t, p, "go_goroutines")
 		for range conns {
 			// One call, then a PING, as grpc-go sends after an answer
-			// (its BDP probe): the relay's ACK goes out as the reader
-			// is about to wait. Closed by the test's cleanup.
+			// (its BDP probe): the relay's ACK is written on the
+			// connection's idle goroutine. Closed by the test's cleanup.
 			pingPong(t, authedOn(t, dial()))
 		}
 		time.Sleep(200 * time.Millisecond) // the last hand-offs
@@ -238,9 +237,10 @@ func pingPong(t *testing.T, c *floodConn) {
 }
 
 // A call whose frames arrived ahead of part of the next frame goes on at
-// once: the relay forwards what it has when its socket runs dry, not only
-// between whole frames (relay.setBeforeWait). Before, the request sat in
-// the relay's buffer until the client finished the next frame.
+// once: the relay forwards what it has before every read of the
+// connection, not only between whole frames (relay's readBuf.beforeRead).
+// Before, the request sat in the relay's buffer until the client finished
+// the next frame.
 func TestFrameRelayForwardsBeforeAPartialFrameCompletes(t *testing.T) {
 	_, p := startPair(t, harness.Options{Extra: "forwarding: frames\n"})
 	c := authedH2(t, p)
