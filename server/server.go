@@ -155,6 +155,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	// Hashes beyond the processors less one would starve the calls that
+	// need none; the pool holds them to that (auth.HashSlots).
+	if procs, n := runtime.GOMAXPROCS(0), cfg.Auth.MaxConcurrentVerifications; n >= procs {
+		s.logger.Warn("auth.maxConcurrentVerifications leaves no processor to the calls that need no hash (cached passwords, API keys, forwarding); hashes run at most on the processors less one, at least one",
+			"configured", n, "running", auth.HashSlots(n), "processors", procs)
+	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
 		Store: s.store, CacheSize: cfg.Cache.Size, CacheTTL: cfg.Cache.TTL,
 		MaxConcurrentHashes: cfg.Auth.MaxConcurrentVerifications, Limiter: limiter,
