@@ -408,6 +408,29 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// resetStreams is the most streams a rapid-reset flood opens and resets.
+const resetStreams = 100000
+
+// rapidReset opens and resets streams 3, 5, ... on c, from a goroutine:
+// HEADERS with block (ending the stream if endStream), then RST_STREAM,
+// until resetStreams pairs or a failed write. sent counts the pairs
+// written; done is closed when the writer stops.
+func rapidReset(c *floodConn, block []byte, endStream bool) (sent *atomic.Int64, done chan struct{}) {
+	sent, done = new(atomic.Int64), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range resetStreams {
+			id := uint32(2*i + 3)
+			if c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true, EndStream: endStream}) != nil ||
+				c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	return sent, done
+}
+
 // 1. Rapid reset after a first call: HEADERS and RST_STREAM on stream
 // after stream. The proxy ends the connection (GOAWAY ENHANCE_YOUR_CALM,
 // or a close) within 10 s and long before 100,000 streams.
@@ -417,21 +440,7 @@ func TestFloodRapidResetAfterACall(t *testing.T) {
 	m := startMeter(t, p)
 	c := authedH2(t, p)
 	w := watch(c)
-	block := grpcHeaderBlock(floodGetVersion, "root:Milvus")
-	const streams = 100000
-	var sent atomic.Int64
-	writer := make(chan struct{})
-	go func() {
-		defer close(writer)
-		for i := range streams {
-			id := uint32(2*i + 3)
-			if c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}) != nil ||
-				c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-				return
-			}
-			sent.Add(1)
-		}
-	}()
+	sent, writer := rapidReset(c, grpcHeaderBlock(floodGetVersion, "root:Milvus"), false)
 	how, ok := w.waitEnd(10 * time.Second)
 	t.Logf("rapid reset after a call: %s; %d streams opened and reset by then", how, sent.Load())
 	if !ok {
@@ -444,7 +453,7 @@ func TestFloodRapidResetAfterACall(t *testing.T) {
 	w.mu.Unlock()
 	c.conn.Close()
 	<-writer
-	if n := sent.Load(); n >= streams {
+	if n := sent.Load(); n >= resetStreams {
 		t.Errorf("the proxy took all %d reset streams", n)
 	}
 	m.bounded("rapid reset")
@@ -527,21 +536,7 @@ func TestFloodRapidResetOnREST(t *testing.T) {
 	m := startMeter(t, p)
 	c := authedREST(t, p)
 	w := watch(c)
-	block := restHeaderBlock(floodRESTPath, "root:Milvus")
-	const streams = 100000
-	var sent atomic.Int64
-	writer := make(chan struct{})
-	go func() {
-		defer close(writer)
-		for i := range streams {
-			id := uint32(2*i + 3)
-			if c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true, EndStream: true}) != nil ||
-				c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-				return
-			}
-			sent.Add(1)
-		}
-	}()
+	sent, writer := rapidReset(c, restHeaderBlock(floodRESTPath, "root:Milvus"), true)
 	how, ok := w.waitEnd(10 * time.Second)
 	w.mu.Lock()
 	goAway := w.goAway
@@ -557,7 +552,7 @@ func TestFloodRapidResetOnREST(t *testing.T) {
 	if !ok || goAway == nil || *goAway != http2.ErrCodeEnhanceYourCalm {
 		t.Errorf("REST rapid reset: %s, want GOAWAY ENHANCE_YOUR_CALM", how)
 	}
-	if n := sent.Load(); n >= streams {
+	if n := sent.Load(); n >= resetStreams {
 		t.Errorf("the proxy took all %d reset streams", n)
 	}
 	if calls > allowed {

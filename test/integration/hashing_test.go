@@ -171,6 +171,15 @@ func TestUpdateCredentialOldPasswordIsBoundedAndLocked(t *testing.T) {
 	}
 }
 
+// floodGuess is the i-th wrong-password login of a flood: root's, or for
+// odd i a name that does not exist (a spray).
+func floodGuess(i int) string {
+	if i%2 == 1 {
+		return fmt.Sprintf("sprayed_%d:flood-guess", i)
+	}
+	return "root:flood-guess"
+}
+
 // A first login completes within 3 s while 400 concurrent wrong passwords
 // flood the proxy from another address, and a cached caller stays fast.
 func TestFirstLoginUnderAWrongPasswordFlood(t *testing.T) {
@@ -188,11 +197,7 @@ func TestFirstLoginUnderAWrongPasswordFlood(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			user := "root"
-			if i%2 == 1 {
-				user = fmt.Sprintf("sprayed_%d", i) // names that do not exist
-			}
-			err := getVersion(ctx, flooder, user+":flood-guess")
+			err := getVersion(ctx, flooder, floodGuess(i))
 			if c := status.Code(err); c != codes.Unauthenticated && c != codes.Unavailable {
 				mu.Lock()
 				unexpected[err.Error()]++
@@ -340,10 +345,6 @@ func TestCachedCallersUnderAHashFlood(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				user := "root"
-				if i%2 == 1 {
-					user = fmt.Sprintf("sprayed_%d", i) // names that do not exist
-				}
 				for {
 					select {
 					case <-stop:
@@ -351,7 +352,7 @@ func TestCachedCallersUnderAHashFlood(t *testing.T) {
 					default:
 					}
 					cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					err := getVersion(cctx, flooder, user+":flood-guess")
+					err := getVersion(cctx, flooder, floodGuess(i))
 					cancel()
 					attempts.Add(1)
 					if c := status.Code(err); c != codes.Unauthenticated && c != codes.Unavailable {
