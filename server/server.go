@@ -157,9 +157,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	// Hashes beyond the processors less one would starve the calls that
 	// need none; the pool holds them to that (auth.HashSlots).
-	if procs, n := runtime.GOMAXPROCS(0), cfg.Auth.MaxConcurrentVerifications; n >= procs {
-		s.logger.Warn("auth.maxConcurrentVerifications leaves no processor to the calls that need no hash (cached passwords, API keys, forwarding); hashes run at most on the processors less one, at least one",
-			"configured", n, "running", auth.HashSlots(n), "processors", procs)
+	if n, slots := cfg.Auth.MaxConcurrentVerifications, auth.HashSlots(cfg.Auth.MaxConcurrentVerifications); n > slots {
+		s.logger.Warn("auth.maxConcurrentVerifications would leave no processor to the calls that need no hash (cached passwords, API keys, forwarding); fewer hashes run at once",
+			"configured", n, "running", slots, "processors", runtime.GOMAXPROCS(0))
 	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
 		Store: s.store, CacheSize: cfg.Cache.Size, CacheTTL: cfg.Cache.TTL,

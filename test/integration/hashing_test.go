@@ -315,7 +315,7 @@ func percentile(d []time.Duration, p int) time.Duration {
 func TestCachedCallersUnderAHashFlood(t *testing.T) {
 	_, p := startPair(t, harness.Options{Extra: "auth:\n  maxConcurrentVerifications: 4\n  bruteForce:\n    enabled: false\n"})
 	ctx := testCtx(t, 120*time.Second)
-	if procs := runtime.GOMAXPROCS(0); procs <= 4 && !strings.Contains(p.Logs(), "auth.maxConcurrentVerifications leaves no processor") {
+	if procs := runtime.GOMAXPROCS(0); procs <= 4 && !strings.Contains(p.Logs(), "auth.maxConcurrentVerifications would leave no processor") {
 		t.Errorf("no warning at start about 4 hash slots on %d processors", procs)
 	}
 	flooder, cached := dialFrom(t, p.Addr, "127.0.0.66"), dialFrom(t, p.Addr, "127.0.0.3")
