@@ -474,6 +474,35 @@ func TestConcurrentColdChecksOfOneCredentialShareOneHash(t *testing.T) {
 	}
 }
 
+// A check refused because its queue is full is answered after busyWait,
+// not at once: instant refusals let a waiting flood loop at thousands of
+// calls a second. A caller that gives up is answered at once.
+func TestBusyRefusalWaits(t *testing.T) {
+	v, _ := newTestVerifier(t, VerifierOptions{MaxConcurrentHashes: 1}, nil)
+	release := make(chan struct{})
+	defer close(release)
+	verify := v.verify
+	v.verify = func(h, p string) bool { <-release; return verify(h, p) }
+	// One hash running and a full queue for (address, root).
+	for i := range maxWaitingPerUser + 1 {
+		go func() {
+			_, _ = v.Verify(context.Background(), Credential{User: "root", Password: fmt.Sprintf("guess-%d", i)}, "10.0.0.66")
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	_, err := v.Verify(context.Background(), Credential{User: "root", Password: "one-more"}, "10.0.0.66")
+	if f := failureOf(t, err); f.Reason != ReasonBusy || time.Since(start) < time.Second {
+		t.Fatalf("past a full queue: %s after %v, want %s after a second", f.Reason, time.Since(start), ReasonBusy)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := v.Verify(ctx, Credential{User: "root", Password: "gives-up"}, "10.0.0.66"); failureOf(t, err).Reason != ReasonBusy || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("a caller that gave up: %v after %v", err, time.Since(start))
+	}
+}
+
 // An API key stops authenticating at its expiry, with Milvus's message.
 func TestAPIKeyExpires(t *testing.T) {
 	v, store := newTestVerifier(t, VerifierOptions{}, nil)

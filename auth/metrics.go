@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		hashesPeak: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "authproxy_password_hash_verifications_in_flight_peak",
-			Help: "Most password hashes that ever ran at once; auth.maxConcurrentVerifications bounds it.",
+			Help: "Most password hashes that ever ran at once; auth.maxConcurrentVerifications bounds it, and so do the processors less one.",
 		}),
 		lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_auth_lockouts_total",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -126,5 +127,22 @@ func TestPoolQueuesAreBounded(t *testing.T) {
 	p.release()
 	if p.free != 1 || p.waiting != 0 || len(p.byAddr) != 0 {
 		t.Fatalf("pool not back to idle after cancellations: free %d waiting %d", p.free, p.waiting)
+	}
+}
+
+// Hashes never take the last processor: the slots are what is configured,
+// at most GOMAXPROCS-1, at least one.
+func TestHashSlotsLeaveAProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, c := range []struct{ procs, configured, want int }{
+		{procs: 1, configured: 1, want: 1}, {procs: 1, configured: 4, want: 1},
+		{procs: 2, configured: 1, want: 1}, {procs: 2, configured: 4, want: 1},
+		{procs: 8, configured: 4, want: 4}, {procs: 8, configured: 8, want: 7},
+		{procs: 8, configured: 0, want: 1},
+	} {
+		runtime.GOMAXPROCS(c.procs)
+		if got := HashSlots(c.configured); got != c.want {
+			t.Errorf("GOMAXPROCS %d, %d configured: %d slots, want %d", c.procs, c.configured, got, c.want)
+		}
 	}
 }

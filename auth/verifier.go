@@ -44,7 +44,8 @@ type VerifierOptions struct {
 	Store     credentials.Store
 	CacheSize int
 	CacheTTL  time.Duration
-	// MaxConcurrentHashes bounds cold verifications running at once.
+	// MaxConcurrentHashes bounds cold verifications running at once, within
+	// HashSlots.
 	MaxConcurrentHashes int
 	// Limiter, if set, refuses guessing without hashing.
 	Limiter *Limiter
@@ -106,7 +107,7 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	v := &Verifier{
 		store:       opts.Store,
 		cache:       cache,
-		pool:        newHashPool(opts.MaxConcurrentHashes),
+		pool:        newHashPool(HashSlots(opts.MaxConcurrentHashes)),
 		limiter:     opts.Limiter,
 		metrics:     opts.Metrics,
 		now:         time.Now,
@@ -419,14 +420,21 @@ func (v *Verifier) verifyPassword(ctx context.Context, user, password, peer stri
 	return Identity{User: user, Via: "password", Source: SourceLocal}, nil
 }
 
+// busyWait is how long a check refused for a full queue waits before it
+// is answered. A client retrying sooner would be refused again (a full
+// queue of its address takes 64 hashes to drain), and instant refusals let
+// 400 waiting clients loop at 16,000 calls a second: more CPU than the
+// hashes, taken from the cached callers.
+const busyWait = time.Second
+
 // refusal counts and answers a failed check: a wrong password or a lockout
-// no sooner than a hash after start; a full queue or a caller that gave
-// up at once, since they say nothing about the password.
+// no sooner than a hash after start; a full queue after busyWait; a caller
+// that gave up at once.
 func (v *Verifier) refusal(ctx context.Context, start time.Time, vd verdict, fail *Failure) error {
 	switch vd {
 	case verdictBusy:
 		fail.Reason, fail.Message = ReasonBusy, MsgBusy
-		_, err := v.refuse(fail)
+		_, err := v.refuseNoSooner(ctx, start, busyWait, fail)
 		return err
 	case verdictCanceled:
 		fail.Reason = ReasonCanceled
@@ -568,7 +576,13 @@ func (v *Verifier) HashPassword(ctx context.Context, user, password, peer string
 // without holding a slot: a lockout, a cheap bcrypt or an oversized
 // password must not answer faster than a real wrong password.
 func (v *Verifier) refuseAfter(ctx context.Context, start time.Time, f *Failure) (Identity, error) {
-	if wait := time.Duration(v.hashCost.Load()) - v.now().Sub(start); wait > 0 {
+	return v.refuseNoSooner(ctx, start, time.Duration(v.hashCost.Load()), f)
+}
+
+// refuseNoSooner answers a refusal no sooner than d after start, or when
+// the caller gives up.
+func (v *Verifier) refuseNoSooner(ctx context.Context, start time.Time, d time.Duration, f *Failure) (Identity, error) {
+	if wait := d - v.now().Sub(start); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

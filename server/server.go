@@ -155,6 +155,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	// Hashes beyond the processors less one would starve the calls that
+	// need none; the pool holds them to that (auth.HashSlots).
+	if n, slots := cfg.Auth.MaxConcurrentVerifications, auth.HashSlots(cfg.Auth.MaxConcurrentVerifications); n > slots {
+		s.logger.Warn("auth.maxConcurrentVerifications would leave no processor to the calls that need no hash (cached passwords, API keys, forwarding); fewer hashes run at once",
+			"configured", n, "running", slots, "processors", runtime.GOMAXPROCS(0))
+	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
 		Store: s.store, CacheSize: cfg.Cache.Size, CacheTTL: cfg.Cache.TTL,
 		MaxConcurrentHashes: cfg.Auth.MaxConcurrentVerifications, Limiter: limiter,

@@ -13,15 +13,20 @@ import (
 )
 
 // Rapid reset (CVE-2023-44487): grpc-go never ends a connection that
-// resets streams as fast as it opens them. The guard does, for the gRPC
-// connections of the grpc-go core, within edge's FrameBudget (the frame
-// relay keeps the same budget itself).
+// resets streams as fast as it opens them, and neither does Go's HTTP/2
+// server (golang.org/x/net/http2 v0.62.0, server.go scheduleHandler: it
+// bounds the handlers running at once, advMaxStreams, and ends the
+// connection only past 4×advMaxStreams handlers waiting to start; handlers
+// that return at once, as a reset request's does, never queue, so a client
+// could reset 164,000 REST streams in 5 s). The guard ends both, for every
+// HTTP/2 connection of the grpc-go core, gRPC and REST, within edge's
+// FrameBudget (the frame relay keeps the same budget itself).
 
 // goAwayWait is how long a tripped connection waits for a frame boundary
 // on its write side before it is closed without a GOAWAY.
 const goAwayWait = time.Second
 
-// guardListener wraps each gRPC connection in a guardConn.
+// guardListener wraps each HTTP/2 connection in a guardConn.
 type guardListener struct{ net.Listener }
 
 func (l *guardListener) Accept() (net.Conn, error) {

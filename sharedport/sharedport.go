@@ -119,7 +119,8 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 	} else {
 		grpcLis = m.MatchWithWriters(matchGRPC)
 		brokenLis = m.MatchWithWriters(matchBroken)
-		h2Lis = m.Match(cmux.HTTP2())
+		// REST over HTTP/2 is reset-guarded as gRPC is (see guard.go).
+		h2Lis = &guardListener{Listener: m.Match(cmux.HTTP2())}
 		http1Lis = m.Match(cmux.Any())
 	}
 
