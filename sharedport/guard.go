@@ -21,7 +21,8 @@ import (
 // on its write side before it is closed without a GOAWAY.
 const goAwayWait = time.Second
 
-// guardListener wraps each gRPC connection in a guardConn.
+// guardListener wraps each gRPC connection in a guardConn, over the
+// answeredConn that hides what the sniffer answered.
 type guardListener struct{ net.Listener }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -29,7 +30,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, resets: edge.NewFrameBudget()}, nil
+	return &guardConn{Conn: &answeredConn{Conn: c}, resets: edge.NewFrameBudget()}, nil
 }
 
 // guardConn follows the frames in both directions without changing them:
