@@ -42,19 +42,16 @@ type answeredConn struct {
 	net.Conn
 	spokeForServer bool
 
-	started bool          // the read side: the start is rebuilt
-	pending []byte        // the rebuilt start still to hand out
-	request []byte        // then the first HEADERS frame's header, once acked
-	acked   chan struct{} // closed when the server's ACK is dropped
+	started bool   // the read side: the start is rebuilt
+	pending []byte // the rebuilt start still to hand out
+	request []byte // then the first HEADERS frame's header, once acked
 
-	mu          sync.Mutex // the write side
-	ackGone     bool       // the server's ACK of the merged SETTINGS is dropped
-	ownGone     bool       // the server's own SETTINGS frame is dropped
-	outHdr      [9]byte    // a frame header being written
-	outHave     int
-	outBody     int         // payload bytes of the current frame still to come
-	outDropping bool        // the current frame is dropped
-	plainOut    atomic.Bool // nothing more to drop
+	mu       sync.Mutex    // the write side
+	acked    chan struct{} // closed when the server's ACK is dropped
+	ackGone  bool          // the server's ACK of the merged SETTINGS is dropped
+	ownGone  bool          // the server's own SETTINGS frame went by (dropped for REST)
+	out      frameCursor   // the server's frames
+	plainOut atomic.Bool   // nothing more to drop
 }
 
 func (c *answeredConn) Read(p []byte) (int, error) {
@@ -160,53 +157,34 @@ func (c *answeredConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	kept := make([]byte, 0, len(p))
-	for rest := p; len(rest) > 0; {
-		if c.outBody > 0 {
-			n := min(c.outBody, len(rest))
-			if !c.outDropping {
-				kept = append(kept, rest[:n]...)
-			}
-			c.outBody -= n
-			rest = rest[n:]
-			continue
-		}
-		n := copy(c.outHdr[c.outHave:], rest)
-		c.outHave += n
-		rest = rest[n:]
-		if c.outHave < len(c.outHdr) {
-			break // the rest of the header comes with the next write
-		}
-		c.outHave = 0
-		c.outBody = int(c.outHdr[0])<<16 | int(c.outHdr[1])<<8 | int(c.outHdr[2])
-		if c.outDropping = c.answeredLocked(); !c.outDropping {
-			kept = append(kept, c.outHdr[:]...)
-		}
-	}
+	c.out.walk(p, 0, c.keptLocked, func(b []byte) { kept = append(kept, b...) })
+	// Plain once nothing is left to drop, and no header or dropped payload
+	// is half written.
 	c.plainOut.Store(c.ackGone && (c.ownGone || !c.spokeForServer) &&
-		c.outHave == 0 && (c.outBody == 0 || !c.outDropping))
+		c.out.have == 0 && (c.out.skip == 0 || !c.out.dropping))
 	if _, err := c.Conn.Write(kept); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-// answeredLocked reports whether the frame whose header is in outHdr was
-// answered by the sniffer already.
-func (c *answeredConn) answeredLocked() bool {
-	if http2.FrameType(c.outHdr[3]) != http2.FrameSettings {
-		return false
+// keptLocked reports whether the server's frame with header h goes to the
+// client: not if the sniffer answered for it already.
+func (c *answeredConn) keptLocked(h [9]byte) bool {
+	if http2.FrameType(h[3]) != http2.FrameSettings {
+		return true
 	}
-	if http2.Flags(c.outHdr[4]).Has(http2.FlagSettingsAck) {
+	if http2.Flags(h[4]).Has(http2.FlagSettingsAck) {
 		if c.ackGone {
-			return false
+			return true
 		}
 		c.ackGone = true
 		close(c.ackedChanLocked())
-		return true
+		return false
 	}
 	gone := c.ownGone
 	c.ownGone = true
-	return !gone && c.spokeForServer
+	return gone || !c.spokeForServer
 }
 
 type tlsStateKey struct{}

@@ -139,9 +139,10 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 		IdleTimeout:       IdleTimeout,
 		ConnContext:       contextWithTLSState,
 	}
-	// Frames of 16 KiB, the protocol's default, as the gRPC server reads:
-	// the sniffer sends REST's SETTINGS, which a client then holds for the
-	// gRPC server too until that server's own arrive.
+	// The sniffer sends REST's SETTINGS, which a client then holds for the
+	// gRPC server too until that server's own arrive: so REST reads frames
+	// of 16 KiB, the protocol's default, as grpc-go does, and its stream
+	// window (Go's default, 1 MiB) is below the gRPC server's (4 MiB).
 	p.h2 = &http2.Server{MaxConcurrentStreams: MaxConcurrentStreams, IdleTimeout: IdleTimeout, MaxReadFrameSize: 16 << 10}
 	// Shutdown of the HTTP server now also sends GOAWAY to the HTTP/2
 	// connections served below, and lets their streams finish.
