@@ -28,8 +28,8 @@ const h2specCases = 145
 // With it on, REST answers each request 401 at once, and Go's HTTP/2
 // server may then end the stream before it reads the frames h2spec sends
 // next (a content-length that DATA contradicts, a stream window overflow),
-// which RFC 9113 §8.1 allows but h2spec does not expect (on the grpc core
-// those 3 cases failed 11 times in 20 runs of each).
+// which RFC 9113 §8.1 allows but h2spec does not expect (on the grpc core,
+// 11 failures in 20 runs of each of those 3 cases).
 func TestH2specPassesOnTheClientPort(t *testing.T) {
 	summary := regexp.MustCompile(`(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed`)
 	overBoth(t, "", func(t *testing.T, dir, extra string, k *pki) {
