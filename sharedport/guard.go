@@ -26,15 +26,20 @@ import (
 // on its write side before it is closed without a GOAWAY.
 const goAwayWait = time.Second
 
-// guardListener wraps each HTTP/2 connection in a guardConn.
-type guardListener struct{ net.Listener }
+// guardListener wraps each HTTP/2 connection in a guardConn, over the
+// answeredConn that hides what the sniffer answered; rest marks REST's
+// listener (the sniffer sent REST's SETTINGS).
+type guardListener struct {
+	net.Listener
+	rest bool
+}
 
 func (l *guardListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, resets: edge.NewFrameBudget()}, nil
+	return &guardConn{Conn: &answeredConn{Conn: c, spokeForServer: l.rest}, resets: edge.NewFrameBudget()}, nil
 }
 
 // guardConn follows the frames in both directions without changing them:
@@ -54,20 +59,26 @@ type guardConn struct {
 
 // frameCursor tracks frame boundaries in a byte stream.
 type frameCursor struct {
-	skip   int     // bytes left of the preface or of a payload
-	header [9]byte // a frame header being read
-	have   int
-	begun  bool
+	skip     int     // bytes left of the preface or of a payload
+	header   [9]byte // a frame header being read
+	have     int
+	begun    bool
+	dropping bool // the current frame is left out
 }
 
-// feed walks b and calls frame with each complete frame header.
-func (c *frameCursor) feed(b []byte, preface int, frame func(h [9]byte)) {
+// walk walks b and calls frame with each complete frame header; frame says
+// whether the frame is kept. keep, if not nil, gets the bytes of the
+// preface and of the kept frames, in order.
+func (c *frameCursor) walk(b []byte, preface int, frame func(h [9]byte) bool, keep func([]byte)) {
 	if !c.begun {
 		c.begun, c.skip = true, preface
 	}
 	for len(b) > 0 {
 		if c.skip > 0 {
 			n := min(c.skip, len(b))
+			if !c.dropping && keep != nil {
+				keep(b[:n])
+			}
 			c.skip -= n
 			b = b[n:]
 			continue
@@ -78,7 +89,9 @@ func (c *frameCursor) feed(b []byte, preface int, frame func(h [9]byte)) {
 		if c.have == len(c.header) {
 			c.have = 0
 			c.skip = int(c.header[0])<<16 | int(c.header[1])<<8 | int(c.header[2])
-			frame(c.header)
+			if c.dropping = !frame(c.header); !c.dropping && keep != nil {
+				keep(c.header[:])
+			}
 		}
 	}
 }
@@ -88,7 +101,7 @@ func (c *frameCursor) atBoundary() bool { return c.skip == 0 && c.have == 0 }
 func (g *guardConn) Read(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)
 	var trip bool
-	g.in.feed(p[:n], len(http2.ClientPreface), func(h [9]byte) {
+	g.in.walk(p[:n], len(http2.ClientPreface), func(h [9]byte) bool {
 		stream := binary.BigEndian.Uint32(h[5:]) & 0x7fffffff
 		switch http2.FrameType(h[3]) {
 		case http2.FrameHeaders:
@@ -98,7 +111,8 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		case http2.FrameRSTStream:
 			trip = !g.resets.Spend(time.Now()) || trip
 		}
-	})
+		return true
+	}, nil)
 	if trip {
 		g.trip()
 	}
@@ -112,7 +126,7 @@ func (g *guardConn) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	n, err := g.Conn.Write(p)
-	g.out.feed(p[:n], 0, func([9]byte) {})
+	g.out.walk(p[:n], 0, func([9]byte) bool { return true }, nil)
 	if g.tripped && g.out.atBoundary() {
 		g.goAwayLocked()
 	}

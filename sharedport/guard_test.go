@@ -71,15 +71,15 @@ func TestGuardAnswersRapidResetWithGoAway(t *testing.T) {
 func TestFrameCursorBoundaries(t *testing.T) {
 	var c frameCursor
 	frame := []byte{0, 0, 3, 0, 0, 0, 0, 0, 1, 'a', 'b', 'c'}
-	c.feed(frame[:5], 0, func([9]byte) {})
+	c.walk(frame[:5], 0, func([9]byte) bool { return true }, nil)
 	if c.atBoundary() {
 		t.Fatal("inside a header counts as a boundary")
 	}
-	c.feed(frame[5:10], 0, func([9]byte) {})
+	c.walk(frame[5:10], 0, func([9]byte) bool { return true }, nil)
 	if c.atBoundary() {
 		t.Fatal("inside a payload counts as a boundary")
 	}
-	c.feed(frame[10:], 0, func([9]byte) {})
+	c.walk(frame[10:], 0, func([9]byte) bool { return true }, nil)
 	if !c.atBoundary() {
 		t.Fatal("the end of a frame is not a boundary")
 	}

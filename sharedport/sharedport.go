@@ -5,20 +5,21 @@
 // request has content-type application/grpc goes to the gRPC server, any
 // other HTTP/2 connection and every HTTP/1.1 one to the REST handler; the
 // port owns what a connection may do before it is known (how long it may
-// stay silent, how much it may send while it is sniffed) and how fast it
-// may reset streams.
+// stay silent, how much it may send while it is sniffed, answered as an
+// HTTP/2 server answers) and how fast it may reset streams.
 //
 // With an HTTP2Server (the frame relay), every HTTP/2 connection goes to
 // it from its preface on, and it hands the streams that are not gRPC back
 // to REST over an in-memory connection; it owns the connection's bounds
-// itself. HTTP/1.1 goes to REST in both cases, and the port drains REST at
-// shutdown.
+// itself. HTTP/1.1 goes to REST in both cases, what is neither is closed,
+// and the port drains REST at shutdown.
 package sharedport
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,6 +80,29 @@ type Port struct {
 	logger *slog.Logger
 }
 
+// restSettings are the SETTINGS the REST server sends first, read from it
+// over an in-memory connection: the sniffer sends them in its place.
+func (p *Port) restSettings() ([]http2.Setting, error) {
+	server, client := net.Pipe()
+	defer client.Close()
+	go p.h2.ServeConn(server, &http2.ServeConnOpts{BaseConfig: p.http, Handler: p.rest})
+	_ = client.SetDeadline(time.Now().Add(SniffTimeout))
+	f, err := http2.NewFramer(nil, client).ReadFrame()
+	if err != nil {
+		return nil, fmt.Errorf("the REST server's SETTINGS: %w", err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		return nil, fmt.Errorf("the REST server's first frame is %v, not SETTINGS", f.Header())
+	}
+	var settings []http2.Setting
+	_ = sf.ForeachSetting(func(s http2.Setting) error {
+		settings = append(settings, s)
+		return nil
+	})
+	return settings, nil
+}
+
 // serveREST starts serving REST over HTTP/2 on conn, for a client
 // connected on client (conn itself, or the relay's client connection);
 // Shutdown waits for it.
@@ -107,61 +131,64 @@ func Serve(lis net.Listener, o Options, errc chan<- error) *Port {
 			return o.TLS().GetConfigForClient(hello)
 		}})
 	}
-	m := cmux.New(lis)
-	m.SetReadTimeout(SniffTimeout)
-	var grpcLis, brokenLis, h2Lis, http1Lis net.Listener
-	if o.HTTP2 != nil {
-		// What is neither HTTP/2 nor HTTP/1 (a broken preface, or silence
-		// until the timeout) is closed, as an HTTP/2 server must.
-		h2Lis = m.Match(cmux.HTTP2())
-		http1Lis = m.Match(cmux.HTTP1())
-		brokenLis = m.Match(cmux.Any())
-	} else {
-		grpcLis = m.MatchWithWriters(matchGRPC)
-		brokenLis = m.MatchWithWriters(matchBroken)
-		// REST over HTTP/2 is reset-guarded as gRPC is (see guard.go).
-		h2Lis = &guardListener{Listener: m.Match(cmux.HTTP2())}
-		http1Lis = m.Match(cmux.Any())
-	}
-
 	rest := withTLSState(withBodyDeadline(o.REST))
-	p := &Port{mux: m, logger: o.Logger, rest: rest}
+	p := &Port{logger: o.Logger, rest: rest}
 	p.http = &http.Server{
 		Handler:           rest,
 		ReadHeaderTimeout: SniffTimeout,
 		IdleTimeout:       IdleTimeout,
 		ConnContext:       contextWithTLSState,
 	}
-	p.h2 = &http2.Server{MaxConcurrentStreams: MaxConcurrentStreams, IdleTimeout: IdleTimeout}
+	// The sniffer sends REST's SETTINGS, which a client then holds for the
+	// gRPC server too until that server's own arrive: so REST reads frames
+	// of 16 KiB, the protocol's default, as grpc-go does, and its stream
+	// window (Go's default, 1 MiB) is below the gRPC server's (4 MiB).
+	p.h2 = &http2.Server{MaxConcurrentStreams: MaxConcurrentStreams, IdleTimeout: IdleTimeout, MaxReadFrameSize: 16 << 10}
 	// Shutdown of the HTTP server now also sends GOAWAY to the HTTP/2
 	// connections served below, and lets their streams finish.
 	if err := http2.ConfigureServer(p.http, p.h2); err != nil {
 		errc <- err
 	}
-	go func() { _ = p.http.Serve(http1Lis) }()
-	go func() {
-		for {
-			c, err := brokenLis.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
+
+	m := cmux.New(lis)
+	p.mux = m
+	m.SetReadTimeout(SniffTimeout)
+	var grpcLis, sniffedBroken net.Listener
+	if o.HTTP2 == nil {
+		settings, err := p.restSettings()
+		if err != nil {
+			errc <- err
 		}
-	}()
+		// The sniffer's verdicts come first: gRPC, or an HTTP/2
+		// connection to close.
+		grpcLis = m.MatchWithWriters(matchGRPC(settings))
+		sniffedBroken = m.MatchWithWriters(matchBroken)
+	}
+	h2Lis := m.Match(cmux.HTTP2())
+	http1Lis := m.Match(cmux.HTTP1())
+	// What is neither HTTP/2 nor HTTP/1 (a preface that deviates, or
+	// silence until the timeout) is closed, as an HTTP/2 server must.
+	brokenLis := m.Match(cmux.Any())
+
+	go func() { _ = p.http.Serve(http1Lis) }()
+	go closeAll(brokenLis)
+	if sniffedBroken != nil {
+		go closeAll(sniffedBroken)
+	}
 
 	// The server of gRPC (or of every HTTP/2 connection, with the relay).
 	serve := func() error { return o.HTTP2.ServeHTTP2(h2Lis, p.serveREST) }
 	if o.HTTP2 == nil {
 		serve = func() error { return o.GRPC.Serve(&guardListener{Listener: grpcLis}) }
+		// REST over HTTP/2 is reset-guarded as gRPC is (see guard.go).
+		restLis := &guardListener{Listener: h2Lis, rest: true}
 		go func() {
 			for {
-				c, err := h2Lis.Accept()
+				c, err := restLis.Accept()
 				if err != nil {
 					return
 				}
-				// The client's ACK of the SETTINGS the sniffer sent is not
-				// for this server.
-				p.serveREST(&settingsAckFilter{Conn: c}, c)
+				p.serveREST(c, c)
 			}
 		}()
 	}
@@ -192,6 +219,17 @@ func (p *Port) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	p.mux.Close()
+}
+
+// closeAll closes every connection lis accepts, until it is closed.
+func closeAll(lis net.Listener) {
+	for {
+		c, err := lis.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
 }
 
 // backoffListener waits before returning a temporary Accept error (out of

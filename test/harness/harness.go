@@ -121,7 +121,7 @@ type Proxy struct {
 	noWait bool
 	cmd    *exec.Cmd
 	logs   *logBuffer
-	done   chan struct{}
+	done   <-chan struct{}
 }
 
 // Options shape a proxy's config. Extra is appended to the generated YAML
@@ -229,14 +229,11 @@ func (p *Proxy) launch() error {
 	p.cmd.Dir = p.Dir
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
+	done, err := StartChild(p.cmd)
+	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(p.cmd, p.done)
+	p.done = done
 	if p.noWait {
 		return nil
 	}

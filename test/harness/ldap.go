@@ -28,6 +28,7 @@ type LDAP struct {
 	Dir           string
 	t             testing.TB
 	cmd           *exec.Cmd
+	done          <-chan struct{} // closed when slapd has exited
 	args          []string
 	logs          *logBuffer
 }
@@ -135,9 +136,11 @@ func (l *LDAP) Start() {
 	l.logs = newLogBuffer()
 	l.cmd = exec.Command(l.args[0], l.args[1:]...)
 	l.cmd.Stdout, l.cmd.Stderr = l.logs, l.logs
-	if err := l.cmd.Start(); err != nil {
+	done, err := StartChild(l.cmd)
+	if err != nil {
 		l.t.Fatalf("start slapd: %v", err)
 	}
+	l.done = done
 	addr := strings.TrimPrefix(l.URL, "ldap://")
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -157,7 +160,7 @@ func (l *LDAP) Stop() {
 		return
 	}
 	_ = l.cmd.Process.Kill()
-	_ = l.cmd.Wait()
+	<-l.done
 	l.cmd = nil
 }
 

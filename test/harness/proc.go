@@ -3,8 +3,11 @@ package harness
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -44,4 +47,37 @@ func (p *Proxy) procStatus(t testing.TB, field string) int64 {
 	}
 	t.Fatalf("%s not in /proc status", field)
 	return 0
+}
+
+// StartChild starts cmd so that it dies with the test process, and returns
+// a channel closed once it has exited and been reaped (do not call
+// cmd.Wait). On Linux the child gets SIGKILL when its parent dies
+// (Pdeathsig), so a test binary that is killed, or times out, leaves no
+// proxy or slapd behind. The kernel sends that signal when the OS thread
+// that started the child exits, not the process: so cmd is started from a
+// goroutine locked to its thread, which stays there (waiting for the child)
+// until the child is gone, and only then lets the thread go.
+func StartChild(cmd *exec.Cmd) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: the runtime ends the thread with this goroutine,
+		// after the child has exited.
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return done, nil
 }
