@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -216,12 +218,6 @@ func TestShowCollectionsIsFiltered(t *testing.T) {
 		!slices.Equal(got.CreatedTimestamps, []uint64{10, 20}) || !slices.Equal(got.ShardsNum, []int32{1, 2}) {
 		t.Fatalf("filtered reply: %v", &got)
 	}
-	if _, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "secret"})}); status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("describe an invisible collection: %v", err)
-	}
-	if _, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "films"})}); err != nil {
-		t.Fatalf("describe a visible collection: %v", err)
-	}
 	dbs, _ := proto.Marshal(&milvuspb.ListDatabasesResponse{DbNames: []string{"default", "db2"}, DbIds: []int64{1, 2}})
 	filter, _ = a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("ListDatabases")})
 	out, _ = filter(dbs)
@@ -229,6 +225,65 @@ func TestShowCollectionsIsFiltered(t *testing.T) {
 	_ = proto.Unmarshal(out, &gotDBs)
 	if !slices.Equal(gotDBs.DbNames, []string{"default"}) || !slices.Equal(gotDBs.DbIds, []int64{1}) {
 		t.Fatalf("filtered databases: %v", &gotDBs)
+	}
+}
+
+// DescribeCollection is answered as Milvus 2.5 answers it: the backend's
+// "collection not found" as it is (so has_collection says false to
+// anyone), an invisible collection as an OK reply with status 1401, and
+// visibility judged on the collection the backend found (an alias's).
+func TestDescribeCollectionAnswersAsMilvus(t *testing.T) {
+	a, _ := newAuthorizer(t)
+	describe := func(name string, backend *milvuspb.DescribeCollectionResponse) *milvuspb.DescribeCollectionResponse {
+		t.Helper()
+		filter, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"),
+			Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: name})})
+		if err != nil || filter == nil {
+			t.Fatalf("describe %s: no reply decision (%v): the call would be refused before the backend answers", name, err)
+		}
+		reply, _ := proto.Marshal(backend)
+		out, err := filter(reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got milvuspb.DescribeCollectionResponse
+		if err := proto.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		return &got
+	}
+	found := func(name string) *milvuspb.DescribeCollectionResponse {
+		return &milvuspb.DescribeCollectionResponse{Status: &commonpb.Status{}, CollectionName: name, Schema: &schemapb.CollectionSchema{Name: name}}
+	}
+	notFound := &commonpb.Status{ErrorCode: commonpb.ErrorCode_UnexpectedError, Code: 100, Reason: "can't find collection[database=default][collection=nowhere]"}
+	if got := describe("nowhere", &milvuspb.DescribeCollectionResponse{Status: notFound}); !proto.Equal(got.Status, notFound) {
+		t.Errorf("describe a missing collection: %v, want the backend's not found", got.Status)
+	}
+	want := &commonpb.Status{ErrorCode: commonpb.ErrorCode_UnexpectedError, Code: 1401,
+		Reason: "not allowed to access collection, collection name: secret: privilege not permitted"}
+	if got := describe("secret", found("secret")); !proto.Equal(got.Status, want) || got.Schema != nil {
+		t.Errorf("describe an invisible collection: %v, want %v and nothing of it", got, want)
+	}
+	if got := describe("films", found("films")); got.Status.GetCode() != 0 || got.Schema.GetName() != "films" {
+		t.Errorf("describe a visible collection: %v", got)
+	}
+	// An alias of secret named like a visible collection does not show it.
+	if got := describe("films_alias", found("secret")); got.Status.GetCode() != 1401 {
+		t.Errorf("describe secret through an alias: %v", got)
+	}
+
+	// DescribeDatabase: visibility first, whatever the backend says.
+	filter, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeDatabase"),
+		Message: marshal(t, &milvuspb.DescribeDatabaseRequest{DbName: "db2"})})
+	if err != nil || filter == nil {
+		t.Fatalf("describe db2: %v", err)
+	}
+	reply, _ := proto.Marshal(&milvuspb.DescribeDatabaseResponse{Status: &commonpb.Status{}, DbName: "db2", DbID: 7})
+	out, _ := filter(reply)
+	var db milvuspb.DescribeDatabaseResponse
+	_ = proto.Unmarshal(out, &db)
+	if db.Status.GetCode() != 1401 || db.Status.GetReason() != "not allowed to access database, db name: db2: privilege not permitted" || db.DbID != 0 {
+		t.Errorf("describe an invisible database: %v", &db)
 	}
 }
 
