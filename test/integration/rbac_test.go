@@ -102,7 +102,10 @@ func TestRBACWalkWithTheGoSDK(t *testing.T) {
 		t.Errorf("the backend saw %d of alice's refused inserts", n)
 	}
 
-	// Database db2: nothing.
+	// Database db2, with its own books: nothing.
+	must(t, root.CreateDatabase(ctx, milvusclient.NewCreateDatabaseOption("db2")))
+	rootDB2 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus", DBName: "db2"})
+	createVectors(t, ctx, rootDB2, "books", 8)
 	inDB2 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "alice", Password: "Alice-pw-1", DBName: "db2"})
 	wantNotPermitted(t, "SDK search of books in db2", search(inDB2, "books"), "collection", "books")
 	db2 := metadata.AppendToOutgoingContext(asAlice, "dbname", "db2")
