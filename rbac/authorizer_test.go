@@ -338,3 +338,40 @@ func TestExternalPrincipals(t *testing.T) {
 		t.Errorf("roles of an external alice: %v", got)
 	}
 }
+
+// The README's choice: Global All granted in database default covers that
+// database's privileges but not user and role management, which is checked
+// on every database ("*", Milvus master's rule); All granted on "*" does
+// (Milvus 2.5 would let the first manage users: its grant's database equals
+// the request's).
+func TestAllInOneDatabaseIsNotClusterWide(t *testing.T) {
+	a, store := newAuthorizer(t)
+	err := store.Update(context.Background(), func(s *credentials.Set) error {
+		s.PutRole(&credentials.Role{Name: "dbowner"})
+		s.PutRole(&credentials.Role{Name: "owner"})
+		s.PutUser(&credentials.User{Name: "dora", PasswordHash: testHash, Roles: []string{"dbowner"}})
+		s.PutUser(&credentials.User{Name: "olga", PasswordHash: testHash, Roles: []string{"owner"}})
+		s.PutGrant(&credentials.Grant{Role: "dbowner", Object: "Global", ObjectName: "*", DB: "default", Privilege: "All"})
+		s.PutGrant(&credentials.Grant{Role: "owner", Object: "Global", ObjectName: "*", DB: "*", Privilege: "All"})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createUser := func(user string) error {
+		return a.Authorize(Call{Principal: Principal{User: user}, Method: method("CreateCredential"), Message: marshal(t, &milvuspb.CreateCredentialRequest{Username: "x"})})
+	}
+	drop := Call{Principal: Principal{User: "dora"}, Method: method("DropCollection"), Message: marshal(t, &milvuspb.DropCollectionRequest{CollectionName: "books"})}
+	if err := a.Authorize(drop); err != nil {
+		t.Errorf("All in default does not cover DropCollection there: %v", err)
+	}
+	if err := createUser("dora"); status.Convert(err).Message() != "PrivilegeCreateOwnership: permission deny to dora in the `default` database" {
+		t.Errorf("All in default manages users: %v", err)
+	}
+	if err := createUser("olga"); err != nil {
+		t.Errorf("All on * does not manage users: %v", err)
+	}
+	if a.IsAdmin(Principal{User: "root"}) != true {
+		t.Error("root, bootstrapped with no role, is not an administrator")
+	}
+}
