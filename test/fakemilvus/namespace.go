@@ -162,7 +162,7 @@ func (m *milvusService) AlterDatabase(ctx context.Context, req *milvuspb.AlterDa
 	return ok(), nil
 }
 
-// partitions resolves partition names to a set; none names every
+// partitionSet resolves partition names to a set; none names every
 // partition. It must be called with m.mu held.
 func (e *entry) partitionSet(names []string) (map[string]bool, error) {
 	if len(names) == 0 {
@@ -170,12 +170,16 @@ func (e *entry) partitionSet(names []string) (map[string]bool, error) {
 	}
 	set := map[string]bool{}
 	for _, n := range names {
-		if !slices.ContainsFunc(e.partitions, func(p partition) bool { return p.name == n }) {
+		if !e.hasPartition(n) {
 			return nil, merr.WrapErrPartitionNotFound(n)
 		}
 		set[n] = true
 	}
 	return set, nil
+}
+
+func (e *entry) hasPartition(name string) bool {
+	return slices.ContainsFunc(e.partitions, func(p partition) bool { return p.name == name })
 }
 
 // inPartitions keeps the row positions that lie in set (nil: every one).
@@ -198,7 +202,7 @@ func (m *milvusService) CreatePartition(ctx context.Context, req *milvuspb.Creat
 		return invalid("partition name should not be empty"), nil
 	}
 	// As in Milvus, creating an existing partition succeeds.
-	if !slices.ContainsFunc(e.partitions, func(p partition) bool { return p.name == name }) {
+	if !e.hasPartition(name) {
 		e.partitions = append(e.partitions, partition{name: name, id: m.id(), created: time.Now()})
 	}
 	return ok(), nil
@@ -237,7 +241,7 @@ func (m *milvusService) HasPartition(ctx context.Context, req *milvuspb.HasParti
 	if st != nil {
 		return &milvuspb.BoolResponse{Status: st}, nil
 	}
-	has := slices.ContainsFunc(e.partitions, func(p partition) bool { return p.name == req.GetPartitionName() })
+	has := e.hasPartition(req.GetPartitionName())
 	return &milvuspb.BoolResponse{Status: ok(), Value: has}, nil
 }
 
@@ -287,45 +291,38 @@ func (m *milvusService) setPartitionsLoaded(ctx context.Context, db, coll string
 }
 
 func (m *milvusService) CreateAlias(ctx context.Context, req *milvuspb.CreateAliasRequest) (*commonpb.Status, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, st := m.database(ctx, req.GetDbName())
-	if st != nil {
-		return st, nil
-	}
-	alias, coll := req.GetAlias(), req.GetCollectionName()
-	switch _, isColl := d.colls[alias]; {
-	case isColl:
-		return fail(merr.WrapErrAliasCollectionNameConflict(d.name, alias)), nil
-	case d.aliases[coll] != "":
-		return fail(merr.WrapErrCollectionNotFoundWithDB(d.name, coll)), nil // an alias of an alias
-	case d.colls[coll] == nil:
-		return fail(merr.WrapErrCollectionNotFoundWithDB(d.name, coll)), nil
-	case d.aliases[alias] != "":
-		return fail(merr.WrapErrAliasAlreadyExist(d.name, alias)), nil
-	}
-	d.aliases[alias] = coll
-	return ok(), nil
+	return m.setAlias(ctx, req.GetDbName(), req.GetAlias(), req.GetCollectionName(), true), nil
 }
 
 func (m *milvusService) AlterAlias(ctx context.Context, req *milvuspb.AlterAliasRequest) (*commonpb.Status, error) {
+	return m.setAlias(ctx, req.GetDbName(), req.GetAlias(), req.GetCollectionName(), false), nil
+}
+
+// setAlias points alias at coll: a new alias (create), or an existing one
+// moved, with MetaTable.CreateAlias's and AlterAlias's checks.
+func (m *milvusService) setAlias(ctx context.Context, db, alias, coll string, create bool) *commonpb.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	d, st := m.database(ctx, req.GetDbName())
+	d, st := m.database(ctx, db)
 	if st != nil {
-		return st, nil
+		return st
 	}
-	alias, coll := req.GetAlias(), req.GetCollectionName()
-	switch _, isColl := d.colls[alias]; {
+	_, isColl := d.colls[alias]
+	_, exists := d.aliases[alias]
+	switch {
 	case isColl:
-		return fail(merr.WrapErrAliasCollectionNameConflict(d.name, alias)), nil
+		return fail(merr.WrapErrAliasCollectionNameConflict(d.name, alias))
+	case d.colls[coll] == nil && create:
+		return fail(merr.WrapErrCollectionNotFoundWithDB(d.name, coll)) // an alias of an alias too
 	case d.colls[coll] == nil:
-		return fail(merr.WrapErrCollectionNotFound(coll)), nil
-	case d.aliases[alias] == "":
-		return fail(merr.WrapErrAliasNotFound(d.name, alias)), nil
+		return fail(merr.WrapErrCollectionNotFound(coll))
+	case create && exists:
+		return fail(merr.WrapErrAliasAlreadyExist(d.name, alias))
+	case !create && !exists:
+		return fail(merr.WrapErrAliasNotFound(d.name, alias))
 	}
 	d.aliases[alias] = coll
-	return ok(), nil
+	return ok()
 }
 
 func (m *milvusService) DropAlias(ctx context.Context, req *milvuspb.DropAliasRequest) (*commonpb.Status, error) {
