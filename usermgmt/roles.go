@@ -580,7 +580,7 @@ func (s *Service) OperatePrivilegeGroup(ctx context.Context, c Caller, name stri
 			}
 			for _, p := range next {
 				if privilege.Level(p) != privilege.GroupLevel(next) {
-					return invalid(code, "privileges are not the same privilege level")
+					return refused(code, "privileges are not the same privilege level")
 				}
 			}
 			g.Privileges = next
