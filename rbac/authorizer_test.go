@@ -375,3 +375,29 @@ func TestAllInOneDatabaseIsNotClusterWide(t *testing.T) {
 		t.Error("root, bootstrapped with no role, is not an administrator")
 	}
 }
+
+// A cluster-level privilege, stored on every database, does not make every
+// database visible: a role that may only list users sees no database,
+// where one granted the ClusterReadOnly group (which Milvus grants on "*")
+// sees them all.
+func TestClusterLevelGrantShowsNoDatabase(t *testing.T) {
+	a, store := newAuthorizer(t)
+	err := store.Update(context.Background(), func(s *credentials.Set) error {
+		s.PutRole(&credentials.Role{Name: "lister"})
+		s.PutRole(&credentials.Role{Name: "auditor"})
+		s.PutUser(&credentials.User{Name: "lena", PasswordHash: testHash, Roles: []string{"lister"}})
+		s.PutUser(&credentials.User{Name: "aldo", PasswordHash: testHash, Roles: []string{"auditor"}})
+		s.PutGrant(&credentials.Grant{Role: "lister", Object: "User", ObjectName: "*", DB: "*", Privilege: "SelectUser"})
+		s.PutGrant(&credentials.Grant{Role: "auditor", Object: "Global", ObjectName: "*", DB: "*", Privilege: "ClusterReadOnly", V2: true})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SeesDatabase(Principal{User: "lena"}, "db2") {
+		t.Error("a SelectUser grant shows db2")
+	}
+	if !a.SeesDatabase(Principal{User: "aldo"}, "db2") {
+		t.Error("a ClusterReadOnly grant on * does not show db2")
+	}
+}
