@@ -29,7 +29,8 @@
 //
 // Server.StartREST serves RESTHandler: any path under /v2/vectordb/ answers
 // Milvus's envelope {"code":0,"data":...}; collections/list returns the
-// collection names, other paths empty data.
+// collection names of the DB-Name header's database (default without
+// one), other paths empty data.
 //
 // # What it does not do
 //
