@@ -183,6 +183,12 @@ func (s *Service) SelectRole(c Caller, name string, includeUsers bool) ([]RoleIn
 		names = append(names, r.Name)
 	}
 	if name != "" {
+		// The Milvus proxy validates the name first (impl.go SelectRole).
+		if err := credentials.ValidateRoleName(name); err != nil {
+			err := nameError(err)
+			s.count("select_role", err)
+			return nil, err
+		}
 		if !set.RoleExists(name) {
 			s.count("select_role", nil)
 			return nil, nil

@@ -272,6 +272,12 @@ func (s *Service) DescribeUser(c Caller, name string) (roles []string, found boo
 		s.count("describe_user", err)
 		return nil, false, err
 	}
+	// The Milvus proxy validates the name first (impl.go SelectUser).
+	if err := credentials.ValidateUsername(name); err != nil {
+		err := nameError(err)
+		s.count("describe_user", err)
+		return nil, false, err
+	}
 	u, ok := s.store.Current().User(name)
 	s.count("describe_user", nil)
 	if !ok {

@@ -173,6 +173,12 @@ func TestRBACAnswersAsMilvus25(t *testing.T) {
 		wantReplyStatus(t, "role 1bad", st, err, 1100, "the first character of role name must be an underscore or letter: invalid parameter[expected=95][actual=49]")
 		st, err = raw.CreateRole(asRoot, &milvuspb.CreateRoleRequest{Entity: &milvuspb.RoleEntity{Name: "a-b"}})
 		wantReplyStatus(t, "role a-b", st, err, 1100, "role name can only contain numbers, letters, dollars and underscores, found - at 1: invalid parameter")
+		roles, err := raw.SelectRole(asRoot, &milvuspb.SelectRoleRequest{Role: &milvuspb.RoleEntity{Name: "a b"}})
+		wantReplyStatus(t, "select role 'a b'", roles.GetStatus(), err, 1100,
+			"role name can only contain numbers, letters, dollars and underscores, found   at 1: invalid parameter")
+		users, err := raw.SelectUser(asRoot, &milvuspb.SelectUserRequest{User: &milvuspb.UserEntity{Name: "a-b"}})
+		wantReplyStatus(t, "select user a-b", users.GetStatus(), err, 1100,
+			"invalid user name a-b, username must contain only numbers, letters and underscores, but got -: invalid parameter")
 		// The name is validated before the group is looked up.
 		st, err = raw.OperatePrivilegeGroup(asRoot, &milvuspb.OperatePrivilegeGroupRequest{GroupName: "1x",
 			Privileges: []*milvuspb.PrivilegeEntity{{Name: "Search"}}, Type: milvuspb.OperatePrivilegeGroupType_AddPrivilegesToGroup})
