@@ -141,11 +141,19 @@ func (m *milvusService) DescribeCollection(ctx context.Context, req *milvuspb.De
 	if req.GetCollectionName() == "" {
 		return &milvuspb.DescribeCollectionResponse{Status: invalid("fakemilvus describes collections by name, not by id")}, nil
 	}
-	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
+	db := dbName(ctx, req.GetDbName())
+	e, st := m.get(ctx, db, req.GetCollectionName())
+	if st != nil && merr.Code(merr.Error(st)) == merr.Code(merr.ErrCollectionNotFound) {
+		// Milvus 2.5's proxy answers this itself (CachedProxyServiceProvider,
+		// internal/proxy/service_provider.go): the legacy code only.
+		st = &commonpb.Status{ErrorCode: commonpb.ErrorCode_CollectionNotExists,
+			Reason:    fmt.Sprintf("can't find collection[database=%s][collection=%s]", db, req.GetCollectionName()),
+			ExtraInfo: map[string]string{merr.InputErrorFlagKey: "true"}}
+	}
 	if st != nil {
 		return &milvuspb.DescribeCollectionResponse{Status: st}, nil
 	}
-	d := m.dbs[dbName(ctx, req.GetDbName())]
+	d := m.dbs[db]
 	ch := fmt.Sprintf("fake-dml_0_%dv0", e.id)
 	return &milvuspb.DescribeCollectionResponse{
 		Status:               ok(),

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/milvus-io/milvus/client/v2/entity"
 	"github.com/milvus-io/milvus/client/v2/index"
@@ -178,6 +179,15 @@ func TestAliases(t *testing.T) {
 	_, err = c.DescribeAlias(ctx, milvusclient.NewDescribeAliasOption("current"))
 	wantCode(t, "describe a dropped alias", err, 1600, "alias not found[database=default][alias=current]")
 	must(t, c.DropCollection(ctx, milvusclient.NewDropCollectionOption("books")))
+	// A missing collection is answered as Milvus 2.5's proxy answers it.
+	d, err = raw.DescribeCollection(ctx, &milvuspb.DescribeCollectionRequest{CollectionName: "books"})
+	if st := d.GetStatus(); err != nil || st.GetErrorCode() != commonpb.ErrorCode_CollectionNotExists || st.GetCode() != 0 ||
+		st.GetReason() != "can't find collection[database=default][collection=books]" {
+		t.Errorf("describe a dropped collection: %v %v", st, err)
+	}
+	if has, err := c.HasCollection(ctx, milvusclient.NewHasCollectionOption("books")); err != nil || has {
+		t.Errorf("has a dropped collection: %v %v", has, err)
+	}
 }
 
 // DropIndex, ManualCompaction and a range search.

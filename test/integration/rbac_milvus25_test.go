@@ -54,7 +54,8 @@ func TestRBACAnswersAsMilvus25(t *testing.T) {
 			t.Fatalf("HasCollection(fresh) by maya = %v, %v; want false, nil (Milvus: collection not found)", has, err)
 		}
 		resp, err := raw.DescribeCollection(asMaya, &milvuspb.DescribeCollectionRequest{CollectionName: "fresh"})
-		if err != nil || merr.Code(merr.Error(resp.GetStatus())) != merr.Code(merr.ErrCollectionNotFound) {
+		if err != nil || merr.Code(merr.Error(resp.GetStatus())) != merr.Code(merr.ErrCollectionNotFound) ||
+			resp.GetStatus().GetReason() != "can't find collection[database=default][collection=fresh]" {
 			t.Errorf("describe fresh: %v %v, want the backend's collection not found", resp.GetStatus(), err)
 		}
 		schema := entity.NewSchema().
