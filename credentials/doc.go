@@ -17,7 +17,6 @@
 //	users:
 //	  - name: root
 //	    passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$<b64 salt>$<b64 key>"
-//	    roles: [admin]
 //	    created: 2026-11-22T05:00:00Z
 //	    updated: 2026-11-22T05:00:00Z
 //	apiKeys:

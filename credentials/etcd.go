@@ -221,7 +221,7 @@ func (s *EtcdStore) bootstrap(ctx context.Context) error {
 	user, _ := json.Marshal(etcdUser{PasswordHash: hash, Created: now, Updated: now})
 	txn, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(keyUsers+RootUser), "=", 0)).
-		Then(clientv3.OpPut(keyUsers+RootUser, string(user)), clientv3.OpPut(keyBindings+RootUser+"/"+RoleAdmin, "")).
+		Then(clientv3.OpPut(keyUsers+RootUser, string(user))). // no role, as in Milvus: root is root
 		Commit()
 	if err != nil {
 		return fmt.Errorf("etcd: create root: %w", err)

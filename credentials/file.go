@@ -77,7 +77,7 @@ var _ Store = (*FileStore)(nil)
 
 // OpenFile loads the credential file at path. If the file does not exist it
 // is created (mode 0600; the parent directory must exist) with user root,
-// role admin and opts.DefaultRootPassword. An existing file is never modified
+// opts.DefaultRootPassword and no role. An existing file is never modified
 // here; a malformed one is an error naming the file and line.
 func OpenFile(path string, opts FileOptions) (*FileStore, error) {
 	f := &FileStore{path: path, log: opts.Logger, now: opts.Now}
@@ -156,7 +156,9 @@ func (f *FileStore) bootstrap(password string) ([]byte, error) {
 	}
 	now := f.now().UTC().Truncate(time.Second)
 	set := NewSet()
-	set.PutUser(&User{Name: RootUser, PasswordHash: hash, Roles: []string{RoleAdmin}, Created: now, Updated: now})
+	// As in Milvus, root holds no role: it passes every check by being
+	// root (unless rootShouldBindRole, when it needs a binding like anyone).
+	set.PutUser(&User{Name: RootUser, PasswordHash: hash, Created: now, Updated: now})
 	data, err := encodeFile(set)
 	if err != nil {
 		return nil, err

@@ -193,7 +193,7 @@ func (s *Set) validateRBAC() error {
 		}
 	}
 	for _, g := range s.PrivilegeGroups() {
-		if err := ValidateRoleName(g.Name); err != nil {
+		if err := ValidatePrivilegeGroupName(g.Name); err != nil {
 			return &entryError{"privilege group", g.Name, err}
 		}
 		if privilege.Known(g.Name) {
@@ -225,9 +225,12 @@ func (s *Set) checkGrant(g *Grant) error {
 	if !slices.Contains(privilege.ObjectTypes(), g.Object) {
 		return fmt.Errorf("unknown object type %q (want Collection, Global or User)", g.Object)
 	}
-	for what, v := range map[string]string{"object name": g.ObjectName, "db": g.DB} {
-		if v != privilege.Any && ValidateObjectName(v) != nil {
-			return fmt.Errorf("invalid %s %q", what, v)
+	if err := ValidateObjectName(g.ObjectName); err != nil {
+		return fmt.Errorf("invalid object name %q: %w", g.ObjectName, err)
+	}
+	if g.DB != privilege.Any {
+		if err := ValidateDatabaseName(g.DB); err != nil {
+			return fmt.Errorf("invalid db %q: %w", g.DB, err)
 		}
 	}
 	_, custom := s.rbac.groups[g.Privilege]
@@ -240,34 +243,100 @@ func (s *Set) checkGrant(g *Grant) error {
 // RoleNameMax is Milvus's proxy.maxNameLength.
 const RoleNameMax = 255
 
-// ValidateRoleName applies Milvus's validateName to role and group names:
-// not empty, at most 255 characters, a letter or _ first, then letters,
-// digits, _ or $.
+// Merr codes of the name rules that are not ErrParameterInvalid.
+const (
+	CodeDatabaseNameInvalid       = 802  // merr.ErrDatabaseInvalidName
+	CodePrivilegeGroupNameInvalid = 1402 // merr.ErrPrivilegeGroupInvalidName
+)
+
+// ValidateRoleName applies Milvus's validateName to role names: not empty
+// (after trimming spaces, as Milvus does), at most 255 characters, a
+// letter or _ first, then letters, digits, _ or $.
 func ValidateRoleName(name string) error {
-	return validateName(name, false)
+	return ValidateName(name, "role name")
 }
 
-// ValidateObjectName is ValidateRoleName for collection and database names
-// in grants, which may also contain '-' (database names do).
+// ValidateObjectName is Milvus's ValidateObjectName: "*" or a name by
+// validateName.
 func ValidateObjectName(name string) error {
-	return validateName(name, true)
+	if name == privilege.Any {
+		return nil
+	}
+	return ValidateName(name, "object name")
 }
 
-func validateName(name string, dash bool) error {
-	if strings.TrimSpace(name) == "" {
-		return errors.New("the name should not be empty")
+// ValidateName is Milvus 2.5's validateName (internal/proxy/util.go) with
+// its messages, merr's rendering included; nameType is how the message
+// names the field ("role name", "Privilege", "ObjectType", "object name",
+// "collection name").
+func ValidateName(entity, nameType string) error {
+	entity = strings.TrimSpace(entity)
+	if entity == "" {
+		return &RuleError{Reason: nameType + " should be not empty: invalid parameter[expected=not empty][actual=]"}
 	}
-	if len(name) > RoleNameMax {
-		return fmt.Errorf("the length of the name must be not greater than limit %d", RoleNameMax)
+	if len(entity) > RoleNameMax {
+		return &RuleError{Reason: fmt.Sprintf("the length of %s must be not greater than limit: invalid parameter[%d out of range 0 <= value <= %d]",
+			nameType, len(entity), RoleNameMax)}
 	}
-	c := name[0]
-	if c != '_' && !isLetter(c) {
-		return errors.New("the first character of the name must be an underscore or letter")
+	// merr prints the expected rune '_' and the byte found as numbers.
+	if c := entity[0]; c != '_' && !isLetter(c) {
+		return &RuleError{Reason: fmt.Sprintf("the first character of %s must be an underscore or letter: invalid parameter[expected=%d][actual=%d]",
+			nameType, '_', c)}
+	}
+	for i := 1; i < len(entity); i++ {
+		if c := entity[i]; c != '_' && c != '$' && !isLetter(c) && !isDigit(c) {
+			return invalidParam("%s can only contain numbers, letters, dollars and underscores, found %c at %d", nameType, c, i)
+		}
+	}
+	return nil
+}
+
+// ValidateDatabaseName is Milvus's ValidateDatabaseName: no '$' and no
+// '-', unlike other names; code 802.
+func ValidateDatabaseName(db string) error {
+	bad := func(msg string) error {
+		return &RuleError{Reason: fmt.Sprintf("%s: invalid database name[database=%s]", msg, db), code: CodeDatabaseNameInvalid}
+	}
+	switch {
+	case db == "":
+		return bad("database name couldn't be empty")
+	case len(db) > RoleNameMax:
+		return bad(fmt.Sprintf("the length of a database name must be less than %d characters", RoleNameMax))
+	case db[0] != '_' && !isLetter(db[0]):
+		return bad("the first character of a database name must be an underscore or letter")
+	}
+	for i := 1; i < len(db); i++ {
+		if c := db[i]; c != '_' && !isLetter(c) && !isDigit(c) {
+			return bad("database name can only contain numbers, letters and underscores")
+		}
+	}
+	return nil
+}
+
+// ValidatePrivilegeGroupName is Milvus's ValidatePrivilegeGroupName: no
+// '$'. Its messages are merr's rendering of how Milvus calls
+// WrapErrPrivilegeGroupNameInvalid, which takes the format as the group
+// and the name as the message (hence the literal %s), code 1402; a bad
+// character is ErrParameterInvalid (1100).
+func ValidatePrivilegeGroupName(name string) error {
+	bad := func(field string, msg ...string) error {
+		reason := "invalid privilege group name[privilegeGroup=" + field + "]"
+		if len(msg) > 0 {
+			reason = strings.Join(msg, "->") + ": " + reason
+		}
+		return &RuleError{Reason: reason, code: CodePrivilegeGroupNameInvalid}
+	}
+	switch {
+	case name == "":
+		return bad("privilege group name should not be empty")
+	case len(name) > RoleNameMax:
+		return bad("the length of a privilege group name %s must be less than %s characters", name, fmt.Sprint(RoleNameMax))
+	case name[0] != '_' && !isLetter(name[0]):
+		return bad("the first character of a privilege group name %s must be an underscore or letter", name)
 	}
 	for i := 1; i < len(name); i++ {
-		c := name[i]
-		if c != '_' && c != '$' && !isLetter(c) && !(c >= '0' && c <= '9') && !(dash && c == '-') {
-			return errors.New("name can only contain numbers, letters, dollars and underscores")
+		if c := name[i]; c != '_' && !isLetter(c) && !isDigit(c) {
+			return invalidParam("privilege group name %s can only contain numbers, letters and underscores", name)
 		}
 	}
 	return nil

@@ -35,12 +35,21 @@ const CodeParameterInvalid = 1100
 // commonpb.Status unchanged with Code().
 type RuleError struct {
 	Reason string
+	// code is the merr code when it is not ErrParameterInvalid's.
+	code int32
 }
 
 func (e *RuleError) Error() string { return e.Reason }
 
-// Code is the Milvus error code for the failure (1100, parameter invalid).
-func (e *RuleError) Code() int32 { return CodeParameterInvalid }
+// Code is the Milvus error code for the failure: 1100 (parameter invalid)
+// unless the rule is one with a code of its own (802 for database names,
+// 1402 for privilege group names).
+func (e *RuleError) Code() int32 {
+	if e.code != 0 {
+		return e.code
+	}
+	return CodeParameterInvalid
+}
 
 // invalidParam mirrors merr.WrapErrParameterInvalidMsg: "<msg>: invalid parameter".
 func invalidParam(format string, args ...any) *RuleError {

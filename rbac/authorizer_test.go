@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -216,12 +218,6 @@ func TestShowCollectionsIsFiltered(t *testing.T) {
 		!slices.Equal(got.CreatedTimestamps, []uint64{10, 20}) || !slices.Equal(got.ShardsNum, []int32{1, 2}) {
 		t.Fatalf("filtered reply: %v", &got)
 	}
-	if _, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "secret"})}); status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("describe an invisible collection: %v", err)
-	}
-	if _, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"), Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: "films"})}); err != nil {
-		t.Fatalf("describe a visible collection: %v", err)
-	}
 	dbs, _ := proto.Marshal(&milvuspb.ListDatabasesResponse{DbNames: []string{"default", "db2"}, DbIds: []int64{1, 2}})
 	filter, _ = a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("ListDatabases")})
 	out, _ = filter(dbs)
@@ -229,6 +225,65 @@ func TestShowCollectionsIsFiltered(t *testing.T) {
 	_ = proto.Unmarshal(out, &gotDBs)
 	if !slices.Equal(gotDBs.DbNames, []string{"default"}) || !slices.Equal(gotDBs.DbIds, []int64{1}) {
 		t.Fatalf("filtered databases: %v", &gotDBs)
+	}
+}
+
+// DescribeCollection is answered as Milvus 2.5 answers it: the backend's
+// "collection not found" as it is (so has_collection says false to
+// anyone), an invisible collection as an OK reply with status 1401, and
+// visibility judged on the collection the backend found (an alias's).
+func TestDescribeCollectionAnswersAsMilvus(t *testing.T) {
+	a, _ := newAuthorizer(t)
+	describe := func(name string, backend *milvuspb.DescribeCollectionResponse) *milvuspb.DescribeCollectionResponse {
+		t.Helper()
+		filter, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeCollection"),
+			Message: marshal(t, &milvuspb.DescribeCollectionRequest{CollectionName: name})})
+		if err != nil || filter == nil {
+			t.Fatalf("describe %s: no reply decision (%v): the call would be refused before the backend answers", name, err)
+		}
+		reply, _ := proto.Marshal(backend)
+		out, err := filter(reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got milvuspb.DescribeCollectionResponse
+		if err := proto.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		return &got
+	}
+	found := func(name string) *milvuspb.DescribeCollectionResponse {
+		return &milvuspb.DescribeCollectionResponse{Status: &commonpb.Status{}, CollectionName: name, Schema: &schemapb.CollectionSchema{Name: name}}
+	}
+	notFound := &commonpb.Status{ErrorCode: commonpb.ErrorCode_UnexpectedError, Code: 100, Reason: "can't find collection[database=default][collection=nowhere]"}
+	if got := describe("nowhere", &milvuspb.DescribeCollectionResponse{Status: notFound}); !proto.Equal(got.Status, notFound) {
+		t.Errorf("describe a missing collection: %v, want the backend's not found", got.Status)
+	}
+	want := &commonpb.Status{ErrorCode: commonpb.ErrorCode_UnexpectedError, Code: 1401,
+		Reason: "not allowed to access collection, collection name: secret: privilege not permitted"}
+	if got := describe("secret", found("secret")); !proto.Equal(got.Status, want) || got.Schema != nil {
+		t.Errorf("describe an invisible collection: %v, want %v and nothing of it", got, want)
+	}
+	if got := describe("films", found("films")); got.Status.GetCode() != 0 || got.Schema.GetName() != "films" {
+		t.Errorf("describe a visible collection: %v", got)
+	}
+	// An alias of secret named like a visible collection does not show it.
+	if got := describe("films_alias", found("secret")); got.Status.GetCode() != 1401 {
+		t.Errorf("describe secret through an alias: %v", got)
+	}
+
+	// DescribeDatabase: visibility first, whatever the backend says.
+	filter, err := a.Visibility(Call{Principal: Principal{User: "alice"}, Method: method("DescribeDatabase"),
+		Message: marshal(t, &milvuspb.DescribeDatabaseRequest{DbName: "db2"})})
+	if err != nil || filter == nil {
+		t.Fatalf("describe db2: %v", err)
+	}
+	reply, _ := proto.Marshal(&milvuspb.DescribeDatabaseResponse{Status: &commonpb.Status{}, DbName: "db2", DbID: 7})
+	out, _ := filter(reply)
+	var db milvuspb.DescribeDatabaseResponse
+	_ = proto.Unmarshal(out, &db)
+	if db.Status.GetCode() != 1401 || db.Status.GetReason() != "not allowed to access database, db name: db2: privilege not permitted" || db.DbID != 0 {
+		t.Errorf("describe an invisible database: %v", &db)
 	}
 }
 
@@ -281,5 +336,68 @@ func TestExternalPrincipals(t *testing.T) {
 	}
 	if got := a.RolesOf(Principal{User: "alice", Roles: []string{"writer"}, Source: "ldap"}); !slices.Equal(got, []string{"reader", "writer", "public"}) {
 		t.Errorf("roles of an external alice: %v", got)
+	}
+}
+
+// The README's choice: Global All granted in database default covers that
+// database's privileges but not user and role management, which is checked
+// on every database ("*", Milvus master's rule); All granted on "*" does
+// (Milvus 2.5 would let the first manage users: its grant's database equals
+// the request's).
+func TestAllInOneDatabaseIsNotClusterWide(t *testing.T) {
+	a, store := newAuthorizer(t)
+	err := store.Update(context.Background(), func(s *credentials.Set) error {
+		s.PutRole(&credentials.Role{Name: "dbowner"})
+		s.PutRole(&credentials.Role{Name: "owner"})
+		s.PutUser(&credentials.User{Name: "dora", PasswordHash: testHash, Roles: []string{"dbowner"}})
+		s.PutUser(&credentials.User{Name: "olga", PasswordHash: testHash, Roles: []string{"owner"}})
+		s.PutGrant(&credentials.Grant{Role: "dbowner", Object: "Global", ObjectName: "*", DB: "default", Privilege: "All"})
+		s.PutGrant(&credentials.Grant{Role: "owner", Object: "Global", ObjectName: "*", DB: "*", Privilege: "All"})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createUser := func(user string) error {
+		return a.Authorize(Call{Principal: Principal{User: user}, Method: method("CreateCredential"), Message: marshal(t, &milvuspb.CreateCredentialRequest{Username: "x"})})
+	}
+	drop := Call{Principal: Principal{User: "dora"}, Method: method("DropCollection"), Message: marshal(t, &milvuspb.DropCollectionRequest{CollectionName: "books"})}
+	if err := a.Authorize(drop); err != nil {
+		t.Errorf("All in default does not cover DropCollection there: %v", err)
+	}
+	if err := createUser("dora"); status.Convert(err).Message() != "PrivilegeCreateOwnership: permission deny to dora in the `default` database" {
+		t.Errorf("All in default manages users: %v", err)
+	}
+	if err := createUser("olga"); err != nil {
+		t.Errorf("All on * does not manage users: %v", err)
+	}
+	if a.IsAdmin(Principal{User: "root"}) != true {
+		t.Error("root, bootstrapped with no role, is not an administrator")
+	}
+}
+
+// A cluster-level privilege, stored on every database, does not make every
+// database visible: a role that may only list users sees no database,
+// where one granted the ClusterReadOnly group (which Milvus grants on "*")
+// sees them all.
+func TestClusterLevelGrantShowsNoDatabase(t *testing.T) {
+	a, store := newAuthorizer(t)
+	err := store.Update(context.Background(), func(s *credentials.Set) error {
+		s.PutRole(&credentials.Role{Name: "lister"})
+		s.PutRole(&credentials.Role{Name: "auditor"})
+		s.PutUser(&credentials.User{Name: "lena", PasswordHash: testHash, Roles: []string{"lister"}})
+		s.PutUser(&credentials.User{Name: "aldo", PasswordHash: testHash, Roles: []string{"auditor"}})
+		s.PutGrant(&credentials.Grant{Role: "lister", Object: "User", ObjectName: "*", DB: "*", Privilege: "SelectUser"})
+		s.PutGrant(&credentials.Grant{Role: "auditor", Object: "Global", ObjectName: "*", DB: "*", Privilege: "ClusterReadOnly", V2: true})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SeesDatabase(Principal{User: "lena"}, "db2") {
+		t.Error("a SelectUser grant shows db2")
+	}
+	if !a.SeesDatabase(Principal{User: "aldo"}, "db2") {
+		t.Error("a ClusterReadOnly grant on * does not show db2")
 	}
 }

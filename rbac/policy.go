@@ -89,8 +89,15 @@ func compile(set *credentials.Set, opts Options) *policy {
 	}
 	for _, g := range set.Grants() {
 		r := get(g.Role)
-		r.dbs = append(r.dbs, g.DB)
 		members, isGroup := groupMembers(set, g.Privilege)
+		// A cluster-level privilege (SelectUser, CreateOwnership, ...) is
+		// granted on every database ("*") whatever database the grant
+		// named, so its db says nothing of where the role works: it shows
+		// no database (Milvus 2.5 shows the one named in the grant; every
+		// one would show more than Milvus does).
+		if isGroup || !privilege.IsClusterLevel(g.Privilege) {
+			r.dbs = append(r.dbs, g.DB)
+		}
 		if !isGroup {
 			add(r, g.Privilege, scope{g.DB, g.ObjectName})
 			continue

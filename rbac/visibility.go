@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -50,12 +51,22 @@ func (a *Authorizer) Visibility(c Call) (filter func(reply []byte) ([]byte, erro
 	}
 	switch c.Method {
 	case methodDescribeCollection:
-		if name := string(t.Name); name != "" && !s.seesCollection(db, name) {
-			return nil, a.notVisible(c, "collection", name, db)
+		// Milvus looks the collection up before it checks visibility, so a
+		// name that exists nowhere is "collection not found" for anyone
+		// (what the ORM's has_collection relies on) and only an existing
+		// collection is refused: the call goes to the backend and its
+		// answer decides, which leaks no more than Milvus does.
+		if name := string(t.Name); name != "" {
+			return func(reply []byte) ([]byte, error) { return a.describedCollection(c, s, db, name, reply) }, nil
 		}
 	case methodDescribeDatabase:
+		// Milvus checks visibility first: the backend's answer is not
+		// needed, and none of it reaches the caller.
 		if !s.seesDatabase(db) {
-			return nil, a.notVisible(c, "database", db, db)
+			refusal := a.notVisible(c, "database", db, db)
+			return func([]byte) ([]byte, error) {
+				return proto.Marshal(&milvuspb.DescribeDatabaseResponse{Status: refusal})
+			}, nil
 		}
 	case methodShowCollections:
 		return func(reply []byte) ([]byte, error) { return filterCollections(s, db, reply) }, nil
@@ -65,10 +76,70 @@ func (a *Authorizer) Visibility(c Call) (filter func(reply []byte) ([]byte, erro
 	return nil, nil
 }
 
-func (a *Authorizer) notVisible(c Call, kind, name, db string) error {
+// describedCollection answers a DescribeCollection as Milvus 2.5.12+
+// does: the backend's refusal (collection not found) as it is, and a
+// collection the caller may not see as an OK reply whose status is
+// ErrPrivilegeNotPermitted. Visibility is of the collection the backend
+// found (through an alias, the aliased one), as RootCoord checks it.
+func (a *Authorizer) describedCollection(c Call, s *subject, db, name string, reply []byte) ([]byte, error) {
+	var r milvuspb.DescribeCollectionResponse
+	if err := proto.Unmarshal(reply, &r); err != nil {
+		return nil, fmt.Errorf("authproxy: read DescribeCollection reply: %w", err)
+	}
+	if r.GetStatus().GetCode() != 0 || r.GetStatus().GetErrorCode() != commonpb.ErrorCode_Success {
+		return reply, nil
+	}
+	found := r.GetSchema().GetName()
+	if found == "" {
+		found = name
+	}
+	if s.seesCollection(db, found) {
+		return reply, nil
+	}
+	return proto.Marshal(&milvuspb.DescribeCollectionResponse{Status: a.notVisible(c, "collection", name, db)})
+}
+
+// CollectionRefusal is describedCollection for the REST adapter, whose
+// reply is JSON: nil when who may see the collection name of db (which
+// the backend found), else the status to answer.
+func (a *Authorizer) CollectionRefusal(c Call, db, name string) *commonpb.Status {
+	s := a.policy().subjectOf(c.Principal)
+	if s.seesCollection(db, name) {
+		return nil
+	}
+	return a.notVisible(c, "collection", name, db)
+}
+
+// DatabaseRefusal is Visibility's refusal of DescribeDatabase for the REST
+// adapter: nil when who may see db.
+func (a *Authorizer) DatabaseRefusal(c Call, db string) *commonpb.Status {
+	if a.policy().subjectOf(c.Principal).seesDatabase(db) {
+		return nil
+	}
+	return a.notVisible(c, "database", db, db)
+}
+
+// notVisible is RootCoord's refusal (describe_collection_task.go,
+// describe_db_task.go): merr.WrapErrPrivilegeNotPermitted, code 1401, in
+// the reply's status rather than as a gRPC error.
+func (a *Authorizer) notVisible(c Call, kind, name, db string) *commonpb.Status {
 	a.metrics.decisions.WithLabelValues("denied", "visibility").Inc()
 	a.logger.Warn("audit: call denied", "user", c.User, "source", sourceOf(c.Principal), "method", c.Method, "privilege", "visibility", "object", kind, "name", name, "db", db)
-	return status.Errorf(codes.PermissionDenied, "not allowed to access %s %s: privilege not permitted", kind, name)
+	return &commonpb.Status{
+		ErrorCode: commonpb.ErrorCode_UnexpectedError,
+		Code:      CodePrivilegeNotPermitted,
+		Reason:    fmt.Sprintf("not allowed to access %s, %s name: %s: privilege not permitted", kind, dbOrCollection(kind), name),
+	}
+}
+
+// CodePrivilegeNotPermitted is merr.ErrPrivilegeNotPermitted's code.
+const CodePrivilegeNotPermitted = 1401
+
+func dbOrCollection(kind string) string {
+	if kind == "database" {
+		return "db"
+	}
+	return kind
 }
 
 // nameFieldOf and dbFieldOf are where these requests name their

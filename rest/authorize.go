@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -56,9 +57,10 @@ type dataRequest struct {
 
 // authorizeData decides on a data route as the gRPC side decides on the
 // method Milvus maps it to. It reads the (bounded) body to find the
-// collection and the database, and puts it back for forwarding. filter,
-// when not nil, filters the names of a list reply.
-func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id identity) (filter func(string) bool, ok bool) {
+// collection and the database, and puts it back for forwarding. rewrite,
+// when not nil, rewrites the reply: it filters the names of a list, or
+// refuses a collection the caller may not see.
+func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id identity) (rewrite func([]byte) []byte, ok bool) {
 	if h.authz == nil || !id.authenticated || h.authz.IsAdmin(id.Principal) {
 		return nil, true
 	}
@@ -106,11 +108,45 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id ident
 	}
 	switch method {
 	case "ShowCollections":
-		return func(name string) bool { return h.authz.SeesCollection(id.Principal, db, name) }, true
+		return func(body []byte) []byte {
+			return filterNames(body, func(name string) bool { return h.authz.SeesCollection(id.Principal, db, name) })
+		}, true
 	case "ListDatabases":
-		return func(name string) bool { return h.authz.SeesDatabase(id.Principal, name) }, true
+		return func(body []byte) []byte {
+			return filterNames(body, func(name string) bool { return h.authz.SeesDatabase(id.Principal, name) })
+		}, true
+	case "DescribeDatabase":
+		if st := h.authz.DatabaseRefusal(call, db); st != nil {
+			writeError(w, http.StatusOK, st.Code, st.Reason)
+			return nil, false
+		}
+	case "DescribeCollection":
+		// As on gRPC: the backend says whether the collection exists,
+		// then visibility decides (Milvus's order).
+		if q.CollectionName != "" {
+			return func(body []byte) []byte {
+				return refuseHidden(body, h.authz.CollectionRefusal(call, db, q.CollectionName))
+			}, true
+		}
 	}
 	return nil, true
+}
+
+// refuseHidden replaces a successful reply with refusal, Milvus's REST
+// answer to a status error (HTTP 200, its code and reason); a failed
+// reply, or a nil refusal, passes unchanged.
+func refuseHidden(body []byte, refusal *commonpb.Status) []byte {
+	var r struct {
+		Code int32 `json:"code"`
+	}
+	if refusal == nil || json.Unmarshal(body, &r) != nil || r.Code != 0 {
+		return body
+	}
+	out, err := json.Marshal(reply{Code: refusal.Code, Message: refusal.Reason})
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // requestMessage is the gRPC request a data route stands for, with the

@@ -13,7 +13,7 @@ import (
 
 // forward streams the request to the backend within the size and time
 // limits; the body is never held whole.
-func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, filter func(name string) bool) {
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, rewrite func([]byte) []byte) {
 	if r.ContentLength > h.maxBody {
 		h.tooLarge(w, h.maxBody)
 		return
@@ -21,7 +21,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, f
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.User, filter: filter})
+	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.User, rewrite: rewrite})
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -29,19 +29,22 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, f
 type forwardKey struct{}
 
 type forwardInfo struct {
-	header string            // identity header in force for this request
-	user   string            // "" when unauthenticated
-	filter func(string) bool // for list routes: the names the caller may see
+	header string // identity header in force for this request
+	user   string // "" when unauthenticated
+	// rewrite, for list and describe routes, drops or refuses what the
+	// caller may not see.
+	rewrite func([]byte) []byte
 }
 
-// maxFilteredReply bounds a list reply read whole to be filtered.
+// maxFilteredReply bounds a reply read whole to be rewritten.
 const maxFilteredReply = 16 << 20
 
-// filterReply drops from a list reply what the caller may not see, as
-// Milvus's RootCoord does; other replies stream through untouched.
+// filterReply drops from a list reply what the caller may not see, and
+// refuses a described collection it may not see, as Milvus's RootCoord
+// does; other replies stream through untouched.
 func (h *handler) filterReply(resp *http.Response) error {
 	f, _ := resp.Request.Context().Value(forwardKey{}).(forwardInfo)
-	if f.filter == nil || resp.Header.Get("Content-Encoding") != "" {
+	if f.rewrite == nil || resp.Header.Get("Content-Encoding") != "" {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFilteredReply))
@@ -49,7 +52,7 @@ func (h *handler) filterReply(resp *http.Response) error {
 	if err != nil {
 		return err
 	}
-	out := filterNames(body, f.filter)
+	out := f.rewrite(body)
 	resp.Body = io.NopCloser(bytes.NewReader(out))
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))

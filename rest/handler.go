@@ -145,11 +145,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	filter, ok := h.authorizeData(w, r, id)
+	rewrite, ok := h.authorizeData(w, r, id)
 	if !ok {
 		return
 	}
-	h.forward(w, r, id, filter)
+	h.forward(w, r, id, rewrite)
 }
 
 // identity is who the request was authenticated as; authenticated is false

@@ -16,6 +16,9 @@ const (
 	KindNotFound
 	KindWrongOldPassword
 	KindRootUndeletable
+	// KindNotPermitted is ErrPrivilegeNotPermitted in the reply's status
+	// (dropping a built-in role), not the gRPC refusal of a privilege.
+	KindNotPermitted
 	KindPermissionDenied
 	KindReadOnly
 	KindUnavailable
@@ -32,6 +35,9 @@ type Error struct {
 	// Legacy, when set, is the commonpb.ErrorCode of Milvus's RBAC calls
 	// (CreateRoleFailure, OperatePrivilegeFailure, ...).
 	Legacy commonpb.ErrorCode
+	// MilvusCode, when set, is the merr code Milvus answers with, where
+	// Kind alone does not say it (802, 1402 for names).
+	MilvusCode int32
 }
 
 func (e *Error) Error() string { return e.Reason }
@@ -45,12 +51,15 @@ func Internal(err error) *Error {
 // Code is Milvus's merr code for the failure, used in commonpb.Status.code
 // and in the REST envelope.
 func (e *Error) Code() int32 {
+	if e.MilvusCode != 0 {
+		return e.MilvusCode
+	}
 	switch e.Kind {
 	case KindInvalidParameter:
 		return 1100 // ErrParameterInvalid
 	case KindWrongOldPassword:
 		return 1400 // ErrPrivilegeNotAuthenticated
-	case KindRootUndeletable, KindPermissionDenied:
+	case KindRootUndeletable, KindNotPermitted, KindPermissionDenied:
 		return 1401 // ErrPrivilegeNotPermitted
 	case KindUnavailable:
 		return 2 // ErrServiceNotReady
@@ -89,7 +98,8 @@ func resultOf(err error) string {
 		return "failed"
 	case e.Kind == KindPermissionDenied:
 		return "denied"
-	case e.Kind == KindInvalidParameter, e.Kind == KindExists, e.Kind == KindNotFound, e.Kind == KindWrongOldPassword, e.Kind == KindRootUndeletable:
+	case e.Kind == KindInvalidParameter, e.Kind == KindExists, e.Kind == KindNotFound, e.Kind == KindWrongOldPassword, e.Kind == KindRootUndeletable,
+		e.Kind == KindNotPermitted:
 		return "invalid"
 	default:
 		return "failed"

@@ -76,7 +76,7 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 			c := callerOf(ctx)
 			names := []string{r.GetUser().GetName()}
 			if r.GetUser() == nil {
-				all, err := s.ListUsers(c)
+				all, err := s.SelectAllUsers(c)
 				if err != nil {
 					st, gerr := statusReply(err)
 					return &milvuspb.SelectUserResponse{Status: st}, gerr

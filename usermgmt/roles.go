@@ -2,6 +2,7 @@ package usermgmt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,8 +35,34 @@ func roleNotFound(code commonpb.ErrorCode) *Error {
 	return &Error{Kind: KindNotFound, Legacy: code, Reason: "not found the role, maybe the role isn't existed or internal system error"}
 }
 
+// invalid is merr.WrapErrParameterInvalidMsg in a RootCoord answer: code
+// 1100, "<message>: invalid parameter", the call's legacy code.
 func invalid(code commonpb.ErrorCode, format string, args ...any) *Error {
-	return &Error{Kind: KindInvalidParameter, Legacy: code, Reason: fmt.Sprintf(format, args...)}
+	return &Error{Kind: KindInvalidParameter, Legacy: code, Reason: fmt.Sprintf(format, args...) + ": invalid parameter"}
+}
+
+// refused is a RootCoord refusal made with errors.New: merr codes such an
+// error 65535 (unexpected), with the call's legacy code.
+func refused(code commonpb.ErrorCode, format string, args ...any) *Error {
+	return &Error{Kind: KindInvalidParameter, MilvusCode: codeUnexpected, Legacy: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+// codeUnexpected is merr's code for an error that is not a merr error.
+const codeUnexpected = 65535
+
+// nameError is the Milvus proxy's refusal of a name (validateName,
+// ValidateDatabaseName, ValidatePrivilegeGroupName): merr.Status, whose
+// legacy code follows the merr code.
+func nameError(err error) *Error {
+	re, ok := errors.AsType[*credentials.RuleError](err)
+	if !ok {
+		return Internal(err)
+	}
+	legacy := commonpb.ErrorCode_UnexpectedError
+	if re.Code() == credentials.CodeParameterInvalid {
+		legacy = commonpb.ErrorCode_IllegalArgument
+	}
+	return &Error{Kind: KindInvalidParameter, MilvusCode: re.Code(), Legacy: legacy, Reason: re.Reason}
 }
 
 // CreateRole adds a custom role.
@@ -45,14 +72,14 @@ func (s *Service) CreateRole(ctx context.Context, c Caller, name string) error {
 			return err
 		}
 		if err := credentials.ValidateRoleName(name); err != nil {
-			return invalid(commonpb.ErrorCode_CreateRoleFailure, "invalid role name %s: %s", name, err)
+			return nameError(err)
 		}
 		return s.update(ctx, func(set *credentials.Set) error {
 			if set.RoleExists(name) {
 				return &Error{Kind: KindExists, Legacy: commonpb.ErrorCode_CreateRoleFailure, Reason: fmt.Sprintf("role [name:%q] already exists", name)}
 			}
 			if len(set.Roles())+2 >= MaxRoles {
-				return invalid(commonpb.ErrorCode_CreateRoleFailure, "unable to create role because the number of roles has reached the limit %d", MaxRoles)
+				return refused(commonpb.ErrorCode_CreateRoleFailure, "unable to create role because the number of roles has reached the limit %d", MaxRoles)
 			}
 			set.PutRole(&credentials.Role{Name: name, Created: s.now().UTC()})
 			return nil
@@ -67,15 +94,20 @@ func (s *Service) DropRole(ctx context.Context, c Caller, name string, force boo
 		if err := s.require(c, privDrop); err != nil {
 			return err
 		}
+		if err := credentials.ValidateRoleName(name); err != nil {
+			return nameError(err)
+		}
 		if credentials.IsBuiltinRole(name) {
-			return invalid(commonpb.ErrorCode_DropRoleFailure, "the role[%s] is a default role, which can't be dropped", name)
+			// The Milvus proxy's refusal (impl.go DropRole): 1401 in the status.
+			return &Error{Kind: KindNotPermitted, Legacy: commonpb.ErrorCode_UnexpectedError,
+				Reason: fmt.Sprintf("the role[%s] is a default role, which can't be dropped: privilege not permitted", name)}
 		}
 		return s.update(ctx, func(set *credentials.Set) error {
 			if _, ok := set.Role(name); !ok {
 				return roleNotFound(commonpb.ErrorCode_DropRoleFailure)
 			}
 			if len(set.GrantsOf(name)) > 0 && !force {
-				return invalid(commonpb.ErrorCode_DropRoleFailure, "fail to drop the role that it has privileges. Use REVOKE API to revoke privileges")
+				return refused(commonpb.ErrorCode_DropRoleFailure, "fail to drop the role that it has privileges. Use REVOKE API to revoke privileges")
 			}
 			set.DeleteRole(name)
 			return nil
@@ -98,13 +130,24 @@ func (s *Service) operateRole(ctx context.Context, op string, c Caller, name, ro
 		if err := s.require(c, privManage); err != nil {
 			return err
 		}
+		if err := credentials.ValidateUsername(name); err != nil {
+			return nameError(err)
+		}
+		if err := credentials.ValidateRoleName(role); err != nil {
+			return nameError(err)
+		}
 		return s.update(ctx, func(set *credentials.Set) error {
-			u, ok := set.User(name)
-			if !ok {
-				return &Error{Kind: KindNotFound, Legacy: commonpb.ErrorCode_OperateUserRoleFailure, Reason: "not found the user, maybe the user isn't existed or internal system error"}
-			}
+			// RootCoord's order: the role, then (to add) the user; removing
+			// a user that does not exist, or was dropped, succeeds.
 			if !set.RoleExists(role) {
 				return roleNotFound(commonpb.ErrorCode_OperateUserRoleFailure)
+			}
+			u, ok := set.User(name)
+			switch {
+			case !ok && grant:
+				return &Error{Kind: KindNotFound, Legacy: commonpb.ErrorCode_OperateUserRoleFailure, Reason: "not found the user, maybe the user isn't existed or internal system error"}
+			case !ok:
+				return nil
 			}
 			has := slices.Contains(u.Roles, role)
 			switch {
@@ -140,6 +183,12 @@ func (s *Service) SelectRole(c Caller, name string, includeUsers bool) ([]RoleIn
 		names = append(names, r.Name)
 	}
 	if name != "" {
+		// The Milvus proxy validates the name first (impl.go SelectRole).
+		if err := credentials.ValidateRoleName(name); err != nil {
+			err := nameError(err)
+			s.count("select_role", err)
+			return nil, err
+		}
 		if !set.RoleExists(name) {
 			s.count("select_role", nil)
 			return nil, nil
@@ -178,9 +227,18 @@ func (s *Service) SelectGrant(c Caller, role, object, objectName, db string) ([]
 			return nil, err
 		}
 	}
+	if err := validateGrantFilter(role, object, objectName); err != nil {
+		s.count("select_grant", err)
+		return nil, err
+	}
 	set := s.store.Current()
 	if !set.RoleExists(role) {
 		err := roleNotFound(commonpb.ErrorCode_SelectGrantFailure)
+		s.count("select_grant", err)
+		return nil, err
+	}
+	if object != "" && !slices.Contains(privilege.ObjectTypes(), object) {
+		err := refused(commonpb.ErrorCode_SelectGrantFailure, "%s", unknownObjectType(object))
 		s.count("select_grant", err)
 		return nil, err
 	}
@@ -199,6 +257,28 @@ func (s *Service) SelectGrant(c Caller, role, object, objectName, db string) ([]
 	}
 	s.count("select_grant", nil)
 	return out, nil
+}
+
+// validateGrantFilter is the Milvus proxy's validGrantParams.
+func validateGrantFilter(role, object, objectName string) error {
+	if object != "" {
+		if err := credentials.ValidateName(object, "ObjectType"); err != nil {
+			return nameError(err)
+		}
+		if err := credentials.ValidateObjectName(objectName); err != nil {
+			return nameError(err)
+		}
+	}
+	if err := credentials.ValidateRoleName(role); err != nil {
+		return nameError(err)
+	}
+	return nil
+}
+
+// unknownObjectType is RootCoord's isValidObject message. Milvus lists the
+// types in map order (lo.Keys); here they are sorted.
+func unknownObjectType(object string) string {
+	return fmt.Sprintf("not found the object type[name: %s], supported the object types: [%s]", object, strings.Join(privilege.ObjectTypes(), " "))
 }
 
 // Privilege is one OperatePrivilege or OperatePrivilegeV2 call.
@@ -252,21 +332,26 @@ func (s *Service) GrantPrivilege(ctx context.Context, c Caller, p Privilege, gra
 	})
 }
 
-// grantsFor checks p against the set and returns the grants it makes.
+// grantsFor checks p against the set and returns the grants it makes. The
+// checks run in Milvus's order, with its messages: the proxy's name
+// checks (validPrivilegeParams, validateOperatePrivilegeV2Params), then
+// RootCoord's (the object type, the role, the privilege, a group's scope).
 func (s *Service) grantsFor(set *credentials.Set, p Privilege) ([]*credentials.Grant, error) {
 	const code = commonpb.ErrorCode_OperatePrivilegeFailure
-	if p.Role == credentials.RoleAdmin || !set.RoleExists(p.Role) {
-		if p.Role == credentials.RoleAdmin {
-			return nil, invalid(code, "the role admin holds every privilege; it takes no grants")
-		}
+	if err := validatePrivilegeNames(p); err != nil {
+		return nil, err
+	}
+	if !p.V2 && !slices.Contains(privilege.ObjectTypes(), p.Object) {
+		return nil, refused(code, "the object entity in the request is nil or invalid")
+	}
+	if p.Role == credentials.RoleAdmin {
+		return nil, refused(code, "the role admin holds every privilege; it takes no grants")
+	}
+	if !set.RoleExists(p.Role) {
 		return nil, roleNotFound(code)
 	}
 	_, custom := set.PrivilegeGroup(p.Privilege)
 	_, builtinV2 := privilege.BuiltinGroup(p.Privilege)
-	known := custom || privilege.Known(p.Privilege) || p.Privilege == privilege.Any
-	if !known {
-		return nil, invalid(code, "not found the privilege name[%s]", p.Privilege)
-	}
 	var out []*credentials.Grant
 	add := func(object, name, priv string) {
 		db := p.DB
@@ -277,21 +362,17 @@ func (s *Service) grantsFor(set *credentials.Set, p Privilege) ([]*credentials.G
 		out = append(out, &credentials.Grant{Role: p.Role, Object: object, ObjectName: name, DB: db, Privilege: priv, V2: p.V2})
 	}
 	if !p.V2 {
-		if custom || builtinV2 {
-			return nil, invalid(code, "can not operate the privilege group [%s] through v1 API, please use OperatePrivilegeV2", p.Privilege)
-		}
-		if !slices.Contains(privilege.ObjectTypes(), p.Object) {
-			return nil, invalid(code, "not found the object type[name: %s]", p.Object)
-		}
-		if !privilege.V1Grantable(p.Object, p.Privilege) {
-			return nil, invalid(code, "not found the privilege name[%s] in object[%s]", p.Privilege, p.Object)
+		switch {
+		case custom:
+			return nil, refused(code, "can not operate the custom privilege group [%s]", p.Privilege)
+		case builtinV2:
+			return nil, refused(code, "can not operate the built-in privilege group [%s]", p.Privilege)
+		case !privilege.V1Grantable(p.Object, p.Privilege):
+			return nil, refused(code, "not found the privilege name[%s] in object[%s]", p.Privilege, p.Object)
 		}
 		name := p.ObjectName
 		if p.Object == privilege.Global {
 			name = privilege.Any
-		}
-		if err := checkScopeName(code, "object name", name); err != nil {
-			return nil, err
 		}
 		add(p.Object, name, p.Privilege)
 		for _, r := range privilege.Related(p.Privilege) {
@@ -299,15 +380,12 @@ func (s *Service) grantsFor(set *credentials.Set, p Privilege) ([]*credentials.G
 		}
 		return out, nil
 	}
+	if !custom && !privilege.Known(p.Privilege) && p.Privilege != privilege.Any {
+		return nil, refused(code, "not found the privilege name[%s]", p.Privilege)
+	}
 	name := p.ObjectName
 	if name == "" {
 		name = privilege.Any
-	}
-	if err := checkScopeName(code, "collection name", name); err != nil {
-		return nil, err
-	}
-	if err := checkScopeName(code, "db name", p.DB); err != nil {
-		return nil, err
 	}
 	members := []string{p.Privilege}
 	if g, ok := set.PrivilegeGroup(p.Privilege); ok {
@@ -316,7 +394,7 @@ func (s *Service) grantsFor(set *credentials.Set, p Privilege) ([]*credentials.G
 		members = m
 	}
 	if custom || builtinV2 {
-		if err := checkGroupScope(code, privilege.GroupLevel(members), p.DB, name); err != nil {
+		if err := checkGroupScope(code, p.Privilege, privilege.GroupLevel(members), p.DB, name); err != nil {
 			return nil, err
 		}
 		add(privilege.Global, name, p.Privilege)
@@ -329,27 +407,66 @@ func (s *Service) grantsFor(set *credentials.Set, p Privilege) ([]*credentials.G
 	return out, nil
 }
 
-func checkScopeName(code commonpb.ErrorCode, what, name string) error {
+// validatePrivilegeNames is the Milvus proxy's check of a grant's names:
+// validPrivilegeParams (v1) and validateOperatePrivilegeV2Params (v2),
+// whose database rule forbids '$' and '-'. A v1 grant's database, which
+// Milvus stores unchecked, is held to the same rule here: a name Milvus
+// cannot create would make a grant that never applies.
+func validatePrivilegeNames(p Privilege) error {
+	checks := []func() error{
+		func() error { return credentials.ValidateRoleName(p.Role) },
+		func() error { return validatePrivilegeName(p.Privilege) },
+		func() error { return validateScopeDB(p.DB) },
+		func() error {
+			if p.ObjectName == "" || p.ObjectName == privilege.Any {
+				return nil
+			}
+			return credentials.ValidateName(p.ObjectName, "collection name")
+		},
+	}
+	if !p.V2 {
+		checks = []func() error{
+			func() error { return validatePrivilegeName(p.Privilege) },
+			func() error { return credentials.ValidateName(p.Object, "ObjectType") },
+			func() error { return credentials.ValidateObjectName(p.ObjectName) },
+			func() error { return credentials.ValidateRoleName(p.Role) },
+			func() error { return validateScopeDB(p.DB) },
+		}
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return nameError(err)
+		}
+	}
+	return nil
+}
+
+// validatePrivilegeName is Milvus's ValidatePrivilege: "*" or a name.
+func validatePrivilegeName(name string) error {
 	if name == privilege.Any {
 		return nil
 	}
-	if err := credentials.ValidateObjectName(name); err != nil {
-		return invalid(code, "invalid %s %q: %s", what, name, err)
+	return credentials.ValidateName(name, "Privilege")
+}
+
+func validateScopeDB(db string) error {
+	if db == privilege.Any {
+		return nil
 	}
-	return nil
+	return credentials.ValidateDatabaseName(db)
 }
 
 // checkGroupScope is validatePrivilegeGroupParams: a cluster group needs
 // db * and collection *, a database group collection *, a collection
 // group on every database every collection.
-func checkGroupScope(code commonpb.ErrorCode, level, db, collection string) error {
+func checkGroupScope(code commonpb.ErrorCode, group, level, db, collection string) error {
 	switch {
 	case level == privilege.LevelCluster && (db != privilege.Any || collection != privilege.Any):
-		return invalid(code, "dbName and collectionName should be * for the cluster level privilege")
+		return invalid(code, "dbName and collectionName should be * for the cluster level privilege: %s", group)
 	case level == privilege.LevelDatabase && collection != privilege.Any:
-		return invalid(code, "collectionName should be * for the database level privilege")
+		return invalid(code, "collectionName should be * for the database level privilege: %s", group)
 	case level == privilege.LevelCollection && db == privilege.Any && collection != privilege.Any:
-		return invalid(code, "please specify database name for the collection level privilege")
+		return invalid(code, "please specify database name for the collection level privilege: %s", group)
 	}
 	return nil
 }
@@ -361,15 +478,17 @@ func (s *Service) CreatePrivilegeGroup(ctx context.Context, c Caller, name strin
 		if err := s.require(c, privCreateGroup); err != nil {
 			return err
 		}
-		if err := credentials.ValidateRoleName(name); err != nil {
-			return invalid(code, "invalid privilege group name %s: %s", name, err)
-		}
-		if privilege.Known(name) {
-			return invalid(code, "privilege group name [%s] is defined by built in privileges or privilege groups in system", name)
+		if err := credentials.ValidatePrivilegeGroupName(name); err != nil {
+			return nameError(err)
 		}
 		return s.update(ctx, func(set *credentials.Set) error {
+			// MetaTable.CreatePrivilegeGroup's order and messages.
 			if _, ok := set.PrivilegeGroup(name); ok {
-				return &Error{Kind: KindExists, Legacy: code, Reason: fmt.Sprintf("privilege group [%s] already exists", name)}
+				return &Error{Kind: KindExists, MilvusCode: credentials.CodeParameterInvalid, Legacy: code,
+					Reason: fmt.Sprintf("privilege group name [%s] is defined by users: invalid parameter", name)}
+			}
+			if privilege.Known(name) {
+				return invalid(code, "privilege group name [%s] is defined by built in privileges or privilege groups in system", name)
 			}
 			set.PutPrivilegeGroup(&credentials.PrivilegeGroup{Name: name, Privileges: []string{}, Created: s.now().UTC()})
 			return nil
@@ -378,20 +497,25 @@ func (s *Service) CreatePrivilegeGroup(ctx context.Context, c Caller, name strin
 }
 
 // DropPrivilegeGroup removes a custom group no role holds; a group that
-// does not exist is dropped successfully, as in Milvus.
+// does not exist, or a built-in one, is dropped successfully, as in
+// Milvus (MetaTable.DropPrivilegeGroup does nothing for a name that is
+// not a custom group).
 func (s *Service) DropPrivilegeGroup(ctx context.Context, c Caller, name string) error {
 	const code = commonpb.ErrorCode_DropPrivilegeGroupFailure
 	return s.audit("drop_privilege_group", c, name, func() error {
 		if err := s.require(c, privDropGroup); err != nil {
 			return err
 		}
-		if privilege.IsGroup(name) {
-			return invalid(code, "privilege group [%s] is a built-in group, which can't be dropped", name)
+		if err := credentials.ValidatePrivilegeGroupName(name); err != nil {
+			return nameError(err)
 		}
 		return s.update(ctx, func(set *credentials.Set) error {
+			if _, custom := set.PrivilegeGroup(name); !custom {
+				return nil
+			}
 			for _, g := range set.Grants() {
 				if g.Privilege == name {
-					return invalid(code, "privilege group [%s] is used by role [%s], Use REVOKE API to revoke it first", name, g.Role)
+					return refused(code, "privilege group [%s] is used by role [%s], Use REVOKE API to revoke it first", name, g.Role)
 				}
 			}
 			set.DeletePrivilegeGroup(name)
@@ -425,18 +549,31 @@ func (s *Service) OperatePrivilegeGroup(ctx context.Context, c Caller, name stri
 		if err := s.require(c, privOperateGroup); err != nil {
 			return err
 		}
-		if privilege.IsGroup(name) {
-			return invalid(code, "the privilege group [%s] is a built-in group, which can't be changed", name)
+		// The Milvus proxy validates the names first, then
+		// MetaTable.OperatePrivilegeGroup looks the group up.
+		if err := credentials.ValidatePrivilegeGroupName(name); err != nil {
+			return nameError(err)
 		}
 		for _, p := range privileges {
-			if !privilege.Known(p) || privilege.IsGroup(p) || p == privilege.All {
-				return invalid(code, "not found the privilege name[%s]", p)
+			if err := validatePrivilegeName(p); err != nil {
+				return nameError(err)
 			}
+		}
+		if privilege.IsGroup(name) {
+			return invalid(code, "the privilege group name [%s] is defined by built in privilege groups in system", name)
 		}
 		return s.update(ctx, func(set *credentials.Set) error {
 			g, ok := set.PrivilegeGroup(name)
 			if !ok {
 				return invalid(code, "there is no privilege group name [%s] to operate", name)
+			}
+			// Milvus would store a group or "All" as a member, which then
+			// means nothing; here they are refused, with Milvus's message
+			// for a name it does not know.
+			for _, p := range privileges {
+				if !privilege.Known(p) || privilege.IsGroup(p) || p == privilege.All {
+					return invalid(code, "there is no privilege name or privilege group name [%s] defined in system to operate", p)
+				}
 			}
 			next := slices.Clone(g.Privileges)
 			for _, p := range privileges {
@@ -449,7 +586,7 @@ func (s *Service) OperatePrivilegeGroup(ctx context.Context, c Caller, name stri
 			}
 			for _, p := range next {
 				if privilege.Level(p) != privilege.GroupLevel(next) {
-					return invalid(code, "privileges are not the same privilege level")
+					return refused(code, "privileges are not the same privilege level")
 				}
 			}
 			g.Privileges = next

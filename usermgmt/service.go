@@ -179,7 +179,12 @@ func (s *Service) UpdatePassword(ctx context.Context, c Caller, name, oldPasswor
 		}
 		skipOld := c.Authenticated && slices.Contains(*s.superUsers.Load(), c.User)
 		user, ok := s.store.Current().User(name)
-		if !ok {
+		switch {
+		case !ok && !skipOld:
+			// Milvus checks the old password first, and an unknown user
+			// has none that matches (impl.go UpdateCredential).
+			return &Error{Kind: KindWrongOldPassword, Reason: fmt.Sprintf("old password not correct for %s: not authenticated", name)}
+		case !ok:
 			return &Error{Kind: KindNotFound, Reason: "user not found: " + name}
 		}
 		if !skipOld {
@@ -233,19 +238,43 @@ func (s *Service) ListUsers(c Caller) ([]string, error) {
 		s.count("list_users", err)
 		return nil, err
 	}
+	names := s.userNames()
+	s.count("list_users", nil)
+	return names, nil
+}
+
+// SelectAllUsers returns every user name, sorted, for SelectUser naming
+// no user (the SDKs' list_users): Milvus checks SelectUser on User "*"
+// for it, where ListCredUsers needs SelectOwnership.
+func (s *Service) SelectAllUsers(c Caller) ([]string, error) {
+	if err := s.requireOn(c, "SelectUser", privilege.Any); err != nil {
+		s.count("list_users", err)
+		return nil, err
+	}
+	names := s.userNames()
+	s.count("list_users", nil)
+	return names, nil
+}
+
+func (s *Service) userNames() []string {
 	users := s.store.Current().Users()
 	names := make([]string, len(users))
 	for i, u := range users {
 		names[i] = u.Name
 	}
-	s.count("list_users", nil)
-	return names, nil
+	return names
 }
 
 // DescribeUser returns the user's roles; found is false for an unknown user
 // (a success with no result, as Milvus). Users may describe themselves.
 func (s *Service) DescribeUser(c Caller, name string) (roles []string, found bool, err error) {
 	if err := s.requireOn(c, "SelectUser", name); err != nil {
+		s.count("describe_user", err)
+		return nil, false, err
+	}
+	// The Milvus proxy validates the name first (impl.go SelectUser).
+	if err := credentials.ValidateUsername(name); err != nil {
+		err := nameError(err)
 		s.count("describe_user", err)
 		return nil, false, err
 	}

@@ -265,9 +265,12 @@ func (c *collection) toRows(fields []*schemapb.FieldData, n int, newID func() in
 	return rows, nil
 }
 
-// put stores rows, replacing rows with the same primary key.
-func (c *collection) put(rows [][]any) {
+// put stores rows in partition part, replacing rows with the same primary
+// key (in any partition, as an upsert does). A stored row carries its
+// partition's name after its columns.
+func (c *collection) put(rows [][]any, part string) {
 	for _, r := range rows {
+		r = append(r, part)
 		if i, ok := c.byPK[r[c.pk]]; ok {
 			c.rows[i] = r
 			continue
@@ -276,6 +279,9 @@ func (c *collection) put(rows [][]any) {
 		c.rows = append(c.rows, r)
 	}
 }
+
+// partitionOf is the partition of the row at position i.
+func (c *collection) partitionOf(i int) string { return c.rows[i][len(c.cols)].(string) }
 
 // remove deletes the rows at the given sorted positions.
 func (c *collection) remove(positions []int) {
@@ -391,14 +397,30 @@ func dynamicValue(meta any, key string, v *any) bool {
 }
 
 // hit is one search result: a row position and its score.
+// scoreRange is a range search's bounds (search params radius and
+// range_filter), as Milvus reads them: for L2, a distance, range_filter <=
+// d < radius; for IP and COSINE, a similarity, radius < s <= range_filter.
+type scoreRange struct {
+	radius, rangeFilter       float64
+	hasRadius, hasRangeFilter bool
+}
+
+func (r scoreRange) holds(metric string, s float64) bool {
+	if metric == "L2" {
+		return (!r.hasRadius || s < r.radius) && (!r.hasRangeFilter || s >= r.rangeFilter)
+	}
+	return (!r.hasRadius || s > r.radius) && (!r.hasRangeFilter || s <= r.rangeFilter)
+}
+
 type hit struct {
 	row   int
 	score float32
 }
 
 // search ranks the candidate rows by metric ("L2", "IP" or "COSINE") against
-// q on float vector column col, and returns hits [offset, offset+topK).
-func (c *collection) search(col int, metric string, q []float32, candidates []int, topK, offset int) ([]hit, error) {
+// q on float vector column col, keeps those within r, and returns hits
+// [offset, offset+topK).
+func (c *collection) search(col int, metric string, q []float32, candidates []int, r scoreRange, topK, offset int) ([]hit, error) {
 	hits := make([]hit, 0, len(candidates))
 	for _, i := range candidates {
 		v, _ := c.rows[i][col].([]float32)
@@ -426,7 +448,9 @@ func (c *collection) search(col int, metric string, q []float32, candidates []in
 		default:
 			return nil, fmt.Errorf("fakemilvus does not support metric type %q", metric)
 		}
-		hits = append(hits, hit{row: i, score: float32(s)})
+		if r.holds(metric, s) {
+			hits = append(hits, hit{row: i, score: float32(s)})
+		}
 	}
 	// L2 is a distance, smaller is closer; IP and COSINE are similarities.
 	sort.SliceStable(hits, func(a, b int) bool {

@@ -7,12 +7,17 @@
 // One gRPC server (Server.Start; 512 MiB message limits) carries:
 //
 //   - milvus.proto.milvus.MilvusService, enough for the Go SDK
-//     (milvusclient v2.6) to connect, manage collections and read and write
-//     data: Connect, GetVersion, CheckHealth, CreateCollection,
-//     DescribeCollection, HasCollection, ShowCollections, DropCollection,
-//     GetCollectionStatistics, LoadCollection, ReleaseCollection,
-//     GetLoadState, GetLoadingProgress, CreateIndex, DescribeIndex, Insert,
-//     Upsert, Delete, Flush, GetFlushState, Search and Query.
+//     (milvusclient v2.6) to connect, manage databases, collections,
+//     partitions and aliases and read and write data: Connect, GetVersion,
+//     CheckHealth, Create/Drop/List/Describe/AlterDatabase(s),
+//     CreateCollection, DescribeCollection, HasCollection, ShowCollections,
+//     DropCollection, GetCollectionStatistics, LoadCollection,
+//     ReleaseCollection, GetLoadState, GetLoadingProgress,
+//     Create/Drop/Has/ShowPartition(s), Load/ReleasePartitions,
+//     Create/Drop/Alter/DescribeAlias, ListAliases, CreateIndex,
+//     DescribeIndex, DropIndex, Insert, Upsert, Delete, Flush,
+//     GetFlushState, ManualCompaction, GetCompactionState, Search and Query.
+//     Codes and messages are Milvus 2.5's (merr, RootCoord's texts).
 //   - grpc.health.v1.Health, reporting SERVING.
 //   - grpc.testing.TestService (the gRPC interop service) with all four
 //     stream shapes: EmptyCall, UnaryCall, StreamingOutputCall,
@@ -24,17 +29,27 @@
 //
 // Server.StartREST serves RESTHandler: any path under /v2/vectordb/ answers
 // Milvus's envelope {"code":0,"data":...}; collections/list returns the
-// collection names, other paths empty data.
+// collection names of the DB-Name header's database (default without
+// one), other paths empty data.
 //
 // # What it does not do
 //
 // No authentication and no credential or RBAC RPCs: CreateCredential and the
-// like answer Unimplemented, since authproxy must answer them itself. No
-// databases (dbname is ignored, one namespace), partitions, aliases, hybrid
-// search, iterators, nullable fields, arrays, sparse vectors or real indexes.
+// like answer Unimplemented, since authproxy must answer them itself.
+// Databases are kept as Milvus keeps them: a call's database is its
+// db_name, else the dbname metadata, else default; the same collection
+// name may exist in two databases; default always exists and cannot be
+// dropped, nor can a database that holds collections. Aliases resolve in
+// every collection call. Rows belong to the partition named on insert
+// (_default otherwise) and Search, Query and Delete read the partitions
+// named. No partition keys, hybrid search, iterators, nullable fields,
+// arrays, sparse vectors or real indexes; what it cannot do (describing a
+// collection by id, filtering ShowCollections or ShowPartitions by name,
+// deleting database properties) it refuses with an error.
 // Search is brute force over one group of float vectors with L2 (squared
 // distance, the default), IP or COSINE, taking the metric from the request,
-// else from the field's index. Filters (Query, Delete, Search) understand only
+// else from the field's index; a range search (radius, range_filter in the
+// search params) keeps what Milvus keeps. Filters (Query, Delete, Search) understand only
 // `field in [v1, ...]` and `field == v`, on schema fields or dynamic keys;
 // anything else is an error. Query's output "count(*)" is supported. Loading
 // is instantaneous and unloaded collections can be searched. Data survives

@@ -3,6 +3,7 @@ package fakemilvus
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,27 +24,31 @@ import (
 // entry is a collection with the metadata Milvus reports about it.
 type entry struct {
 	*collection
-	req     *milvuspb.CreateCollectionRequest
-	schema  *schemapb.CollectionSchema
-	created time.Time
-	loaded  bool
-	indexes []*milvuspb.IndexDescription
+	req        *milvuspb.CreateCollectionRequest
+	schema     *schemapb.CollectionSchema
+	created    time.Time
+	loaded     bool
+	indexes    []*milvuspb.IndexDescription
+	partitions []partition // _default first
 }
 
-// milvusService is the in-memory MilvusService. Collections live in a single
-// namespace: the dbname metadata is not used. Calls it does not implement,
-// the credential RPCs among them, answer Unimplemented.
+// milvusService is the in-memory MilvusService. Collections live in
+// databases (namespace.go), chosen by the request's db_name, else the
+// dbname metadata, else default. Calls it does not implement, the
+// credential RPCs among them, answer Unimplemented.
 type milvusService struct {
 	milvuspb.UnimplementedMilvusServiceServer
 	version string
 
 	mu     sync.Mutex
-	colls  map[string]*entry
-	nextID int64 // for collections, indexes, auto-ID keys and Connect identifiers
+	dbs    map[string]*database
+	nextID int64 // for databases, collections, partitions, indexes, auto-ID keys and Connect identifiers
 }
 
 func newMilvusService(version string) *milvusService {
-	return &milvusService{version: version, colls: map[string]*entry{}, nextID: 1}
+	m := &milvusService{version: version, dbs: map[string]*database{}, nextID: 1}
+	m.dbs[defaultDB] = newDatabase(m.id(), defaultDB, nil)
+	return m
 }
 
 // id must be called with m.mu held.
@@ -59,18 +64,17 @@ func ok() *commonpb.Status { return merr.Success() }
 
 func fail(err error) *commonpb.Status { return merr.Status(err) }
 
-func invalid(format string, args ...any) *commonpb.Status {
-	return fail(merr.WrapErrParameterInvalidMsg(format, args...))
+// errStatus keeps a merr error's code (partition not found, ...) and
+// makes any other error a parameter error.
+func errStatus(err error) *commonpb.Status {
+	if merr.Code(err) != merr.Code(errors.New("")) {
+		return fail(err)
+	}
+	return invalid("%v", err)
 }
 
-// get returns the named collection, or a collection-not-found status.
-// It must be called with m.mu held.
-func (m *milvusService) get(name string) (*entry, *commonpb.Status) {
-	e, found := m.colls[name]
-	if !found {
-		return nil, fail(merr.WrapErrCollectionNotFound(name))
-	}
-	return e, nil
+func invalid(format string, args ...any) *commonpb.Status {
+	return fail(merr.WrapErrParameterInvalidMsg(format, args...))
 }
 
 func (m *milvusService) Connect(context.Context, *milvuspb.ConnectRequest) (*milvuspb.ConnectResponse, error) {
@@ -96,7 +100,7 @@ func (m *milvusService) CheckHealth(context.Context, *milvuspb.CheckHealthReques
 	return &milvuspb.CheckHealthResponse{Status: ok(), IsHealthy: true}, nil
 }
 
-func (m *milvusService) CreateCollection(_ context.Context, req *milvuspb.CreateCollectionRequest) (*commonpb.Status, error) {
+func (m *milvusService) CreateCollection(ctx context.Context, req *milvuspb.CreateCollectionRequest) (*commonpb.Status, error) {
 	schema := &schemapb.CollectionSchema{}
 	if err := proto.Unmarshal(req.GetSchema(), schema); err != nil {
 		return invalid("bad schema: %v", err), nil
@@ -108,24 +112,48 @@ func (m *milvusService) CreateCollection(_ context.Context, req *milvuspb.Create
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, exists := m.colls[req.GetCollectionName()]; exists {
+	d, st := m.database(ctx, req.GetDbName())
+	if st != nil {
+		return st, nil
+	}
+	if _, exists := d.colls[req.GetCollectionName()]; exists {
 		return invalid("collection %s already exists", req.GetCollectionName()), nil
+	}
+	if _, isAlias := d.aliases[req.GetCollectionName()]; isAlias {
+		return invalid("collection name [%s] conflicts with an existing alias, please choose a unique name", req.GetCollectionName()), nil
+	}
+	if req.GetNumPartitions() > 0 {
+		return invalid("fakemilvus has no partition keys (num_partitions)"), nil
 	}
 	c, err := newCollection(m.id(), schema)
 	if err != nil {
 		return invalid("%v", err), nil
 	}
-	m.colls[req.GetCollectionName()] = &entry{collection: c, req: req, schema: schema, created: time.Now()}
+	now := time.Now()
+	d.colls[req.GetCollectionName()] = &entry{collection: c, req: req, schema: schema, created: now,
+		partitions: []partition{{name: defaultPartition, id: m.id(), created: now}}}
 	return ok(), nil
 }
 
-func (m *milvusService) DescribeCollection(_ context.Context, req *milvuspb.DescribeCollectionRequest) (*milvuspb.DescribeCollectionResponse, error) {
+func (m *milvusService) DescribeCollection(ctx context.Context, req *milvuspb.DescribeCollectionRequest) (*milvuspb.DescribeCollectionResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	if req.GetCollectionName() == "" {
+		return &milvuspb.DescribeCollectionResponse{Status: invalid("fakemilvus describes collections by name, not by id")}, nil
+	}
+	db := dbName(ctx, req.GetDbName())
+	e, st := m.get(ctx, db, req.GetCollectionName())
+	if st != nil && merr.Code(merr.Error(st)) == merr.Code(merr.ErrCollectionNotFound) {
+		// Milvus 2.5's proxy answers this itself (CachedProxyServiceProvider,
+		// internal/proxy/service_provider.go): the legacy code only.
+		st = &commonpb.Status{ErrorCode: commonpb.ErrorCode_CollectionNotExists,
+			Reason:    fmt.Sprintf("can't find collection[database=%s][collection=%s]", db, req.GetCollectionName()),
+			ExtraInfo: map[string]string{merr.InputErrorFlagKey: "true"}}
+	}
 	if st != nil {
 		return &milvuspb.DescribeCollectionResponse{Status: st}, nil
 	}
+	d := m.dbs[db]
 	ch := fmt.Sprintf("fake-dml_0_%dv0", e.id)
 	return &milvuspb.DescribeCollectionResponse{
 		Status:               ok(),
@@ -140,24 +168,37 @@ func (m *milvusService) DescribeCollection(_ context.Context, req *milvuspb.Desc
 		ShardsNum:            max(e.req.GetShardsNum(), 1),
 		ConsistencyLevel:     e.req.GetConsistencyLevel(),
 		Properties:           e.req.GetProperties(),
-		DbName:               "default",
-		NumPartitions:        1,
+		DbName:               d.name,
+		NumPartitions:        int64(len(e.partitions)),
+		Aliases:              d.aliasesOf(e.schema.GetName()),
 	}, nil
 }
 
-func (m *milvusService) HasCollection(_ context.Context, req *milvuspb.HasCollectionRequest) (*milvuspb.BoolResponse, error) {
+func (m *milvusService) HasCollection(ctx context.Context, req *milvuspb.HasCollectionRequest) (*milvuspb.BoolResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, found := m.colls[req.GetCollectionName()]
-	return &milvuspb.BoolResponse{Status: ok(), Value: found}, nil
+	d, st := m.database(ctx, req.GetDbName())
+	if st != nil {
+		return &milvuspb.BoolResponse{Status: st}, nil
+	}
+	_, found := d.colls[req.GetCollectionName()]
+	_, isAlias := d.aliases[req.GetCollectionName()]
+	return &milvuspb.BoolResponse{Status: ok(), Value: found || isAlias}, nil
 }
 
-func (m *milvusService) ShowCollections(context.Context, *milvuspb.ShowCollectionsRequest) (*milvuspb.ShowCollectionsResponse, error) {
+func (m *milvusService) ShowCollections(ctx context.Context, req *milvuspb.ShowCollectionsRequest) (*milvuspb.ShowCollectionsResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(req.GetCollectionNames()) > 0 {
+		return &milvuspb.ShowCollectionsResponse{Status: invalid("fakemilvus lists every collection; it does not filter by collection_names")}, nil
+	}
+	d, st := m.database(ctx, req.GetDbName())
+	if st != nil {
+		return &milvuspb.ShowCollectionsResponse{Status: st}, nil
+	}
 	resp := &milvuspb.ShowCollectionsResponse{Status: ok()}
-	for _, n := range slices.Sorted(maps.Keys(m.colls)) {
-		e := m.colls[n]
+	for _, n := range slices.Sorted(maps.Keys(d.colls)) {
+		e := d.colls[n]
 		resp.CollectionNames = append(resp.CollectionNames, n)
 		resp.CollectionIds = append(resp.CollectionIds, e.id)
 		resp.CreatedTimestamps = append(resp.CreatedTimestamps, ts(e.created))
@@ -168,24 +209,35 @@ func (m *milvusService) ShowCollections(context.Context, *milvuspb.ShowCollectio
 	return resp, nil
 }
 
-// collectionNames is what the REST collections/list answers.
-func (m *milvusService) collectionNames() []string {
-	resp, _ := m.ShowCollections(context.Background(), nil)
+// collectionNames is what the REST collections/list answers for db.
+func (m *milvusService) collectionNames(db string) []string {
+	resp, _ := m.ShowCollections(context.Background(), &milvuspb.ShowCollectionsRequest{DbName: db})
 	return resp.GetCollectionNames()
 }
 
-func (m *milvusService) DropCollection(_ context.Context, req *milvuspb.DropCollectionRequest) (*commonpb.Status, error) {
+func (m *milvusService) DropCollection(ctx context.Context, req *milvuspb.DropCollectionRequest) (*commonpb.Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	d, st := m.database(ctx, req.GetDbName())
+	if st != nil {
+		return ok(), nil // as in Milvus: nothing to drop
+	}
+	name := req.GetCollectionName()
+	if _, isAlias := d.aliases[name]; isAlias {
+		return fail(fmt.Errorf("cannot drop the collection via alias = %s", name)), nil
+	}
+	if aliases := d.aliasesOf(name); len(aliases) > 0 {
+		return fail(fmt.Errorf("unable to drop the collection [%s] because it has associated aliases %v, please remove all aliases before dropping the collection", name, aliases)), nil
+	}
 	// As in Milvus, dropping a missing collection succeeds.
-	delete(m.colls, req.GetCollectionName())
+	delete(d.colls, name)
 	return ok(), nil
 }
 
-func (m *milvusService) GetCollectionStatistics(_ context.Context, req *milvuspb.GetCollectionStatisticsRequest) (*milvuspb.GetCollectionStatisticsResponse, error) {
+func (m *milvusService) GetCollectionStatistics(ctx context.Context, req *milvuspb.GetCollectionStatisticsRequest) (*milvuspb.GetCollectionStatisticsResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return &milvuspb.GetCollectionStatisticsResponse{Status: st}, nil
 	}
@@ -196,10 +248,10 @@ func (m *milvusService) GetCollectionStatistics(_ context.Context, req *milvuspb
 }
 
 // Loading is instantaneous, and the fake searches unloaded collections too.
-func (m *milvusService) setLoaded(name string, loaded bool) *commonpb.Status {
+func (m *milvusService) setLoaded(ctx context.Context, db, name string, loaded bool) *commonpb.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(name)
+	e, st := m.get(ctx, db, name)
 	if st != nil {
 		return st
 	}
@@ -207,18 +259,18 @@ func (m *milvusService) setLoaded(name string, loaded bool) *commonpb.Status {
 	return ok()
 }
 
-func (m *milvusService) LoadCollection(_ context.Context, req *milvuspb.LoadCollectionRequest) (*commonpb.Status, error) {
-	return m.setLoaded(req.GetCollectionName(), true), nil
+func (m *milvusService) LoadCollection(ctx context.Context, req *milvuspb.LoadCollectionRequest) (*commonpb.Status, error) {
+	return m.setLoaded(ctx, req.GetDbName(), req.GetCollectionName(), true), nil
 }
 
-func (m *milvusService) ReleaseCollection(_ context.Context, req *milvuspb.ReleaseCollectionRequest) (*commonpb.Status, error) {
-	return m.setLoaded(req.GetCollectionName(), false), nil
+func (m *milvusService) ReleaseCollection(ctx context.Context, req *milvuspb.ReleaseCollectionRequest) (*commonpb.Status, error) {
+	return m.setLoaded(ctx, req.GetDbName(), req.GetCollectionName(), false), nil
 }
 
-func (m *milvusService) GetLoadState(_ context.Context, req *milvuspb.GetLoadStateRequest) (*milvuspb.GetLoadStateResponse, error) {
+func (m *milvusService) GetLoadState(ctx context.Context, req *milvuspb.GetLoadStateRequest) (*milvuspb.GetLoadStateResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return &milvuspb.GetLoadStateResponse{Status: st}, nil
 	}
@@ -229,10 +281,10 @@ func (m *milvusService) GetLoadState(_ context.Context, req *milvuspb.GetLoadSta
 	return &milvuspb.GetLoadStateResponse{Status: ok(), State: state}, nil
 }
 
-func (m *milvusService) GetLoadingProgress(_ context.Context, req *milvuspb.GetLoadingProgressRequest) (*milvuspb.GetLoadingProgressResponse, error) {
+func (m *milvusService) GetLoadingProgress(ctx context.Context, req *milvuspb.GetLoadingProgressRequest) (*milvuspb.GetLoadingProgressResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return &milvuspb.GetLoadingProgressResponse{Status: st}, nil
 	}
@@ -244,10 +296,10 @@ func (m *milvusService) GetLoadingProgress(_ context.Context, req *milvuspb.GetL
 
 // Indexes are only metadata: every index is built at once and search stays
 // brute force.
-func (m *milvusService) CreateIndex(_ context.Context, req *milvuspb.CreateIndexRequest) (*commonpb.Status, error) {
+func (m *milvusService) CreateIndex(ctx context.Context, req *milvuspb.CreateIndexRequest) (*commonpb.Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return st, nil
 	}
@@ -273,10 +325,10 @@ func (m *milvusService) CreateIndex(_ context.Context, req *milvuspb.CreateIndex
 	return ok(), nil
 }
 
-func (m *milvusService) DescribeIndex(_ context.Context, req *milvuspb.DescribeIndexRequest) (*milvuspb.DescribeIndexResponse, error) {
+func (m *milvusService) DescribeIndex(ctx context.Context, req *milvuspb.DescribeIndexRequest) (*milvuspb.DescribeIndexResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return &milvuspb.DescribeIndexResponse{Status: st}, nil
 	}
@@ -296,19 +348,26 @@ func (m *milvusService) DescribeIndex(_ context.Context, req *milvuspb.DescribeI
 	return resp, nil
 }
 
-// write stores an insert or upsert; both replace rows with the same key.
-func (m *milvusService) write(name string, fields []*schemapb.FieldData, n uint32) *milvuspb.MutationResult {
+// write stores an insert or upsert into a partition (_default if none is
+// named); both replace rows with the same key.
+func (m *milvusService) write(ctx context.Context, db, name, part string, fields []*schemapb.FieldData, n uint32) *milvuspb.MutationResult {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(name)
+	e, st := m.get(ctx, db, name)
 	if st != nil {
 		return &milvuspb.MutationResult{Status: st}
+	}
+	if part == "" {
+		part = defaultPartition
+	}
+	if _, err := e.partitionSet([]string{part}); err != nil {
+		return &milvuspb.MutationResult{Status: fail(err)}
 	}
 	rows, err := e.toRows(fields, int(n), m.id)
 	if err != nil {
 		return &milvuspb.MutationResult{Status: invalid("%v", err)}
 	}
-	e.put(rows)
+	e.put(rows, part)
 	pks := make([]any, len(rows))
 	succ := make([]uint32, len(rows))
 	for i, r := range rows {
@@ -317,22 +376,22 @@ func (m *milvusService) write(name string, fields []*schemapb.FieldData, n uint3
 	return &milvuspb.MutationResult{Status: ok(), IDs: e.ids(pks), SuccIndex: succ, Timestamp: ts(time.Now())}
 }
 
-func (m *milvusService) Insert(_ context.Context, req *milvuspb.InsertRequest) (*milvuspb.MutationResult, error) {
-	res := m.write(req.GetCollectionName(), req.GetFieldsData(), req.GetNumRows())
+func (m *milvusService) Insert(ctx context.Context, req *milvuspb.InsertRequest) (*milvuspb.MutationResult, error) {
+	res := m.write(ctx, req.GetDbName(), req.GetCollectionName(), req.GetPartitionName(), req.GetFieldsData(), req.GetNumRows())
 	res.InsertCnt = int64(len(res.GetSuccIndex()))
 	return res, nil
 }
 
-func (m *milvusService) Upsert(_ context.Context, req *milvuspb.UpsertRequest) (*milvuspb.MutationResult, error) {
-	res := m.write(req.GetCollectionName(), req.GetFieldsData(), req.GetNumRows())
+func (m *milvusService) Upsert(ctx context.Context, req *milvuspb.UpsertRequest) (*milvuspb.MutationResult, error) {
+	res := m.write(ctx, req.GetDbName(), req.GetCollectionName(), req.GetPartitionName(), req.GetFieldsData(), req.GetNumRows())
 	res.UpsertCnt = int64(len(res.GetSuccIndex()))
 	return res, nil
 }
 
-func (m *milvusService) Delete(_ context.Context, req *milvuspb.DeleteRequest) (*milvuspb.MutationResult, error) {
+func (m *milvusService) Delete(ctx context.Context, req *milvuspb.DeleteRequest) (*milvuspb.MutationResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return &milvuspb.MutationResult{Status: st}, nil
 	}
@@ -340,6 +399,15 @@ func (m *milvusService) Delete(_ context.Context, req *milvuspb.DeleteRequest) (
 	if err != nil {
 		return &milvuspb.MutationResult{Status: invalid("%v", err)}, nil
 	}
+	var names []string
+	if req.GetPartitionName() != "" {
+		names = []string{req.GetPartitionName()}
+	}
+	parts, err := e.partitionSet(names)
+	if err != nil {
+		return &milvuspb.MutationResult{Status: fail(err)}, nil
+	}
+	pos = e.inPartitions(pos, parts)
 	pks := make([]any, len(pos))
 	for i, p := range pos {
 		pks[i] = e.rows[p][e.pk]
@@ -350,12 +418,12 @@ func (m *milvusService) Delete(_ context.Context, req *milvuspb.DeleteRequest) (
 
 // Flush has nothing to persist; it answers with an empty segment list that
 // GetFlushState then reports flushed.
-func (m *milvusService) Flush(_ context.Context, req *milvuspb.FlushRequest) (*milvuspb.FlushResponse, error) {
+func (m *milvusService) Flush(ctx context.Context, req *milvuspb.FlushRequest) (*milvuspb.FlushResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	resp := &milvuspb.FlushResponse{
 		Status:          ok(),
-		DbName:          "default",
+		DbName:          dbName(ctx, req.GetDbName()),
 		CollSegIDs:      map[string]*schemapb.LongArray{},
 		FlushCollSegIDs: map[string]*schemapb.LongArray{},
 		CollSealTimes:   map[string]int64{},
@@ -363,7 +431,7 @@ func (m *milvusService) Flush(_ context.Context, req *milvuspb.FlushRequest) (*m
 	}
 	now := time.Now()
 	for _, name := range req.GetCollectionNames() {
-		if _, st := m.get(name); st != nil {
+		if _, st := m.get(ctx, req.GetDbName(), name); st != nil {
 			return &milvuspb.FlushResponse{Status: st}, nil
 		}
 		resp.CollSegIDs[name] = &schemapb.LongArray{}
@@ -442,16 +510,16 @@ func (e *entry) columns(cols []int, rows [][]any) []*schemapb.FieldData {
 	return out
 }
 
-func (m *milvusService) Search(_ context.Context, req *milvuspb.SearchRequest) (*milvuspb.SearchResults, error) {
+func (m *milvusService) Search(ctx context.Context, req *milvuspb.SearchRequest) (*milvuspb.SearchResults, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return &milvuspb.SearchResults{Status: st}, nil
 	}
 	res, err := e.search(req)
 	if err != nil {
-		return &milvuspb.SearchResults{Status: invalid("%v", err)}, nil
+		return &milvuspb.SearchResults{Status: errStatus(err)}, nil
 	}
 	return &milvuspb.SearchResults{Status: ok(), Results: res, CollectionName: req.GetCollectionName()}, nil
 }
@@ -499,6 +567,15 @@ func (e *entry) search(req *milvuspb.SearchRequest) (*schemapb.SearchResultData,
 	if err != nil {
 		return nil, err
 	}
+	parts, err := e.partitionSet(req.GetPartitionNames())
+	if err != nil {
+		return nil, err
+	}
+	candidates = e.inPartitions(candidates, parts)
+	bounds, err := rangeOf(param(sp, "params"))
+	if err != nil {
+		return nil, err
+	}
 	cols, err := e.outputs(req.GetOutputFields())
 	if err != nil {
 		return nil, err
@@ -509,7 +586,7 @@ func (e *entry) search(req *milvuspb.SearchRequest) (*schemapb.SearchResultData,
 	var pks []any
 	var rows [][]any
 	for _, q := range queries {
-		hits, err := e.collection.search(col, metric, bytesToFloats(q), candidates, topK, offset)
+		hits, err := e.collection.search(col, metric, bytesToFloats(q), candidates, bounds, topK, offset)
 		if err != nil {
 			return nil, err
 		}
@@ -529,16 +606,44 @@ func (e *entry) search(req *milvuspb.SearchRequest) (*schemapb.SearchResultData,
 	return res, nil
 }
 
-func (m *milvusService) Query(_ context.Context, req *milvuspb.QueryRequest) (*milvuspb.QueryResults, error) {
+// rangeOf reads radius and range_filter from the search params' "params"
+// JSON; other keys (nprobe, ef, ...) tune real indexes and are ignored.
+func rangeOf(params string) (scoreRange, error) {
+	var r scoreRange
+	if params == "" {
+		return r, nil
+	}
+	var p map[string]any
+	if err := json.Unmarshal([]byte(params), &p); err != nil {
+		return r, fmt.Errorf("bad search params %q: %v", params, err)
+	}
+	for key, dst := range map[string]struct {
+		v   *float64
+		has *bool
+	}{"radius": {&r.radius, &r.hasRadius}, "range_filter": {&r.rangeFilter, &r.hasRangeFilter}} {
+		v, found := p[key]
+		if !found {
+			continue
+		}
+		f, isNum := v.(float64)
+		if !isNum {
+			return r, fmt.Errorf("search param %s must be a number, not %v", key, v)
+		}
+		*dst.v, *dst.has = f, true
+	}
+	return r, nil
+}
+
+func (m *milvusService) Query(ctx context.Context, req *milvuspb.QueryRequest) (*milvuspb.QueryResults, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, st := m.get(req.GetCollectionName())
+	e, st := m.get(ctx, req.GetDbName(), req.GetCollectionName())
 	if st != nil {
 		return &milvuspb.QueryResults{Status: st}, nil
 	}
 	res, err := e.query(req)
 	if err != nil {
-		return &milvuspb.QueryResults{Status: invalid("%v", err)}, nil
+		return &milvuspb.QueryResults{Status: errStatus(err)}, nil
 	}
 	return res, nil
 }
@@ -548,6 +653,11 @@ func (e *entry) query(req *milvuspb.QueryRequest) (*milvuspb.QueryResults, error
 	if err != nil {
 		return nil, err
 	}
+	parts, err := e.partitionSet(req.GetPartitionNames())
+	if err != nil {
+		return nil, err
+	}
+	pos = e.inPartitions(pos, parts)
 	res := &milvuspb.QueryResults{Status: ok(), CollectionName: req.GetCollectionName(), PrimaryFieldName: e.cols[e.pk].GetName()}
 	if slices.Equal(req.GetOutputFields(), []string{"count(*)"}) {
 		res.OutputFields = []string{"count(*)"}

@@ -32,7 +32,7 @@ func (s *Server) RESTHandler() http.Handler {
 		code, body := http.StatusOK, map[string]any{"code": 0, "data": map[string]any{}}
 		switch {
 		case r.URL.Path == RESTPrefix+"collections/list":
-			body["data"] = append([]string{}, s.milvus.collectionNames()...)
+			body["data"] = append([]string{}, s.milvus.collectionNames(r.Header.Get("DB-Name"))...)
 		case !strings.HasPrefix(r.URL.Path, RESTPrefix):
 			code, body = http.StatusNotFound, map[string]any{"code": http.StatusNotFound, "message": "fakemilvus: no such path"}
 		}

@@ -80,10 +80,21 @@ func TestRBACWalkWithCurl(t *testing.T) {
 	if !slices.Equal(names, []string{"books", "films"}) {
 		t.Errorf("alice's collections/list: %v", names)
 	}
+	// A collection alice may not see: the backend is asked (it exists),
+	// then Milvus's REST answer to a 1401 status: HTTP 200, code and reason.
+	describes := len(fake.Recorder().CallsTo("collections/describe"))
+	r := curl(t, base+"collections/describe", alice, `{"collectionName":"secret"}`)
+	if code, _, msg := envelope(t, r); r.status != 200 || code != 1401 || msg != "not allowed to access collection, collection name: secret: privilege not permitted" {
+		t.Errorf("collections/describe secret: HTTP %d code %d %q", r.status, code, msg)
+	}
+	ok("collections/describe", alice, `{"collectionName":"films"}`)
+	if n := len(fake.Recorder().CallsTo("collections/describe")) - describes; n != 2 {
+		t.Errorf("the backend saw %d describes, want 2", n)
+	}
 
 	ok("roles/revoke_privilege", root, `{"roleName":"reader","objectType":"Collection","objectName":"books","privilege":"Search"}`)
 	denied("entities/search", alice, `{"collectionName":"books"}`, "PrivilegeSearch", "default")
-	r := curl(t, base+"roles/drop", root, `{"roleName":"reader"}`)
+	r = curl(t, base+"roles/drop", root, `{"roleName":"reader"}`)
 	if code, _, msg := envelope(t, r); code == 0 {
 		t.Errorf("dropping a role with grants: %d %s", code, msg)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/milvus-io/milvus/client/v2/entity"
 	"github.com/milvus-io/milvus/client/v2/milvusclient"
+	"github.com/milvus-io/milvus/pkg/v2/util/merr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
@@ -24,6 +25,21 @@ import (
 
 func deny(privilege, user, db string) string {
 	return privilege + ": permission deny to " + user + " in the `" + db + "` database"
+}
+
+// wantNotPermitted checks an SDK error made from a reply's status: Milvus
+// refuses to describe a collection or database the caller may not see
+// with an OK reply whose status is ErrPrivilegeNotPermitted (1401), not
+// with a gRPC error.
+func wantNotPermitted(t *testing.T, what string, err error, kind, name string) {
+	t.Helper()
+	msg := "not allowed to access " + kind + ", collection name: " + name + ": privilege not permitted"
+	if kind == "database" {
+		msg = "not allowed to access database, db name: " + name + ": privilege not permitted"
+	}
+	if _, isGRPC := status.FromError(err); isGRPC || merr.Code(err) != 1401 || err.Error() != msg {
+		t.Errorf("%s: %v (code %d), want status 1401 %q", what, err, merr.Code(err), msg)
+	}
 }
 
 func wantDenied(t *testing.T, what string, err error, msg string) {
@@ -71,7 +87,7 @@ func TestRBACWalkWithTheGoSDK(t *testing.T) {
 	wantDenied(t, "insert into books", err, deny("PrivilegeInsert", "alice", "default"))
 	// The SDK describes a collection before its first search: secret is
 	// invisible to alice, so that is what refuses her (Milvus 2.5.12+).
-	wantDenied(t, "SDK search of secret", search(alice, "secret"), "not allowed to access collection secret: privilege not permitted")
+	wantNotPermitted(t, "SDK search of secret", search(alice, "secret"), "collection", "secret")
 	rawAlice := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
 	asAlice := withToken(ctx, "alice:Alice-pw-1")
 	_, err = rawAlice.Search(asAlice, &milvuspb.SearchRequest{CollectionName: "secret"})
@@ -86,9 +102,12 @@ func TestRBACWalkWithTheGoSDK(t *testing.T) {
 		t.Errorf("the backend saw %d of alice's refused inserts", n)
 	}
 
-	// Database db2: nothing.
+	// Database db2, with its own books: nothing.
+	must(t, root.CreateDatabase(ctx, milvusclient.NewCreateDatabaseOption("db2")))
+	rootDB2 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus", DBName: "db2"})
+	createVectors(t, ctx, rootDB2, "books", 8)
 	inDB2 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "alice", Password: "Alice-pw-1", DBName: "db2"})
-	wantDenied(t, "SDK search of books in db2", search(inDB2, "books"), "not allowed to access collection books: privilege not permitted")
+	wantNotPermitted(t, "SDK search of books in db2", search(inDB2, "books"), "collection", "books")
 	db2 := metadata.AppendToOutgoingContext(asAlice, "dbname", "db2")
 	_, err = rawAlice.Search(db2, &milvuspb.SearchRequest{CollectionName: "books"})
 	wantDenied(t, "search books in db2", err, deny("PrivilegeSearch", "alice", "db2"))
