@@ -24,6 +24,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/proxy"
 )
 
 // prefaceTimeout bounds how long a new connection may take to send its
@@ -390,6 +391,10 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 	}
 	if !grpc {
 		cc.fail(s, codes.Unimplemented, "authproxy: not a gRPC request", &cc.flushes)
+		return nil
+	}
+	if _, _, ok := proxy.SplitMethod(s.method); !ok {
+		cc.failStatus(s, proxy.MalformedMethod(s.method), &cc.flushes)
 		return nil
 	}
 	s.grpcEncoding = fieldValue(f, "grpc-encoding")
