@@ -23,10 +23,7 @@ import (
 // a byte reaches the backend: never decided on the default database
 // because the proxy could not read it.
 func TestRESTBodyReadAsTheBackendReads(t *testing.T) {
-	fake := startFake(t)
-	restAddr, err := fake.StartREST("127.0.0.1:0")
-	must(t, err)
-	p := harness.Start(t, harness.Options{Backend: fake.Addr(), BackendREST: "http://" + restAddr})
+	fake, p := startRESTPair(t, harness.Options{})
 	ctx := testCtx(t, 60*time.Second)
 	sdk := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
 	for _, name := range []string{"books", "secret"} {
@@ -85,10 +82,7 @@ func TestRESTBodyReadAsTheBackendReads(t *testing.T) {
 // is chunked; Milvus reads the body whole too, so the proxy may hold one
 // to decide, but never more than it.
 func TestRESTBodyMemoryIsBounded(t *testing.T) {
-	fake := startFake(t)
-	restAddr, err := fake.StartREST("127.0.0.1:0")
-	must(t, err)
-	p := harness.Start(t, harness.Options{Backend: fake.Addr(), BackendREST: "http://" + restAddr})
+	_, p := startRESTPair(t, harness.Options{})
 	base := "http://" + p.Addr + "/v2/vectordb/"
 	if r := curl(t, base+"users/create", "Bearer root:Milvus", `{"userName":"alice","password":"Alice-pw-1"}`); r.status != 200 {
 		t.Fatalf("users/create: %d %s", r.status, r.body)
