@@ -63,8 +63,13 @@ func TestRESTBodyReadAsTheBackendReads(t *testing.T) {
 			t.Errorf("body %q: HTTP %d code %d %q, want 400 1801 naming %q", body, r.status, code, msg, want)
 		}
 	}
+	// No body at all: Milvus's answer to io.EOF, before the backend.
+	r := curl(t, base+"entities/search", alice, "")
+	if code, _, msg := envelope(t, r); r.status != 400 || code != 1801 || msg != "can only accept json format request, the request body should be nil, however {} is valid" {
+		t.Errorf("no body: HTTP %d code %d %q, want 400 1801 and Milvus's words", r.status, code, msg)
+	}
 	// Case-insensitive keys, the last one winning, as in encoding/json.
-	r := curl(t, base+"entities/search", alice, `{"collectionName":"books","COLLECTIONNAME":"secret"}`)
+	r = curl(t, base+"entities/search", alice, `{"collectionName":"books","COLLECTIONNAME":"secret"}`)
 	if code, _, msg := envelope(t, r); r.status != 403 || !strings.Contains(msg, "PrivilegeSearch: permission deny to alice in the `default` database") {
 		t.Errorf("COLLECTIONNAME after collectionName: HTTP %d code %d %q, want the refusal of secret", r.status, code, msg)
 	}
