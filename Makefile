@@ -1,7 +1,7 @@
 # authproxy: build, test and benchmark. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: build test check test-product test-integration test-integration-frames test-node test-container bench fake
+.PHONY: build test check test-product test-integration test-integration-frames test-node test-container bench fake fuzz
 
 build:
 	$(GO) build -o bin/authproxy ./cmd/authproxy
@@ -39,6 +39,18 @@ test-node: build
 # with apt-get): see test/container/run.sh.
 test-container:
 	PATH="$$PATH:$$($(GO) env GOROOT)/bin" test/container/run.sh
+
+# Every fuzz target for FUZZTIME each, one after the other (go test -fuzz
+# takes one target per run); findings land in the package's
+# testdata/fuzz/<target>/, which `make test` (go test) runs ever after.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./test/' | xargs -n1 dirname | sort -u); do \
+	  for target in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -c6-); do \
+	    echo "fuzz $$dir $$target for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel 1 $$dir; \
+	  done; \
+	done
 
 # The side-by-side benchmark (authproxy, direct, nginx): see bench/README.md.
 bench:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -134,8 +135,11 @@ func (is *issuer) verify(ctx context.Context, o *OpenID, token string) (External
 		return ExternalIdentity{}, fmt.Errorf("%w: no %s claim", errTokenInvalid, is.cfg.UsernameClaim)
 	}
 	if is.cfg.UsernameClaim == "email" {
-		if verified, present := claims["email_verified"].(bool); present && !verified {
-			return ExternalIdentity{}, fmt.Errorf("%w: email_verified is false", errTokenInvalid)
+		// Only an address the provider says it verified names a user: the
+		// JSON boolean true, not "true" or "false" as strings, not 1, and
+		// not a missing claim.
+		if verified, _ := claims["email_verified"].(bool); !verified {
+			return ExternalIdentity{}, fmt.Errorf("%w: email_verified is %s, not the boolean true", errTokenInvalid, describeClaim(claims["email_verified"]))
 		}
 	}
 	exp, _ := claims.GetExpirationTime() // required by the parser
@@ -144,6 +148,24 @@ func (is *issuer) verify(ctx context.Context, o *OpenID, token string) (External
 		roles = appendNew(roles, is.cfg.Groups[g]...)
 	}
 	return ExternalIdentity{User: is.cfg.UsernamePrefix + user, Roles: roles, Expires: exp.Time}, nil
+}
+
+// describeClaim names a claim's value for a log line: its JSON type, and
+// the value itself when it is short (never the token).
+func describeClaim(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "absent"
+	case bool:
+		return strconv.FormatBool(v)
+	case string:
+		if len(v) > 16 {
+			v = v[:16] + "..."
+		}
+		return fmt.Sprintf("the string %q", v)
+	default:
+		return fmt.Sprintf("a %T", v)
+	}
 }
 
 // stringsClaim reads a claim that is a list of strings, or one string.

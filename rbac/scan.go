@@ -32,6 +32,11 @@ func Scan(rule *Rule, msg [][]byte) (Target, error) {
 		if !ok {
 			return t, errMalformed
 		}
+		// Checked before the conversion to Number (int32) could wrap a
+		// huge number onto a wanted one; parsers refuse it too.
+		if tag>>3 > uint64(protowire.MaxValidNumber) {
+			return t, errMalformed
+		}
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
 		if num <= 0 {
 			return t, errMalformed

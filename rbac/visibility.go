@@ -232,7 +232,12 @@ func pickParallel(m proto.Message, keep []bool) {
 // message at all. The frame relay decides on a prefix of the message that
 // holds them, and refuses the call if one of them comes again after it.
 func (a *Authorizer) MessageFields(method string) ([]protowire.Number, bool) {
-	rule, named := a.Table().Rule(method)
+	return a.Table().MessageFields(method)
+}
+
+// MessageFields: see Authorizer.MessageFields.
+func (t *Table) MessageFields(method string) ([]protowire.Number, bool) {
+	rule, named := t.Rule(method)
 	if !named {
 		return nil, false
 	}

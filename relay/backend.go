@@ -327,6 +327,17 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 	if s == nil {
 		return
 	}
+	if limit := s.cc.r.opts.MaxSendMsgSize; !s.rest {
+		if size, at, over := s.downSizes.feed(data, limit); over {
+			// The whole messages before it go; it and the rest do not.
+			if at > 0 && s.filter == nil {
+				bc.w.refund(s, toBackend, s.cc.sendData(s, data[:at], false, false, &bc.flushes), &bc.flushes)
+			}
+			bc.reset(s, http2.ErrCodeCancel, &bc.flushes)
+			s.cc.fail(s, codes.ResourceExhausted, tooLarge(size, limit), &bc.flushes)
+			return
+		}
+	}
 	if s.filter != nil {
 		s.replyBuf = append(s.replyBuf, data...)
 		bc.w.refund(s, toBackend, len(data), &bc.flushes)

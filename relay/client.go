@@ -24,6 +24,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/proxy"
 )
 
 // prefaceTimeout bounds how long a new connection may take to send its
@@ -392,6 +393,10 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		cc.fail(s, codes.Unimplemented, "authproxy: not a gRPC request", &cc.flushes)
 		return nil
 	}
+	if _, _, ok := proxy.SplitMethod(s.method); !ok {
+		cc.failStatus(s, proxy.MalformedMethod(s.method), &cc.flushes)
+		return nil
+	}
 	s.grpcEncoding = fieldValue(f, "grpc-encoding")
 	authn := cc.r.opts.Authn
 	if authn == nil || !authn.Enabled() {
@@ -524,7 +529,7 @@ func (cc *clientConn) proceed(s *stream, fl *flushSet) {
 	}
 	cc.open(s, local, fields, s.clientDone && len(early) == 0, fl)
 	if len(early) > 0 && s.bc != nil {
-		s.bc.sendData(s, early, s.clientDone, false, fl)
+		cc.sendUp(s, early, s.clientDone, false, fl)
 	}
 }
 
@@ -579,7 +584,7 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 func (cc *clientConn) decide(s *stream, fl *flushSet) {
 	payload, complete, err := firstMessage(s.gate, s.grpcEncoding, cc.r.opts.MaxRecvMsgSize)
 	if err != nil {
-		cc.fail(s, codes.ResourceExhausted, "authproxy: "+err.Error(), fl)
+		cc.fail(s, codes.ResourceExhausted, err.Error(), fl)
 		return
 	}
 	var tail *tailCheck
@@ -605,8 +610,22 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 	s.gate, s.pending = nil, nil
 	cc.open(s, false, fields, s.clientDone && len(gathered) == 0, fl)
 	if len(gathered) > 0 && s.bc != nil {
-		s.bc.sendData(s, gathered, s.clientDone, true, fl)
+		cc.sendUp(s, gathered, s.clientDone, true, fl)
 	}
+}
+
+// sendUp forwards request bytes to the opened call, unless they carry a
+// message over grpc.maxRecvMsgSize: then the call is reset upstream and
+// refused as grpc-go refuses it. s.mu held.
+func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+	if !s.rest {
+		if size, _, over := s.upSizes.feed(data, cc.r.opts.MaxRecvMsgSize); over {
+			s.bc.reset(s, http2.ErrCodeCancel, fl)
+			cc.fail(s, codes.ResourceExhausted, tooLarge(size, cc.r.opts.MaxRecvMsgSize), fl)
+			return
+		}
+	}
+	s.bc.sendData(s, data, endStream, refunded, fl)
 }
 
 // refundBatch sends the window refunds gathered while the reader had
@@ -698,7 +717,7 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 				return nil
 			}
 		}
-		s.bc.sendData(s, data, f.StreamEnded(), false, &cc.flushes)
+		cc.sendUp(s, data, f.StreamEnded(), false, &cc.flushes)
 	}
 	return nil
 }

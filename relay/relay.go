@@ -78,8 +78,11 @@ type Options struct {
 	Headers       *edge.HeaderPolicy
 	// TLSState finds a client connection's TLS state (nil: plaintext).
 	TLSState func(net.Conn) *tls.ConnectionState
-	// MaxRecvMsgSize bounds a first request message the authorizer reads.
+	// MaxRecvMsgSize bounds every request message (and a first one the
+	// authorizer reads whole), MaxSendMsgSize every reply message, as
+	// grpc.maxRecvMsgSize and maxSendMsgSize bound the grpc-go core's.
 	MaxRecvMsgSize int
+	MaxSendMsgSize int
 	// Observe counts a finished call.
 	Observe func(ctx context.Context, method string, who *auth.Identity, start time.Time, code codes.Code)
 	Logger  *slog.Logger

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -89,12 +90,15 @@ type stream struct {
 	clientDone     bool
 	// The declared content-length (-1: none), and the DATA bytes so far.
 	contentLength, received int64
+	// The request's messages, against grpc.maxRecvMsgSize (s.mu).
+	upSizes messageSizes
 
 	// Only the backend reader touches these.
-	filter   proxy.ReplyFilter
-	replyBuf []byte
-	status   atomic.Int32 // the grpc-status seen in the trailers
-	finished atomic.Bool
+	downSizes messageSizes // the reply's, against grpc.maxSendMsgSize
+	filter    proxy.ReplyFilter
+	replyBuf  []byte
+	status    atomic.Int32 // the grpc-status seen in the trailers
+	finished  atomic.Bool
 }
 
 // firstMessage returns the first gRPC message of buf once it is whole:
@@ -105,7 +109,7 @@ func firstMessage(buf []byte, encoding string, limit int) (payload []byte, compl
 	}
 	n := binary.BigEndian.Uint32(buf[1:5])
 	if int64(n) > int64(limit) {
-		return nil, false, fmt.Errorf("a request message of %d bytes is over the limit of %d", n, limit)
+		return nil, false, errors.New(tooLarge(n, limit))
 	}
 	if len(buf) < 5+int(n) {
 		return nil, false, nil
@@ -115,18 +119,18 @@ func firstMessage(buf []byte, encoding string, limit int) (payload []byte, compl
 		return msg, true, nil
 	}
 	if encoding != "gzip" {
-		return nil, false, fmt.Errorf("a message compressed with %q cannot be authorized", encoding)
+		return nil, false, fmt.Errorf("authproxy: a message compressed with %q cannot be authorized", encoding)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(msg))
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("authproxy: %w", err)
 	}
 	out, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("authproxy: %w", err)
 	}
 	if len(out) > limit {
-		return nil, false, fmt.Errorf("a decompressed request message is over the limit of %d bytes", limit)
+		return nil, false, fmt.Errorf("authproxy: a decompressed request message is over the limit of %d bytes", limit)
 	}
 	return out, true, nil
 }

@@ -47,19 +47,12 @@ var dataRoutes = map[string]string{
 	"jobs/import/create": "Import", "jobs/import/list": "ListImportTasks", "jobs/import/get_progress": "GetImportState",
 }
 
-// dataRequest holds the fields of a data route's body that name what it
-// touches. encoding/json keeps the last of duplicate keys, as the
-// backend's decoder does.
-type dataRequest struct {
-	CollectionName string `json:"collectionName"`
-	DBName         string `json:"dbName"`
-}
-
 // authorizeData decides on a data route as the gRPC side decides on the
-// method Milvus maps it to. It reads the (bounded) body to find the
-// collection and the database, and puts it back for forwarding. rewrite,
-// when not nil, rewrites the reply: it filters the names of a list, or
-// refuses a collection the caller may not see.
+// method Milvus maps it to. It reads the (bounded) body whole to find the
+// collection and the database as the backend will (readBody,
+// decodeDataRequest), and puts it back for forwarding. rewrite, when not
+// nil, rewrites the reply: it filters the names of a list, or refuses a
+// collection the caller may not see.
 func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id identity) (rewrite func([]byte) []byte, ok bool) {
 	if h.authz == nil || !id.authenticated || h.authz.IsAdmin(id.Principal) {
 		return nil, true
@@ -74,22 +67,27 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id ident
 		return nil, false
 	}
 	call.Method = "/" + rbac.Service + "/" + method
-	var q dataRequest
-	if r.Body != nil && r.Body != http.NoBody {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				h.tooLarge(w, tooBig.Limit)
-			} else {
-				writeError(w, http.StatusOK, codeIncorrectFormat, msgIncorrectFormat+", error: "+err.Error())
-			}
-			return nil, false
-		}
-		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		_ = json.Unmarshal(body, &q) // a body the backend cannot read either names nothing
+	// An empty body is read too: Milvus refuses it (1801), and so does
+	// decodeDataRequest.
+	body, err := readBody(r.Body, r.ContentLength, h.maxBody)
+	var tooBig errBodyTooLarge
+	switch {
+	case errors.As(err, &tooBig):
+		h.tooLarge(w, r, tooBig.limit)
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, codeIncorrectFormat, msgIncorrectFormat+", error: reading the body: "+err.Error())
+		return nil, false
 	}
+	q, err := decodeDataRequest(body)
+	if err != nil {
+		// Never a decision on defaults for a body the backend may read
+		// otherwise: refused before a byte reaches it.
+		writeError(w, http.StatusBadRequest, codeIncorrectFormat, msgIncorrectFormat+", "+err.Error())
+		return nil, false
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	call.Message = requestMessage(call.Method, q)
 	if err := h.authz.Authorize(call); err != nil {
 		h.deny(w, err)

@@ -12,12 +12,8 @@ import (
 )
 
 // forward streams the request to the backend within the size and time
-// limits; the body is never held whole.
+// limits (ServeHTTP refused an over-limit declared length already).
 func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, rewrite func([]byte) []byte) {
-	if r.ContentLength > h.maxBody {
-		h.tooLarge(w, h.maxBody)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
@@ -80,7 +76,7 @@ func (h *handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		h.tooLarge(w, tooBig.Limit)
+		h.tooLarge(w, r, tooBig.Limit)
 	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
 		h.logger.Warn("rest backend timed out", "backend", h.backend.Redacted(), "path", r.URL.Path, "timeout", h.timeout)
 		writeError(w, http.StatusGatewayTimeout, codeTimeout,
@@ -95,7 +91,13 @@ func (h *handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 }
 
-func (h *handler) tooLarge(w http.ResponseWriter, limit int64) {
+func (h *handler) tooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
+	if r.ProtoMajor == 1 {
+		// The rest of the body is never read: the connection cannot carry
+		// another request, and the answer must not wait for that rest
+		// (net/http would read up to 256 KiB of it first).
+		w.Header().Set("Connection", "close")
+	}
 	writeError(w, http.StatusRequestEntityTooLarge, codeParameterTooLarge,
 		fmt.Sprintf("request body too large: the limit is %d bytes", limit))
 }

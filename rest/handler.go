@@ -22,7 +22,8 @@ import (
 const (
 	// DefaultMaxBodyBytes bounds a forwarded request body. Milvus itself sets
 	// no REST limit; 64 MiB fits large inserts while capping what one
-	// client can stream through the proxy.
+	// client can send through the proxy, and what the proxy holds of a
+	// body it must read whole to decide on (readBody).
 	DefaultMaxBodyBytes int64 = 64 << 20
 	// DefaultTimeout bounds one forwarded request, response included: long
 	// enough for a slow search or a bulk insert, short enough to free a
@@ -144,6 +145,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.serveUsers(w, r, strings.TrimPrefix(p, apiPrefix), id)
 			return
 		}
+	}
+	// An over-limit body is refused on its declared length, before a byte
+	// of it is read, whoever sends it.
+	if r.ContentLength > h.maxBody {
+		h.tooLarge(w, r, h.maxBody)
+		return
 	}
 	rewrite, ok := h.authorizeData(w, r, id)
 	if !ok {

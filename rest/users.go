@@ -187,7 +187,7 @@ func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			h.tooLarge(w, tooBig.Limit)
+			h.tooLarge(w, r, tooBig.Limit)
 		case errors.Is(err, io.EOF):
 			writeError(w, http.StatusOK, codeIncorrectFormat, msgIncorrectFormat+", the request body should be nil, however {} is valid")
 		default:

@@ -36,6 +36,7 @@ func (s *Server) newRelay(cfg *config.Config, backendTLS *tls.Config) (*relay.Re
 		Headers:        s.headers,
 		TLSState:       sharedport.ConnectionState,
 		MaxRecvMsgSize: cfg.GRPC.MaxRecvMsgSize,
+		MaxSendMsgSize: cfg.GRPC.MaxSendMsgSize,
 		Observe: func(ctx context.Context, method string, who *auth.Identity, start time.Time, code codes.Code) {
 			if who == nil {
 				who = &auth.Identity{} // authentication off

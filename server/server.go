@@ -250,7 +250,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: edge.PingMinInterval, PermitWithoutStream: true}),
 		// No unary interceptor: every method, the proxy's own included, is
 		// served as a stream, so authentication runs before a body is read.
-		grpc.ChainStreamInterceptor(s.calls.stream, s.authn.StreamInterceptor()),
+		grpc.ChainStreamInterceptor(s.calls.stream, proxy.MethodInterceptor, s.authn.StreamInterceptor()),
 		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods(), s.authorizeForward).StreamHandler()),
 		grpc.Creds(sharedport.TransportCredentials()),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),

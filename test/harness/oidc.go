@@ -43,6 +43,9 @@ type OIDC struct {
 type oidcUser struct {
 	user   storage.User
 	groups []string
+	// emailVerified, when set, is the email_verified claim of the user's
+	// tokens, of any JSON type (a provider that sends "false" as a string).
+	emailVerified any
 }
 
 const oidcRedirect = "http://127.0.0.1:1/callback"
@@ -115,6 +118,21 @@ func (o *OIDC) AddUser(username, password string, groups ...string) {
 
 // GetUserByID, GetUserByUsername and ExampleClientID make OIDC the
 // example storage's storage.UserStore.
+// SetEmailVerified makes the email_verified claim of username's next tokens
+// v, whatever its type; nil leaves the claim out.
+func (o *OIDC) SetEmailVerified(username string, v any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, u := range o.users {
+		if u.user.Username == username {
+			// The registered claim is omitted when false; the extra claim
+			// then carries v as it is.
+			u.user.EmailVerified = false
+			u.emailVerified = v
+		}
+	}
+}
+
 func (o *OIDC) GetUserByID(id string) *storage.User {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -160,8 +178,13 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 	}
 	s.o.mu.Lock()
 	defer s.o.mu.Unlock()
-	if u := s.o.users[req.GetSubject()]; u != nil && len(u.groups) > 0 {
-		info.AppendClaims("groups", u.groups)
+	if u := s.o.users[req.GetSubject()]; u != nil {
+		if len(u.groups) > 0 {
+			info.AppendClaims("groups", u.groups)
+		}
+		if u.emailVerified != nil {
+			info.AppendClaims("email_verified", u.emailVerified)
+		}
 	}
 	return nil
 }

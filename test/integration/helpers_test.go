@@ -39,6 +39,17 @@ func startPair(t *testing.T, o harness.Options) (*fakemilvus.Server, *harness.Pr
 	return fake, harness.Start(t, o)
 }
 
+// startRESTPair is startPair with the fake's REST port as the proxy's
+// backend.rest.
+func startRESTPair(t *testing.T, o harness.Options) (*fakemilvus.Server, *harness.Proxy) {
+	t.Helper()
+	fake := startFake(t)
+	restAddr, err := fake.StartREST("127.0.0.1:0")
+	must(t, err)
+	o.Backend, o.BackendREST = fake.Addr(), "http://"+restAddr
+	return fake, harness.Start(t, o)
+}
+
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

@@ -177,6 +177,39 @@ func TestOIDCRefusals(t *testing.T) {
 	wantRefusalsCounted(t, p, "expired_token", 1, -1)
 }
 
+// With usernameClaim: email, a token names a user only if the provider says
+// it verified the address with the JSON boolean true: the strings "false"
+// and "true", and a missing claim, are refused.
+func TestOIDCEmailVerifiedMustBeTrue(t *testing.T) {
+	o := harness.StartOIDC(t)
+	cases := map[string]any{"erin": true, "frank": "false", "gina": "true", "hal": nil, "ivy": 1}
+	for name := range cases {
+		o.AddUser(name, "Idp-pw-1-"+name)
+	}
+	for name, v := range cases {
+		if v != true {
+			o.SetEmailVerified(name, v)
+		}
+	}
+	cfg := strings.Replace(oidcConfig(o.Issuer, o.ClientID, ""), "usernameClaim: preferred_username", "usernameClaim: email", 1)
+	_, p := startPair(t, harness.Options{Extra: cfg})
+	ctx := testCtx(t, 60*time.Second)
+	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	for name, v := range cases {
+		token := login(t, o, name, "Idp-pw-1-"+name)
+		claims := decodeSegment(t, strings.Split(token, ".")[1])
+		if got := claims["email_verified"]; fmt.Sprint(got) != fmt.Sprint(v) && !(v == nil && got == nil) {
+			t.Fatalf("%s's token carries email_verified %#v, want %#v", name, got, v)
+		}
+		err := getVersion(ctx, m, token)
+		if v == true {
+			must(t, err)
+			continue
+		}
+		wantStatus(t, fmt.Sprintf("email_verified %#v", v), err, codes.Unauthenticated, msgAPIKey)
+	}
+}
+
 // The keys are cached; a token with an unknown key ID fetches them again,
 // at most once per jwksRefreshInterval, so a flood of made-up key IDs
 // costs the provider nothing. A rotated key is picked up.

@@ -15,10 +15,7 @@ import (
 // proxy, the data routes decided as their gRPC methods are, and
 // collections/list filtered.
 func TestRBACWalkWithCurl(t *testing.T) {
-	fake := startFake(t)
-	restAddr, err := fake.StartREST("127.0.0.1:0")
-	must(t, err)
-	p := harness.Start(t, harness.Options{Backend: fake.Addr(), BackendREST: "http://" + restAddr})
+	fake, p := startRESTPair(t, harness.Options{})
 	ctx := testCtx(t, 60*time.Second)
 	sdk := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
 	for _, name := range []string{"books", "films", "secret"} {

@@ -206,10 +206,7 @@ func basic(user, password string) string {
 // A REST data call reaches the backend's REST endpoint without the
 // client's Authorization and with the identity header.
 func TestRESTForwardedToBackend(t *testing.T) {
-	fake := startFake(t)
-	restAddr, err := fake.StartREST("127.0.0.1:0")
-	must(t, err)
-	p := harness.Start(t, harness.Options{Backend: fake.Addr(), BackendREST: "http://" + restAddr})
+	fake, p := startRESTPair(t, harness.Options{})
 	r := curl(t, "http://"+p.Addr+"/v2/vectordb/collections/list", "Bearer root:Milvus", `{}`, "--header", "X-Authproxy-User: admin")
 	if code, _, _ := envelope(t, r); r.status != 200 || code != 0 {
 		t.Fatalf("forwarded call: %d %s", r.status, r.body)
