@@ -98,6 +98,13 @@ func valuesCases(t *testing.T) []string {
 	return cases
 }
 
+func caseName(valuesFile string) string {
+	if valuesFile == "" {
+		return "defaults"
+	}
+	return filepath.Base(valuesFile)
+}
+
 // rendered is the chart's objects for one set of values, by kind.
 type rendered struct {
 	deploy    *appsv1.Deployment
@@ -164,7 +171,7 @@ func decodeChart(t *testing.T, files map[string][]byte) *rendered {
 // set of values.
 func TestHelmLintStrict(t *testing.T) {
 	for _, vf := range valuesCases(t) {
-		t.Run("values="+filepath.Base(vf), func(t *testing.T) {
+		t.Run("values="+caseName(vf), func(t *testing.T) {
 			vals := map[string]any{}
 			if vf != "" {
 				vals = readValues(t, vf)
@@ -188,7 +195,7 @@ func TestHelmLintStrict(t *testing.T) {
 // client port exposed, the admin port only to the scraper).
 func TestHelmChartRendersForEveryValuesFile(t *testing.T) {
 	for _, vf := range valuesCases(t) {
-		t.Run("values="+filepath.Base(vf), func(t *testing.T) {
+		t.Run("values="+caseName(vf), func(t *testing.T) {
 			files, err := renderChart(t, vf)
 			if err != nil {
 				t.Fatal(err)
@@ -213,6 +220,21 @@ func TestHelmChartRendersForEveryValuesFile(t *testing.T) {
 				t.Error("root's first password is not from a Secret")
 			}
 			switch vf {
+			case "testdata/chart-everything.yaml":
+				if r.account == nil || r.deploy.Spec.Template.Spec.ServiceAccountName != r.account.Name {
+					t.Errorf("ServiceAccount %v, the pods use %q", r.account, r.deploy.Spec.Template.Spec.ServiceAccountName)
+				}
+				client := r.services["milvus-authproxy"]
+				if r.ingress == nil || client == nil || len(r.ingress.Spec.Rules) != 1 {
+					t.Fatalf("Ingress %v, client Service %v", r.ingress, client)
+				}
+				b := r.ingress.Spec.Rules[0].HTTP.Paths[0].Backend.Service
+				if b.Name != client.Name || b.Port.Number != client.Spec.Ports[0].Port {
+					t.Errorf("the Ingress goes to %s:%d, not the client Service", b.Name, b.Port.Number)
+				}
+				if client.Spec.Ports[0].NodePort != 31953 || !slices.Equal(client.Spec.LoadBalancerSourceRanges, []string{"10.0.0.0/8"}) {
+					t.Errorf("client Service: %+v", client.Spec)
+				}
 			case "values-etcd.yaml":
 				if replicas != 3 || r.pvc != nil {
 					t.Errorf("etcd values: %d replicas, PVC %v", replicas, r.pvc != nil)
