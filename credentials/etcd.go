@@ -68,9 +68,13 @@ type EtcdStore struct {
 	cur atomic.Pointer[etcdState]
 	mu  sync.Mutex // serializes publish
 	// writing admits one writer of this replica at a time (only other
-	// replicas conflict); waiting for it counts against the write's
-	// requestTimeout, so queued writes are refused in time too.
+	// replicas conflict).
 	writing chan struct{}
+	// unreachableAt is when a change last failed for want of etcd (Unix
+	// ns): the changes that queued behind it are refused at once, so that
+	// during an outage each is refused within requestTimeout of its
+	// arrival, not after its turn.
+	unreachableAt atomic.Int64
 	// brokenSince is when the store stopped following etcd (Unix ns), 0
 	// while it follows.
 	brokenSince atomic.Int64
@@ -413,18 +417,34 @@ var ErrUnavailable = errors.New("credential store unreachable")
 // mutate, and writes the difference in one transaction that holds only if
 // no other writer committed in between (the sequence key's revision); on a
 // conflict it reads again and retries. It returns once this replica's
-// current Set holds the change. The whole write, the wait for this
-// replica's previous write included, has requestTimeout: past it the
-// change is refused as ErrUnavailable, before most clients' deadlines.
+// current Set holds the change. The etcd work has requestTimeout: past
+// it the change is refused as ErrUnavailable, before most clients'
+// deadlines; changes queued behind one so refused are refused with it.
 func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
+	arrived := time.Now().UnixNano()
 	select {
 	case s.writing <- struct{}{}:
 		defer func() { <-s.writing }()
 	case <-ctx.Done():
-		return fmt.Errorf("etcd: %w: the previous change of this replica is still waiting for etcd: %w", ErrUnavailable, ctx.Err())
+		return fmt.Errorf("credential store on etcd: waiting for this replica's previous change: %w", ctx.Err())
 	}
+	if s.unreachableAt.Load() > arrived {
+		return fmt.Errorf("etcd: %w: the change before this one found etcd unreachable", ErrUnavailable)
+	}
+	answered, err := s.update(ctx, mutate)
+	if errors.Is(err, ErrUnavailable) && !answered {
+		// Not one answer in requestTimeout: etcd is out of reach, not
+		// merely busy.
+		s.unreachableAt.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+// update is Update's work; answered says whether etcd answered any of its
+// requests.
+func (s *EtcdStore) update(ctx context.Context, mutate func(*Set) error) (answered bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
 	for attempt := range 64 {
 		if attempt > 0 {
 			// Another replica came first; let it finish before reading again.
@@ -436,8 +456,9 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
+			return answered, fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
 		}
+		answered = true
 		values := make(map[string]string, len(resp.Kvs))
 		var seqRev int64
 		var seq int
@@ -446,24 +467,24 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 			if string(kv.Key) == keySeq {
 				seqRev = kv.ModRevision
 				if seq, err = parseSeq(string(kv.Value)); err != nil {
-					return fmt.Errorf("credential store on etcd: %w", err)
+					return true, fmt.Errorf("credential store on etcd: %w", err)
 				}
 			}
 		}
 		base, err := decodeEtcd(values)
 		if err != nil {
-			return fmt.Errorf("credential store on etcd: %w", err)
+			return true, fmt.Errorf("credential store on etcd: %w", err)
 		}
 		next := base.Clone()
 		if err := mutate(next); err != nil {
-			return err
+			return true, err
 		}
 		if err := next.validate(); err != nil {
-			return fmt.Errorf("credential store on etcd: %w", err)
+			return true, fmt.Errorf("credential store on etcd: %w", err)
 		}
 		want, err := encodeEtcd(next)
 		if err != nil {
-			return err
+			return true, err
 		}
 		var ops []clientv3.Op
 		for k, v := range want {
@@ -477,7 +498,7 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 			}
 		}
 		if len(ops) == 0 {
-			return nil
+			return true, nil
 		}
 		// The sequence value names this transaction, so that when an
 		// attempt's answer is lost and a retry finds the sequence moved,
@@ -491,7 +512,7 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
+			return answered, fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
 		}
 		committed := txn.Header.Revision
 		if !txn.Succeeded {
@@ -503,7 +524,7 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 			// (its answer lost), or another writer?
 			winner, err := s.seqAt(ctx, seq+1, seqRev, kvs[0])
 			if err != nil {
-				return fmt.Errorf("etcd: %w: cannot tell whether the change was made: %w", ErrUnavailable, err)
+				return true, fmt.Errorf("etcd: %w: cannot tell whether the change was made: %w", ErrUnavailable, err)
 			}
 			if string(winner.Value) != mine {
 				continue // another writer came first: read again
@@ -514,9 +535,9 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 		// now exactly want and the sequence key), unless the watch already
 		// brought it or something newer.
 		want[keySeq] = mine
-		return s.publish(want, committed)
+		return true, s.publish(want, committed)
 	}
-	return fmt.Errorf("credential store on etcd: %w", ErrConflict)
+	return true, fmt.Errorf("credential store on etcd: %w", ErrConflict)
 }
 
 // seqAt is the sequence key as it was at count n, found in the key's
