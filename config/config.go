@@ -76,6 +76,9 @@ type Security struct {
 	SuperUsers UserList `yaml:"superUsers"`
 	// DefaultRootPassword is root's password when the credential file is first created.
 	DefaultRootPassword string `yaml:"defaultRootPassword"`
+	// DefaultRootPasswordFile, if set, holds that password instead (a
+	// mounted Secret), so that it need not sit in the config.
+	DefaultRootPasswordFile string `yaml:"defaultRootPasswordFile"`
 	// EnablePublicPrivilege gives every user (role public) Milvus's
 	// defaults: DescribeCollection, ListAliases and IndexDetail everywhere.
 	EnablePublicPrivilege bool `yaml:"enablePublicPrivilege"`
@@ -84,6 +87,24 @@ type Security struct {
 	// OtherServices says who may call gRPC services other than
 	// MilvusService: any authenticated user, or admin only.
 	OtherServices string `yaml:"otherServices"`
+}
+
+// RootPassword is root's first password: defaultRootPasswordFile's
+// content (one trailing newline dropped) when that is set, else
+// defaultRootPassword.
+func (s Security) RootPassword() (string, error) {
+	if s.DefaultRootPasswordFile == "" {
+		return s.DefaultRootPassword, nil
+	}
+	b, err := os.ReadFile(s.DefaultRootPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("common.security.defaultRootPasswordFile: %w", err)
+	}
+	p := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if p == "" {
+		return "", fmt.Errorf("common.security.defaultRootPasswordFile: %s is empty", s.DefaultRootPasswordFile)
+	}
+	return p, nil
 }
 
 // Who may call services other than MilvusService.

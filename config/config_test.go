@@ -145,3 +145,28 @@ func TestSecondDocumentRefused(t *testing.T) {
 		}
 	}
 }
+
+// Root's first password from a file (a mounted Secret) wins over
+// defaultRootPassword; an unreadable or empty file is an error naming the key.
+func TestRootPasswordFromFile(t *testing.T) {
+	s := Default().Common.Security
+	if p, err := s.RootPassword(); err != nil || p != "Milvus" {
+		t.Fatalf("default: %q %v", p, err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "password")
+	if err := os.WriteFile(file, []byte("Root-from-secret-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.DefaultRootPasswordFile = file
+	if p, err := s.RootPassword(); err != nil || p != "Root-from-secret-1" {
+		t.Fatalf("from %s: %q %v", file, p, err)
+	}
+	for _, bad := range []string{filepath.Join(dir, "missing"), filepath.Join(dir, "empty")} {
+		_ = os.WriteFile(filepath.Join(dir, "empty"), []byte("\n"), 0o600)
+		s.DefaultRootPasswordFile = bad
+		if _, err := s.RootPassword(); err == nil || !strings.Contains(err.Error(), "common.security.defaultRootPasswordFile") {
+			t.Fatalf("%s: %v", bad, err)
+		}
+	}
+}

@@ -16,9 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/namespace"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // EtcdOptions configure OpenEtcd.
@@ -50,15 +56,25 @@ type EtcdOptions struct {
 // another's change, and the writer answers only once its own snapshot
 // holds the change (read your writes).
 type EtcdStore struct {
-	cli     *clientv3.Client
-	kv      clientv3.KV
-	watcher clientv3.Watcher
-	opts    EtcdOptions
-	log     *slog.Logger
+	cli *clientv3.Client
+	// members are one connection per endpoint, for requests (try picks
+	// the member); the watch goes through cli's balancer.
+	members   []*etcdMember
+	preferred atomic.Int32 // the member that answered last
+	watcher   clientv3.Watcher
+	opts      EtcdOptions
+	log       *slog.Logger
 
-	cur     atomic.Pointer[etcdState]
-	mu      sync.Mutex // serializes publish
-	writeMu sync.Mutex // one writer of this replica at a time: only other replicas conflict
+	cur atomic.Pointer[etcdState]
+	mu  sync.Mutex // serializes publish
+	// writing admits one writer of this replica at a time (only other
+	// replicas conflict).
+	writing chan struct{}
+	// unreachableAt is when a change last failed for want of etcd (Unix
+	// ns): the changes that queued behind it are refused at once, so that
+	// during an outage each is refused within requestTimeout of its
+	// arrival, not after its turn.
+	unreachableAt atomic.Int64
 	// brokenSince is when the store stopped following etcd (Unix ns), 0
 	// while it follows.
 	brokenSince atomic.Int64
@@ -106,15 +122,29 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: opts.Endpoints, DialTimeout: opts.DialTimeout, TLS: opts.TLS,
 		Username: opts.Username, Password: opts.Password,
-		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second,
+		// A member that stops answering (frozen, partitioned) keeps its TCP
+		// connection open; keepalive drops it after keepAliveTime plus
+		// keepAliveTimeout so the round-robin balancer stops picking it.
+		// Until then each request's own short attempt (try) steps around it.
+		DialKeepAliveTime: keepAliveTime, DialKeepAliveTimeout: keepAliveTimeout,
 		Logger: zap.NewNop(), // failures reach the proxy's own log, as errors
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(opts.Endpoints, ","), err)
 	}
 	s := &EtcdStore{
-		cli: cli, kv: namespace.NewKV(cli.KV, opts.Prefix), watcher: namespace.NewWatcher(cli.Watcher, opts.Prefix),
-		opts: opts, log: opts.Logger, done: make(chan struct{}),
+		cli: cli, watcher: namespace.NewWatcher(cli.Watcher, opts.Prefix),
+		opts: opts, log: opts.Logger, done: make(chan struct{}), writing: make(chan struct{}, 1),
+	}
+	for _, ep := range opts.Endpoints {
+		conn, err := cli.Dial(ep) // does not block: connects in the background
+		if err != nil {
+			s.closeMembers()
+			cli.Close()
+			return nil, fmt.Errorf("etcd %s: %w", ep, err)
+		}
+		kv := clientv3.NewKVFromKVClient(pb.NewKVClient(conn), cli)
+		s.members = append(s.members, &etcdMember{endpoint: ep, conn: conn, kv: namespace.NewKV(kv, opts.Prefix)})
 	}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		err = nil
@@ -133,6 +163,7 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 		}
 		select {
 		case <-ctx.Done():
+			s.closeMembers()
 			cli.Close()
 			return nil, fmt.Errorf("etcd %s: first list: %w", strings.Join(opts.Endpoints, ","), err)
 		case <-time.After(backoff):
@@ -148,7 +179,14 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 func (s *EtcdStore) Close() error {
 	s.cancel()
 	<-s.done
+	s.closeMembers()
 	return s.cli.Close()
+}
+
+func (s *EtcdStore) closeMembers() {
+	for _, m := range s.members {
+		m.conn.Close()
+	}
 }
 
 // Current implements Store.
@@ -202,7 +240,11 @@ func (s *EtcdStore) Reload(ctx context.Context) (bool, error) {
 func (s *EtcdStore) bootstrap(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
-	resp, err := s.kv.Get(ctx, keyUsers, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	var resp *clientv3.GetResponse
+	err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
+		resp, err = kv.Get(ctx, keyUsers, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
@@ -219,10 +261,15 @@ func (s *EtcdStore) bootstrap(ctx context.Context) error {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	user, _ := json.Marshal(etcdUser{PasswordHash: hash, Created: now, Updated: now})
-	txn, err := s.kv.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(keyUsers+RootUser), "=", 0)).
-		Then(clientv3.OpPut(keyUsers+RootUser, string(user))). // no role, as in Milvus: root is root
-		Commit()
+	// Run again after a lost answer, the create-if-absent just finds root.
+	var txn *clientv3.TxnResponse
+	err = s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
+		txn, err = kv.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(keyUsers+RootUser), "=", 0)).
+			Then(clientv3.OpPut(keyUsers+RootUser, string(user))). // no role, as in Milvus: root is root
+			Commit()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("etcd: create root: %w", err)
 	}
@@ -234,7 +281,11 @@ func (s *EtcdStore) bootstrap(ctx context.Context) error {
 
 // relist reads the whole prefix and publishes it.
 func (s *EtcdStore) relist(ctx context.Context) error {
-	resp, err := s.kv.Get(ctx, "", clientv3.WithPrefix())
+	var resp *clientv3.GetResponse
+	err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
+		resp, err = kv.Get(ctx, "", clientv3.WithPrefix())
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -366,21 +417,48 @@ var ErrUnavailable = errors.New("credential store unreachable")
 // mutate, and writes the difference in one transaction that holds only if
 // no other writer committed in between (the sequence key's revision); on a
 // conflict it reads again and retries. It returns once this replica's
-// current Set holds the change.
+// current Set holds the change. The etcd work has requestTimeout: past
+// it the change is refused as ErrUnavailable, before most clients'
+// deadlines; changes queued behind one so refused are refused with it.
 func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 3*s.opts.RequestTimeout)
+	arrived := time.Now().UnixNano()
+	select {
+	case s.writing <- struct{}{}:
+		defer func() { <-s.writing }()
+	case <-ctx.Done():
+		return fmt.Errorf("credential store on etcd: waiting for this replica's previous change: %w", ctx.Err())
+	}
+	if s.unreachableAt.Load() > arrived {
+		return fmt.Errorf("etcd: %w: the change before this one found etcd unreachable", ErrUnavailable)
+	}
+	answered, err := s.update(ctx, mutate)
+	if errors.Is(err, ErrUnavailable) && !answered {
+		// Not one answer in requestTimeout: etcd is out of reach, not
+		// merely busy.
+		s.unreachableAt.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+// update is Update's work; answered says whether etcd answered any of its
+// requests.
+func (s *EtcdStore) update(ctx context.Context, mutate func(*Set) error) (answered bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
 	for attempt := range 64 {
 		if attempt > 0 {
 			// Another replica came first; let it finish before reading again.
 			time.Sleep(time.Duration(rand.IntN(5*attempt+5)) * time.Millisecond)
 		}
-		resp, err := s.kv.Get(ctx, "", clientv3.WithPrefix())
+		var resp *clientv3.GetResponse
+		err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
+			resp, err = kv.Get(ctx, "", clientv3.WithPrefix())
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
+			return answered, fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
 		}
+		answered = true
 		values := make(map[string]string, len(resp.Kvs))
 		var seqRev int64
 		var seq int
@@ -388,23 +466,25 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 			values[string(kv.Key)] = string(kv.Value)
 			if string(kv.Key) == keySeq {
 				seqRev = kv.ModRevision
-				seq, _ = strconv.Atoi(string(kv.Value))
+				if seq, err = parseSeq(string(kv.Value)); err != nil {
+					return true, fmt.Errorf("credential store on etcd: %w", err)
+				}
 			}
 		}
 		base, err := decodeEtcd(values)
 		if err != nil {
-			return fmt.Errorf("credential store on etcd: %w", err)
+			return true, fmt.Errorf("credential store on etcd: %w", err)
 		}
 		next := base.Clone()
 		if err := mutate(next); err != nil {
-			return err
+			return true, err
 		}
 		if err := next.validate(); err != nil {
-			return fmt.Errorf("credential store on etcd: %w", err)
+			return true, fmt.Errorf("credential store on etcd: %w", err)
 		}
 		want, err := encodeEtcd(next)
 		if err != nil {
-			return err
+			return true, err
 		}
 		var ops []clientv3.Op
 		for k, v := range want {
@@ -418,23 +498,186 @@ func (s *EtcdStore) Update(ctx context.Context, mutate func(*Set) error) error {
 			}
 		}
 		if len(ops) == 0 {
-			return nil
+			return true, nil
 		}
-		ops = append(ops, clientv3.OpPut(keySeq, strconv.Itoa(seq+1)))
-		txn, err := s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(keySeq), "=", seqRev)).Then(ops...).Commit()
+		// The sequence value names this transaction, so that when an
+		// attempt's answer is lost and a retry finds the sequence moved,
+		// the retry can tell "mine committed" from "another writer's did".
+		mine := strconv.Itoa(seq+1) + " " + strconv.FormatUint(rand.Uint64(), 16)
+		ops = append(ops, clientv3.OpPut(keySeq, mine))
+		var txn *clientv3.TxnResponse
+		err = s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
+			txn, err = kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(keySeq), "=", seqRev)).
+				Then(ops...).Else(clientv3.OpGet(keySeq)).Commit()
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
+			return answered, fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
 		}
+		committed := txn.Header.Revision
 		if !txn.Succeeded {
-			continue // another writer came first: read again
+			kvs := txn.Responses[0].GetResponseRange().GetKvs()
+			if len(kvs) != 1 {
+				continue
+			}
+			// Did an earlier attempt of this transaction win the compare
+			// (its answer lost), or another writer?
+			winner, err := s.seqAt(ctx, seq+1, seqRev, kvs[0])
+			if err != nil {
+				return true, fmt.Errorf("etcd: %w: cannot tell whether the change was made: %w", ErrUnavailable, err)
+			}
+			if string(winner.Value) != mine {
+				continue // another writer came first: read again
+			}
+			committed = winner.ModRevision
 		}
 		// Read your writes: publish what was just committed (the prefix is
 		// now exactly want and the sequence key), unless the watch already
 		// brought it or something newer.
-		want[keySeq] = strconv.Itoa(seq + 1)
-		return s.publish(want, txn.Header.Revision)
+		want[keySeq] = mine
+		return true, s.publish(want, committed)
 	}
-	return fmt.Errorf("credential store on etcd: %w", ErrConflict)
+	return true, fmt.Errorf("credential store on etcd: %w", ErrConflict)
+}
+
+// seqAt is the sequence key as it was at count n, found in the key's
+// history (which etcd keeps until a compaction) by bisecting the
+// revisions between from, where the count was below n, and cur. Every
+// write raises the count by exactly one, so the value at n names the one
+// transaction that won the compare on count n-1, even when other writers
+// have moved the key on since.
+func (s *EtcdStore) seqAt(ctx context.Context, n int, from int64, cur *mvccpb.KeyValue) (*mvccpb.KeyValue, error) {
+	lo, hi, found := from, cur.ModRevision, cur
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		var resp *clientv3.GetResponse
+		err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
+			resp, err = kv.Get(ctx, keySeq, clientv3.WithRev(mid))
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		count := -1
+		if len(resp.Kvs) == 1 {
+			if count, err = parseSeq(string(resp.Kvs[0].Value)); err != nil {
+				return nil, err
+			}
+		}
+		if count >= n {
+			hi, found = mid, resp.Kvs[0]
+		} else {
+			lo = mid
+		}
+	}
+	return found, nil
+}
+
+// parseSeq reads the sequence key: a count, then (since writes name
+// themselves) a space and the writer's nonce.
+func parseSeq(v string) (int, error) {
+	count, _, _ := strings.Cut(v, " ")
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("key %s: %q is not a count of changes", keySeq, v)
+	}
+	return n, nil
+}
+
+// How an etcd request steps around a member that does not answer. A
+// frozen or cut-off member keeps its TCP connection open, and gRPC refuses
+// a client keepalive interval under 10 s (grpc-go
+// internal.KeepaliveMinPingTime), so keepalive alone drops it only after
+// 10 s plus keepAliveTimeout, and etcd's round-robin balancer keeps
+// sending it every third request until then. So each request goes to one
+// member chosen here, with a bound per attempt well below requestTimeout;
+// when an attempt times out or the member answers Unavailable (no leader,
+// leader changed, connection lost), the request goes to the next member
+// and the silent one is avoided for avoidFor. The bound doubles after each
+// round of members, so a slow but healthy cluster still gets long attempts.
+const (
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 2 * time.Second
+	attemptFirst     = 250 * time.Millisecond
+	avoidFor         = keepAliveTime + keepAliveTimeout
+	// attemptPause spaces attempts that failed at once (no leader yet).
+	attemptPause = 50 * time.Millisecond
+)
+
+// etcdMember is one endpoint's own connection and when try may pick it
+// again after it failed (Unix ns; 0: now).
+type etcdMember struct {
+	endpoint   string
+	conn       *grpc.ClientConn
+	kv         clientv3.KV
+	avoidUntil atomic.Int64
+}
+
+// order is the members in the order try uses them: from the one that
+// answered last, round the list, those avoided now at the end.
+func (s *EtcdStore) order() []*etcdMember {
+	n := len(s.members)
+	first := int(s.preferred.Load())
+	now := time.Now().UnixNano()
+	var ready, avoided []*etcdMember
+	for k := range n {
+		m := s.members[(first+k)%n]
+		if m.avoidUntil.Load() > now {
+			avoided = append(avoided, m)
+		} else {
+			ready = append(ready, m)
+		}
+	}
+	return append(ready, avoided...)
+}
+
+// unavailable reports a member's or connection's Unavailable: etcd's
+// client turns the server's known errors (no leader, leader changed,
+// request timed out) into rpctypes.EtcdError, the rest stay gRPC statuses.
+func unavailable(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+// try runs req on one member after another until it succeeds, fails for
+// a reason a retry cannot change, or ctx ends. Every request it runs must
+// be safe to send twice: reads, and writes guarded by a compare that a
+// first copy would spoil. Each attempt requires a leader, so a member cut
+// off from its cluster refuses at once instead of holding the request
+// (etcd's rpctypes.MetadataRequireLeaderKey).
+func (s *EtcdStore) try(ctx context.Context, req func(context.Context, clientv3.KV) error) error {
+	order := s.order()
+	for k := 0; ; k++ {
+		m := order[k%len(order)]
+		bound := attemptFirst << min(k/len(order), 8)
+		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), bound)
+		began := time.Now()
+		err := req(actx, m.kv)
+		timedOut := actx.Err() != nil
+		cancel()
+		if err == nil {
+			m.avoidUntil.Store(0)
+			s.preferred.Store(int32(slices.Index(s.members, m)))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if !timedOut && !unavailable(err) {
+			return err // an answer: permission denied, too large, ...
+		}
+		m.avoidUntil.Store(time.Now().Add(avoidFor).UnixNano())
+		if time.Since(began) < attemptPause {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(attemptPause):
+			}
+		}
+	}
 }
 
 type etcdUser struct {

@@ -71,8 +71,12 @@ func openStore(cfg *config.Config, logger *slog.Logger, onFollow func(error)) (*
 	ref := &storeRef{}
 	c := cfg.Credentials
 	if c.Store != config.StoreEtcd {
+		rootPassword, err := cfg.Common.Security.RootPassword()
+		if err != nil {
+			return nil, err
+		}
 		fs, err := credentials.OpenFile(c.File, credentials.FileOptions{
-			DefaultRootPassword: cfg.Common.Security.DefaultRootPassword,
+			DefaultRootPassword: rootPassword,
 			Logger:              logger,
 		})
 		if err != nil {
@@ -103,11 +107,15 @@ func OpenEtcdStoreAsIs(ctx context.Context, cfg *config.Config, logger *slog.Log
 
 func openEtcd(ctx context.Context, cfg *config.Config, logger *slog.Logger, onFollow func(error), noBootstrap bool) (*credentials.EtcdStore, error) {
 	c := cfg.Credentials
+	rootPassword, err := cfg.Common.Security.RootPassword()
+	if err != nil {
+		return nil, err
+	}
 	opts := credentials.EtcdOptions{
 		NoBootstrap: noBootstrap,
 		Endpoints:   c.Etcd.Endpoints, Prefix: c.Etcd.Prefix,
 		DialTimeout: c.Etcd.DialTimeout, RequestTimeout: c.Etcd.RequestTimeout,
-		Username: c.Etcd.Username, DefaultRootPassword: cfg.Common.Security.DefaultRootPassword, Logger: logger,
+		Username: c.Etcd.Username, DefaultRootPassword: rootPassword, Logger: logger,
 		OnFollow: onFollow,
 	}
 	if c.Etcd.Username != "" {

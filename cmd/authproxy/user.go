@@ -54,8 +54,12 @@ func (f *storeFlags) open() (store credentials.Store, done func(), err error) {
 	if f.file != "" {
 		cfg.Credentials.File = f.file
 	}
+	rootPassword, err := cfg.Common.Security.RootPassword()
+	if err != nil {
+		return nil, nil, err
+	}
 	fs, err := credentials.OpenFile(cfg.Credentials.File, credentials.FileOptions{
-		DefaultRootPassword: cfg.Common.Security.DefaultRootPassword,
+		DefaultRootPassword: rootPassword,
 	})
 	return fs, func() {}, err
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the project's Dockerfile unchanged on stand-in base images and runs
 # the image for real with podman (no Docker engine here); then the Kubernetes
-# sidecar example with podman kube play (kube.sh) and the compose example with
-# podman-compose (compose.sh), Milvus replaced by the fake backend. Removes all
+# sidecar example with podman kube play (kube.sh), the compose example with
+# podman-compose (compose.sh) and the Helm chart on etcd with podman kube play
+# (helm.sh), Milvus replaced by the fake backend. Removes all
 # it started, also on failure. Fails loudly, with the reason, when it cannot
 # run; it never skips.
 set -euo pipefail
@@ -14,12 +15,12 @@ log() { echo "test-container: $*" >&2; }
 
 # --- install (idempotent) -------------------------------------------------
 need=()
-for c in buildah podman podman-compose debootstrap runc catatonit iptables curl; do command -v $c >/dev/null || need+=($c); done
+for c in buildah podman podman-compose debootstrap runc catatonit iptables curl etcd; do command -v $c >/dev/null || need+=($c); done
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need[*]} and not root to apt-get install them"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-    buildah podman podman-compose debootstrap runc catatonit iptables uidmap netavark aardvark-dns slirp4netns ca-certificates tzdata curl python3-yaml \
+    buildah podman podman-compose debootstrap runc catatonit iptables uidmap netavark aardvark-dns slirp4netns ca-certificates tzdata curl python3-yaml etcd-server \
     || die "apt-get install of ${need[*]} failed"
 fi
 # This sandbox: vfs storage, runc (crun refuses the cgroup layout), no rlimit raising.
@@ -201,4 +202,5 @@ started=()
 
 . test/container/kube.sh
 . test/container/compose.sh
-log "PASS: the image, the Kubernetes sidecar example and the compose example in $(( $(date +%s) - script_t0 )) s"
+. test/container/helm.sh
+log "PASS: the image, the Kubernetes sidecar example, the compose example and the Helm chart in $(( $(date +%s) - script_t0 )) s"

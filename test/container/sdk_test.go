@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,4 +142,43 @@ func TestBackendNotReachable(t *testing.T) {
 	if err == nil {
 		t.Fatalf("the backend at %s answered", b)
 	}
+}
+
+// The Helm chart on etcd: root (AUTHPROXY_PASSWORD, the chart's generated
+// Secret) creates chart_user, or, with CHART_USER_EXISTS=1 (after the pod
+// was played again), finds it already there: the user lives in etcd, not
+// in the pod. chart_user (CHART_USER_PASSWORD) then authenticates.
+func TestSDKUserOnEtcd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	root, err := milvusclient.New(ctx, config(t, "root", env(t, "AUTHPROXY_PASSWORD")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close(ctx)
+	users, err := root.ListUsers(ctx, milvusclient.NewListUserOption())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exists := slices.Contains(users, "chart_user")
+	pw := env(t, "CHART_USER_PASSWORD")
+	switch {
+	case os.Getenv("CHART_USER_EXISTS") == "1" && !exists:
+		t.Fatalf("chart_user is gone after the pod was played again: users %v", users)
+	case os.Getenv("CHART_USER_EXISTS") != "1" && exists:
+		t.Fatalf("chart_user exists before it was created: users %v", users)
+	case !exists:
+		if err := root.CreateUser(ctx, milvusclient.NewCreateUserOption("chart_user", pw)); err != nil {
+			t.Fatalf("CreateUser chart_user: %v", err)
+		}
+	}
+	c, err := milvusclient.New(ctx, config(t, "chart_user", pw))
+	if err != nil {
+		t.Fatalf("connect as chart_user: %v", err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.GetServerVersion(ctx, milvusclient.NewGetServerVersionOption()); err != nil {
+		t.Fatalf("GetVersion as chart_user: %v", err)
+	}
+	refused(ctx, t, "chart_user", pw+"-wrong")
 }

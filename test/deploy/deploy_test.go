@@ -25,7 +25,9 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -57,13 +59,17 @@ var (
 
 // kinds maps apiVersion/kind to the k8s.io/api type a manifest must decode into.
 var kinds = map[string]func() any{
-	"apps/v1/Deployment":                 func() any { return &appsv1.Deployment{} },
-	"v1/Service":                         func() any { return &corev1.Service{} },
-	"v1/Secret":                          func() any { return &corev1.Secret{} },
-	"v1/ConfigMap":                       func() any { return &corev1.ConfigMap{} },
-	"v1/PersistentVolumeClaim":           func() any { return &corev1.PersistentVolumeClaim{} },
-	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
-	"policy/v1/PodDisruptionBudget":      func() any { return &policyv1.PodDisruptionBudget{} },
+	"apps/v1/Deployment":                      func() any { return &appsv1.Deployment{} },
+	"v1/Service":                              func() any { return &corev1.Service{} },
+	"v1/Secret":                               func() any { return &corev1.Secret{} },
+	"v1/ConfigMap":                            func() any { return &corev1.ConfigMap{} },
+	"v1/PersistentVolumeClaim":                func() any { return &corev1.PersistentVolumeClaim{} },
+	"networking.k8s.io/v1/NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
+	"policy/v1/PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
+	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
+	"networking.k8s.io/v1/Ingress":            func() any { return &networkingv1.Ingress{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
 }
 
 // decodeManifests strictly decodes every YAML document: duplicate keys and
@@ -268,6 +274,18 @@ func checkDeployment(d *appsv1.Deployment, cms map[string]*corev1.ConfigMap, ser
 	} else if v.Secret != nil && !m.ReadOnly || v.Secret == nil && v.PersistentVolumeClaim == nil {
 		bad("credentials.file %s: want a read-only Secret or a PersistentVolumeClaim", cfg.Credentials.File)
 	}
+	if t := cfg.Credentials.Etcd.TLS; cfg.Credentials.Store == config.StoreEtcd && t != nil {
+		for _, f := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+			if _, v, ok := mountFor(f); f != "" && (!ok || v.Secret == nil) {
+				bad("credentials.etcd.tls file %s: not in a mounted Secret", f)
+			}
+		}
+	}
+	if f := cfg.Common.Security.DefaultRootPasswordFile; f != "" {
+		if _, v, ok := mountFor(f); !ok || v.Secret == nil {
+			bad("common.security.defaultRootPasswordFile %s: not in a mounted Secret", f)
+		}
+	}
 	if cfg.TLS != nil {
 		for _, f := range []string{cfg.TLS.CertFile, cfg.TLS.KeyFile} {
 			if _, v, ok := mountFor(f); !ok || v.Secret == nil {
@@ -289,7 +307,13 @@ func checkDeployment(d *appsv1.Deployment, cms map[string]*corev1.ConfigMap, ser
 			if target.Type == intstr.Int && target.IntVal == 0 {
 				target = intstr.FromInt32(sp.Port)
 			}
-			if p, ok := containerPort(proxy, target); !ok || strconv.Itoa(int(p)) != port(cfg.Listen) {
+			p, ok := containerPort(proxy, target)
+			switch {
+			case ok && strconv.Itoa(int(p)) == port(cfg.Listen):
+			case ok && strconv.Itoa(int(p)) == port(cfg.Admin.Listen) && sp.Name == "metrics":
+				// The metrics Service: the scraper's way in; the
+				// NetworkPolicy says who may use it.
+			default:
 				bad("service %s port %d: targets %s, not authproxy's client port %s", s.Name, sp.Port, target.String(), port(cfg.Listen))
 			}
 		}

@@ -209,3 +209,43 @@ func TestCompactionPastAPartitionedReplica(t *testing.T) {
 		t.Fatalf("b at revision %d, below the compaction at %d", rev, head)
 	}
 }
+
+// The sequence key written before writes named themselves (a bare count)
+// still reads; one that is not a count is refused, naming the key, and
+// nothing is written.
+func TestSequenceKeyFormats(t *testing.T) {
+	endpoint := startEtcd(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := open(t, endpoint, "/authproxy/")
+	add := func(name string) error {
+		return s.Update(ctx, func(set *credentials.Set) error {
+			set.PutUser(&credentials.User{Name: name, PasswordHash: hash})
+			return nil
+		})
+	}
+	if _, err := cli.Put(ctx, "/authproxy/meta/seq", "7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("alice"); err != nil {
+		t.Fatalf("a write after a bare count: %v", err)
+	}
+	got, err := cli.Get(ctx, "/authproxy/meta/seq")
+	if err != nil || len(got.Kvs) != 1 || !strings.HasPrefix(string(got.Kvs[0].Value), "8 ") {
+		t.Fatalf("the sequence after a bare 7: %v %v", got, err)
+	}
+	if _, err := cli.Put(ctx, "/authproxy/meta/seq", "seven"); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("bob"); err == nil || !strings.Contains(err.Error(), `key meta/seq: "seven" is not a count of changes`) {
+		t.Fatalf("a write after a sequence that is not a count: %v", err)
+	}
+	if users, _ := cli.Get(ctx, "/authproxy/users/bob"); users.Count != 0 {
+		t.Fatal("bob was written although the sequence key is unreadable")
+	}
+}

@@ -1,0 +1,169 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// EtcdBinary is the etcd server the process clusters run: Debian's
+// etcd-server package (etcd 3.4), which .ci/run installs.
+const EtcdBinary = "/usr/bin/etcd"
+
+// EtcdProc is one member of an etcd cluster running as its own process, so
+// that a test can freeze it (SIGSTOP), kill it or restart it as an
+// operator's fault would; it dies with the test process (Pdeathsig).
+type EtcdProc struct {
+	Name string
+	URL  string
+	t    testing.TB
+	args []string
+	logs *logBuffer
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartEtcdProcCluster starts an n-member cluster of etcd processes on
+// loopback; the test's end kills them.
+func StartEtcdProcCluster(t testing.TB, n int) []*EtcdProc {
+	t.Helper()
+	if _, err := os.Stat(EtcdBinary); err != nil {
+		t.Fatalf("%s: %v (install Debian's etcd-server, as .ci/run does)", EtcdBinary, err)
+	}
+	members := make([]*EtcdProc, n)
+	peers := make([]string, n)
+	var initial []string
+	for i := range members {
+		members[i] = &EtcdProc{Name: fmt.Sprintf("m%d", i), URL: "http://" + FreeAddr(t), t: t}
+		peers[i] = "http://" + FreeAddr(t)
+		initial = append(initial, members[i].Name+"="+peers[i])
+	}
+	for i, m := range members {
+		m.args = []string{
+			"--name", m.Name, "--data-dir", t.TempDir(),
+			"--listen-client-urls", m.URL, "--advertise-client-urls", m.URL,
+			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", "authproxy-test",
+			"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
+		}
+		m.launch()
+		t.Cleanup(m.Kill)
+	}
+	for _, m := range members {
+		m.waitHealthy(60 * time.Second)
+	}
+	return members
+}
+
+// Endpoints lists the members' client URLs.
+func Endpoints(members []*EtcdProc) []string {
+	var urls []string
+	for _, m := range members {
+		urls = append(urls, m.URL)
+	}
+	return urls
+}
+
+func (m *EtcdProc) launch() {
+	m.t.Helper()
+	m.logs = newLogBuffer()
+	m.cmd = exec.Command(EtcdBinary, m.args...)
+	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatalf("start etcd %s: %v", m.Name, err)
+	}
+	m.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(m.cmd, m.done)
+}
+
+// waitHealthy waits until the member answers a linearizable read, which
+// needs a leader.
+func (m *EtcdProc) waitHealthy(limit time.Duration) {
+	m.t.Helper()
+	cli := m.client()
+	defer cli.Close()
+	deadline := time.Now().Add(limit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cli.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("etcd %s not healthy after %v: %v\n%s", m.Name, limit, err, m.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (m *EtcdProc) client() *clientv3.Client {
+	m.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.URL}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return cli
+}
+
+// IsLeader reports whether the member says it leads its cluster.
+func (m *EtcdProc) IsLeader() bool {
+	cli := m.client()
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := cli.Status(ctx, m.URL)
+	return err == nil && st.Leader == st.Header.MemberId
+}
+
+// Freeze stops the process (SIGSTOP): its sockets stay open, nothing
+// answers; Thaw resumes it.
+func (m *EtcdProc) Freeze() { m.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen member (SIGCONT).
+func (m *EtcdProc) Thaw() { m.signal(syscall.SIGCONT) }
+
+func (m *EtcdProc) signal(sig syscall.Signal) {
+	m.t.Helper()
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		m.t.Fatalf("%v to etcd %s: %v", sig, m.Name, err)
+	}
+}
+
+// Kill ends the member with SIGKILL (a frozen one too); Restart brings it
+// back on its data and ports.
+func (m *EtcdProc) Kill() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-m.done:
+	default:
+		_ = m.cmd.Process.Kill()
+		<-m.done
+	}
+}
+
+// Restart starts a killed member again; it rejoins its cluster (the
+// initial-cluster flags are ignored on an existing data dir).
+func (m *EtcdProc) Restart() {
+	m.t.Helper()
+	m.Kill()
+	m.launch()
+}
+
+// Logs is what the member wrote.
+func (m *EtcdProc) Logs() string { return m.logs.String() }
