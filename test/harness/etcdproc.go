@@ -28,7 +28,7 @@ type EtcdProc struct {
 	args []string
 	logs *logBuffer
 	cmd  *exec.Cmd
-	done chan struct{}
+	done <-chan struct{}
 }
 
 // StartEtcdProcCluster starts an n-member cluster of etcd processes on
@@ -78,15 +78,11 @@ func (m *EtcdProc) launch() {
 	m.logs = newLogBuffer()
 	m.cmd = exec.Command(EtcdBinary, m.args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := m.cmd.Start(); err != nil {
+	done, err := StartChild(m.cmd)
+	if err != nil {
 		m.t.Fatalf("start etcd %s: %v", m.Name, err)
 	}
-	m.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(m.cmd, m.done)
+	m.done = done
 }
 
 // waitHealthy waits until the member answers a linearizable read, which

@@ -107,14 +107,6 @@ func (l *writeLoad) end() {
 	l.wg.Wait()
 }
 
-// percentile of sorted durations.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
-}
-
 // p99Bound is what the write p99 is held to in the tests: the goal is 1 s
 // (measured well under it), but a loaded 2-core machine alone has shown
 // 0.7 s without any fault.
@@ -128,7 +120,7 @@ func checkWindow(t *testing.T, what string, took []time.Duration, refusals []str
 	if len(took) == 0 {
 		t.Fatalf("%s: no write completed", what)
 	}
-	p50, p99, top := percentile(took, 0.50), percentile(took, 0.99), took[len(took)-1]
+	p50, p99, top := percentile(took, 50), percentile(took, 99), took[len(took)-1]
 	t.Logf("%s: %d writes, p50 %v, p99 %v, max %v, %d refused", what, len(took),
 		p50.Round(time.Millisecond), p99.Round(time.Millisecond), top.Round(time.Millisecond), len(refusals))
 	if len(refusals) > 0 {
