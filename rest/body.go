@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -41,20 +42,11 @@ func decodeDataRequest(body []byte) (dataRequest, error) {
 		return q, fmt.Errorf("error: %w", err)
 	}
 	for _, f := range []struct{ key, v string }{{"collectionName", q.CollectionName}, {"dbName", q.DBName}} {
-		if !utf8.ValidString(f.v) || containsRune(f.v, utf8.RuneError) {
+		if !utf8.ValidString(f.v) || strings.ContainsRune(f.v, utf8.RuneError) {
 			return q, fmt.Errorf("error: %s is not valid UTF-8", f.key)
 		}
 	}
 	return q, nil
-}
-
-func containsRune(s string, r rune) bool {
-	for _, c := range s {
-		if c == r {
-			return true
-		}
-	}
-	return false
 }
 
 // Blocks a body is read into: small first, so that the usual request of a
