@@ -240,11 +240,7 @@ func (s *EtcdStore) Reload(ctx context.Context) (bool, error) {
 func (s *EtcdStore) bootstrap(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
-	var resp *clientv3.GetResponse
-	err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
-		resp, err = kv.Get(ctx, keyUsers, clientv3.WithPrefix(), clientv3.WithCountOnly())
-		return err
-	})
+	resp, err := s.get(ctx, keyUsers, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
@@ -281,11 +277,7 @@ func (s *EtcdStore) bootstrap(ctx context.Context) error {
 
 // relist reads the whole prefix and publishes it.
 func (s *EtcdStore) relist(ctx context.Context) error {
-	var resp *clientv3.GetResponse
-	err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
-		resp, err = kv.Get(ctx, "", clientv3.WithPrefix())
-		return err
-	})
+	resp, err := s.get(ctx, "", clientv3.WithPrefix())
 	if err != nil {
 		return err
 	}
@@ -450,11 +442,7 @@ func (s *EtcdStore) update(ctx context.Context, mutate func(*Set) error) (answer
 			// Another replica came first; let it finish before reading again.
 			time.Sleep(time.Duration(rand.IntN(5*attempt+5)) * time.Millisecond)
 		}
-		var resp *clientv3.GetResponse
-		err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
-			resp, err = kv.Get(ctx, "", clientv3.WithPrefix())
-			return err
-		})
+		resp, err := s.get(ctx, "", clientv3.WithPrefix())
 		if err != nil {
 			return answered, fmt.Errorf("etcd: %w: %w", ErrUnavailable, err)
 		}
@@ -550,11 +538,7 @@ func (s *EtcdStore) seqAt(ctx context.Context, n int, from int64, cur *mvccpb.Ke
 	lo, hi, found := from, cur.ModRevision, cur
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		var resp *clientv3.GetResponse
-		err := s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
-			resp, err = kv.Get(ctx, keySeq, clientv3.WithRev(mid))
-			return err
-		})
+		resp, err := s.get(ctx, keySeq, clientv3.WithRev(mid))
 		if err != nil {
 			return nil, err
 		}
@@ -634,12 +618,32 @@ func (s *EtcdStore) order() []*etcdMember {
 // unavailable reports a member's or connection's Unavailable: etcd's
 // client turns the server's known errors (no leader, leader changed,
 // request timed out) into rpctypes.EtcdError, the rest stay gRPC statuses.
+// expiredOnTheServer reports an attempt's deadline passing on the member
+// first: the client sends the deadline along (grpc-timeout), and etcd 3.4
+// answers its expiry as code Unknown, "context deadline exceeded", which
+// can arrive before the client's own timer fires. It is a timeout like
+// any other, not an answer (seen once in a few runs of a leader kill).
+func expiredOnTheServer(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && (st.Code() == codes.DeadlineExceeded ||
+		st.Code() == codes.Unknown && st.Message() == context.DeadlineExceeded.Error())
+}
+
 func unavailable(err error) bool {
 	var ee rpctypes.EtcdError
 	if errors.As(err, &ee) {
 		return ee.Code() == codes.Unavailable
 	}
 	return status.Code(err) == codes.Unavailable
+}
+
+// get is a Get through try.
+func (s *EtcdStore) get(ctx context.Context, key string, opts ...clientv3.OpOption) (resp *clientv3.GetResponse, err error) {
+	err = s.try(ctx, func(ctx context.Context, kv clientv3.KV) (err error) {
+		resp, err = kv.Get(ctx, key, opts...)
+		return err
+	})
+	return resp, err
 }
 
 // try runs req on one member after another until it succeeds, fails for
@@ -656,7 +660,7 @@ func (s *EtcdStore) try(ctx context.Context, req func(context.Context, clientv3.
 		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), bound)
 		began := time.Now()
 		err := req(actx, m.kv)
-		timedOut := actx.Err() != nil
+		timedOut := actx.Err() != nil || expiredOnTheServer(err)
 		cancel()
 		if err == nil {
 			m.avoidUntil.Store(0)
