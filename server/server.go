@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/authproxy/authproxy/admin"
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
@@ -63,8 +63,9 @@ type Server struct {
 	authz    *rbac.Authorizer
 	users    *usermgmt.Service
 	backend  *proxy.Backend
-	headers  *edge.HeaderPolicy // what is stripped and asserted, gRPC and REST alike
-	failures *edge.FailureLog   // how refusals are logged, gRPC and REST alike
+	headers  *edge.HeaderPolicy  // what is stripped and asserted, gRPC and REST alike
+	admitter *admission.Admitter // the one admission step of the three ways in
+	failures *edge.FailureLog    // how refusals are logged, gRPC and REST alike
 	director *proxy.Director
 	status   *admin.Status
 	calls    *callObserver
@@ -232,10 +233,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return float64(n)
 	}))
 	s.headers = edge.NewHeaderPolicy(cfg.Auth.IdentityHeader)
-	s.director = proxy.NewDirector(s.backend, func(ctx context.Context) (string, bool) {
-		id, ok := auth.FromContext(ctx)
-		return id.User, ok
-	}, s.headers)
+	s.admitter = admission.NewAdmitter(admission.Options{Authn: s.authn, Authz: s.authz, Headers: s.headers})
+	s.director = proxy.NewDirector(s.backend, s.admitter)
 	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog, reg)
 
 	s.grpcServer = grpc.NewServer(
@@ -250,13 +249,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: edge.PingMinInterval, PermitWithoutStream: true}),
 		// No unary interceptor: every method, the proxy's own included, is
 		// served as a stream, so authentication runs before a body is read.
-		grpc.ChainStreamInterceptor(s.calls.stream, proxy.MethodInterceptor, s.authn.StreamInterceptor()),
-		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods(), s.authorizeForward).StreamHandler()),
+		grpc.ChainStreamInterceptor(s.calls.stream, proxy.Admit(s.admitter)),
+		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, s.admitter).StreamHandler()),
 		grpc.Creds(sharedport.TransportCredentials()),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 	)
 	s.users.RegisterGRPC(s.grpcServer)
+	s.admitter.SetLocal(localMethods(s.grpcServer))
 	if cfg.Forwarding == config.ForwardFrames {
 		s.relay, s.relayPipe = s.newRelay(cfg, backendTLS)
 	}
@@ -273,17 +273,6 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.status.Reloaded("config", opts.ConfigPath, true, nil)
 	}
 	return s, nil
-}
-
-// unaryMethods lists MilvusService's unary methods for the forwarder's
-// one-goroutine path; everything else takes the general stream path.
-func unaryMethods() []string {
-	d := milvuspb.MilvusService_ServiceDesc
-	out := make([]string, 0, len(d.Methods)+1)
-	for _, m := range d.Methods {
-		out = append(out, "/"+d.ServiceName+"/"+m.MethodName)
-	}
-	return append(out, "/grpc.health.v1.Health/Check")
 }
 
 func (s *Server) setupTLS(cfg *config.Config) error {
