@@ -49,6 +49,9 @@ type Options struct {
 	// Registry holds the server's metrics and is what admin's /metrics
 	// serves; nil gives the server a registry of its own.
 	Registry *prometheus.Registry
+	// Version is the binary's version, for the start-up log line,
+	// /readyz and authproxy_build_info ("dev" when empty).
+	Version string
 }
 
 // Server is one running proxy.
@@ -111,6 +114,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Help: "Expiry (Unix time) of the server certificate in service.",
 	})
 	reg.MustRegister(s.certExpiry)
+	s.announceBuild(cfg, reg)
 	authMetrics := auth.NewMetrics(reg)
 	s.cfg.Store(cfg)
 	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
@@ -275,6 +279,27 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// announceBuild says, outside the process, which binary and forwarding
+// core run: /readyz's info and authproxy_build_info. forwarding is
+// Restart-only (config.Table), so both hold for the process's life.
+func (s *Server) announceBuild(cfg *config.Config, reg prometheus.Registerer) {
+	s.status.SetInfo("forwarding", cfg.Forwarding)
+	s.status.SetInfo("version", s.version())
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "authproxy_build_info",
+		Help: "1, labelled with the version and the forwarding core (grpc, frames) this process runs.",
+	}, []string{"version", "forwarding"})
+	reg.MustRegister(info)
+	info.WithLabelValues(s.version(), cfg.Forwarding).Set(1)
+}
+
+func (s *Server) version() string {
+	if s.opts.Version == "" {
+		return "dev"
+	}
+	return s.opts.Version
+}
+
 func (s *Server) setupTLS(cfg *config.Config) error {
 	if cfg.TLS == nil {
 		return nil
@@ -380,7 +405,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { _ = s.grpcServer.Serve(s.relayPipe) }()
 	}
 	port := sharedport.Serve(s.listener, portOpts, errc)
-	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
+	s.logger.Info("authproxy serving", "version", s.version(), "forwarding", cfg.Forwarding, "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
 		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
 
 	var err error
