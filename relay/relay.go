@@ -49,10 +49,9 @@ const (
 	// connWindow is the connection window; it is refunded on receipt, so
 	// that one stream that cannot move never stalls the others.
 	connWindow = 16 << 20
-	// maxConcurrentStreams is advertised to clients.
-	maxConcurrentStreams = 1000
-	// maxHeaderListSize bounds a request's header block, as the grpc-go path does.
-	maxHeaderListSize = 256 << 10
+	// The bounds both cores put on a client connection (edge).
+	maxConcurrentStreams = edge.MaxConcurrentStreams
+	maxHeaderListSize    = edge.MaxHeaderListSize
 	// frameSize is the DATA frame size used toward a peer that accepts more.
 	frameSize = 16 << 10
 )

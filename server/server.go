@@ -92,16 +92,6 @@ type Server struct {
 	adminServer *http.Server
 }
 
-// Bounds of the gRPC transport. MaxConcurrentStreams caps the calls one
-// connection holds at once (one once held 3,000 backend streams): Milvus
-// SDKs multiplex a pool of calls over one connection, far fewer than this.
-// MaxHeaderListSize caps a call's metadata (grpc-go allows 16 MiB): Milvus
-// sends a token and a database name.
-const (
-	maxConcurrentStreams = 1000
-	maxHeaderListSize    = 256 << 10
-)
-
 // New builds a Server from a validated configuration.
 func New(cfg *config.Config, opts Options) (*Server, error) {
 	reg := opts.Registry
@@ -256,8 +246,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grpc.ChainStreamInterceptor(s.calls.stream, proxy.Admit(s.admitter)),
 		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, s.admitter).StreamHandler()),
 		grpc.Creds(sharedport.TransportCredentials()),
-		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		grpc.MaxHeaderListSize(maxHeaderListSize),
+		grpc.MaxConcurrentStreams(edge.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(edge.MaxHeaderListSize),
 	)
 	s.users.RegisterGRPC(s.grpcServer)
 	s.admitter.SetLocal(localMethods(s.grpcServer))
