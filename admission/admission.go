@@ -63,6 +63,11 @@ type Call struct {
 	// Identity is who calls, when Authenticated.
 	Identity      auth.Identity
 	Authenticated bool
+	// RequestBytes is the size of the request message when the decision
+	// reads it (ReadsMessage: decompressed, or as its gRPC frame declares
+	// it when decided on its leading fields), or of a REST body; 0 when
+	// the decision reads none, on both gRPC cores alike.
+	RequestBytes int64
 }
 
 type callKey struct{}
@@ -263,7 +268,7 @@ type ReplyFilter func(reply []byte) ([]byte, error)
 
 // Decision is what an admitted call may do: the call, what its decision
 // read, and the filter of its reply. Steps after authorization read it
-// (Principal, Roles, Target, RequestBytes) and may add to it.
+// (Principal, Roles, Target, Call.RequestBytes) and may add to it.
 type Decision struct {
 	Call *Call
 	// Message is the request message (or its leading fields) the decision
@@ -274,15 +279,6 @@ type Decision struct {
 
 	a      *Admitter
 	target *Target
-}
-
-// RequestBytes is the size of the request message the decision read.
-func (d *Decision) RequestBytes() int {
-	n := 0
-	for _, b := range d.Message {
-		n += len(b)
-	}
-	return n
 }
 
 // Principal is the caller as the authorizer sees it.
@@ -375,7 +371,9 @@ func (d *Decision) rbacCall() rbac.Call {
 }
 
 // Decide runs the steps on an authenticated call and the request message
-// its decision reads (nil when ReadsMessage said it reads none). With
+// its decision reads (nil when ReadsMessage or ReadsBody said it reads
+// none). Every call that is forwarded is decided, so that every step sees
+// it. With
 // authentication off, and for the proxy's own methods (which decide on
 // their own), every call is admitted.
 func (a *Admitter) Decide(c *Call, msg [][]byte) (*Decision, error) {
@@ -403,7 +401,7 @@ func (a *Admitter) authorize(d *Decision) error {
 	if a.authz == nil {
 		return nil
 	}
-	if _, named := a.authz.Table().Rule(d.Call.Method); named && d.Message == nil {
+	if _, named := a.authz.Table().Rule(d.Call.Method); named && !d.Call.Unary {
 		// A stream whose messages name an object (see ReadsMessage).
 		return status.Errorf(codes.PermissionDenied, "authproxy: %s cannot be authorized as a stream", d.Call.Method)
 	}

@@ -126,8 +126,6 @@ func TestAdmit(t *testing.T) {
 			code: codes.PermissionDenied, http: http.StatusForbidden, restCode: CodeUnexpected},
 		{name: "admin", arrival: Arrival{Protocol: GRPC, Path: method("Search"), Credential: token("ops")}, msg: search,
 			user: "ops", target: Target{Privilege: "Search", Object: "Collection", Collection: "books", Database: "db1"}},
-		{name: "a method that names an object, without its message", arrival: Arrival{Protocol: GRPC, Path: method("Search"), Credential: token("ops")},
-			code: codes.PermissionDenied, http: http.StatusForbidden, restCode: CodeUnexpected},
 		{name: "an admin-only stream", arrival: Arrival{Protocol: GRPC, Path: method("CreateReplicateStream"), Credential: token("alice")},
 			code: codes.PermissionDenied, http: http.StatusForbidden, restCode: CodeUnexpected},
 		{name: "the proxy's own method: decided by it", arrival: Arrival{Protocol: GRPC, Path: method("CreateCredential"), Credential: token("nobody")},
@@ -160,6 +158,32 @@ func TestAdmit(t *testing.T) {
 				t.Fatalf("target %+v (%v), want %+v", got, err, c.target)
 			}
 		})
+	}
+}
+
+// A stream whose rule names an object is refused, even to an admin: its
+// later messages could name other objects than any one the decision read.
+func TestStreamNamingAnObjectIsRefused(t *testing.T) {
+	a, _ := newAdmitter(t)
+	c, err := a.Open(Arrival{Protocol: GRPC, Path: method("Search"), Credential: token("ops")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Authenticate(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Decide(c, nil); err != nil {
+		t.Fatalf("a unary call of an admin without its message (REST, body not read): %v", err)
+	}
+	c.Unary = false // as a stream
+	if _, reads := a.ReadsMessage(c); reads {
+		t.Error("a stream's message is read")
+	}
+	if _, err := a.Decide(c, nil); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a stream naming an object: %v, want PermissionDenied", err)
+	}
+	if _, err := a.Decide(c, marshal(t, &milvuspb.SearchRequest{CollectionName: "books", DbName: "db1"})); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a stream naming an object, with a first message: %v, want PermissionDenied", err)
 	}
 }
 

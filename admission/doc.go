@@ -24,6 +24,6 @@
 // A new check (a per-tenant rate limit, row-level security) is a Step:
 // append it in NewAdmitter's list after "visibility". It gets the Decision
 // built so far (identity, roles, method, privilege, collection, database,
-// request byte count) and refuses with a Refusal, or adds to the Decision.
+// request byte count: Decision.Principal, Roles, Target, Call) and refuses with a Refusal, or adds to the Decision.
 // The three callers need no change.
 package admission

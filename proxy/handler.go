@@ -71,6 +71,11 @@ func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn g
 	for i, b := range req.payload {
 		msg[i] = b.ReadOnlyData()
 	}
+	if call := admission.CallFrom(ss.Context()); call != nil && h.adm != nil {
+		if _, reads := h.adm.ReadsMessage(call); reads {
+			call.RequestBytes = int64(req.payload.Len())
+		}
+	}
 	filter, err := h.decide(ss.Context(), msg)
 	if err != nil {
 		req.payload.Free()

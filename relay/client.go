@@ -570,6 +570,9 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 		cc.fail(s, codes.ResourceExhausted, err.Error(), fl)
 		return
 	}
+	// The message's size, decompressed as the grpc-go core counts it; a
+	// prefix is of an uncompressed message, whose frame declares it.
+	s.call.RequestBytes = int64(len(payload))
 	var tail *tailCheck
 	if !complete && !s.clientDone {
 		n, ok := decisionPrefix(s.gate, s.decisionFields)
@@ -577,6 +580,7 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 			return
 		}
 		payload = s.gate[5 : 5+n]
+		s.call.RequestBytes = int64(binary.BigEndian.Uint32(s.gate[1:5]))
 		tail = newTailCheck(s.decisionFields, int(binary.BigEndian.Uint32(s.gate[1:5]))-n)
 		if err := tail.feed(s.gate[5+n:]); err != nil {
 			cc.fail(s, codes.PermissionDenied, err.Error(), fl)

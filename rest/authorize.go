@@ -53,21 +53,22 @@ var dataRoutes = map[string]string{
 // nil, rewrites the reply: it filters the names of a list, or refuses a
 // collection the caller may not see.
 func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, call *admission.Call) (rewrite func([]byte) []byte, ok bool) {
-	if !h.adm.ReadsBody(call) {
-		return nil, true
-	}
 	route := strings.TrimPrefix(r.URL.Path, apiPrefix)
 	method, known := dataRoutes[route]
-	if !known {
+	if known {
+		call.SetMethod("/"+rbac.Service+"/"+method, true)
+	} else {
 		// A route this proxy does not map has no known privilege: admin only.
 		call.SetMethod("/"+rbac.Service+"/REST:"+route, true)
+	}
+	call.RequestBytes = max(r.ContentLength, 0)
+	if !known || !h.adm.ReadsBody(call) {
 		if _, err := h.adm.Decide(call, nil); err != nil {
 			refuse(w, err)
 			return nil, false
 		}
 		return nil, true
 	}
-	call.SetMethod("/"+rbac.Service+"/"+method, true)
 	// An empty body is read too: Milvus refuses it (1801), and so does
 	// decodeDataRequest.
 	body, err := readBody(r.Body, r.ContentLength, h.maxBody)
@@ -88,6 +89,7 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, call *ad
 		return nil, false
 	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	call.RequestBytes = r.ContentLength
 	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	d, err := h.adm.Decide(call, requestMessage(call.Method, q))
 	if err != nil {
