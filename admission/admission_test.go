@@ -153,6 +153,9 @@ func TestAdmit(t *testing.T) {
 			if d.Call.Identity.User != c.user || !d.Call.Authenticated {
 				t.Fatalf("identity %+v, want %s", d.Call.Identity, c.user)
 			}
+			if c.user == "alice" && !slices.Contains(d.Roles(), "reader") {
+				t.Errorf("roles %v, want reader among them", d.Roles())
+			}
 			got, err := d.Target()
 			if err != nil || got != c.target {
 				t.Fatalf("target %+v (%v), want %+v", got, err, c.target)
