@@ -152,8 +152,9 @@ func (a *Authorizer) Authorize(c Call) error {
 	}
 	allowed := true
 	switch {
-	case rule.Object == privilege.User && name == c.User:
-		// Anyone may change their own password and describe themself.
+	case rule.SelfExempt && name == c.User:
+		// Anyone may change their own password and describe themself,
+		// never their own tags (SelfExempt).
 	case rule.NamesField > 0:
 		allowed = len(t.Names) > 0
 		for _, n := range t.Names {
