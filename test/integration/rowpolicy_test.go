@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -159,4 +160,66 @@ func TestUserCannotChangeHerOwnTags(t *testing.T) {
 	if tags, err = c.GetUserTags(withToken(ctx, "root:Milvus"), &milvuspb.GetUserTagsRequest{UserName: "alice"}); err != nil || tags.GetTags()["tenant"] != "initech" {
 		t.Errorf("alice's tags: %v %v", tags, err)
 	}
+}
+
+// Three replicas on one etcd agree on policies and tags: a change made
+// through one is seen by the others (their etcd watch), each within a
+// second.
+func TestReplicasAgreeOnRowPoliciesAndTags(t *testing.T) {
+	ps, _ := startReplicas(t, 3)
+	ctx := testCtx(t, 60*time.Second)
+	conns := make([]milvuspb.MilvusServiceClient, len(ps))
+	for i, p := range ps {
+		conns[i] = milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	}
+	asRoot := withToken(ctx, "root:Milvus")
+	root1 := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: ps[0].Addr, Username: "root", Password: "Milvus"})
+	must(t, root1.CreateRole(ctx, milvusclient.NewCreateRoleOption("tenant")))
+	harness.Password("alice", "Alice-pw-1")
+	must(t, root1.CreateUser(ctx, milvusclient.NewCreateUserOption("alice", "Alice-pw-1")))
+
+	policies := func(i int) ([]string, error) {
+		list, err := conns[i].ListRowPolicies(asRoot, &milvuspb.ListRowPoliciesRequest{CollectionName: "docs"})
+		var names []string
+		for _, p := range list.GetPolicies() {
+			names = append(names, p.GetPolicyName()+":"+p.GetUsingExpr())
+		}
+		return names, err
+	}
+	seen := func(what string, want []string, from int) {
+		t.Helper()
+		for i := range ps {
+			took := within(t, time.Second, fmt.Sprintf("%s on replica %d", what, i+1), func() error {
+				got, err := policies(i)
+				if err == nil && !slices.Equal(got, want) {
+					err = fmt.Errorf("policies %v, want %v", got, want)
+				}
+				return err
+			})
+			if i != from {
+				t.Logf("%s through replica %d: replica %d agrees after %v", what, from+1, i+1, took)
+			}
+		}
+	}
+	st, err := conns[0].CreateRowPolicy(asRoot, &milvuspb.CreateRowPolicyRequest{CollectionName: "docs", PolicyName: "tenant_rows",
+		Actions: []milvuspb.RowPolicyAction{milvuspb.RowPolicyAction_Query}, Roles: []string{"tenant"}, UsingExpr: `tenant == $current_user_tags['tenant']`})
+	okStatus(t, "create on replica 1", st, err)
+	seen("a policy created", []string{"tenant_rows:tenant == $current_user_tags['tenant']"}, 0)
+
+	st, err = conns[1].AddUserTags(asRoot, &milvuspb.AddUserTagsRequest{UserName: "alice", Tags: map[string]string{"tenant": "acme"}})
+	okStatus(t, "tag on replica 2", st, err)
+	for i := range ps {
+		took := within(t, time.Second, fmt.Sprintf("alice's tag on replica %d", i+1), func() error {
+			tags, err := conns[i].GetUserTags(asRoot, &milvuspb.GetUserTagsRequest{UserName: "alice"})
+			if err == nil && tags.GetTags()["tenant"] != "acme" {
+				err = fmt.Errorf("tags %v", tags.GetTags())
+			}
+			return err
+		})
+		t.Logf("a tag added through replica 2: replica %d agrees after %v", i+1, took)
+	}
+
+	st, err = conns[2].DropRowPolicy(asRoot, &milvuspb.DropRowPolicyRequest{CollectionName: "docs", PolicyName: "tenant_rows"})
+	okStatus(t, "drop on replica 3", st, err)
+	seen("a policy dropped", nil, 2)
 }
