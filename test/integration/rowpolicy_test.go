@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,4 +223,47 @@ func TestReplicasAgreeOnRowPoliciesAndTags(t *testing.T) {
 	st, err = conns[2].DropRowPolicy(asRoot, &milvuspb.DropRowPolicyRequest{CollectionName: "docs", PolicyName: "tenant_rows"})
 	okStatus(t, "drop on replica 3", st, err)
 	seen("a policy dropped", nil, 2)
+}
+
+// The CLI writes policies and tags into the store a running proxy
+// follows: the proxy answers with them at once (its file watch), and
+// `policy list` / `user tags get` read back what the API wrote.
+func TestPolicyAndTagCommandsOnARunningProxy(t *testing.T) {
+	_, p := startPair(t, harness.Options{})
+	ctx := testCtx(t, 30*time.Second)
+	c := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asRoot := withToken(ctx, "root:Milvus")
+	harness.Password("alice", "Alice-pw-1")
+	cli(t, p, "Alice-pw-1\n", "user", "add", "alice", "--password-stdin")
+
+	cli(t, p, "", "policy", "create", "tenant_rows", "--collection", "docs", "--action", "query", "--action", "search",
+		"--role", "public", "--using", "tenant == $current_user_tags['tenant']")
+	cli(t, p, "", "user", "tags", "add", "alice", "tenant=acme")
+	eventually(t, 5*time.Second, "the CLI's policy and tag on the proxy", func() error {
+		list, err := c.ListRowPolicies(asRoot, &milvuspb.ListRowPoliciesRequest{CollectionName: "docs"})
+		if err == nil && (len(list.GetPolicies()) != 1 || list.GetPolicies()[0].GetUsingExpr() != "tenant == $current_user_tags['tenant']") {
+			err = fmt.Errorf("policies %v", list.GetPolicies())
+		}
+		if err != nil {
+			return err
+		}
+		tags, err := c.GetUserTags(asRoot, &milvuspb.GetUserTagsRequest{UserName: "alice"})
+		if err == nil && tags.GetTags()["tenant"] != "acme" {
+			err = fmt.Errorf("tags %v", tags.GetTags())
+		}
+		return err
+	})
+
+	st, err := c.AddUserTags(asRoot, &milvuspb.AddUserTagsRequest{UserName: "alice", Tags: map[string]string{"region": "eu"}})
+	okStatus(t, "tag through the API", st, err)
+	if out := cli(t, p, "", "user", "tags", "get", "alice"); out != "region=eu\ntenant=acme\n" {
+		t.Errorf("user tags get: %q", out)
+	}
+	if out := cli(t, p, "", "user", "tags", "list-users", "tenant=acme"); out != "alice\n" {
+		t.Errorf("user tags list-users: %q", out)
+	}
+	cli(t, p, "", "policy", "drop", "tenant_rows", "--collection", "docs")
+	if out := cli(t, p, "", "policy", "list"); strings.Contains(out, "tenant_rows") {
+		t.Errorf("policy list after drop: %q", out)
+	}
 }
