@@ -100,6 +100,9 @@ type Principal struct {
 	// implicit privileges, whatever their name: only a mapped or bound
 	// admin role.
 	Source string
+	// Tags are an external identity's row-security tags (directory
+	// attributes, token claims); see TagsOf.
+	Tags map[string]string
 }
 
 // External reports whether the identity comes from outside the store.

@@ -185,11 +185,17 @@ func (s *Service) DeleteUserTags(ctx context.Context, c Caller, user string, key
 	})
 }
 
-// GetUserTags returns a user's tags; a user may read her own.
+// GetUserTags returns a user's tags; a user may read her own, and a
+// company identity asking for its own gets those its directory or token
+// gives too (rbac's TagsOf), as policies will see them.
 func (s *Service) GetUserTags(c Caller, user string) (map[string]string, error) {
 	if err := s.requireOnUserFor(c, "GetUserTags", privSelectUser, user); err != nil {
 		s.count("get_user_tags", err)
 		return nil, err
+	}
+	if c.Authenticated && user == c.User && c.External() {
+		s.count("get_user_tags", nil)
+		return s.authz.TagsOf(c.Principal), nil
 	}
 	u, ok := s.store.Current().User(user)
 	if !ok {
