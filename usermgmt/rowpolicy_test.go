@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/authproxy/authproxy/credentials"
+	"github.com/authproxy/authproxy/rbac"
 )
 
 // The limits and rules of row policies and tags, refused with their reason
@@ -74,5 +75,41 @@ func TestRowPolicyAndTagRules(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "op=add_user_tags by=root") {
 		t.Errorf("no audit line for the tag change:\n%s", logs.String())
+	}
+}
+
+// Who may manage policies: the descriptors' CreateOwnership, DropOwnership
+// and SelectOwnership, which are cluster-level: a grant of one on Global
+// holds on every database, on every collection.
+func TestPolicyManagersHoldOwnership(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := context.Background()
+	for _, err := range []error{
+		s.CreateRole(ctx, root, "policy_admin"),
+		s.CreateRole(ctx, root, "tenant"),
+		s.CreateUser(ctx, root, "pat", "Pat-pw-123", ""),
+		s.GrantRole(ctx, root, "pat", "policy_admin"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pat := Caller{Principal: rbac.Principal{User: "pat"}, Authenticated: true}
+	d := RowPolicyDraft{DB: "db2", Collection: "docs", Name: "p", Actions: []string{"Query"}, Roles: []string{"tenant"}, UsingExpr: "true"}
+	if err := s.CreateRowPolicy(ctx, pat, d); kindOf(err) != KindPermissionDenied ||
+		err.Error() != "PrivilegeCreateOwnership: permission deny to pat in the `db2` database" {
+		t.Fatalf("without CreateOwnership: %v", err)
+	}
+	if err := s.GrantPrivilege(ctx, root, Privilege{Role: "policy_admin", Object: "Global", ObjectName: "*", Privilege: "CreateOwnership"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRowPolicy(ctx, pat, d); err != nil {
+		t.Fatalf("with CreateOwnership: %v", err)
+	}
+	if err := s.DropRowPolicy(ctx, pat, "db2", "docs", "p"); kindOf(err) != KindPermissionDenied {
+		t.Fatalf("drop without DropOwnership: %v", err)
+	}
+	if _, _, err := s.ListRowPolicies(pat, "db2", "docs"); kindOf(err) != KindPermissionDenied {
+		t.Fatalf("list without SelectOwnership: %v", err)
 	}
 }
