@@ -14,15 +14,7 @@ func TestRowPolicyAndTagWalkWithCurl(t *testing.T) {
 	fake, p := startRESTPair(t, harness.Options{})
 	base := "http://" + p.Addr + "/v2/vectordb/"
 	root := "Bearer root:Milvus"
-	ok := func(path, auth, body string) any {
-		t.Helper()
-		r := curl(t, base+path, auth, body)
-		code, data, msg := envelope(t, r)
-		if r.status != 200 || code != 0 {
-			t.Fatalf("%s %s: HTTP %d code %d %s", path, body, r.status, code, msg)
-		}
-		return data
-	}
+	ok := okCall(t, base)
 	ok("roles/create", root, `{"roleName":"tenant"}`)
 	harness.Password("alice", "Alice-pw-1")
 	ok("users/create", root, `{"userName":"alice","password":"Alice-pw-1"}`)
