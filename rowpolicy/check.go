@@ -145,29 +145,41 @@ func evalNode(n node, row int, cols map[string]column, c Caller) (truth, error) 
 	return no, fmt.Errorf("unknown expression node %T", n)
 }
 
+// newOperand reads a literal's value as Milvus would; a literal Milvus
+// cannot read makes the policy invalid.
+func newOperand(t Token) (operand, error) {
+	var v any
+	var err error
+	switch t.Kind {
+	case String:
+		v, err = decodeString(t.Text)
+	case Integer:
+		// Milvus's VisitInteger: strconv.ParseInt(text, 0, 64).
+		v, err = strconv.ParseInt(t.Text, 0, 64)
+	case Float:
+		v, err = strconv.ParseFloat(t.Text, 64)
+	case Bool:
+		v = booleans[t.Text]
+	}
+	if err != nil {
+		return operand{}, fmt.Errorf("at offset %d: literal %s: %w", t.Pos, t.Text, err)
+	}
+	return operand{tok: t, lit: v}, nil
+}
+
 // value is an operand as a Go value: string, int64, float64 or bool.
 func (o operand) value(c Caller) (any, error) {
-	t := o.tok
-	switch t.Kind {
+	switch o.tok.Kind {
 	case UserName:
 		return c.Name, nil
 	case UserTag:
-		v, ok := c.Tags[t.Key]
+		v, ok := c.Tags[o.tok.Key]
 		if !ok {
 			return nil, errMissingTag
 		}
 		return v, nil
-	case String:
-		return decodeString(t.Text)
-	case Integer:
-		// Milvus's VisitInteger: strconv.ParseInt(text, 0, 64).
-		return strconv.ParseInt(t.Text, 0, 64)
-	case Float:
-		return strconv.ParseFloat(t.Text, 64)
-	case Bool:
-		return booleans[t.Text], nil
 	}
-	return nil, fmt.Errorf("%q is not a value", t.Text)
+	return o.lit, nil
 }
 
 // compare follows the design: strings compare with strings, numbers with

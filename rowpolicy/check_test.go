@@ -86,3 +86,17 @@ func TestCheckErrors(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkCheck1000Rows(b *testing.B) {
+	tenant := make([]string, 1000)
+	for i := range tenant {
+		tenant[i] = "acme"
+	}
+	fields := []*schemapb.FieldData{varchar("tenant", tenant...)}
+	p := []Policy{tenantPolicy(b)}
+	for b.Loop() {
+		if v, err := Check(p, alice, fields, 1000); err != nil || len(v) != 0 {
+			b.Fatal(v, err)
+		}
+	}
+}

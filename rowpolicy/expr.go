@@ -48,8 +48,12 @@ type membership struct {
 	values []operand
 }
 
-// operand is a literal token, or a $current_user_* variable.
-type operand struct{ tok Token }
+// operand is a literal token, or a $current_user_* variable; lit is the
+// literal's value, read once when the expression is compiled.
+type operand struct {
+	tok Token
+	lit any
+}
 
 func (logical) isNode()    {}
 func (negation) isNode()   {}
@@ -180,9 +184,11 @@ func (p *policyParser) predicate() (node, error) {
 	p.i++
 	switch {
 	case left.Kind == Ident && isValue(right):
-		return comparison{field: left.Text, op: opTok.Op, value: operand{right}}, nil
+		v, err := newOperand(right)
+		return comparison{field: left.Text, op: opTok.Op, value: v}, err
 	case isValue(left) && right.Kind == Ident:
-		return comparison{field: right.Text, op: flipped[opTok.Op], value: operand{left}}, nil
+		v, err := newOperand(left)
+		return comparison{field: right.Text, op: flipped[opTok.Op], value: v}, err
 	}
 	return nil, fmt.Errorf("at offset %d: a comparison is between a top-level field and a literal or $current_user_* (JSON paths, field-to-field and arithmetic are not allowed in policies)", left.Pos)
 }
@@ -202,7 +208,11 @@ func (p *policyParser) list(field string, negate bool) (node, error) {
 			return nil, p.errorf("expected a literal or $current_user_* in the list")
 		}
 		p.i++
-		m.values = append(m.values, operand{t})
+		v, err := newOperand(t)
+		if err != nil {
+			return nil, err
+		}
+		m.values = append(m.values, v)
 		if p.accept("]") {
 			return m, nil
 		}
