@@ -112,23 +112,17 @@ func (p *policyParser) accept(op string) bool {
 	return false
 }
 
-func (p *policyParser) or() (node, error) {
-	l, err := p.and()
-	for err == nil && p.accept("or") {
-		var r node
-		if r, err = p.and(); err == nil {
-			l = logical{op: "or", l: l, r: r}
-		}
-	}
-	return l, err
-}
+func (p *policyParser) or() (node, error) { return p.chain("or", p.and) }
 
-func (p *policyParser) and() (node, error) {
-	l, err := p.unary()
-	for err == nil && p.accept("and") {
+func (p *policyParser) and() (node, error) { return p.chain("and", p.unary) }
+
+// chain reads operands joined by op, left-associative.
+func (p *policyParser) chain(op string, operand func() (node, error)) (node, error) {
+	l, err := operand()
+	for err == nil && p.accept(op) {
 		var r node
-		if r, err = p.unary(); err == nil {
-			l = logical{op: "and", l: l, r: r}
+		if r, err = operand(); err == nil {
+			l = logical{op: op, l: l, r: r}
 		}
 	}
 	return l, err
