@@ -16,7 +16,9 @@ import (
 //   - the combined filter parses exactly when the caller's filter does,
 //     and then its tree is `and` of the policy's tree and the filter's
 //     tree, so the policy is a top-level conjunct whatever the filter;
-//   - the caller's values, written into the policy, read back unchanged.
+//   - the caller's values, written into the policy, read back unchanged;
+//   - the rows the combination selects, evaluated here, are the caller's
+//     tenant's only.
 func FuzzCombinedFilter(f *testing.F) {
 	for _, s := range []string{
 		"", "id in [1, 2]", "x) or (1==1", `tenant == "a\") or (\"`, "{a} == b", `a["k"][0] > 1`,
@@ -52,7 +54,22 @@ func FuzzCombinedFilter(f *testing.F) {
 		}
 	}
 
+	// One policy alone, for the rows that come back: every row the
+	// combination selects is a row of the caller's tenant.
+	tenantOnly := policies[:1]
+	acme := rowpolicy.Caller{Name: "alice", Tags: map[string]string{"tenant": "acme"}}
+	c := tenants(f) // match only reads it
+
 	f.Fuzz(func(t *testing.T, filter string) {
+		if combined, err := rowpolicy.Combine(tenantOnly, acme, filter); err == nil {
+			if pos, err := c.match(combined); err == nil {
+				for _, p := range pos {
+					if tenant := c.rows[p][1]; tenant != "acme" {
+						t.Fatalf("%q combined as %q selects row %v of tenant %v", filter, combined, c.rows[p][0], tenant)
+					}
+				}
+			}
+		}
 		toks, tokErr := rowpolicy.Tokenize(filter)
 		if tokErr == nil {
 			ours, err := lexFilter(filter)

@@ -10,7 +10,7 @@ import (
 
 // tenants is a collection of five rows over two tenants, with a dynamic
 // field.
-func tenants(t *testing.T) *collection {
+func tenants(t testing.TB) *collection {
 	t.Helper()
 	c, err := newCollection(1, &schemapb.CollectionSchema{EnableDynamicField: true, Fields: []*schemapb.FieldSchema{
 		{Name: "id", DataType: schemapb.DataType_Int64, IsPrimaryKey: true},
