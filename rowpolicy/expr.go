@@ -16,14 +16,10 @@ import (
 // parentheses, and `true` or `false` standing alone. No templates: a
 // caller's expr_template_values can then never fill in part of a policy.
 type Expr struct {
-	src  string
 	root node // nil for a constant
 	// constant is the value of a policy that is just `true` or `false`.
 	constant bool
 }
-
-// String is the expression as it was written.
-func (e *Expr) String() string { return e.src }
 
 type node interface{ isNode() }
 
@@ -71,7 +67,7 @@ func Compile(src string) (*Expr, error) {
 		return nil, errors.New("expression is empty")
 	}
 	if len(toks) == 1 && toks[0].Kind == Bool {
-		return &Expr{src: src, constant: booleans[toks[0].Text]}, nil
+		return &Expr{constant: booleans[toks[0].Text]}, nil
 	}
 	p := &policyParser{toks: toks}
 	root, err := p.or()
@@ -81,7 +77,7 @@ func Compile(src string) (*Expr, error) {
 	if p.i < len(toks) {
 		return nil, p.errorf("unexpected %q", toks[p.i].Text)
 	}
-	return &Expr{src: src, root: root}, nil
+	return &Expr{root: root}, nil
 }
 
 type policyParser struct {
@@ -229,33 +225,6 @@ func isValue(t Token) bool {
 		return true
 	}
 	return false
-}
-
-// UsesTags lists the tag keys the expression reads.
-func (e *Expr) UsesTags() []string {
-	var keys []string
-	var walk func(n node)
-	walk = func(n node) {
-		switch n := n.(type) {
-		case logical:
-			walk(n.l)
-			walk(n.r)
-		case negation:
-			walk(n.x)
-		case comparison:
-			if n.value.tok.Kind == UserTag {
-				keys = append(keys, n.value.tok.Key)
-			}
-		case membership:
-			for _, v := range n.values {
-				if v.tok.Kind == UserTag {
-					keys = append(keys, v.tok.Key)
-				}
-			}
-		}
-	}
-	walk(e.root)
-	return keys
 }
 
 // errMissingTag marks a policy that reads a tag the caller does not have:
