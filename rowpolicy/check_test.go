@@ -42,6 +42,8 @@ func TestCheck(t *testing.T) {
 		{"type mismatch is false, not coerced", []Policy{{Name: "m", Check: mustCompile(t, "tenant == 1 or level == '1'")}}, alice,
 			[]Violation{{Row: 0}, {Row: 1}, {Row: 2}, {Row: 3}}},
 		{"true", []Policy{{Name: "all", Check: mustCompile(t, "true")}}, alice, nil},
+		{"signed numbers", []Policy{{Name: "s", Check: mustCompile(t, "-2 < level and level < + 5 and level != -0x1")}}, alice,
+			[]Violation{{Row: 2}}},
 		{"numbers as Milvus reads them", []Policy{{Name: "n", Check: mustCompile(t, "level in [0x1, 0b10, 1.5e0, 06]")}}, alice,
 			[]Violation{{Row: 2}}},
 	} {

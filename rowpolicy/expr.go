@@ -66,6 +66,7 @@ func Compile(src string) (*Expr, error) {
 	if len(toks) == 0 {
 		return nil, errors.New("expression is empty")
 	}
+	toks = signedNumbers(toks)
 	if len(toks) == 1 && toks[0].Kind == Bool {
 		return &Expr{constant: booleans[toks[0].Text]}, nil
 	}
@@ -78,6 +79,28 @@ func Compile(src string) (*Expr, error) {
 		return nil, p.errorf("unexpected %q", toks[p.i].Text)
 	}
 	return &Expr{root: root}, nil
+}
+
+// signedNumbers joins a unary + or - to the number it signs: policies have
+// no arithmetic, so a sign before a number is always unary, and Milvus
+// folds `-1` (Unary minus of IntegerConstant 1) to the constant -1.
+func signedNumbers(toks []Token) []Token {
+	out := toks[:0:0]
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t.Kind == Punct && (t.Op == "-" || t.Op == "+") && i+1 < len(toks) && (toks[i+1].Kind == Integer || toks[i+1].Kind == Float) {
+			n := toks[i+1]
+			if t.Op == "-" {
+				n.Text = "-" + n.Text
+			}
+			n.Pos = t.Pos
+			out = append(out, n)
+			i++
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 type policyParser struct {
