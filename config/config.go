@@ -34,6 +34,7 @@ type Config struct {
 	GRPC        GRPC        `yaml:"grpc"`
 	TLS         *TLS        `yaml:"tls"`
 	Admin       Admin       `yaml:"admin"`
+	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
 	Shutdown    Shutdown    `yaml:"shutdown"`
 }
@@ -377,6 +378,7 @@ func Default() *Config {
 		},
 		GRPC:     GRPC{MaxRecvMsgSize: 256 << 20, MaxSendMsgSize: 512 << 20},
 		Admin:    Admin{Listen: "127.0.0.1:9091"},
+		Console:  defaultConsole(),
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{GracePeriod: 30 * time.Second},
 	}
@@ -539,6 +541,7 @@ func (c *Config) Validate() error {
 	if c.TLS != nil {
 		c.TLS.validate(bad)
 	}
+	c.Console.validate(c.TLS, bad)
 	if b := c.Backend.TLS; b != nil && (b.CertFile == "") != (b.KeyFile == "") {
 		bad("backend.tls", "certFile and keyFile go together")
 	}

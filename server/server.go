@@ -49,6 +49,8 @@ type Options struct {
 	// Registry holds the server's metrics and is what admin's /metrics
 	// serves; nil gives the server a registry of its own.
 	Registry *prometheus.Registry
+	// Version is the build's version, shown by the console.
+	Version string
 }
 
 // Server is one running proxy.
@@ -86,6 +88,7 @@ type Server struct {
 	listener    net.Listener
 	adminLis    net.Listener
 	adminServer *http.Server
+	console     *consoleServer // nil unless console.listen is set
 }
 
 // Bounds of the gRPC transport. MaxConcurrentStreams caps the calls one
@@ -183,8 +186,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.authz = rbac.NewAuthorizer(s.store, table, rbacOptions(cfg), s.logger, rbac.NewMetrics(reg))
 	s.users = usermgmt.NewService(usermgmt.Options{
 		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
-		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz,
+		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz, Locks: verifier,
 	})
+	s.authz.SetDenials(s.failures.Denials)
 
 	if err := s.setupTLS(cfg); err != nil {
 		return nil, err
@@ -326,6 +330,10 @@ func (s *Server) Start() error {
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 		}
 	}
+	if err := s.openConsole(cfg); err != nil {
+		lis.Close()
+		return err
+	}
 	return nil
 }
 
@@ -391,8 +399,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { _ = s.grpcServer.Serve(s.relayPipe) }()
 	}
 	port := sharedport.Serve(s.listener, portOpts, errc)
+	s.serveConsole(watchCtx, errc)
 	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
-		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
+		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen,
+		"console", cfg.Console.Listen)
 
 	var err error
 	select {
@@ -434,6 +444,7 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 		<-done
 	}
 	<-restDrained
+	s.closeConsole(ctx)
 	if adminServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = adminServer.Shutdown(ctx)
