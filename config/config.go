@@ -541,7 +541,7 @@ func (c *Config) Validate() error {
 	if c.TLS != nil {
 		c.TLS.validate(bad)
 	}
-	c.Console.validate(c.TLS, bad)
+	c.Console.validate(c.TLS, c.Identities, bad)
 	if b := c.Backend.TLS; b != nil && (b.CertFile == "") != (b.KeyFile == "") {
 		bad("backend.tls", "certFile and keyFile go together")
 	}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"net"
+	"net/url"
+	"slices"
 	"time"
 )
 
@@ -16,6 +18,21 @@ type Console struct {
 	// MaxSessions bounds the sessions held at once; past it the longest
 	// idle one is signed out.
 	MaxSessions int `yaml:"maxSessions"`
+	// OIDC, if set, offers the sign-in with an OpenID provider of
+	// identities.oidc (authorization code with PKCE, a public client).
+	OIDC *ConsoleOIDC `yaml:"oidc"`
+}
+
+// ConsoleOIDC is the console's client at one of identities.oidc's issuers.
+type ConsoleOIDC struct {
+	// Issuer is one of identities.oidc.issuers[].issuer.
+	Issuer string `yaml:"issuer"`
+	// ClientID is the console's client at the provider; it must be one of
+	// that issuer's audiences, since its ID tokens are checked as any.
+	ClientID string `yaml:"clientID"`
+	// RedirectURL is the console's /oidc/callback as browsers reach it,
+	// registered at the provider.
+	RedirectURL string `yaml:"redirectURL"`
 }
 
 // defaultConsole is the console section when the file says nothing.
@@ -37,7 +54,7 @@ func IsLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (c *Console) validate(tls *TLS, bad func(key, format string, args ...any)) {
+func (c *Console) validate(tls *TLS, ids Identities, bad func(key, format string, args ...any)) {
 	if c.Listen == "" {
 		return
 	}
@@ -53,5 +70,24 @@ func (c *Console) validate(tls *TLS, bad func(key, format string, args ...any)) 
 	}
 	if c.MaxSessions < 1 {
 		bad("console.maxSessions", "must be at least 1, got %d", c.MaxSessions)
+	}
+	if o := c.OIDC; o != nil {
+		var issuer *OIDCIssuer
+		if ids.OIDC != nil {
+			for i := range ids.OIDC.Issuers {
+				if ids.OIDC.Issuers[i].Issuer == o.Issuer {
+					issuer = &ids.OIDC.Issuers[i]
+				}
+			}
+		}
+		switch {
+		case issuer == nil:
+			bad("console.oidc.issuer", "%q is not one of identities.oidc.issuers", o.Issuer)
+		case !slices.Contains(issuer.Audiences, o.ClientID):
+			bad("console.oidc.clientID", "%q must be one of the audiences of %s (its ID tokens are checked as any token)", o.ClientID, o.Issuer)
+		}
+		if u, err := url.Parse(o.RedirectURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "/oidc/callback" {
+			bad("console.oidc.redirectURL", "%q must be the console's http(s)://HOST:PORT/oidc/callback", o.RedirectURL)
+		}
 	}
 }

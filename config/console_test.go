@@ -18,6 +18,11 @@ func TestConsolePlaintextOnlyOnLoopback(t *testing.T) {
 		{"console: {listen: \"10.0.0.5:9092\"}\ntls: {certFile: c.pem, keyFile: c.key}", ""},
 		{"console: {listen: \"127.0.0.1\"}", `console.listen: "127.0.0.1" is not host:port`},
 		{"console: {listen: \"127.0.0.1:9092\", idleTimeout: 0s}", "console.idleTimeout: must be a positive duration"},
+		{"console: {listen: \"127.0.0.1:9092\", oidc: {issuer: \"https://sso/\", clientID: c, redirectURL: \"http://127.0.0.1:9092/oidc/callback\"}}",
+			`console.oidc.issuer: "https://sso/" is not one of identities.oidc.issuers`},
+		{"identities: {oidc: {issuers: [{issuer: \"https://sso/\", audiences: [milvus]}]}}\nconsole: {listen: \"127.0.0.1:9092\", oidc: {issuer: \"https://sso/\", clientID: c, redirectURL: \"http://127.0.0.1:9092/oidc/callback\"}}",
+			`console.oidc.clientID: "c" must be one of the audiences of https://sso/`},
+		{"identities: {oidc: {issuers: [{issuer: \"https://sso/\", audiences: [c]}]}}\nconsole: {listen: \"127.0.0.1:9092\", oidc: {issuer: \"https://sso/\", clientID: c, redirectURL: \"http://127.0.0.1:9092/oidc/callback\"}}", ""},
 	} {
 		cfg, err := Parse([]byte(c.yaml))
 		if err != nil {

@@ -53,6 +53,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	MaxSessions int
 	Logger      *slog.Logger
+	// OpenID, if set, offers the sign-in with the OpenID provider.
+	OpenID *OpenIDSignIn
 }
 
 // Console is the web console's HTTP handler.
@@ -94,6 +96,10 @@ func New(opts Options) *Console {
 	c.mux.HandleFunc("POST /apikeys/{op}", c.signedIn(c.keysChange))
 	c.mux.HandleFunc("GET /identities", c.signedIn(c.identitiesPage))
 	c.mux.HandleFunc("POST /identities/test", c.signedIn(c.testLogin))
+	if opts.OpenID != nil {
+		c.mux.HandleFunc("GET /oidc/start", c.oidcStart)
+		c.mux.HandleFunc("GET /oidc/callback", c.oidcCallback)
+	}
 	return c
 }
 
@@ -213,7 +219,16 @@ func peerHost(r *http.Request) string {
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, http.StatusOK, "login", page{Title: "Sign in"})
+	c.render(w, http.StatusOK, "login", c.loginData(""))
+}
+
+// loginData is the sign-in page, with the refusal of the last try.
+func (c *Console) loginData(problem string) page {
+	p := page{Title: "Sign in", Error: problem}
+	if c.opts.OpenID != nil {
+		p.Data = c.opts.OpenID.Issuer
+	}
+	return p
 }
 
 // login signs in with a local or directory password, an API key or an
@@ -231,7 +246,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	} else {
 		cred.User, cred.Password = r.PostFormValue("user"), r.PostFormValue("password")
 		if cred.User == "" {
-			c.render(w, http.StatusUnauthorized, "login", page{Title: "Sign in", Error: auth.MsgBadPassword})
+			c.render(w, http.StatusUnauthorized, "login", c.loginData(auth.MsgBadPassword))
 			return
 		}
 	}
@@ -242,7 +257,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &f) && f.Unavailable() {
 			status = http.StatusServiceUnavailable
 		}
-		c.render(w, status, "login", page{Title: "Sign in", Error: err.Error()})
+		c.render(w, status, "login", c.loginData(err.Error()))
 		return
 	}
 	bound := ""
@@ -255,6 +270,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			bound = "password:" + u.PasswordHash
 		}
 	}
+	c.startSession(w, r, id, bound)
+}
+
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, id auth.Identity, bound string) {
 	token, _ := c.sessions.create(id, bound)
 	c.sessionCookie(w, token)
 	c.opts.Logger.Info("console: signed in", "user", id.User, "source", id.Source, "via", id.Via, "peer", peerHost(r))

@@ -36,11 +36,26 @@ func (s *Server) openConsole(cfg *config.Config) error {
 	if secure {
 		lis = tls.NewListener(lis, s.consoleTLS())
 	}
+	var signIn *console.OpenIDSignIn
+	if o := cc.OIDC; o != nil {
+		caFile := ""
+		for _, is := range cfg.Identities.OIDC.Issuers { // validated: it is there
+			if is.Issuer == o.Issuer {
+				caFile = is.CAFile
+			}
+		}
+		tlsCfg, err := clientTLS(caFile, "")
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("console.oidc: %w", err)
+		}
+		signIn = &console.OpenIDSignIn{Issuer: o.Issuer, ClientID: o.ClientID, RedirectURL: o.RedirectURL, Client: providerClient(tlsCfg)}
+	}
 	h := console.New(console.Options{
 		Authn: s.authn, Users: s.users, Authz: s.authz, Store: s.store, Denials: s.failures.Denials,
 		Gatherer: s.registry, Identities: func() config.Identities { return s.cfg.Load().Identities },
 		Status: s.consoleStatus, Secure: secure, IdleTimeout: cc.IdleTimeout, MaxSessions: cc.MaxSessions,
-		Logger: s.logger,
+		Logger: s.logger, OpenID: signIn,
 	})
 	s.console = &consoleServer{lis: lis, handler: h, http: &http.Server{
 		Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,

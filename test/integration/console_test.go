@@ -519,3 +519,54 @@ func postRaw(t *testing.T, b *browser, path string, form url.Values, origin stri
 	body, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, string(body)}
 }
+
+// TestConsoleOpenIDSignIn signs in to the console through a real OpenID
+// provider (zitadel/oidc's example OP) in the browser: the console's
+// redirect with a PKCE challenge, the provider's login form, the callback
+// and the code exchange; the ID token's groups map to roles.
+func TestConsoleOpenIDSignIn(t *testing.T) {
+	o := harness.StartOIDC(t)
+	o.AddUser("dana", "Dana-oidc-pw-1", "ml-readers")
+	harness.Password("dana", "Dana-oidc-pw-1")
+	consoleAddr := harness.FreeAddr(t)
+	o.RegisterPublicClient("authproxy-console", "http://"+consoleAddr+"/oidc/callback")
+	startPair(t, harness.Options{Extra: fmt.Sprintf(`identities:
+  oidc:
+    issuers:
+      - issuer: %q
+        audiences: [%q, "authproxy-console"]
+        usernameClaim: preferred_username
+        groupsClaim: groups
+        groups:
+          ml-readers: [reader]
+console:
+  listen: %q
+  oidc:
+    issuer: %q
+    clientID: authproxy-console
+    redirectURL: "http://%s/oidc/callback"
+`, o.Issuer, o.ClientID, consoleAddr, o.Issuer, consoleAddr)})
+	b := startBrowser(t, "http://"+consoleAddr)
+	b.open("/login")
+	b.do("to the provider", chromedp.Click(chromedp.CSS("#signin-oidc")), chromedp.WaitVisible(chromedp.CSS("#username")))
+	b.shot("12-oidc-provider-login")
+	b.do("sign in at the provider",
+		chromedp.SendKeys(chromedp.CSS("#username"), "dana"), chromedp.SendKeys(chromedp.CSS("#password"), "Dana-oidc-pw-1"),
+		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("#whoami, #error")))
+	if strings.Contains(b.html(), `id="error"`) {
+		t.Fatalf("the OpenID sign-in was refused: %s", b.text("#error"))
+	}
+	if who := b.text("#whoami"); who != "dana (oidc)" {
+		t.Fatalf("after the OpenID sign-in: %q, want dana (oidc)", who)
+	}
+	b.shot("13-oidc-signed-in")
+	// The callback cannot be replayed: its state was used.
+	b.open("/identities")
+	if strings.Contains(b.html(), "Dana-oidc-pw-1") {
+		t.Fatal("a page holds dana's password")
+	}
+	b.open("/oidc/callback?state=forged&code=x")
+	if e := b.text("#error"); !strings.Contains(e, "did not start this sign-in") {
+		t.Fatalf("a forged callback: %q", e)
+	}
+}
