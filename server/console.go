@@ -98,6 +98,7 @@ func (s *Server) serveConsole(ctx context.Context, errc chan<- error) {
 		return
 	}
 	go s.console.handler.Run(ctx)
+	s.logger.Info("console serving", "listen", s.console.lis.Addr().String(), "tls", s.tlsServer.Load() != nil)
 	go func() {
 		if err := s.console.http.Serve(s.console.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("console listener: %w", err)

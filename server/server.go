@@ -49,7 +49,8 @@ type Options struct {
 	// Registry holds the server's metrics and is what admin's /metrics
 	// serves; nil gives the server a registry of its own.
 	Registry *prometheus.Registry
-	// Version is the build's version, shown by the console.
+	// Version is the binary's version, for the start-up log line,
+	// /readyz and authproxy_build_info ("dev" when empty).
 	Version string
 }
 
@@ -378,7 +379,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	if s.adminLis != nil && s.adminServer == nil {
 		s.adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -387,6 +388,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	s.serveConsole(watchCtx, errc)
 	var tlsConfig func() *tls.Config
 	if s.tlsServer.Load() != nil {
 		tlsConfig = func() *tls.Config { return s.tlsServer.Load().TLSConfig() }
@@ -399,10 +401,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { _ = s.grpcServer.Serve(s.relayPipe) }()
 	}
 	port := sharedport.Serve(s.listener, portOpts, errc)
-	s.serveConsole(watchCtx, errc)
 	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
-		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen,
-		"console", cfg.Console.Listen)
+		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
 
 	var err error
 	select {
