@@ -570,3 +570,64 @@ console:
 		t.Fatalf("a forged callback: %q", e)
 	}
 }
+
+// TestConsoleTLSAndDirectorySignIn: with the proxy's tls section the
+// console serves TLS with its certificates, without asking for the client
+// certificate the gRPC port requires; the cookie is Secure; a directory
+// user signs in with the directory password and gets its groups' roles.
+func TestConsoleTLSAndDirectorySignIn(t *testing.T) {
+	dir := t.TempDir()
+	k := newPKI(t, filepath.Join(dir, "pki"), "client")
+	l := harness.StartLDAP(t)
+	erin := l.AddUser("erin", "Erin-dir-pw-1")
+	l.AddGroup("ml-admins", erin)
+	harness.Password("erin", "Erin-dir-pw-1")
+	consoleAddr := harness.FreeAddr(t)
+	startPair(t, harness.Options{Extra: tlsSection(k.dir, "require", "") + ldapConfig(l, false, "") +
+		fmt.Sprintf("console:\n  listen: %q\n", consoleAddr)})
+
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: k.clientTLS(false)},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := "https://" + consoleAddr
+	signIn := func(password string) *http.Response {
+		resp, err := client.PostForm(base+"/login", url.Values{"user": {"erin"}, "password": {password}})
+		must(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := signIn("not-erins-password"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong directory password: %d", resp.StatusCode)
+	}
+	resp := signIn("Erin-dir-pw-1")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("erin's directory password: %d", resp.StatusCode)
+	}
+	var secure bool
+	for _, c := range resp.Cookies() {
+		if c.Name == "authproxy_console" {
+			secure = c.Secure && c.HttpOnly && c.SameSite == http.SameSiteStrictMode
+		}
+	}
+	if !secure {
+		t.Fatal("the session cookie under TLS is not Secure, HttpOnly, SameSite=Strict")
+	}
+	now, err := client.Get(base + "/users")
+	must(t, err)
+	body, _ := io.ReadAll(now.Body)
+	now.Body.Close()
+	// erin is admin through ml-admins: she sees every user.
+	if !strings.Contains(string(body), "erin (ldap)") || !strings.Contains(string(body), `id="user-root"`) {
+		t.Fatalf("erin's users page: %d %.300s", now.StatusCode, body)
+	}
+	// Plaintext is not served.
+	plain, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + consoleAddr + "/login")
+	if err == nil {
+		b, _ := io.ReadAll(plain.Body)
+		plain.Body.Close()
+		if plain.StatusCode == http.StatusOK {
+			t.Fatalf("plaintext served: %.200s", b)
+		}
+	}
+}
