@@ -162,12 +162,8 @@ func (c *Console) showUsers(q *request, status int, result page) {
 	p := q.page("users", "Users")
 	p.Notice, p.Error = result.Notice, result.Error
 	d := usersData{}
-	names, err := c.opts.Users.SelectAllUsers(q.caller)
-	if err == nil {
-		d.All = true
-	} else {
-		names = []string{q.caller.User} // Milvus lets everyone describe themself
-	}
+	var names []string
+	names, d.All = c.usersSeen(q)
 	for _, n := range names {
 		roles, found, err := c.opts.Users.DescribeUser(q.caller, n)
 		if err != nil || !found {
@@ -182,6 +178,15 @@ func (c *Console) showUsers(q *request, status int, result page) {
 	}
 	p.Data = d
 	c.render(q.w, status, "users", p)
+}
+
+// usersSeen are the users the caller may list (all reports every one),
+// else the caller alone: Milvus lets everyone describe themself.
+func (c *Console) usersSeen(q *request) (names []string, all bool) {
+	if names, err := c.opts.Users.SelectAllUsers(q.caller); err == nil {
+		return names, true
+	}
+	return []string{q.caller.User}, false
 }
 
 func (c *Console) usersChange(q *request) {
@@ -367,11 +372,7 @@ func (c *Console) showKeys(q *request, status int, result page) {
 	p := q.page("apikeys", "API keys")
 	p.Notice, p.Error, p.Secret = result.Notice, result.Error, result.Secret
 	d := keysData{Keys: c.opts.Users.ListAPIKeys(q.caller), Now: time.Now()}
-	if names, err := c.opts.Users.SelectAllUsers(q.caller); err == nil {
-		d.Users = names
-	} else {
-		d.Users = []string{q.caller.User}
-	}
+	d.Users, _ = c.usersSeen(q)
 	p.Data = d
 	c.render(q.w, status, "apikeys", p)
 }

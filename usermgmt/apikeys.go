@@ -41,33 +41,28 @@ func (s *Service) ListAPIKeys(c Caller) []APIKeyInfo {
 // CreateAPIKey adds a key acting as user and returns its secret, which is
 // shown once and kept nowhere: the store holds its digest.
 func (s *Service) CreateAPIKey(ctx context.Context, c Caller, name, user string, lifetime time.Duration) (string, error) {
-	var secret string
-	err := s.audit("create_api_key", c, name, func() error {
-		if err := s.requireOn(c, privUpdate, user); err != nil {
-			return err
-		}
-		key, err := credentials.NewAPIKey()
-		if err != nil {
-			return Internal(err)
-		}
-		now := s.now().UTC()
-		if err := s.update(ctx, func(set *credentials.Set) error {
-			return keyError(set.CreateAPIKey(name, user, credentials.APIKeyDigest(key), now, lifetime))
-		}); err != nil {
-			return err
-		}
-		secret = key
-		return nil
-	})
-	return secret, err
+	return s.issueKey(ctx, "create_api_key", c, name, func() error { return s.requireOn(c, privUpdate, user) },
+		func(set *credentials.Set, digest string, now time.Time) error {
+			return set.CreateAPIKey(name, user, digest, now, lifetime)
+		})
 }
 
 // RotateAPIKey gives a key a new secret and returns it; the old one is
 // refused from the next call on.
 func (s *Service) RotateAPIKey(ctx context.Context, c Caller, name string) (string, error) {
+	return s.issueKey(ctx, "rotate_api_key", c, name, func() error { return s.requireOnKey(c, name) },
+		func(set *credentials.Set, digest string, now time.Time) error {
+			return set.RotateAPIKey(name, digest, now)
+		})
+}
+
+// issueKey makes a new secret and stores its digest with put, once allowed
+// says the caller may.
+func (s *Service) issueKey(ctx context.Context, op string, c Caller, name string, allowed func() error,
+	put func(set *credentials.Set, digest string, now time.Time) error) (string, error) {
 	var secret string
-	err := s.audit("rotate_api_key", c, name, func() error {
-		if err := s.requireOnKey(c, name); err != nil {
+	err := s.audit(op, c, name, func() error {
+		if err := allowed(); err != nil {
 			return err
 		}
 		key, err := credentials.NewAPIKey()
@@ -76,7 +71,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, c Caller, name string) (stri
 		}
 		now := s.now().UTC()
 		if err := s.update(ctx, func(set *credentials.Set) error {
-			return keyError(set.RotateAPIKey(name, credentials.APIKeyDigest(key), now))
+			return keyError(put(set, credentials.APIKeyDigest(key), now))
 		}); err != nil {
 			return err
 		}
