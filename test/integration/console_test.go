@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -629,5 +630,41 @@ func TestConsoleTLSAndDirectorySignIn(t *testing.T) {
 		if plain.StatusCode == http.StatusOK {
 			t.Fatalf("plaintext served: %.200s", b)
 		}
+	}
+}
+
+// A plaintext console off loopback is refused by name: at start (exit 1)
+// and at a reload (the console in force stays).
+func TestConsolePlaintextOffLoopbackRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "authproxy.yaml")
+	must(t, os.WriteFile(path, []byte("listen: \"127.0.0.1:0\"\nadmin:\n  listen: \"\"\ncredentials:\n  file: \""+filepath.Join(dir, "c.yaml")+"\"\nconsole:\n  listen: \"0.0.0.0:9092\"\n"), 0o600))
+	// Bounded: a proxy that wrongly starts is killed after 15 s.
+	cmd := exec.CommandContext(testCtx(t, 15*time.Second), harness.Binary(t), "serve", "--config", path)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), `console.listen: "0.0.0.0:9092" is not a loopback address`) {
+		t.Fatalf("start with a plaintext console on 0.0.0.0: %v\n%s", err, out)
+	}
+
+	consoleAddr := harness.FreeAddr(t)
+	_, p := startPair(t, harness.Options{Extra: fmt.Sprintf("console:\n  listen: %q\n", consoleAddr)})
+	refusals := strings.Count(p.Logs(), "config reload refused")
+	rewriteConfig(t, p, fmt.Sprintf("listen: %q", consoleAddr), `listen: "0.0.0.0:9092"`)
+	eventually(t, 5*time.Second, "config reload refused", func() error {
+		if strings.Count(p.Logs(), "config reload refused") <= refusals {
+			return errors.New("no refusal logged yet")
+		}
+		return nil
+	})
+	if !strings.Contains(p.Logs(), "console.listen") {
+		t.Fatal("the reload's refusal does not name console.listen")
+	}
+	resp, err := http.Get("http://" + consoleAddr + "/login")
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the console in force after the refused reload: %d", resp.StatusCode)
 	}
 }
