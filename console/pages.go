@@ -237,6 +237,7 @@ type rolesData struct {
 	Rows       []matrixRow
 	Privileges []string
 	Groups     []privilege.Group
+	Custom     []string // the custom groups, which may be changed
 	All        bool
 }
 
@@ -315,6 +316,11 @@ func (c *Console) showRoles(q *request, status int, result page) {
 	}
 	if groups, err := c.opts.Users.ListPrivilegeGroups(q.caller); err == nil {
 		d.Groups = groups
+		for _, g := range groups {
+			if _, builtin := privilege.BuiltinGroup(g.Name); !builtin {
+				d.Custom = append(d.Custom, g.Name)
+			}
+		}
 	}
 	p.Data = d
 	c.render(q.w, status, "roles", p)
@@ -339,6 +345,19 @@ func (c *Console) rolesChange(q *request) {
 	case "drop":
 		err = c.opts.Users.DropRole(ctx, q.caller, f("role"), f("force") == "on")
 		notice = "Dropped role " + f("role") + "."
+	case "create-group":
+		err = c.opts.Users.CreatePrivilegeGroup(ctx, q.caller, f("group"))
+		notice = "Created privilege group " + f("group") + "."
+	case "drop-group":
+		err = c.opts.Users.DropPrivilegeGroup(ctx, q.caller, f("group"))
+		notice = "Dropped privilege group " + f("group") + "."
+	case "add-to-group", "remove-from-group":
+		add := op == "add-to-group"
+		err = c.opts.Users.OperatePrivilegeGroup(ctx, q.caller, f("group"), []string{f("privilege")}, add)
+		notice = fmt.Sprintf("Removed %s from privilege group %s.", f("privilege"), f("group"))
+		if add {
+			notice = fmt.Sprintf("Added %s to privilege group %s.", f("privilege"), f("group"))
+		}
 	case "grant", "revoke":
 		pv := usermgmt.Privilege{Role: f("role"), Object: f("object"), ObjectName: f("objectName"), DB: dbOrAny(f("grantDB")), Privilege: f("privilege")}
 		// No object type is Milvus's v2 call (grant_privilege_v2: a

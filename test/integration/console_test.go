@@ -260,6 +260,42 @@ auth:
 		if len(user.Roles) != 1 || user.Roles[0] != "reader" {
 			t.Fatalf("alice's roles: %v, want [reader]", user.Roles)
 		}
+		// The same cell, granted now, revokes; then it grants again.
+		b.open("/roles")
+		if n, e := b.submit(`button.cell[data-role="reader"][data-privilege="CollectionReadOnly"]`); !strings.HasPrefix(n, "Revoked CollectionReadOnly") {
+			t.Fatalf("revoke from the matrix: notice %q error %q", n, e)
+		}
+		role, err = root.DescribeRole(ctx, milvusclient.NewDescribeRoleOption("reader"))
+		must(t, err)
+		if len(role.Privileges) != 0 {
+			t.Fatalf("reader's grants after the revoke: %v", role.Privileges)
+		}
+		b.open("/roles")
+		if n, e := b.submit(`button.cell[data-role="reader"][data-privilege="CollectionReadOnly"]`); !strings.HasPrefix(n, "Granted") {
+			t.Fatalf("grant again: notice %q error %q", n, e)
+		}
+		// A custom privilege group, made and filled from the page.
+		b.open("/roles")
+		b.do("fill", chromedp.SendKeys(chromedp.CSS("#group-name"), "readers_grp"))
+		if n, e := b.submit("#create-group"); n != "Created privilege group readers_grp." {
+			t.Fatalf("create group: notice %q error %q", n, e)
+		}
+		b.open("/roles")
+		b.do("choose", chromedp.SetValue(chromedp.CSS("#group-add-group"), "readers_grp"), chromedp.SetValue(chromedp.CSS("#group-add-privilege"), "Query"))
+		if n, e := b.submit("#group-add-button"); n != "Added Query to privilege group readers_grp." {
+			t.Fatalf("add to group: notice %q error %q", n, e)
+		}
+		groups, err := root.ListPrivilegeGroups(ctx, milvusclient.NewListPrivilegeGroupsOption())
+		must(t, err)
+		var found bool
+		for _, g := range groups {
+			if g.GroupName == "readers_grp" {
+				found = len(g.Privileges) == 1 && g.Privileges[0] == "Query"
+			}
+		}
+		if !found {
+			t.Fatalf("the SDK's privilege groups: %+v, want readers_grp with Query", groups)
+		}
 	})
 
 	var secret string
@@ -288,6 +324,24 @@ auth:
 			t.Fatal("the key list does not show ci acting as alice")
 		}
 		b.shot("05-apikeys")
+		// Rotate: a new secret once; the old one stops at once.
+		if n, e := b.submit("#key-ci button.rotate"); !strings.HasPrefix(n, "Rotated API key ci") {
+			t.Fatalf("rotate: notice %q error %q", n, e)
+		}
+		old := secret
+		secret = b.text("#secret")
+		harness.APIKey(secret)
+		if secret == old {
+			t.Fatal("rotating gave the same secret")
+		}
+		if _, err := sdkConnect(ctx, &milvusclient.ClientConfig{Address: p.Addr, APIKey: old}); err == nil {
+			t.Fatal("the old secret works after the rotation")
+		}
+		sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, APIKey: secret})
+		b.open("/apikeys")
+		if strings.Contains(b.html(), secret) || strings.Contains(b.html(), old) {
+			t.Fatal("a key's secret is shown again")
+		}
 		if n, e := b.submit("#key-ci button.revoke"); n != "Revoked API key ci." {
 			t.Fatalf("revoke: notice %q error %q", n, e)
 		}
