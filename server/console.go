@@ -87,7 +87,7 @@ func (s *Server) consoleTLS() *tls.Config {
 func (s *Server) consoleStatus() console.Status {
 	cfg := s.cfg.Load()
 	return console.Status{
-		Version: s.opts.Version, Forwarding: cfg.Forwarding,
+		Version: s.version(), Forwarding: cfg.Forwarding,
 		Store: cfg.Credentials.Store, StaleSeconds: s.store.staleSeconds(),
 	}
 }
