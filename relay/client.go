@@ -62,19 +62,24 @@ type clientConn struct {
 	peer string
 	cert *x509.Certificate
 
+	closing atomic.Bool // GOAWAY sent: no new streams
+
+	// smu guards the stream map: the reader adds, any goroutine removes.
 	smu     sync.Mutex
 	streams map[uint32]*stream
 
-	lastID  uint32    // reader only
-	rest    *upstream // REST for this connection, dialled on its first such request (reader only)
+	// Owned by the reader goroutine, readerG (which serve moves to a fresh
+	// goroutine on a hand-off).
+	readerG goroutineLock
+	lastID  uint32
+	rest    *upstream // REST for this connection, dialled on its first such request
 	flushes flushSet
 	// Window refunds not sent yet: the connection's (connRefundDue), and
-	// those gathered in a batch of frames for gated streams (reader only).
+	// those gathered in a batch of frames for gated streams.
 	connRefund  uint32
 	connRecvWin int64 // what the client may still send on the connection
 	gateRefunds []*stream
-	closing     atomic.Bool // GOAWAY sent: no new streams
-	// What the client may send that costs work and moves nothing (reader only).
+	// What the client may send that costs work and moves nothing.
 	resets, empty edge.FrameBudget
 	lastPing      time.Time
 	pingStrikes   int
@@ -82,7 +87,7 @@ type clientConn struct {
 
 func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc := &clientConn{r: r, conn: c, br: newReadBuf(c), streams: map[uint32]*stream{}, connRecvWin: connWindow,
-		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget()}
+		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget(), readerG: newGoroutineLock()}
 	cc.w, cc.fr = newWconn(c, cc.br)
 	cc.br.beforeRead = func() error { return cc.flushes.flushOwnLast(cc.w) }
 	if cc.w.nb = findNB(c); cc.w.nb != nil {
@@ -132,6 +137,7 @@ func (cc *clientConn) start() bool {
 // an idle connection waits on 4 KiB instead, 4 MiB less per thousand,
 // and a busy one never pays for the goroutine start.
 func (cc *clientConn) serve(end func()) {
+	cc.readerG = newGoroutineLock() // the reader's fields move with it
 	if cc.readFrames() {
 		go cc.serve(end)
 		return
@@ -204,6 +210,7 @@ func (cc *clientConn) readFrames() (handOff bool) {
 // stream, and any other error to end the connection (an
 // http2.ConnectionError with a GOAWAY of its code).
 func (cc *clientConn) handle(f http2.Frame) error {
+	cc.readerG.check()
 	id := f.Header().StreamID
 	if id > cc.lastID {
 		// An idle stream: only HEADERS open it, and PRIORITY may name it.
@@ -285,6 +292,7 @@ func carriesNothing(f http2.Frame) bool {
 // closer than edge.PingMinInterval to the previous one, with nothing sent
 // to the client in between, is a strike.
 func (cc *clientConn) pingAllowed() bool {
+	cc.readerG.check()
 	now := time.Now()
 	defer func() { cc.lastPing = now }()
 	cc.w.mu.Lock()
@@ -313,8 +321,9 @@ func (cc *clientConn) forget(s *stream) {
 }
 
 // cancel ends a call the client reset or left: upstream too, and a check
-// still running opens nothing. Not with s.mu held.
+// still running opens nothing.
 func (cc *clientConn) cancel(s *stream, fl *flushSet) {
+	s.mu.notHeld()
 	s.mu.Lock()
 	s.canceled = true
 	bc := s.bc
@@ -326,7 +335,7 @@ func (cc *clientConn) cancel(s *stream, fl *flushSet) {
 }
 
 // resetStream answers a stream error: RST_STREAM to the client, and the
-// call canceled. Not with the stream's mu held.
+// call canceled.
 func (cc *clientConn) resetStream(id uint32, code http2.ErrCode) {
 	if s := cc.stream(id); s != nil {
 		cc.forget(s)
@@ -455,8 +464,10 @@ func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 }
 
 // openREST passes a request that is not gRPC, as it is, to REST over this
-// connection's in-memory HTTP/2 connection. s.mu held.
+// connection's in-memory HTTP/2 connection.
 func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushSet) {
+	cc.readerG.check()
+	s.mu.held()
 	if cc.rest == nil {
 		cc.rest = &upstream{name: "REST", dial: func(context.Context) (net.Conn, error) {
 			a, b := net.Pipe()
@@ -616,8 +627,9 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 
 // sendUp forwards request bytes to the opened call, unless they carry a
 // message over grpc.maxRecvMsgSize: then the call is reset upstream and
-// refused as grpc-go refuses it. s.mu held.
+// refused as grpc-go refuses it.
 func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+	s.mu.held()
 	if !s.rest {
 		if size, _, over := s.upSizes.feed(data, cc.r.opts.MaxRecvMsgSize); over {
 			s.bc.reset(s, http2.ErrCodeCancel, fl)
@@ -631,6 +643,7 @@ func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, f
 // refundBatch sends the window refunds gathered while the reader had
 // frames buffered: one update per gated stream.
 func (cc *clientConn) refundBatch() {
+	cc.readerG.check()
 	if len(cc.gateRefunds) == 0 {
 		return
 	}
@@ -766,8 +779,9 @@ func (cc *clientConn) onWritable() {
 }
 
 // ended picks, of the streams whose queues moved, those whose end has now
-// left. cc.w.mu held.
+// left.
 func (cc *clientConn) ended(ms []moved) []*stream {
+	cc.w.mu.held()
 	var out []*stream
 	for _, m := range ms {
 		if cc.drained(m.s) {
@@ -866,8 +880,9 @@ func (cc *clientConn) downSent(s *stream) {
 	}
 }
 
-// drained reports, once, that the end of the response has left. cc.w.mu held.
+// drained reports, once, that the end of the response has left.
 func (cc *clientConn) drained(s *stream) bool {
+	cc.w.mu.held()
 	if !s.closedToUser || len(s.down.q) > 0 || s.downDone {
 		return false
 	}

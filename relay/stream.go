@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,8 +63,10 @@ type stream struct {
 	// the relay advertised, less what came, plus what it refunded.
 	recvWin atomic.Int64
 
-	up            half // toward the backend; guarded by bc.w.mu
-	down          half // toward the client; guarded by cc.w.mu
+	// Under the backend connection's bc.w.mu: toward the backend.
+	up half
+	// Under the client connection's cc.w.mu: toward the client.
+	down          half
 	headersToUser bool // response headers sent to the client
 	closedToUser  bool // END_STREAM or RST queued for the client
 	downDone      bool // and nothing of the response waits any more
@@ -73,32 +74,37 @@ type stream struct {
 	// the response's (downDone). At two, the stream is forgotten.
 	ends atomic.Int32
 
-	// The client side's state: the client reader, and the goroutine of a
-	// check that waits, take mu.
-	mu          sync.Mutex
+	// Under mu: the client's side, which the client reader and the
+	// goroutine of a check that waits both work on.
+	mu          ownedMutex
 	authPending bool   // a check that waits is running
 	early       []byte // what the client sent meanwhile
 	canceled    bool   // the client reset the stream
 	gate        []byte // the first request message being gathered; nil once decided
-	gateRefund  int    // gathered bytes not refunded yet (the client reader's alone)
 	gated       bool
 	// The fields the decision reads, and the check of the rest of a first
-	// message decided on its leading fields (reader only).
+	// message decided on its leading fields.
 	decisionFields []protowire.Number
 	tail           *tailCheck
 	pending        []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
 	clientDone     bool
 	// The declared content-length (-1: none), and the DATA bytes so far.
 	contentLength, received int64
-	// The request's messages, against grpc.maxRecvMsgSize (s.mu).
+	// The request's messages, against grpc.maxRecvMsgSize.
 	upSizes messageSizes
+	// The reply's filter: set under mu before the call is opened, then
+	// read by the backend reader alone.
+	filter proxy.ReplyFilter
 
-	// Only the backend reader touches these.
+	// Owned by the client connection's reader (cc.readerG).
+	gateRefund int // gathered bytes not refunded yet
+
+	// Owned by the backend connection's reader (bc.readerG).
 	downSizes messageSizes // the reply's, against grpc.maxSendMsgSize
-	filter    proxy.ReplyFilter
 	replyBuf  []byte
-	status    atomic.Int32 // the grpc-status seen in the trailers
-	finished  atomic.Bool
+
+	status   atomic.Int32 // the grpc-status seen in the trailers
+	finished atomic.Bool
 }
 
 // firstMessage returns the first gRPC message of buf once it is whole:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -465,4 +466,10 @@ func (rt *relayTester) wantReply(id uint32, msg []byte, code codes.Code) {
 		rt.t.Fatalf("want the reply message on %d, got %v", id, d)
 	}
 	rt.wantStatus(id, code)
+}
+
+// The unit tests run with the ownership checks on (owner.go).
+func TestMain(m *testing.M) {
+	checkOwners = true
+	os.Exit(m.Run())
 }
