@@ -38,8 +38,9 @@ type relayTester struct {
 	henc *hpack.Encoder
 	hbuf bytes.Buffer
 
-	dials   chan *backendPeer
-	dialErr error
+	dials    chan *backendPeer
+	dialErr  error
+	realDial func(context.Context) (net.Conn, error) // the relay's own
 
 	mu       sync.Mutex
 	observed []codes.Code
@@ -77,6 +78,7 @@ func newRelayTester(t *testing.T, opts ...func(*Options)) *relayTester {
 		f(&o)
 	}
 	rt.r = New(o)
+	rt.realDial = rt.r.backend.dial
 	rt.r.backend.dial = func(context.Context) (net.Conn, error) {
 		if rt.dialErr != nil {
 			return nil, rt.dialErr

@@ -1,0 +1,303 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+
+	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/proxy"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// withFilter lets every call in, its reply through filter.
+func withFilter(filter proxy.ReplyFilter) func(*Options) {
+	return func(o *Options) {
+		o.MessageFields = func(string) ([]protowire.Number, bool) { return nil, false }
+		o.Authorize = func(context.Context, string, mem.BufferSlice) (proxy.ReplyFilter, error) { return filter, nil }
+	}
+}
+
+// localMethod is one the in-process server answers.
+const localMethod = "/authproxy.Admin/Whoami"
+
+// withLocal sends localMethod to the in-process server.
+func withLocal() func(*Options) {
+	return func(o *Options) {
+		o.Local = func(m string) bool { return m == localMethod }
+	}
+}
+
+// The proxy's own methods go to the in-process server with the client's
+// address and the identity the relay established, and without the
+// authorizer.
+func TestRelayLocalCall(t *testing.T) {
+	var seen []string
+	runRelay(t, func(rt *relayTester) {
+		locals := make(chan *backendPeer, 1)
+		rt.r.local.dial = func(context.Context) (net.Conn, error) {
+			a, b := memPipe()
+			locals <- newBackendPeer(t, b)
+			return a, nil
+		}
+		fields := request("authorization", token("alice", "pw"))
+		fields[2].Value = localMethod
+		rt.headers(3, false, fields)
+		rt.data(3, true, frame(0, nil))
+		p := <-locals
+		p.handshake()
+		h := p.wantHeaders()
+		if fieldValue(h, edge.PeerKey) != "192.0.2.1:5000" || fieldValue(h, edge.RelayedIdentityKey) == "" || fieldValue(h, "x-authproxy-user") != "" {
+			t.Fatalf("in-process headers %v", h.Fields)
+		}
+		p.wantData(true, frame(0, nil))
+		p.answer(h.StreamID, []byte("alice"), codes.OK)
+		rt.wantReply(3, []byte("alice"), codes.OK)
+		if len(seen) != 0 {
+			t.Fatalf("the authorizer ran on a local call: %v", seen)
+		}
+		rt.noDial()
+	}, withAuthn(t), withAuthorize(true, &seen), withLocal())
+}
+
+// A reply the caller may only partly see is gathered, filtered message by
+// message, and sent before the trailers.
+func TestRelayFiltersAReply(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		rt.call(1, []byte("q"))
+		b := rt.backend()
+		h := b.wantHeaders()
+		b.wantData(true, frame(0, []byte("q")))
+		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
+		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("ab"))))
+		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("cd"))))
+		b.headers(h.StreamID, true, pairs("grpc-status", "0"))
+		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
+			t.Fatalf("want headers, got %v", f)
+		}
+		d, ok := rt.next().(*http2.DataFrame)
+		if want := append(frame(0, []byte("AB")), frame(0, []byte("CD"))...); !ok || !bytes.Equal(d.Data(), want) {
+			t.Fatalf("want the filtered reply, got %v", d)
+		}
+		rt.wantStatus(1, codes.OK)
+		rt.wantOpen(0)
+	}, withFilter(func(b []byte) ([]byte, error) { return bytes.ToUpper(b), nil }))
+}
+
+// A reply the filter cannot read is refused Internal.
+func TestRelayFilterFails(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		rt.call(1, []byte("q"))
+		b := rt.backend()
+		h := b.wantHeaders()
+		b.wantData(true, frame(0, []byte("q")))
+		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
+		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("ab"))[:4]))
+		b.headers(h.StreamID, true, pairs("grpc-status", "0"))
+		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
+			t.Fatalf("want headers, got %v", f)
+		}
+		tr, ok := rt.next().(*http2.MetaHeadersFrame)
+		if !ok || !tr.StreamEnded() || fieldValue(tr, "grpc-status") != "13" || !strings.Contains(fieldValue(tr, "grpc-message"), "truncated") {
+			t.Fatalf("want trailers Internal, got %v", tr)
+		}
+		rt.wantObserved(codes.Internal)
+	}, withFilter(func(b []byte) ([]byte, error) { return b, nil }))
+}
+
+// Padding is not forwarded; the backend's is refunded as it arrives.
+func TestRelayRefundsPadding(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		rt.headers(1, false, request())
+		b := rt.backend()
+		h := b.wantHeaders()
+		rt.must(rt.fr.WriteDataPadded(1, true, frame(0, []byte("q")), make([]byte, 255)))
+		b.wantData(true, frame(0, []byte("q")))
+		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
+		b.must(b.fr.WriteDataPadded(h.StreamID, false, frame(0, []byte("r")), make([]byte, 10)))
+		for {
+			f, err := b.fr.ReadFrame()
+			b.must(err)
+			if wu, ok := f.(*http2.WindowUpdateFrame); ok && wu.StreamID == h.StreamID && wu.Increment == 11 {
+				break // the padding and its length byte
+			}
+		}
+	})
+}
+
+// The backend's PING is answered, and a change of its initial window
+// applies to the streams open on it.
+func TestRelayBackendPingAndSettings(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		rt.headers(1, false, request())
+		b := rt.backend()
+		h := b.wantHeaders()
+		b.must(b.fr.WritePing(false, [8]byte{7}))
+		if p, ok := b.read().(*http2.PingFrame); !ok || !p.IsAck() || p.Data[0] != 7 {
+			t.Fatalf("want a PING ACK, got %v", p)
+		}
+		b.must(b.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 3}))
+		synctest.Wait() // the relay read them
+		rt.data(1, true, frame(0, []byte("q")))
+		d := b.read().(*http2.DataFrame)
+		if len(d.Data()) != 3 {
+			t.Fatalf("want 3 bytes in the smaller window, got %d", len(d.Data()))
+		}
+		b.quiet()
+		b.must(b.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100}))
+		b.wantData(true, frame(0, []byte("q"))[3:])
+		b.answer(h.StreamID, nil, codes.OK)
+		rt.wantReply(1, nil, codes.OK)
+	})
+}
+
+// A request that is not gRPC goes to REST as it is, over the connection's
+// in-memory HTTP/2 connection.
+func TestRelayPassesRESTOn(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		peers := make(chan *backendPeer, 1)
+		rt.r.rest = func(conn, client net.Conn) {
+			// net.Pipe's writes wait for the reader: a buffered memPipe
+			// between it and the peer, so that the test may read when it
+			// likes.
+			a, b := memPipe()
+			go func() { _, _ = io.Copy(conn, a); conn.Close() }()
+			go func() { _, _ = io.Copy(a, conn); a.Close() }()
+			peers <- newBackendPeer(t, b)
+		}
+		rt.headers(1, false, pairs(":method", "POST", ":scheme", "http", ":path", "/v2/vectordb/collections/list", ":authority", "x",
+			"authorization", "Bearer root:Milvus", "content-type", "application/json"))
+		p := <-peers
+		p.handshake()
+		h := p.wantHeaders()
+		if fieldValue(h, "authorization") != "Bearer root:Milvus" || fieldValue(h, "te") != "" {
+			t.Fatalf("REST got %v", h.Fields)
+		}
+		rt.data(1, true, []byte("{}"))
+		p.wantData(true, []byte("{}"))
+		rt.headers(3, true, pairs(":method", "GET", ":scheme", "http", ":path", "/healthz", ":authority", "x"))
+		h3 := p.wantHeaders()
+		p.headers(h3.StreamID, true, pairs(":status", "200"))
+		p.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/json"))
+		p.must(p.fr.WriteData(h.StreamID, true, []byte("[]")))
+		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamID != 3 || f.PseudoValue("status") != "200" {
+			t.Fatalf("want 200 on 3, got %v", f)
+		}
+		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamID != 1 {
+			t.Fatalf("want headers on 1, got %v", f)
+		}
+		if d, ok := rt.next().(*http2.DataFrame); !ok || !d.StreamEnded() || string(d.Data()) != "[]" {
+			t.Fatalf("want the body, got %v", d)
+		}
+		rt.wantOpen(0)
+		rt.wantObserved() // REST counts its own
+	})
+}
+
+// memListener hands the test's memPipe ends to ServeHTTP2.
+type memListener chan net.Conn
+
+func (l memListener) Accept() (net.Conn, error) {
+	c, ok := <-l
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+func (l memListener) Close() error   { close(l); return nil }
+func (l memListener) Addr() net.Addr { return memAddr("relay") }
+
+// ServeHTTP2 serves every connection it accepts until the listener closes;
+// GracefulStop whose context ends first stops everything at once.
+func TestRelayServeAndStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newRelayTester(t)
+		lis := make(memListener)
+		served := make(chan error)
+		go func() { served <- rt.r.ServeHTTP2(lis, nil) }()
+		client, server := memPipe()
+		lis <- server
+		rt.conn, rt.fr = client, http2.NewFramer(client, client)
+		rt.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		rt.handshake()
+		rt.headers(1, false, request())
+		b := rt.backend()
+		b.wantHeaders()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		rt.r.GracefulStop(ctx) // the call never ends: stopped at the deadline
+		if f, ok := rt.next().(*http2.GoAwayFrame); !ok || f.ErrCode != http2.ErrCodeNo {
+			t.Fatalf("want GOAWAY, got %v", f)
+		}
+		rt.wantClosed()
+		lis.Close()
+		if err := <-served; err != net.ErrClosed {
+			t.Fatalf("ServeHTTP2: %v", err)
+		}
+		time.Sleep(time.Second) // the GOAWAY's closer polls every 20ms
+	})
+}
+
+// The relay's own dial: a backend that refuses the connection makes the
+// call Unavailable, naming it. Real loopback, so no bubble.
+func TestRelayDialsTheBackend(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	rt := newRelayTester(t, func(o *Options) { o.Backend = addr })
+	rt.r.backend.dial = rt.realDial
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rt.handshake()
+		rt.call(1, []byte("q"))
+		if msg := rt.wantStatus(1, codes.Unavailable); !strings.Contains(msg, "backend "+addr+" unavailable") {
+			t.Errorf("message %q", msg)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer in 10s")
+	}
+}
+
+// The in-process server's listener hands over what Dial connects, until
+// it is closed.
+func TestPipeListener(t *testing.T) {
+	l := NewPipeListener()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	c, err := l.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(c); string(got) != "hi" || c.RemoteAddr().Network() != edge.RelayNetwork || l.Addr().String() != edge.RelayNetwork {
+		t.Fatalf("read %q from %v", got, c.RemoteAddr())
+	}
+	l.Close()
+	if _, err := l.Dial(); err == nil {
+		t.Fatal("dialled a closed listener")
+	}
+	if _, err := l.Accept(); err != net.ErrClosed {
+		t.Fatalf("Accept on a closed listener: %v", err)
+	}
+}
