@@ -236,9 +236,8 @@ func (bc *backendConn) handle(f http2.Frame) error {
 		// stop sending: the relay does that when it sends more.
 		if s := bc.stream(f.StreamID); s != nil && bc.forget(s) {
 			s.cc.w.mu.Lock()
-			reset := !s.closedToUser
+			_, reset := s.transition(evResetDown)
 			if reset {
-				s.closedToUser = true
 				s.down.q = nil
 				s.cc.w.note(s.cc.w.fr.WriteRSTStream(s.cid, f.ErrCode))
 			}

@@ -325,9 +325,12 @@ func (cc *clientConn) forget(s *stream) {
 func (cc *clientConn) cancel(s *stream, fl *flushSet) {
 	s.mu.notHeld()
 	s.mu.Lock()
-	s.canceled = true
+	_, first := s.transition(evCancel)
 	bc := s.bc
 	s.mu.Unlock()
+	if !first {
+		return
+	}
 	if bc != nil {
 		bc.reset(s, http2.ErrCodeCancel, fl)
 	}
@@ -366,10 +369,10 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		cc.resetStream(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	s := &stream{cc: cc, cid: id, method: f.PseudoValue("path"), start: time.Now(), clientDone: f.StreamEnded(), request: f.Fields}
+	s := &stream{cc: cc, cid: id, method: f.PseudoValue("path"), start: time.Now(), request: f.Fields}
 	s.recvWin.Store(streamWindow)
-	if s.clientDone {
-		s.ends.Store(1)
+	if f.StreamEnded() {
+		s.transition(evRemoteEnd)
 	}
 	cc.w.mu.Lock()
 	s.down.win = cc.w.initWin
@@ -387,6 +390,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		// REST applies the edge policy and authenticates itself.
 		s.rest = true
 		if f.Truncated {
+			s.transition(evRefuse)
 			cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "431"}}, true, &cc.flushes)
 			cc.downSent(s)
 			return nil
@@ -418,7 +422,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 	if !done {
 		// A hash, a bind or a key fetch: off this reader, so that the
 		// connection's other calls go on meanwhile.
-		s.authPending = true
+		s.transition(evAuthenticate)
 		go cc.authenticate(s, token, call)
 		return nil
 	}
@@ -431,11 +435,13 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 // edge policy, behind the DATA before them.
 func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 	s.mu.Lock()
-	done, opened := s.clientDone, s.bc != nil && !s.gated
+	st := s.state()
+	done, opened := st.has(remoteClosed), st.phase() == phaseForwarding
 	live := opened && s.bc.stream(s.bid) == s
 	if !done && f.StreamEnded() {
-		s.clientDone = true
-		defer cc.closeSide(s)
+		if now, _ := s.transition(evRemoteEnd); now.closedBothWays() {
+			defer cc.forget(s)
+		}
 	}
 	s.mu.Unlock()
 	switch {
@@ -480,7 +486,8 @@ func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushS
 		cc.resetStream(s.cid, http2.ErrCodeInternal)
 		return
 	}
-	bc.open(s, fields, s.clientDone, fl)
+	s.transition(evForward)
+	bc.open(s, fields, s.state().has(remoteClosed), fl)
 }
 
 // authenticate runs a check that waits, then carries on with the call.
@@ -488,8 +495,7 @@ func (cc *clientConn) authenticate(s *stream, token string, call auth.Call) {
 	who, err := cc.r.opts.Authn.CheckToken(cc.ctx, token, call)
 	var fl flushSet
 	s.mu.Lock()
-	s.authPending = false
-	if !s.canceled {
+	if !s.state().has(canceled) {
 		cc.authenticated(s, who, err, &fl)
 	}
 	s.mu.Unlock()
@@ -526,7 +532,8 @@ func (cc *clientConn) proceed(s *stream, fl *flushSet) {
 	s.early = nil
 	if !local && cc.r.opts.Authorize != nil {
 		if wanted, reads := cc.r.opts.MessageFields(s.method); reads {
-			s.gated, s.gate, s.pending, s.decisionFields = true, early, fields, wanted
+			s.transition(evDecide)
+			s.gate, s.pending, s.decisionFields = early, fields, wanted
 			cc.refund(s, len(early), fl)
 			cc.decide(s, fl)
 			return
@@ -538,9 +545,10 @@ func (cc *clientConn) proceed(s *stream, fl *flushSet) {
 		}
 		s.filter = filter
 	}
-	cc.open(s, local, fields, s.clientDone && len(early) == 0, fl)
+	clientDone := s.state().has(remoteClosed)
+	cc.open(s, local, fields, clientDone && len(early) == 0, fl)
 	if len(early) > 0 && s.bc != nil {
-		cc.sendUp(s, early, s.clientDone, false, fl)
+		cc.sendUp(s, early, clientDone, false, fl)
 	}
 }
 
@@ -586,6 +594,7 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 		cc.fail(s, codes.Unavailable, fmt.Sprintf("authproxy: backend %s unavailable: %v", up.name, err), fl)
 		return
 	}
+	s.transition(evForward) // before the backend's reader may see it
 	bc.open(s, fields, endStream, fl)
 }
 
@@ -599,7 +608,8 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 		return
 	}
 	var tail *tailCheck
-	if !complete && !s.clientDone {
+	clientDone := s.state().has(remoteClosed)
+	if !complete && !clientDone {
 		n, ok := decisionPrefix(s.gate, s.decisionFields)
 		if !ok {
 			return
@@ -616,12 +626,12 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 		cc.failStatus(s, err, fl)
 		return
 	}
-	s.filter, s.gated, s.tail = filter, false, tail
+	s.filter, s.tail = filter, tail
 	gathered, fields := s.gate, s.pending
 	s.gate, s.pending = nil, nil
-	cc.open(s, false, fields, s.clientDone && len(gathered) == 0, fl)
+	cc.open(s, false, fields, clientDone && len(gathered) == 0, fl)
 	if len(gathered) > 0 && s.bc != nil {
-		cc.sendUp(s, gathered, s.clientDone, true, fl)
+		cc.sendUp(s, gathered, clientDone, true, fl)
 	}
 }
 
@@ -650,7 +660,7 @@ func (cc *clientConn) refundBatch() {
 	cc.w.mu.Lock()
 	for _, s := range cc.gateRefunds {
 		// A client that ended its stream sends nothing more on it.
-		if s.gateRefund > 0 && !s.clientDone {
+		if s.gateRefund > 0 && !s.state().has(remoteClosed) {
 			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(s.gateRefund)))
 			s.recvWin.Add(int64(s.gateRefund))
 			s.gateRefund = 0
@@ -690,22 +700,26 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 	cc.refund(s, int(flowLen)-len(data), &cc.flushes) // the padding
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.clientDone {
+	st := s.state()
+	if st.has(remoteClosed) {
 		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeStreamClosed}
 	}
-	s.clientDone = f.StreamEnded()
-	if s.received += int64(len(data)); s.contentLength >= 0 && (s.received > s.contentLength || s.clientDone && s.received != s.contentLength) {
+	end := f.StreamEnded()
+	if end {
+		st, _ = s.transition(evRemoteEnd)
+	}
+	if s.received += int64(len(data)); s.contentLength >= 0 && (s.received > s.contentLength || end && s.received != s.contentLength) {
 		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
 	}
-	if s.clientDone {
-		defer cc.closeSide(s)
+	if end && st.closedBothWays() {
+		defer cc.forget(s)
 	}
 	switch {
-	case s.authPending:
+	case st.phase() == phaseAuthenticating:
 		// Held, unrefunded, until the call is authenticated: the stream
 		// window bounds it.
 		s.early = append(s.early, data...)
-	case s.gated:
+	case st.phase() == phaseDeciding:
 		s.gate = append(s.gate, data...)
 		// The gathered bytes are refunded by the batch (the reader's).
 		if s.gateRefund == 0 {
@@ -713,10 +727,10 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		}
 		s.gateRefund += len(data)
 		cc.decide(s, &cc.flushes)
-	case s.bc == nil || s.bc.stream(s.bid) != s:
+	case st.phase() != phaseForwarding || s.bc.stream(s.bid) != s:
 		// Refused before it was opened, or already answered: dropped.
 		// Once the answer has left, the client is told to stop sending.
-		if !s.clientDone && cc.answered(s) {
+		if !end && s.state().has(localClosed) {
 			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeNo}
 		}
 		cc.refund(s, len(data), &cc.flushes)
@@ -778,8 +792,8 @@ func (cc *clientConn) onWritable() {
 	fl.flush()
 }
 
-// ended picks, of the streams whose queues moved, those whose end has now
-// left.
+// ended picks, of the streams whose queues moved, those the end of the
+// response that has now left closed.
 func (cc *clientConn) ended(ms []moved) []*stream {
 	cc.w.mu.held()
 	var out []*stream
@@ -791,11 +805,11 @@ func (cc *clientConn) ended(ms []moved) []*stream {
 	return out
 }
 
-// afterSend closes the response side of the streams whose end left, and
+// afterSend forgets the streams the end of the response closed, and
 // refunds the backends for what left.
 func (cc *clientConn) afterSend(ms []moved, ended []*stream, fl *flushSet) {
 	for _, s := range ended {
-		cc.closeSide(s)
+		cc.forget(s)
 	}
 	for _, m := range ms {
 		if m.s.bc != nil {
@@ -821,12 +835,13 @@ func movedOf(s *stream, n int, free *int64) moved {
 // caller's flush set gets the connection.
 func (cc *clientConn) sendHeaders(s *stream, fields []hpack.HeaderField, endStream bool, fl *flushSet) {
 	cc.w.mu.Lock()
-	if s.closedToUser {
+	if _, ok := s.transition(evHeaders); !ok {
 		cc.w.mu.Unlock()
 		return
 	}
-	s.headersToUser = true
-	s.closedToUser = endStream
+	if endStream {
+		s.transition(evEnd)
+	}
 	s.down.q = append(s.down.q, item{headers: fields, endStream: endStream})
 	cc.w.send(s.cid, &s.down)
 	cc.w.mu.Unlock()
@@ -839,10 +854,12 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 	cc.w.mu.Lock()
 	defer cc.w.mu.Unlock()
 	fl.add(cc.w)
-	if s.closedToUser {
+	if s.state().has(localEnding) {
 		return len(data)
 	}
-	s.closedToUser = endStream
+	if endStream {
+		s.transition(evEnd)
+	}
 	return cc.w.forward(s, toClient, data, endStream, refunded).refund
 }
 
@@ -854,9 +871,10 @@ func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
 // fail answers a call the relay refuses: trailers only, or trailers after
 // the response headers already sent.
 func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet) {
-	cc.w.mu.Lock()
-	trailersOnly := !s.headersToUser
-	cc.w.mu.Unlock()
+	// Refused before it was forwarded; one forwarded stays so (its caller
+	// reset it upstream), and the transition is refused.
+	s.transition(evRefuse)
+	trailersOnly := !s.state().has(headersSent)
 	var fields []hpack.HeaderField
 	if trailersOnly {
 		fields = append(fields, hpack.HeaderField{Name: ":status", Value: "200"}, hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
@@ -869,41 +887,28 @@ func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet)
 }
 
 // downSent notes that the end of the response was queued for the client:
-// once nothing of it waits for a window, that side of the stream is
+// once nothing of it waits for a window, the relay's side of the stream is
 // closed; otherwise the window update that drains it does this.
 func (cc *clientConn) downSent(s *stream) {
 	cc.w.mu.Lock()
-	done := cc.drained(s)
+	closed := cc.drained(s)
 	cc.w.mu.Unlock()
-	if done {
-		cc.closeSide(s)
-	}
-}
-
-// drained reports, once, that the end of the response has left.
-func (cc *clientConn) drained(s *stream) bool {
-	cc.w.mu.held()
-	if !s.closedToUser || len(s.down.q) > 0 || s.downDone {
-		return false
-	}
-	s.downDone = true
-	return true
-}
-
-// closeSide notes that one side of s is closed: the client ended its
-// request, or the end of the response has left. With both, s is forgotten
-// (a reset on either side forgets it at once).
-func (cc *clientConn) closeSide(s *stream) {
-	if s.ends.Add(1) == 2 {
+	if closed {
 		cc.forget(s)
 	}
 }
 
-// answered reports whether the end of the response has left.
-func (cc *clientConn) answered(s *stream) bool {
-	cc.w.mu.Lock()
-	defer cc.w.mu.Unlock()
-	return s.downDone
+// drained notes, once, that the end of the response has left, and reports
+// whether that closed the stream (the client had ended its side): then
+// the caller forgets it, once it no longer holds the connection's locks.
+// A reset forgets a stream at once instead.
+func (cc *clientConn) drained(s *stream) bool {
+	cc.w.mu.held()
+	if len(s.down.q) > 0 {
+		return false
+	}
+	now, ok := s.transition(evEndLeft)
+	return ok && now.closedBothWays()
 }
 
 // goAway tells the client to open no more streams.

@@ -910,3 +910,23 @@ func TestRelayTailCheck(t *testing.T) {
 		rt.wantObserved(codes.PermissionDenied)
 	}, withAuthorize(true, &seen))
 }
+
+// authenticating → deciding → forwarding: once the check that waited lets
+// the call in, the first message held meanwhile is what the decision reads.
+func TestRelayAuthenticatesThenDecides(t *testing.T) {
+	var seen []string
+	runRelay(t, func(rt *relayTester) {
+		rt.call(1, collection("books"), "authorization", token("alice", "pw"))
+		b := rt.backend()
+		h := b.wantHeaders()
+		if fieldValue(h, "x-authproxy-user") != "alice" {
+			t.Fatalf("upstream headers %v", h.Fields)
+		}
+		b.wantData(true, frame(0, collection("books")))
+		b.answer(h.StreamID, nil, codes.OK)
+		rt.wantReply(1, nil, codes.OK)
+		if len(seen) != 1 || seen[0] != "books" {
+			t.Fatalf("decided on %v", seen)
+		}
+	}, withAuthn(t), withAuthorize(true, &seen))
+}

@@ -66,28 +66,22 @@ type stream struct {
 	// Under the backend connection's bc.w.mu: toward the backend.
 	up half
 	// Under the client connection's cc.w.mu: toward the client.
-	down          half
-	headersToUser bool // response headers sent to the client
-	closedToUser  bool // END_STREAM or RST queued for the client
-	downDone      bool // and nothing of the response waits any more
-	// ends counts the closed sides: the client's (it sent END_STREAM) and
-	// the response's (downDone). At two, the stream is forgotten.
-	ends atomic.Int32
+	down half
+
+	// The stream's state (state.go), which any goroutine reads, and
+	// changes through transition alone.
+	st atomic.Uint32
 
 	// Under mu: the client's side, which the client reader and the
 	// goroutine of a check that waits both work on.
-	mu          ownedMutex
-	authPending bool   // a check that waits is running
-	early       []byte // what the client sent meanwhile
-	canceled    bool   // the client reset the stream
-	gate        []byte // the first request message being gathered; nil once decided
-	gated       bool
+	mu    ownedMutex
+	early []byte // what the client sent while authenticating
+	gate  []byte // the first request message being gathered while deciding
 	// The fields the decision reads, and the check of the rest of a first
 	// message decided on its leading fields.
 	decisionFields []protowire.Number
 	tail           *tailCheck
 	pending        []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
-	clientDone     bool
 	// The declared content-length (-1: none), and the DATA bytes so far.
 	contentLength, received int64
 	// The request's messages, against grpc.maxRecvMsgSize.
@@ -103,8 +97,7 @@ type stream struct {
 	downSizes messageSizes // the reply's, against grpc.maxSendMsgSize
 	replyBuf  []byte
 
-	status   atomic.Int32 // the grpc-status seen in the trailers
-	finished atomic.Bool
+	status atomic.Int32 // the grpc-status seen in the trailers
 }
 
 // firstMessage returns the first gRPC message of buf once it is whole:

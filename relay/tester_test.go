@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -470,8 +472,48 @@ func (rt *relayTester) wantReply(id uint32, msg []byte, code codes.Code) {
 	rt.wantStatus(id, code)
 }
 
-// The unit tests run with the ownership checks on (owner.go).
+// The unit tests run with the ownership checks on (owner.go), and a run
+// of them all checks that the frame tests walked every transition the
+// table allows.
 func TestMain(m *testing.M) {
 	checkOwners = true
-	os.Exit(m.Run())
+	var mu sync.Mutex
+	walked := map[[2]int]bool{}
+	onTransition = func(from streamState, ev event) {
+		mu.Lock()
+		walked[[2]int{int(from.phase()), int(ev)}] = true
+		mu.Unlock()
+	}
+	code := m.Run()
+	if f := flag.Lookup("test.run"); code == 0 && f != nil && f.Value.String() == "" {
+		if missing := unwalked(walked); len(missing) > 0 {
+			fmt.Println("FAIL: transitions no frame test walked:", missing)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// unwalked lists the legal (phase, event) pairs not in walked; the events
+// of the directions count once in any phase.
+func unwalked(walked map[[2]int]bool) []string {
+	var missing []string
+	for ev := range numEvents {
+		if ev >= evRemoteEnd {
+			any := false
+			for p := phaseAdmitting; p <= phaseRefused; p++ {
+				any = any || walked[[2]int{int(p), int(ev)}]
+			}
+			if !any {
+				missing = append(missing, ev.String())
+			}
+			continue
+		}
+		for p := phaseAdmitting; p <= phaseRefused; p++ {
+			if _, ok := p.next(ev); ok && !walked[[2]int{int(p), int(ev)}] {
+				missing = append(missing, p.String()+" "+ev.String())
+			}
+		}
+	}
+	return missing
 }
