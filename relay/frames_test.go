@@ -45,8 +45,7 @@ func TestRelayForwardsACall(t *testing.T) {
 		}
 		b.wantData(true, frame(0, []byte("query")))
 		rt.wantOpen(1)
-		b.answer(h.StreamID, []byte("reply"), codes.OK)
-		rt.wantReply(1, []byte("reply"), codes.OK)
+		rt.answered(b, h, 1, []byte("reply"), codes.OK)
 		rt.quiet()
 		rt.wantOpen(0)
 		rt.wantObserved(codes.OK)
@@ -58,13 +57,8 @@ func TestRelayForwardsACall(t *testing.T) {
 // told to stop with RST_STREAM NO_ERROR.
 func TestRelayAnswerBeforeTheRequestEnds(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		rt.headers(1, false, request())
-		rt.data(1, false, frame(0, []byte("a")))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(false, frame(0, []byte("a")))
-		b.answer(h.StreamID, []byte("r"), codes.OK)
-		rt.wantReply(1, []byte("r"), codes.OK)
+		b, h := rt.streaming(nil, 1, []byte("a"))
+		rt.answered(b, h, 1, []byte("r"), codes.OK)
 		rt.wantOpen(1) // half-closed (local): the client may still send
 		rt.data(1, false, frame(0, []byte("b")))
 		rt.wantRST(1, http2.ErrCodeNo)
@@ -78,18 +72,13 @@ func TestRelayAnswerBeforeTheRequestEnds(t *testing.T) {
 // without the keys the proxy owns.
 func TestRelayForwardsClientTrailers(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		rt.headers(1, false, request())
-		rt.data(1, false, frame(0, []byte("a")))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(false, frame(0, []byte("a")))
+		b, h := rt.streaming(nil, 1, []byte("a"))
 		rt.headers(1, true, pairs("x-end", "1", "x-authproxy-user", "mallory"))
 		tr := b.wantHeaders()
 		if !tr.StreamEnded() || fieldValue(tr, "x-end") != "1" || fieldValue(tr, "x-authproxy-user") != "" {
 			t.Fatalf("trailers upstream %v", tr.Fields)
 		}
-		b.answer(h.StreamID, []byte("r"), codes.OK)
-		rt.wantReply(1, []byte("r"), codes.OK)
+		rt.answered(b, h, 1, []byte("r"), codes.OK)
 		rt.wantOpen(0)
 	})
 }
@@ -131,10 +120,7 @@ func TestRelayRefusesBadTrailers(t *testing.T) {
 // upstream too.
 func TestRelayRefusesDataAfterTheEnd(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		rt.call(1, []byte("a"))
-		b := rt.backend()
-		b.wantHeaders()
-		b.wantData(true, frame(0, []byte("a")))
+		b, _ := rt.forwarded(nil, 1, []byte("a"))
 		rt.data(1, false, []byte("more"))
 		rt.wantRST(1, http2.ErrCodeStreamClosed)
 		b.wantRST(http2.ErrCodeCancel)
@@ -179,10 +165,7 @@ func TestRelayBackendReset(t *testing.T) {
 // the client gets trailers after the headers it had.
 func TestRelayRefusesAReplyOverTheLimit(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		rt.call(1, []byte("q"))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(true, frame(0, []byte("q")))
+		b, h := rt.forwarded(nil, 1, []byte("q"))
 		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
 		big := append(frame(0, []byte("ok")), frame(0, make([]byte, 2000))...)
 		b.must(b.fr.WriteData(h.StreamID, false, big[:1000]))
@@ -209,11 +192,7 @@ func TestRelayRefusesAReplyOverTheLimit(t *testing.T) {
 // grpc-go refuses it.
 func TestRelayRefusesARequestOverTheLimit(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		rt.headers(1, false, request())
-		rt.data(1, false, frame(0, []byte("a")))
-		b := rt.backend()
-		b.wantHeaders()
-		b.wantData(false, frame(0, []byte("a")))
+		b, _ := rt.streaming(nil, 1, []byte("a"))
 		rt.data(1, false, frame(0, make([]byte, 1025))[:100])
 		b.wantRST(http2.ErrCodeCancel)
 		if msg := rt.wantStatus(1, codes.ResourceExhausted); msg != tooLarge(1025, 1<<10) {
@@ -286,8 +265,7 @@ func TestRelayRefusesMalformedHeaders(t *testing.T) {
 				b := rt.backend()
 				h := b.wantHeaders()
 				b.wantData(true, frame(0, []byte("q")))
-				b.answer(h.StreamID, nil, codes.OK)
-				rt.wantReply(3, nil, codes.OK)
+				rt.answered(b, h, 3, nil, codes.OK)
 			})
 		})
 	}
@@ -433,10 +411,7 @@ func TestRelayReplyWaitsForTheClientsWindow(t *testing.T) {
 		if f := rt.next().(*http2.SettingsFrame); !f.IsAck() {
 			t.Fatal("no SETTINGS ACK")
 		}
-		rt.call(1, []byte("q"))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(true, frame(0, []byte("q")))
+		b, h := rt.forwarded(nil, 1, []byte("q"))
 		b.answer(h.StreamID, []byte("0123456789"), codes.OK)
 		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
 			t.Fatalf("want headers, got %v", f)
@@ -536,12 +511,8 @@ func TestRelayBackendGone(t *testing.T) {
 		rt.wantOpen(1) // half-closed (local): the client may still send
 		rt.data(1, true, frame(0, []byte("q")))
 		rt.wantOpen(0)
-		rt.call(3, []byte("q"))
-		b2 := rt.backend()
-		h := b2.wantHeaders()
-		b2.wantData(true, frame(0, []byte("q")))
-		b2.answer(h.StreamID, nil, codes.OK)
-		rt.wantReply(3, nil, codes.OK)
+		b2, h := rt.forwarded(nil, 3, []byte("q"))
+		rt.answered(b2, h, 3, nil, codes.OK)
 	})
 }
 
@@ -560,14 +531,9 @@ func TestRelayBackendGoAway(t *testing.T) {
 		}
 		rt.data(1, true, frame(0, []byte("q")))
 		b.wantData(true, frame(0, []byte("q")))
-		b.answer(h1.StreamID, nil, codes.OK)
-		rt.wantReply(1, nil, codes.OK)
-		rt.call(5, []byte("q"))
-		b2 := rt.backend()
-		h := b2.wantHeaders()
-		b2.wantData(true, frame(0, []byte("q")))
-		b2.answer(h.StreamID, nil, codes.OK)
-		rt.wantReply(5, nil, codes.OK)
+		rt.answered(b, h1, 1, nil, codes.OK)
+		b2, h := rt.forwarded(nil, 5, []byte("q"))
+		rt.answered(b2, h, 5, nil, codes.OK)
 		rt.wantObserved(codes.Unavailable, codes.OK, codes.OK)
 	})
 }
@@ -636,8 +602,7 @@ func TestRelayGoAwayRefusesNewStreams(t *testing.T) {
 		rt.wantRST(3, http2.ErrCodeRefusedStream)
 		rt.data(1, true, frame(0, []byte("q")))
 		b.wantData(true, frame(0, []byte("q")))
-		b.answer(h.StreamID, nil, codes.OK)
-		rt.wantReply(1, nil, codes.OK)
+		rt.answered(b, h, 1, nil, codes.OK)
 		rt.wantClosed()
 		<-stopped
 	})
@@ -700,14 +665,12 @@ func TestRelayAuthenticatesOffTheReader(t *testing.T) {
 			t.Fatalf("upstream headers %v", h.Fields)
 		}
 		b.wantData(true, frame(0, []byte("q")))
-		b.answer(h.StreamID, nil, codes.OK)
-		rt.wantReply(1, nil, codes.OK)
+		rt.answered(b, h, 1, nil, codes.OK)
 		// Cached now: decided on the reader.
 		rt.call(3, []byte("q"), "authorization", token("alice", "pw"))
 		h = b.wantHeaders()
 		b.wantData(true, frame(0, []byte("q")))
-		b.answer(h.StreamID, nil, codes.OK)
-		rt.wantReply(3, nil, codes.OK)
+		rt.answered(b, h, 3, nil, codes.OK)
 		rt.wantOpen(0)
 	}, withAuthn(t))
 }
@@ -923,8 +886,7 @@ func TestRelayAuthenticatesThenDecides(t *testing.T) {
 			t.Fatalf("upstream headers %v", h.Fields)
 		}
 		b.wantData(true, frame(0, collection("books")))
-		b.answer(h.StreamID, nil, codes.OK)
-		rt.wantReply(1, nil, codes.OK)
+		rt.answered(b, h, 1, nil, codes.OK)
 		if len(seen) != 1 || seen[0] != "books" {
 			t.Fatalf("decided on %v", seen)
 		}

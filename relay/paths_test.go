@@ -61,8 +61,7 @@ func TestRelayLocalCall(t *testing.T) {
 			t.Fatalf("in-process headers %v", h.Fields)
 		}
 		p.wantData(true, frame(0, nil))
-		p.answer(h.StreamID, []byte("alice"), codes.OK)
-		rt.wantReply(3, []byte("alice"), codes.OK)
+		rt.answered(p, h, 3, []byte("alice"), codes.OK)
 		if len(seen) != 0 {
 			t.Fatalf("the authorizer ran on a local call: %v", seen)
 		}
@@ -74,10 +73,7 @@ func TestRelayLocalCall(t *testing.T) {
 // message, and sent before the trailers.
 func TestRelayFiltersAReply(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		rt.call(1, []byte("q"))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(true, frame(0, []byte("q")))
+		b, h := rt.forwarded(nil, 1, []byte("q"))
 		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
 		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("ab"))))
 		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("cd"))))
@@ -97,10 +93,7 @@ func TestRelayFiltersAReply(t *testing.T) {
 // A reply the filter cannot read is refused Internal.
 func TestRelayFilterFails(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		rt.call(1, []byte("q"))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(true, frame(0, []byte("q")))
+		b, h := rt.forwarded(nil, 1, []byte("q"))
 		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
 		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("ab"))[:4]))
 		b.headers(h.StreamID, true, pairs("grpc-status", "0"))
@@ -156,8 +149,7 @@ func TestRelayBackendPingAndSettings(t *testing.T) {
 		b.quiet()
 		b.must(b.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100}))
 		b.wantData(true, frame(0, []byte("q"))[3:])
-		b.answer(h.StreamID, nil, codes.OK)
-		rt.wantReply(1, nil, codes.OK)
+		rt.answered(b, h, 1, nil, codes.OK)
 	})
 }
 

@@ -517,3 +517,39 @@ func unwalked(walked map[[2]int]bool) []string {
 	}
 	return missing
 }
+
+// forwarded opens a unary call on id with msg, and reads it where the relay
+// forwarded it: on b, or on the backend it dials when b is nil. It returns
+// that backend and the upstream HEADERS.
+func (rt *relayTester) forwarded(b *backendPeer, id uint32, msg []byte, extra ...string) (*backendPeer, *http2.MetaHeadersFrame) {
+	rt.t.Helper()
+	rt.call(id, msg, extra...)
+	if b == nil {
+		b = rt.backend()
+	}
+	h := b.wantHeaders()
+	b.wantData(true, frame(0, msg))
+	return b, h
+}
+
+// answered has b answer the call of h with msg and code, and reads the
+// reply on the client's stream id.
+func (rt *relayTester) answered(b *backendPeer, h *http2.MetaHeadersFrame, id uint32, msg []byte, code codes.Code) {
+	rt.t.Helper()
+	b.answer(h.StreamID, msg, code)
+	rt.wantReply(id, msg, code)
+}
+
+// streaming opens a call on id with msg as its first message, not ending
+// the stream, and reads it as forwarded (see forwarded).
+func (rt *relayTester) streaming(b *backendPeer, id uint32, msg []byte) (*backendPeer, *http2.MetaHeadersFrame) {
+	rt.t.Helper()
+	rt.headers(id, false, request())
+	rt.data(id, false, frame(0, msg))
+	if b == nil {
+		b = rt.backend()
+	}
+	h := b.wantHeaders()
+	b.wantData(false, frame(0, msg))
+	return b, h
+}
