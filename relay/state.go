@@ -4,7 +4,8 @@ import "strings"
 
 // A stream's state, in one word that every goroutine working on the
 // stream reads and changes through transition, as x/net/http2's server
-// keeps one streamState per stream (server.go: stream.state, closeStream).
+// keeps one streamState per stream (v0.62.0: http2.go's streamState,
+// server.go's stream.state and closeStream).
 //
 // It holds two things. The proxy's own progress, the phase: a stream is
 // admitted (authenticated, then decided on) before anything of it goes

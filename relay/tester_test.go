@@ -25,10 +25,10 @@ import (
 )
 
 // relayTester drives a real Relay frame by frame, as x/net/http2's
-// serverTester (server_test.go) drives its server: the test writes the
-// client's frames and reads what the relay sends it; on the other side,
-// backendPeer is a hand-driven HTTP/2 server the relay dials, which reads
-// what the relay forwards and answers frame by frame. Everything runs in a
+// serverTester (v0.62.0, server_common_test.go) drives its server: the
+// test writes the client's frames and reads what the relay sends it; on
+// the other side, backendPeer is a hand-driven HTTP/2 server the relay
+// dials, which reads what the relay forwards and answers frame by frame. Everything runs in a
 // testing/synctest bubble over memPipe, so timeouts pass in no time, quiet
 // checks that nothing more was sent, and a frame that never comes is a
 // deadlock the bubble reports instead of a hung test.
