@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,7 +64,7 @@ type clientConn struct {
 	closing atomic.Bool // GOAWAY sent: no new streams
 
 	// smu guards the stream map: the reader adds, any goroutine removes.
-	smu     sync.Mutex
+	smu     ownedMutex
 	streams map[uint32]*stream
 
 	// Owned by the reader goroutine, readerG (which serve moves to a fresh
@@ -796,6 +795,7 @@ func (cc *clientConn) onWritable() {
 // response that has now left closed.
 func (cc *clientConn) ended(ms []moved) []*stream {
 	cc.w.mu.held()
+	cc.smu.held()
 	var out []*stream
 	for _, m := range ms {
 		if cc.drained(m.s) {
