@@ -293,3 +293,49 @@ func TestPipeListener(t *testing.T) {
 		t.Fatalf("Accept on a closed listener: %v", err)
 	}
 }
+
+// A large request is refunded to the client as it leaves for the backend:
+// the stream in updates of refundMin, the connection on receipt in
+// quarters of its window.
+func TestRelayRefundsTheClient(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		rt.headers(1, false, request())
+		p := <-rt.dials
+		p.handshake(http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
+		p.must(p.fr.WriteWindowUpdate(0, maxWindow-65535))
+		p.wantHeaders()
+		const size = 5 << 20
+		msg := frame(0, make([]byte, size-5))
+		sent := 0
+		var streamRefunds, connRefunds int
+		for sent < len(msg) {
+			// What the windows allow, then the updates the relay sent.
+			for budget := streamWindow; budget > 0 && sent < len(msg); {
+				n := min(frameSize, len(msg)-sent, budget)
+				rt.data(1, sent+n == len(msg), msg[sent:sent+n])
+				sent += n
+				budget -= n
+			}
+			synctest.Wait()
+			for rt.conn.buffered() > 0 {
+				if wu, ok := rt.read().(*http2.WindowUpdateFrame); ok {
+					if wu.StreamID == 0 {
+						connRefunds += int(wu.Increment)
+					} else {
+						streamRefunds += int(wu.Increment)
+					}
+				}
+			}
+			if sent < len(msg) && streamRefunds <= sent-refundMin {
+				t.Fatalf("after %d bytes, only %d refunded on the stream", sent, streamRefunds)
+			}
+		}
+		got := 0
+		for got < len(msg) {
+			got += len(p.read().(*http2.DataFrame).Data())
+		}
+		if connRefunds < size-connWindow/4 || streamRefunds < size-streamWindow {
+			t.Fatalf("refunds: connection %d, stream %d, of %d", connRefunds, streamRefunds, size)
+		}
+	}, func(o *Options) { o.MaxRecvMsgSize = 8 << 20 })
+}
