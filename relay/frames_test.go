@@ -3,27 +3,22 @@ package relay
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
-	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
-	"github.com/authproxy/authproxy/proxy"
 )
 
 // The frames of these tests are the relay's stream states at work
@@ -610,34 +605,6 @@ func TestRelayGoAwayRefusesNewStreams(t *testing.T) {
 
 // authentication ---------------------------------------------------------
 
-// withAuthn turns authentication on, with user alice (password "pw").
-func withAuthn(t *testing.T) func(*Options) {
-	store, err := credentials.OpenFile(filepath.Join(t.TempDir(), "credentials.yaml"), credentials.FileOptions{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := credentials.HashPassword("pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Update(context.Background(), func(s *credentials.Set) error {
-		s.PutUser(&credentials.User{Name: "alice", PasswordHash: hash})
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(auth.VerifierOptions{Store: store, CacheSize: 10, CacheTTL: time.Minute, MaxConcurrentHashes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn := auth.NewAuthenticator(v, edge.NewFailureLog(slog.New(slog.DiscardHandler)), true)
-	return func(o *Options) { o.Authn = authn }
-}
-
-func token(user, password string) string {
-	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-}
-
 // idle → refused: a call without credentials is answered Unauthenticated
 // on its HEADERS, and nothing is dialled.
 func TestRelayRefusesUnauthenticated(t *testing.T) {
@@ -733,162 +700,122 @@ func TestRelayWhileAuthenticating(t *testing.T) {
 
 // authorization ----------------------------------------------------------
 
-// withAuthorize sets an authorizer that reads field 1 of the first
-// message when read is true, and refuses a collection named "secret".
-func withAuthorize(read bool, seen *[]string) func(*Options) {
-	return func(o *Options) {
-		o.MessageFields = func(string) ([]protowire.Number, bool) { return []protowire.Number{1}, read }
-		o.Authorize = func(_ context.Context, method string, msg mem.BufferSlice) (proxy.ReplyFilter, error) {
-			name := "-"
-			if msg != nil {
-				b := msg.Materialize()
-				if num, typ, n := protowire.ConsumeTag(b); n > 0 && num == 1 && typ == protowire.BytesType {
-					v, _ := protowire.ConsumeBytes(b[n:])
-					name = string(v)
-				}
-			}
-			*seen = append(*seen, name)
-			if name == "secret" || !read {
-				return nil, status.Error(codes.PermissionDenied, "denied "+name)
-			}
-			return nil, nil
-		}
+// search is a Search request message on collection in db1, then a
+// dsl of n bytes (a field after those the decision reads).
+func search(t *testing.T, collection string, n int) []byte {
+	b, err := proto.Marshal(&milvuspb.SearchRequest{DbName: "db1", CollectionName: collection, Dsl: strings.Repeat("x", n)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return b
 }
 
-func collection(name string, more ...byte) []byte {
-	b := protowire.AppendTag(nil, 1, protowire.BytesType)
-	b = protowire.AppendBytes(b, []byte(name))
-	return append(b, more...)
+// deciding opens a Search as alice, and waits for its check that hashes
+// to end: the stream then waits for its first message.
+func (rt *relayTester) deciding(id uint32) {
+	rt.headers(id, false, request("authorization", token("alice", "pw")))
+	synctest.Wait()
 }
 
-// idle → refused on the method alone: nothing is dialled.
-func TestRelayAuthorizeRefuses(t *testing.T) {
-	var seen []string
-	runRelay(t, func(rt *relayTester) {
-		rt.call(1, []byte("q"))
-		if msg := rt.wantStatus(1, codes.PermissionDenied); msg != "denied -" {
-			t.Fatalf("message %q", msg)
-		}
-		rt.noDial()
-		rt.wantOpen(0)
-		rt.wantObserved(codes.PermissionDenied)
-	}, withAuthorize(false, &seen))
-}
-
-// idle → deciding → forwarding: the first message is gathered until the
-// field the decision reads is whole; then HEADERS and what was gathered go
-// upstream.
+// admitting → authenticating → deciding → forwarding: the first message
+// is gathered until the fields the decision reads (the database and the
+// collection) are whole; then HEADERS and what was gathered go upstream,
+// and the rest of the message streams through.
 func TestRelayDecidesOnTheFirstMessage(t *testing.T) {
-	var seen []string
 	runRelay(t, func(rt *relayTester) {
-		msg := frame(0, collection("books", 0x10, 0x01))
-		rt.headers(1, false, request())
-		rt.data(1, false, msg[:7])
+		msg := frame(0, search(t, "books", 100))
+		rt.deciding(1)
+		rt.data(1, false, msg[:10])
 		rt.quiet()
-		rt.noDial() // deciding: not whole yet
-		rt.data(1, false, msg[7:])
+		rt.noDial() // the collection's name is not whole yet
+		rt.data(1, false, msg[10:30])
 		b := rt.backend()
-		b.wantHeaders()
-		b.wantData(false, msg)
-		rt.data(1, true, nil)
-		b.wantData(true, nil)
-		if len(seen) != 1 || seen[0] != "books" {
-			t.Fatalf("decided on %v", seen)
+		h := b.wantHeaders()
+		if fieldValue(h, "x-authproxy-user") != "alice" {
+			t.Fatalf("upstream headers %v", h.Fields)
 		}
-	}, withAuthorize(true, &seen))
+		b.wantData(false, msg[:30])
+		rt.data(1, true, msg[30:])
+		b.wantData(true, msg[30:])
+		rt.answered(b, h, 1, nil, codes.OK)
+		// admitting → deciding → forwarding: cached now, the credential is
+		// checked on the reader.
+		_, h = rt.forwarded(b, 3, search(t, "books", 1), "authorization", token("alice", "pw"))
+		rt.answered(b, h, 3, nil, codes.OK)
+	}, withAdmission(t, true))
 }
 
-// deciding → refused: the decision refuses; nothing was dialled.
+// deciding → refused: the decision refuses; nothing was dialled, and what
+// the client sends after is dropped.
 func TestRelayDecisionRefuses(t *testing.T) {
-	var seen []string
 	runRelay(t, func(rt *relayTester) {
-		rt.call(1, collection("secret"))
-		if msg := rt.wantStatus(1, codes.PermissionDenied); msg != "denied secret" {
+		rt.deciding(1)
+		rt.data(1, false, frame(0, search(t, "secret", 10)))
+		if msg := rt.wantStatus(1, codes.PermissionDenied); !strings.Contains(msg, "Search") {
 			t.Fatalf("message %q", msg)
 		}
+		rt.data(1, true, frame(0, search(t, "books", 10)))
+		rt.quiet()
 		rt.noDial()
 		rt.wantOpen(0)
 		rt.wantObserved(codes.PermissionDenied)
-	}, withAuthorize(true, &seen))
+	}, withAdmission(t, true))
 }
 
 // deciding: a first message over the limit is refused on its length;
-// trailers before the decision are refused.
+// trailers before the decision are refused; a reset ends it.
 func TestRelayWhileDeciding(t *testing.T) {
-	var seen []string
 	t.Run("over the limit", func(t *testing.T) {
 		runRelay(t, func(rt *relayTester) {
-			rt.headers(1, false, request())
+			rt.deciding(1)
 			rt.data(1, false, frame(0, make([]byte, 2000))[:10])
 			if msg := rt.wantStatus(1, codes.ResourceExhausted); msg != tooLarge(2000, 1<<10) {
 				t.Fatalf("message %q", msg)
 			}
 			rt.noDial()
-		}, withAuthorize(true, &seen))
+		}, withAdmission(t, true))
 	})
 	t.Run("trailers", func(t *testing.T) {
 		runRelay(t, func(rt *relayTester) {
-			rt.headers(1, false, request())
+			rt.deciding(1)
 			rt.headers(1, true, pairs("x-a", "1"))
 			rt.wantRST(1, http2.ErrCodeRefusedStream)
 			rt.noDial()
 			rt.wantOpen(0)
-		}, withAuthorize(true, &seen))
+		}, withAdmission(t, true))
 	})
 	t.Run("client reset", func(t *testing.T) {
 		runRelay(t, func(rt *relayTester) {
-			rt.headers(1, false, request())
+			rt.deciding(1)
 			rt.data(1, false, []byte{0, 0})
 			rt.must(rt.fr.WriteRSTStream(1, http2.ErrCodeCancel))
 			rt.quiet()
 			rt.noDial()
 			rt.wantOpen(0)
 			rt.wantObserved(codes.Canceled)
-		}, withAuthorize(true, &seen))
+		}, withAdmission(t, true))
 	})
 }
 
-// forwarding: a first message decided on its prefix that names the field
-// again after is refused before that frame goes upstream.
+// forwarding: a first message decided on its prefix that names the
+// collection again after is refused before that frame goes upstream.
 func TestRelayTailCheck(t *testing.T) {
-	var seen []string
 	runRelay(t, func(rt *relayTester) {
-		body := collection("books")
-		body = protowire.AppendTag(body, 2, protowire.BytesType)
-		body = protowire.AppendBytes(body, make([]byte, 100))
-		body = append(body, collection("secret")...)
+		body := search(t, "books", 100)
+		body = protowire.AppendTag(body, 3, protowire.BytesType)
+		body = protowire.AppendBytes(body, []byte("secret"))
 		msg := frame(0, body)
-		rt.headers(1, false, request())
-		rt.data(1, false, msg[:20])
+		rt.deciding(1)
+		rt.data(1, false, msg[:30])
 		b := rt.backend()
 		b.wantHeaders()
-		b.wantData(false, msg[:20])
-		rt.data(1, false, msg[20:])
+		b.wantData(false, msg[:30])
+		rt.data(1, false, msg[30:])
 		b.wantRST(http2.ErrCodeCancel)
 		rt.wantStatus(1, codes.PermissionDenied)
 		rt.wantOpen(1) // half-closed (local)
 		rt.must(rt.fr.WriteRSTStream(1, http2.ErrCodeCancel))
 		rt.wantOpen(0)
 		rt.wantObserved(codes.PermissionDenied)
-	}, withAuthorize(true, &seen))
-}
-
-// authenticating → deciding → forwarding: once the check that waited lets
-// the call in, the first message held meanwhile is what the decision reads.
-func TestRelayAuthenticatesThenDecides(t *testing.T) {
-	var seen []string
-	runRelay(t, func(rt *relayTester) {
-		rt.call(1, collection("books"), "authorization", token("alice", "pw"))
-		b := rt.backend()
-		h := b.wantHeaders()
-		if fieldValue(h, "x-authproxy-user") != "alice" {
-			t.Fatalf("upstream headers %v", h.Fields)
-		}
-		b.wantData(true, frame(0, collection("books")))
-		rt.answered(b, h, 1, nil, codes.OK)
-		if len(seen) != 1 || seen[0] != "books" {
-			t.Fatalf("decided on %v", seen)
-		}
-	}, withAuthn(t), withAuthorize(true, &seen))
+	}, withAdmission(t, true))
 }

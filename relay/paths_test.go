@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -10,39 +9,28 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/authproxy/authproxy/edge"
-	"github.com/authproxy/authproxy/proxy"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/encoding/protowire"
 )
-
-// withFilter lets every call in, its reply through filter.
-func withFilter(filter proxy.ReplyFilter) func(*Options) {
-	return func(o *Options) {
-		o.MessageFields = func(string) ([]protowire.Number, bool) { return nil, false }
-		o.Authorize = func(context.Context, string, mem.BufferSlice) (proxy.ReplyFilter, error) { return filter, nil }
-	}
-}
 
 // localMethod is one the in-process server answers.
 const localMethod = "/authproxy.Admin/Whoami"
 
-// withLocal sends localMethod to the in-process server.
+// withLocal sends localMethod to the in-process server (after withAdmission).
 func withLocal() func(*Options) {
 	return func(o *Options) {
-		o.Local = func(m string) bool { return m == localMethod }
+		o.Admitter.SetLocal(func(m string) bool { return m == localMethod })
 	}
 }
 
 // The proxy's own methods go to the in-process server with the client's
-// address and the identity the relay established, and without the
-// authorizer.
+// address and the identity the relay established, without a decision.
 func TestRelayLocalCall(t *testing.T) {
-	var seen []string
 	runRelay(t, func(rt *relayTester) {
 		locals := make(chan *backendPeer, 1)
 		rt.r.local.dial = func(context.Context) (net.Conn, error) {
@@ -50,7 +38,7 @@ func TestRelayLocalCall(t *testing.T) {
 			locals <- newBackendPeer(t, b)
 			return a, nil
 		}
-		fields := request("authorization", token("alice", "pw"))
+		fields := request("authorization", token("nobody", "pw"))
 		fields[2].Value = localMethod
 		rt.headers(3, false, fields)
 		rt.data(3, true, frame(0, nil))
@@ -61,41 +49,70 @@ func TestRelayLocalCall(t *testing.T) {
 			t.Fatalf("in-process headers %v", h.Fields)
 		}
 		p.wantData(true, frame(0, nil))
-		rt.answered(p, h, 3, []byte("alice"), codes.OK)
-		if len(seen) != 0 {
-			t.Fatalf("the authorizer ran on a local call: %v", seen)
-		}
+		rt.answered(p, h, 3, []byte("nobody"), codes.OK)
 		rt.noDial()
-	}, withAuthn(t), withAuthorize(true, &seen), withLocal())
+	}, withAdmission(t, true), withLocal())
+}
+
+// showCollections is alice's ShowCollections in db1, and the reply that
+// names books and secret.
+func showCollections(t *testing.T) (request, reply []byte) {
+	req, err := proto.Marshal(&milvuspb.ShowCollectionsRequest{DbName: "db1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := proto.Marshal(&milvuspb.ShowCollectionsResponse{CollectionNames: []string{"books", "secret"}, CollectionIds: []int64{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req, rep
 }
 
 // A reply the caller may only partly see is gathered, filtered message by
 // message, and sent before the trailers.
 func TestRelayFiltersAReply(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		b, h := rt.forwarded(nil, 1, []byte("q"))
+		req, rep := showCollections(t)
+		fields := request("authorization", token("alice", "pw"))
+		fields[2].Value = "/milvus.proto.milvus.MilvusService/ShowCollections"
+		rt.headers(1, false, fields)
+		rt.data(1, true, frame(0, req))
+		b := rt.backend()
+		h := b.wantHeaders()
+		b.wantData(true, frame(0, req))
 		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
-		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("ab"))))
-		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("cd"))))
+		b.must(b.fr.WriteData(h.StreamID, false, frame(0, rep)[:7]))
+		b.must(b.fr.WriteData(h.StreamID, false, frame(0, rep)[7:]))
 		b.headers(h.StreamID, true, pairs("grpc-status", "0"))
 		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
 			t.Fatalf("want headers, got %v", f)
 		}
 		d, ok := rt.next().(*http2.DataFrame)
-		if want := append(frame(0, []byte("AB")), frame(0, []byte("CD"))...); !ok || !bytes.Equal(d.Data(), want) {
+		if !ok || len(d.Data()) < 5 {
 			t.Fatalf("want the filtered reply, got %v", d)
+		}
+		var got milvuspb.ShowCollectionsResponse
+		if err := proto.Unmarshal(d.Data()[5:], &got); err != nil || len(got.CollectionNames) != 1 || got.CollectionNames[0] != "books" {
+			t.Fatalf("filtered reply %v %v", got.CollectionNames, err)
 		}
 		rt.wantStatus(1, codes.OK)
 		rt.wantOpen(0)
-	}, withFilter(func(b []byte) ([]byte, error) { return bytes.ToUpper(b), nil }))
+	}, withAdmission(t, true))
 }
 
 // A reply the filter cannot read is refused Internal.
 func TestRelayFilterFails(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		b, h := rt.forwarded(nil, 1, []byte("q"))
+		req, rep := showCollections(t)
+		fields := request("authorization", token("alice", "pw"))
+		fields[2].Value = "/milvus.proto.milvus.MilvusService/ShowCollections"
+		rt.headers(1, false, fields)
+		rt.data(1, true, frame(0, req))
+		b := rt.backend()
+		h := b.wantHeaders()
+		b.wantData(true, frame(0, req))
 		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
-		b.must(b.fr.WriteData(h.StreamID, false, frame(0, []byte("ab"))[:4]))
+		b.must(b.fr.WriteData(h.StreamID, false, frame(0, rep)[:7]))
 		b.headers(h.StreamID, true, pairs("grpc-status", "0"))
 		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
 			t.Fatalf("want headers, got %v", f)
@@ -105,7 +122,7 @@ func TestRelayFilterFails(t *testing.T) {
 			t.Fatalf("want trailers Internal, got %v", tr)
 		}
 		rt.wantObserved(codes.Internal)
-	}, withFilter(func(b []byte) ([]byte, error) { return b, nil }))
+	}, withAdmission(t, true))
 }
 
 // Padding is not forwarded; the backend's is refunded as it arrives.

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -20,8 +22,11 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/rbac"
 )
 
 // relayTester drives a real Relay frame by frame, as x/net/http2's
@@ -66,7 +71,7 @@ func newRelayTester(t *testing.T, opts ...func(*Options)) *relayTester {
 	rt := &relayTester{t: t, dials: make(chan *backendPeer, 8)}
 	o := Options{
 		Backend:        "backend.test:19530",
-		Headers:        edge.NewHeaderPolicy("x-authproxy-user"),
+		Admitter:       admission.NewAdmitter(admission.Options{}), // authentication off
 		MaxRecvMsgSize: 1 << 10,
 		MaxSendMsgSize: 1 << 10,
 		Observe: func(_ context.Context, _ string, _ *auth.Identity, _ time.Time, code codes.Code) {
@@ -552,4 +557,48 @@ func (rt *relayTester) streaming(b *backendPeer, id uint32, msg []byte) (*backen
 	h := b.wantHeaders()
 	b.wantData(false, frame(0, msg))
 	return b, h
+}
+
+// withAdmission turns authentication on, and with authz the RBAC decision:
+// alice (password "pw") holds role reader, which may Search collection
+// books in db1; nobody (same password) holds no role.
+func withAdmission(t *testing.T, authz bool) func(*Options) {
+	logger := slog.New(slog.DiscardHandler)
+	store, err := credentials.OpenFile(filepath.Join(t.TempDir(), "credentials.yaml"), credentials.FileOptions{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := credentials.HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Update(context.Background(), func(s *credentials.Set) error {
+		s.PutRole(&credentials.Role{Name: "reader"})
+		s.PutUser(&credentials.User{Name: "alice", PasswordHash: hash, Roles: []string{"reader"}})
+		s.PutUser(&credentials.User{Name: "nobody", PasswordHash: hash})
+		s.PutGrant(&credentials.Grant{Role: "reader", Object: "Collection", ObjectName: "books", DB: "db1", Privilege: "Search"})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.VerifierOptions{Store: store, CacheSize: 10, CacheTTL: time.Minute, MaxConcurrentHashes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := admission.Options{Authn: auth.NewAuthenticator(v, edge.NewFailureLog(logger), true)}
+	if authz {
+		table, err := rbac.NewTable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Authz = rbac.NewAuthorizer(store, table, rbac.Options{}, logger, nil)
+	}
+	return func(o *Options) { o.Admitter = admission.NewAdmitter(opts) }
+}
+
+// withAuthn turns authentication on, without RBAC.
+func withAuthn(t *testing.T) func(*Options) { return withAdmission(t, false) }
+
+func token(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }

@@ -14,26 +14,16 @@ import (
 	"github.com/authproxy/authproxy/sharedport"
 )
 
-// newRelay builds the frame relay: the same authenticator, authorizer,
-// edge policy and call metrics as the grpc-go path; the methods the
-// in-process server registers are sent to it over an in-memory connection.
+// newRelay builds the frame relay: the same admission step and call
+// metrics as the grpc-go path; the methods the in-process server registers
+// are sent to it over an in-memory connection.
 func (s *Server) newRelay(cfg *config.Config, backendTLS *tls.Config) (*relay.Relay, *relay.PipeListener) {
-	local := map[string]bool{}
-	for svc, info := range s.grpcServer.GetServiceInfo() {
-		for _, m := range info.Methods {
-			local["/"+svc+"/"+m.Name] = true
-		}
-	}
 	pipe := relay.NewPipeListener()
 	r := relay.New(relay.Options{
 		Backend:        cfg.Backend.Address,
 		BackendTLS:     backendTLS,
-		Authn:          s.authn,
-		Authorize:      s.authorizeForward,
-		MessageFields:  s.authz.MessageFields,
-		Local:          func(method string) bool { return local[method] },
+		Admitter:       s.admitter,
 		LocalListener:  pipe,
-		Headers:        s.headers,
 		TLSState:       sharedport.ConnectionState,
 		MaxRecvMsgSize: cfg.GRPC.MaxRecvMsgSize,
 		MaxSendMsgSize: cfg.GRPC.MaxSendMsgSize,

@@ -1,0 +1,72 @@
+package admission
+
+import (
+	"errors"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/authproxy/authproxy/auth"
+)
+
+// Milvus merr codes and messages of the refusals REST answers with
+// (pkg/util/merr), to the letter.
+const (
+	CodeServiceUnavailable = 2    // ErrServiceUnavailable
+	CodeNeedAuthenticate   = 1800 // ErrNeedAuthenticate
+	MsgNeedAuthenticate    = "user hasn't authenticated"
+	// CodeUnexpected is what merr.Code gives an error that is no merr
+	// error, such as the gRPC PermissionDenied status of Milvus's
+	// privilege check.
+	CodeUnexpected = 65535
+)
+
+// Refusal is a call the admission step refuses, with its answer on each
+// way in: the gRPC status, and REST's HTTP status and envelope.
+type Refusal struct {
+	Status *status.Status
+	// HTTP is REST's status code; Code and Message its envelope's.
+	HTTP    int
+	Code    int32
+	Message string
+}
+
+func (r *Refusal) Error() string { return r.Status.Message() }
+
+// GRPCStatus makes status.Convert and status.FromError see the status.
+func (r *Refusal) GRPCStatus() *status.Status { return r.Status }
+
+// authRefusal is an authentication failure's answer: gRPC Unavailable or
+// Unauthenticated with Milvus's message (auth.Status), REST 503 with the
+// message, or 401 with merr's ErrNeedAuthenticate.
+func authRefusal(err error) *Refusal {
+	st := status.Convert(auth.Status(err))
+	var f *auth.Failure
+	if errors.As(err, &f) && f.Unavailable() {
+		return &Refusal{Status: st, HTTP: http.StatusServiceUnavailable, Code: CodeServiceUnavailable, Message: f.Message}
+	}
+	return &Refusal{Status: st, HTTP: http.StatusUnauthorized, Code: CodeNeedAuthenticate, Message: MsgNeedAuthenticate}
+}
+
+// statusRefusal is a decision's refusal: its gRPC status, and as Milvus's
+// REST API answers a failed privilege check, HTTP 403 with the status
+// text and merr's code for it.
+func statusRefusal(err error) *Refusal {
+	st := status.Convert(err)
+	return &Refusal{Status: st, HTTP: http.StatusForbidden, Code: CodeUnexpected, Message: st.Err().Error()}
+}
+
+// replyRefusal is a refusal Milvus puts in a successful reply's status
+// (a collection or database the caller may not see): REST answers it with
+// HTTP 200.
+func replyRefusal(code int32, reason string) *Refusal {
+	return &Refusal{Status: status.New(codes.PermissionDenied, reason), HTTP: http.StatusOK, Code: code, Message: reason}
+}
+
+// malformedMethod is grpc-go's refusal of a path that names no method, to
+// the letter (server.go, handleMalformedMethodName).
+func malformedMethod(path string) *Refusal {
+	st := status.Newf(codes.Unimplemented, "malformed method name: %q", path)
+	return &Refusal{Status: st, HTTP: http.StatusNotFound, Code: CodeUnexpected, Message: st.Message()}
+}
