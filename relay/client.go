@@ -2,12 +2,9 @@ package relay
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net"
 	"strconv"
 	"strings"
@@ -47,17 +44,19 @@ var (
 	errTooManyPings  = goAway{http2.ErrCodeEnhanceYourCalm, "too_many_pings"}
 )
 
-// clientConn is one client connection: its reader goroutine does all the
-// work of the streams it opens.
+// clientConn is one client connection's HTTP/2 side: its reader goroutine
+// reads the frames, keeps the protocol's rules, the windows and the stream
+// states, and does all the forwarding work of the streams it opens. Its
+// admission side, admit (admit.go), takes each gRPC stream through the
+// admission step.
 type clientConn struct {
-	r      *Relay
-	conn   net.Conn
-	br     *readBuf
-	fr     *http2.Framer
-	w      *wconn
-	ctx    context.Context // the peer, for the access log
-	remote string          // the client's host:port
-	cert   *x509.Certificate
+	r     *Relay
+	conn  net.Conn
+	br    *readBuf
+	fr    *http2.Framer
+	w     *wconn
+	ctx   context.Context // the peer, for the authenticator and the access log
+	admit admitSide
 
 	closing atomic.Bool // GOAWAY sent: no new streams
 
@@ -94,10 +93,10 @@ func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxHeaderListSize
 	cc.fr.SetMaxReadFrameSize(frameSize)
-	cc.remote = c.RemoteAddr().String()
+	cc.admit = admitSide{cc: cc, adm: r.opts.Admitter, remote: c.RemoteAddr().String()}
 	p := &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()}
 	if r.opts.TLSState != nil {
-		cc.cert = edge.VerifiedCert(r.opts.TLSState(c))
+		cc.admit.cert = edge.VerifiedCert(r.opts.TLSState(c))
 	}
 	cc.ctx = peer.NewContext(context.Background(), p)
 	return cc
@@ -403,24 +402,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		cc.fail(s, codes.Unimplemented, "authproxy: not a gRPC request", &cc.flushes)
 		return nil
 	}
-	s.grpcEncoding = fieldValue(f, "grpc-encoding")
-	adm := cc.r.opts.Admitter
-	call, err := adm.Open(admission.Arrival{Protocol: admission.GRPC, Path: s.method, Peer: cc.remote, Cert: cc.cert,
-		Credential: fieldValue(f, "authorization"), DB: fieldValue(f, "dbname")})
-	if err != nil {
-		cc.failStatus(s, err, &cc.flushes)
-		return nil
-	}
-	s.call = call
-	done, err := adm.QuickAuthenticate(cc.ctx, call)
-	if !done {
-		// A hash, a bind or a key fetch: off this reader, so that the
-		// connection's other calls go on meanwhile.
-		s.transition(evAuthenticate)
-		go cc.authenticate(s)
-		return nil
-	}
-	cc.authenticated(s, err, &cc.flushes)
+	cc.admit.start(s, f)
 	return nil
 }
 
@@ -453,7 +435,7 @@ func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 		fields := f.Fields
 		if !s.rest {
 			fields = fields[:0:0]
-			cc.r.opts.Admitter.UpstreamTrailers(hpackFields(f.Fields), func(hf admission.Field) {
+			cc.admit.adm.UpstreamTrailers(hpackFields(f.Fields), func(hf admission.Field) {
 				fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
 			})
 		}
@@ -482,89 +464,6 @@ func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushS
 	bc.open(s, fields, s.state().has(remoteClosed), fl)
 }
 
-// authenticate runs a check that waits, then carries on with the call.
-func (cc *clientConn) authenticate(s *stream) {
-	err := cc.r.opts.Admitter.Authenticate(cc.ctx, s.call)
-	var fl flushSet
-	s.mu.Lock()
-	if !s.state().has(canceled) {
-		cc.authenticated(s, err, &fl)
-	}
-	s.mu.Unlock()
-	fl.flush()
-}
-
-// authenticated refuses the call or carries it on. s.mu held.
-func (cc *clientConn) authenticated(s *stream, err error, fl *flushSet) {
-	if err != nil {
-		cc.failStatus(s, err, fl)
-		return
-	}
-	if s.call.Authenticated {
-		s.who = &s.call.Identity
-	}
-	cc.proceed(s, fl)
-}
-
-// proceed takes the admission step's decision, on the call's method or on
-// its first request message when the decision reads it (decide), and opens
-// the call upstream with what the client sent meanwhile. s.mu held.
-func (cc *clientConn) proceed(s *stream, fl *flushSet) {
-	adm := cc.r.opts.Admitter
-	local := s.call.Local
-	fields := cc.upstreamFields(s)
-	early := s.early
-	s.early = nil
-	if !local {
-		if wanted, reads := adm.ReadsMessage(s.call); reads {
-			s.transition(evDecide)
-			s.gate, s.pending, s.decisionFields = early, fields, wanted
-			cc.refund(s, len(early), fl)
-			cc.decide(s, fl)
-			return
-		}
-		d, err := adm.Decide(s.call, nil)
-		if err != nil {
-			cc.failStatus(s, err, fl)
-			return
-		}
-		s.filter = d.Filter
-	}
-	clientDone := s.state().has(remoteClosed)
-	cc.open(s, local, fields, clientDone && len(early) == 0, fl)
-	if len(early) > 0 && s.bc != nil {
-		cc.sendUp(s, early, clientDone, false, fl)
-	}
-}
-
-// upstreamFields is the header list sent upstream: the pseudo-headers,
-// te, then the admission step's list (the client's keys the edge policy
-// lets through, then the identity).
-func (cc *clientConn) upstreamFields(s *stream) []hpack.HeaderField {
-	out := make([]hpack.HeaderField, 0, len(s.request)+3)
-	for _, hf := range s.request {
-		if hf.IsPseudo() {
-			out = append(out, hf)
-		}
-	}
-	out = append(out, hpack.HeaderField{Name: "te", Value: "trailers"})
-	cc.r.opts.Admitter.UpstreamHeaders(s.call, hpackFields(s.request), func(f admission.Field) {
-		out = append(out, hpack.HeaderField{Name: f.Name, Value: f.Value, Sensitive: f.Sensitive})
-	})
-	return out
-}
-
-// hpackFields yields the regular fields of a header list.
-func hpackFields(fields []hpack.HeaderField) iter.Seq[admission.Field] {
-	return func(yield func(admission.Field) bool) {
-		for _, hf := range fields {
-			if !hf.IsPseudo() && !yield(admission.Field{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive}) {
-				return
-			}
-		}
-	}
-}
-
 // open sends the call upstream.
 func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, endStream bool, fl *flushSet) {
 	up := cc.r.backend
@@ -578,47 +477,6 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 	}
 	s.transition(evForward) // before the backend's reader may see it
 	bc.open(s, fields, endStream, fl)
-}
-
-// decide runs the authorizer on the first request message once its
-// leading fields the decision reads are whole (decisionPrefix), or the
-// whole message; then it opens the call with what was gathered. s.mu held.
-func (cc *clientConn) decide(s *stream, fl *flushSet) {
-	payload, complete, err := firstMessage(s.gate, s.grpcEncoding, cc.r.opts.MaxRecvMsgSize)
-	if err != nil {
-		cc.fail(s, codes.ResourceExhausted, err.Error(), fl)
-		return
-	}
-	// The message's size, decompressed as the grpc-go core counts it; a
-	// prefix is of an uncompressed message, whose frame declares it.
-	s.call.RequestBytes = int64(len(payload))
-	var tail *tailCheck
-	clientDone := s.state().has(remoteClosed)
-	if !complete && !clientDone {
-		n, ok := decisionPrefix(s.gate, s.decisionFields)
-		if !ok {
-			return
-		}
-		payload = s.gate[5 : 5+n]
-		s.call.RequestBytes = int64(binary.BigEndian.Uint32(s.gate[1:5]))
-		tail = newTailCheck(s.decisionFields, int(binary.BigEndian.Uint32(s.gate[1:5]))-n)
-		if err := tail.feed(s.gate[5+n:]); err != nil {
-			cc.fail(s, codes.PermissionDenied, err.Error(), fl)
-			return
-		}
-	}
-	d, err := cc.r.opts.Admitter.Decide(s.call, [][]byte{payload})
-	if err != nil {
-		cc.failStatus(s, err, fl)
-		return
-	}
-	s.filter, s.tail = d.Filter, tail
-	gathered, fields := s.gate, s.pending
-	s.gate, s.pending = nil, nil
-	cc.open(s, false, fields, clientDone && len(gathered) == 0, fl)
-	if len(gathered) > 0 && s.bc != nil {
-		cc.sendUp(s, gathered, clientDone, true, fl)
-	}
 }
 
 // sendUp forwards request bytes to the opened call, unless they carry a
@@ -712,7 +570,7 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 			cc.gateRefunds = append(cc.gateRefunds, s)
 		}
 		s.gateRefund += len(data)
-		cc.decide(s, &cc.flushes)
+		cc.admit.decide(s, &cc.flushes)
 	case st.phase() != phaseForwarding || s.bc.stream(s.bid) != s:
 		// Refused before it was opened, or already answered: dropped.
 		// Once the answer has left, the client is told to stop sending.
@@ -721,14 +579,12 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		}
 		cc.refund(s, len(data), &cc.flushes)
 	default:
-		if s.tail != nil && !s.tail.done() {
-			if err := s.tail.feed(data); err != nil {
-				// Before the frame that carries it: the backend never
-				// gets the whole message.
-				s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
-				cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
-				return nil
-			}
+		if err := cc.admit.checkTail(s, data); err != nil {
+			// Before the frame that carries it: the backend never gets
+			// the whole message.
+			s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
+			cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
+			return nil
 		}
 		cc.sendUp(s, data, f.StreamEnded(), false, &cc.flushes)
 	}

@@ -43,48 +43,53 @@ func toBackend(s *stream) (uint32, *half) { return s.bid, &s.up }
 func toClient(s *stream) (uint32, *half)  { return s.cid, &s.down }
 
 // stream is one forwarded call: its IDs on both connections, what waits
-// for a window in each direction, and the state the authorizer needs.
+// for a window in each direction, its state, and what the admission side
+// needs of it. Its fields are grouped by who owns them.
 type stream struct {
-	cc  *clientConn
-	cid uint32
-	bc  *backendConn // nil until the call is opened upstream
+	// Set on its HEADERS, before another goroutine sees the stream.
+	cc      *clientConn
+	cid     uint32
+	method  string
+	rest    bool                // not gRPC: passed to REST as it is
+	request []hpack.HeaderField // the client's HEADERS
+	start   time.Time
+
+	// Under the backend connection's bc.w.mu: toward the backend. bc is
+	// set once, when the call is opened upstream (nil until then).
+	bc  *backendConn
 	bid uint32
-
-	method       string
-	rest         bool                // not gRPC: passed to REST as it is
-	request      []hpack.HeaderField // the client's HEADERS
-	call         *admission.Call     // the admission step's record, once opened
-	who          *auth.Identity      // the authenticated caller, for the call metrics
-	start        time.Time
-	grpcEncoding string
-
-	// recvWin is what the client may still send on the stream: the window
-	// the relay advertised, less what came, plus what it refunded.
-	recvWin atomic.Int64
-
-	// Under the backend connection's bc.w.mu: toward the backend.
-	up half
+	up  half
 	// Under the client connection's cc.w.mu: toward the client.
 	down half
 
 	// The stream's state (state.go), which any goroutine reads, and
 	// changes through transition alone.
 	st atomic.Uint32
+	// recvWin is what the client may still send on the stream: the window
+	// the relay advertised, less what came, plus what it refunded.
+	recvWin atomic.Int64
 
-	// Under mu: the client's side, which the client reader and the
-	// goroutine of a check that waits both work on.
-	mu    ownedMutex
-	early []byte // what the client sent while authenticating
-	gate  []byte // the first request message being gathered while deciding
-	// The fields the decision reads, and the check of the rest of a first
-	// message decided on its leading fields.
-	decisionFields []protowire.Number
-	tail           *tailCheck
-	pending        []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
-	// The declared content-length (-1: none), and the DATA bytes so far.
+	// Under mu, which the client reader and the goroutine of a check that
+	// waits both take.
+	mu ownedMutex
+	// The HTTP/2 side's: the declared content-length (-1: none), the DATA
+	// bytes so far, and the request's messages against
+	// grpc.maxRecvMsgSize.
 	contentLength, received int64
-	// The request's messages, against grpc.maxRecvMsgSize.
-	upSizes messageSizes
+	upSizes                 messageSizes
+	// The admission side's (admit.go): the step's record and the caller,
+	// what the client sent while authenticating, the first message being
+	// gathered while deciding with the fields the decision reads and the
+	// HEADERS that wait for it, and the check of the rest of a message
+	// decided on its leading fields.
+	call           *admission.Call
+	who            *auth.Identity // for the call metrics
+	grpcEncoding   string
+	early          []byte
+	gate           []byte
+	decisionFields []protowire.Number
+	pending        []hpack.HeaderField
+	tail           *tailCheck
 	// The reply's filter: set under mu before the call is opened, then
 	// read by the backend reader alone.
 	filter admission.ReplyFilter
@@ -95,8 +100,7 @@ type stream struct {
 	// Owned by the backend connection's reader (bc.readerG).
 	downSizes messageSizes // the reply's, against grpc.maxSendMsgSize
 	replyBuf  []byte
-
-	status atomic.Int32 // the grpc-status seen in the trailers
+	status    atomic.Int32 // the grpc-status seen in the trailers
 }
 
 // firstMessage returns the first gRPC message of buf once it is whole:
