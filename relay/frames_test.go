@@ -647,7 +647,9 @@ func TestRelayAuthenticatesOffTheReader(t *testing.T) {
 func TestRelayRefusesAWrongPassword(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
 		rt.call(1, []byte("q"), "authorization", token("alice", "nope"))
-		rt.wantStatus(1, codes.Unauthenticated)
+		if msg := rt.wantStatus(1, codes.Unauthenticated); msg != encodeGrpcMessage(auth.MsgBadPassword) {
+			t.Fatalf("message %q", msg)
+		}
 		rt.noDial()
 		rt.wantOpen(0)
 		rt.wantObserved(codes.Unauthenticated)
