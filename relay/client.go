@@ -340,6 +340,10 @@ func (cc *clientConn) resetStream(id uint32, code http2.ErrCode) {
 		cc.forget(s)
 		cc.cancel(s, &cc.flushes)
 	}
+	cc.writeRST(id, code)
+}
+
+func (cc *clientConn) writeRST(id uint32, code http2.ErrCode) {
 	cc.w.mu.Lock()
 	cc.w.note(cc.w.fr.WriteRSTStream(id, code))
 	cc.w.mu.Unlock()
@@ -457,7 +461,11 @@ func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushS
 	}
 	bc, err := cc.rest.pick()
 	if err != nil {
-		cc.resetStream(s.cid, http2.ErrCodeInternal)
+		// Not resetStream, which takes s.mu (held here): nothing was
+		// opened upstream to cancel.
+		cc.forget(s)
+		s.transition(evCancel)
+		cc.writeRST(s.cid, http2.ErrCodeInternal)
 		return
 	}
 	s.transition(evForward)

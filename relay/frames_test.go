@@ -821,3 +821,32 @@ func TestRelayTailCheck(t *testing.T) {
 		rt.wantObserved(codes.PermissionDenied)
 	}, withAdmission(t, true))
 }
+
+// Past maxConcurrentStreams open at once, a new stream is refused
+// (REFUSED_STREAM, RFC 9113 5.1.2); the ones open go on.
+func TestRelayMaxConcurrentStreams(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		rt.headers(1, false, request())
+		b := <-rt.dials
+		b.handshake(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 2 * maxConcurrentStreams})
+		h := b.wantHeaders()
+		synctest.Wait() // the relay read the backend's SETTINGS
+		for i := 1; i < maxConcurrentStreams; i++ {
+			rt.headers(uint32(2*i+1), false, request())
+		}
+		last := uint32(2*maxConcurrentStreams + 1)
+		rt.headers(last, true, request())
+		rt.wantRST(last, http2.ErrCodeRefusedStream)
+		rt.wantOpen(maxConcurrentStreams)
+		rt.data(1, true, frame(0, nil))
+		for range maxConcurrentStreams - 1 {
+			b.wantHeaders()
+		}
+		b.wantData(true, frame(0, nil))
+		rt.answered(b, h, 1, nil, codes.OK)
+		rt.wantOpen(maxConcurrentStreams - 1)
+		if _, err := rt.r.backend.pick(); err != nil {
+			t.Fatal(err) // one connection still has room
+		}
+	})
+}

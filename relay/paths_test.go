@@ -356,3 +356,13 @@ func TestRelayRefundsTheClient(t *testing.T) {
 		}
 	}, func(o *Options) { o.MaxRecvMsgSize = 8 << 20 })
 }
+
+// REST that cannot be reached: the stream is reset INTERNAL_ERROR.
+func TestRelayRESTUnreachable(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		rt.r.rest = func(conn, client net.Conn) { conn.Close() }
+		rt.headers(1, true, pairs(":method", "GET", ":scheme", "http", ":path", "/healthz", ":authority", "x"))
+		rt.wantRST(1, http2.ErrCodeInternal)
+		rt.wantOpen(0)
+	})
+}

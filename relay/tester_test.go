@@ -230,9 +230,10 @@ func (rt *relayTester) call(id uint32, msg []byte, extra ...string) {
 // grpc-message.
 func (rt *relayTester) wantStatus(id uint32, code codes.Code) string {
 	rt.t.Helper()
-	h, ok := rt.next().(*http2.MetaHeadersFrame)
+	got := rt.next()
+	h, ok := got.(*http2.MetaHeadersFrame)
 	if !ok || h.StreamID != id || !h.StreamEnded() {
-		rt.t.Fatalf("want trailers-only on stream %d, got %v", id, h)
+		rt.t.Fatalf("want trailers-only on stream %d, got %v", id, got)
 	}
 	if got := fieldValue(h, "grpc-status"); got != strconv.Itoa(int(code)) {
 		rt.t.Fatalf("stream %d: grpc-status %s (%s), want %d", id, got, fieldValue(h, "grpc-message"), code)
@@ -242,9 +243,9 @@ func (rt *relayTester) wantStatus(id uint32, code codes.Code) string {
 
 func (rt *relayTester) wantRST(id uint32, code http2.ErrCode) {
 	rt.t.Helper()
-	f, ok := rt.next().(*http2.RSTStreamFrame)
-	if !ok || f.StreamID != id || f.ErrCode != code {
-		rt.t.Fatalf("want RST_STREAM %v on stream %d, got %v", code, id, f)
+	got := rt.next()
+	if f, ok := got.(*http2.RSTStreamFrame); !ok || f.StreamID != id || f.ErrCode != code {
+		rt.t.Fatalf("want RST_STREAM %v on stream %d, got %v", code, id, got)
 	}
 }
 
