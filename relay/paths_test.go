@@ -54,39 +54,39 @@ func TestRelayLocalCall(t *testing.T) {
 	}, withAdmission(t, true), withLocal())
 }
 
-// showCollections is alice's ShowCollections in db1, and the reply that
-// names books and secret.
-func showCollections(t *testing.T) (request, reply []byte) {
+// showCollections has alice list the collections of db1, and the backend
+// answer with its response headers, then reply (which names books and
+// secret) cut after n bytes, then its trailers. It returns the reply.
+func (rt *relayTester) showCollections(n int) []byte {
+	rt.t.Helper()
 	req, err := proto.Marshal(&milvuspb.ShowCollectionsRequest{DbName: "db1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt.must(err)
 	rep, err := proto.Marshal(&milvuspb.ShowCollectionsResponse{CollectionNames: []string{"books", "secret"}, CollectionIds: []int64{1, 2}})
-	if err != nil {
-		t.Fatal(err)
+	rt.must(err)
+	fields := request("authorization", token("alice", "pw"))
+	fields[2].Value = "/milvus.proto.milvus.MilvusService/ShowCollections"
+	rt.headers(1, false, fields)
+	rt.data(1, true, frame(0, req))
+	b := rt.backend()
+	h := b.wantHeaders()
+	b.wantData(true, frame(0, req))
+	b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
+	reply := frame(0, rep)
+	reply = reply[:min(n, len(reply))]
+	b.must(b.fr.WriteData(h.StreamID, false, reply[:7])) // across DATA frames
+	b.must(b.fr.WriteData(h.StreamID, false, reply[7:]))
+	b.headers(h.StreamID, true, pairs("grpc-status", "0"))
+	if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
+		rt.t.Fatalf("want headers, got %v", f)
 	}
-	return req, rep
+	return reply
 }
 
 // A reply the caller may only partly see is gathered, filtered message by
 // message, and sent before the trailers.
 func TestRelayFiltersAReply(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		req, rep := showCollections(t)
-		fields := request("authorization", token("alice", "pw"))
-		fields[2].Value = "/milvus.proto.milvus.MilvusService/ShowCollections"
-		rt.headers(1, false, fields)
-		rt.data(1, true, frame(0, req))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(true, frame(0, req))
-		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
-		b.must(b.fr.WriteData(h.StreamID, false, frame(0, rep)[:7]))
-		b.must(b.fr.WriteData(h.StreamID, false, frame(0, rep)[7:]))
-		b.headers(h.StreamID, true, pairs("grpc-status", "0"))
-		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
-			t.Fatalf("want headers, got %v", f)
-		}
+		rt.showCollections(1 << 20) // whole
 		d, ok := rt.next().(*http2.DataFrame)
 		if !ok || len(d.Data()) < 5 {
 			t.Fatalf("want the filtered reply, got %v", d)
@@ -103,20 +103,7 @@ func TestRelayFiltersAReply(t *testing.T) {
 // A reply the filter cannot read is refused Internal.
 func TestRelayFilterFails(t *testing.T) {
 	runRelay(t, func(rt *relayTester) {
-		req, rep := showCollections(t)
-		fields := request("authorization", token("alice", "pw"))
-		fields[2].Value = "/milvus.proto.milvus.MilvusService/ShowCollections"
-		rt.headers(1, false, fields)
-		rt.data(1, true, frame(0, req))
-		b := rt.backend()
-		h := b.wantHeaders()
-		b.wantData(true, frame(0, req))
-		b.headers(h.StreamID, false, pairs(":status", "200", "content-type", "application/grpc"))
-		b.must(b.fr.WriteData(h.StreamID, false, frame(0, rep)[:7]))
-		b.headers(h.StreamID, true, pairs("grpc-status", "0"))
-		if f, ok := rt.next().(*http2.MetaHeadersFrame); !ok || f.StreamEnded() {
-			t.Fatalf("want headers, got %v", f)
-		}
+		rt.showCollections(9) // truncated
 		tr, ok := rt.next().(*http2.MetaHeadersFrame)
 		if !ok || !tr.StreamEnded() || fieldValue(tr, "grpc-status") != "13" || !strings.Contains(fieldValue(tr, "grpc-message"), "truncated") {
 			t.Fatalf("want trailers Internal, got %v", tr)
