@@ -31,7 +31,7 @@ var effects = map[string]Effect{
 	"backend.tls.keyFile":                   Restart,
 	"common.security.authorizationEnabled":  Live,
 	"common.security.superUsers":            Live,
-	"common.security.defaultRootPassword":   Live, // read when a credential file is created
+	"common.security.defaultRootPassword":   Restart, // read when the store is created, at start
 	"common.security.enablePublicPrivilege": Live,
 	"common.security.rootShouldBindRole":    Live,
 	"common.security.otherServices":         Live,
@@ -96,7 +96,7 @@ var effects = map[string]Effect{
 	"shutdown.gracePeriod":                  Live, // read when the shutdown starts
 
 	// Apart, as the longest key, so that the table above keeps its alignment.
-	"common.security.defaultRootPasswordFile": Live, // read when a credential store is created
+	"common.security.defaultRootPasswordFile": Restart, // read when the store is created, at start
 }
 
 // EffectOf is how a change of the field at path takes effect.
@@ -115,6 +115,51 @@ func RestartNeeded(prev, next *Config) []string {
 		}
 	})
 	return out
+}
+
+// Effective is the config a reload puts in force: next, with every field
+// that takes effect only at a restart kept at prev's value, so that no
+// part of the proxy can read a restart-only change before the restart
+// (a section turned on or off is kept whole). restart lists those fields,
+// as RestartNeeded does. prev nil (the start) gives next itself.
+func Effective(prev, next *Config) (effective *Config, restart []string) {
+	if prev == nil {
+		return next, nil
+	}
+	restart = RestartNeeded(prev, next)
+	out := *next
+	keepRestart(reflect.ValueOf(prev).Elem(), reflect.ValueOf(&out).Elem(), "")
+	return &out, restart
+}
+
+// keepRestart sets each restart-only field of out (a copy being built)
+// that differs from prev back to prev's value. Sections behind pointers
+// are copied before they are changed: next is not written to.
+func keepRestart(prev, out reflect.Value, prefix string) {
+	t := prev.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		path := yamlPath(prefix, f)
+		pv, ov := prev.Field(i), out.Field(i)
+		switch {
+		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			switch {
+			case pv.IsNil() != ov.IsNil():
+				if effects[path] != Live {
+					ov.Set(pv)
+				}
+			case !pv.IsNil():
+				section := reflect.New(f.Type.Elem())
+				section.Elem().Set(ov.Elem())
+				ov.Set(section)
+				keepRestart(pv.Elem(), section.Elem(), path)
+			}
+		case f.Type.Kind() == reflect.Struct:
+			keepRestart(pv, ov, path)
+		case effects[path] != Live && !reflect.DeepEqual(pv.Interface(), ov.Interface()):
+			ov.Set(pv)
+		}
+	}
 }
 
 // walkChanges calls changed with the path of each field, section or leaf,
@@ -172,4 +217,16 @@ func yamlPath(prefix string, f reflect.StructField) string {
 		return name
 	}
 	return prefix + "." + name
+}
+
+// LiveKeys lists the fields a reload applies, by YAML path: the server's
+// section builders must cover exactly these.
+func LiveKeys() []string {
+	var out []string
+	for _, path := range Fields() {
+		if effects[path] == Live {
+			out = append(out, path)
+		}
+	}
+	return out
 }
