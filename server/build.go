@@ -144,7 +144,7 @@ func buildTLS(s *Server, prev, next *config.Config) (func(), error) {
 		return nil, nil
 	}
 	var ts *certs.Server
-	if opts := tlsServerOptions(t); prev == nil || !reflect.DeepEqual(tlsServerOptions(prev.TLS), opts) {
+	if opts := tlsServerOptions(t); prev == nil || prev.TLS == nil || !reflect.DeepEqual(tlsServerOptions(prev.TLS), opts) {
 		var err error
 		if ts, err = certs.NewServer(opts); err != nil {
 			return nil, fmt.Errorf("tls: %w", err)

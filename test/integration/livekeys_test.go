@@ -503,3 +503,32 @@ func lastLine(logs string) string {
 	lines := strings.Split(strings.TrimSpace(logs), "\n")
 	return lines[len(lines)-1]
 }
+
+// TLS turned on by a reload needs a restart: it is reported, and nothing
+// of the section applies (no certificate loaded or exported, the port
+// stays plaintext), while a live key of the same edit does.
+func TestTLSTurnedOnLiveIsNotHalfApplied(t *testing.T) {
+	dir := t.TempDir()
+	k := newPKI(t, filepath.Join(dir, "tls"), "svc-cn")
+	fake, p := startPair(t, harness.Options{Dir: dir})
+	ctx := testCtx(t, 30*time.Second)
+	m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	rewriteConfig(t, p, "shutdown:", "auth:\n  identityHeader: \"x-caller\"\n"+tlsSection(k.dir, "require", "  clientIdentity:\n    source: cn\n")+"shutdown:")
+	if !p.WaitLog(`the running value is kept" key=tls`, 5*time.Second) {
+		t.Fatalf("tls turned on live: not reported:\n%s", p.Logs())
+	}
+	eventually(t, 3*time.Second, "the live key of the same edit", func() error {
+		fake.Recorder().Reset()
+		must(t, getVersion(ctx, m, "root:Milvus"))
+		if u := fake.Recorder().CallsTo("GetVersion")[0].Metadata.Get("x-caller"); !slices.Equal(u, []string{"root"}) {
+			return fmt.Errorf("backend told %v", u)
+		}
+		return nil
+	})
+	if v := metricValue(t, p, "authproxy_tls_certificate_expiry_timestamp_seconds"); v != 0 {
+		t.Errorf("a certificate was loaded for TLS that is not on (expiry %v exported)", v)
+	}
+	if err := getVersion(ctx, m, "root:Milvus"); err != nil {
+		t.Errorf("plaintext refused after TLS was turned on live: %v", err)
+	}
+}
