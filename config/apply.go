@@ -105,67 +105,32 @@ func EffectOf(path string) (Effect, bool) {
 	return e, ok
 }
 
-// RestartNeeded lists the fields that differ between prev and next and
-// take effect only at a restart, by YAML path.
-func RestartNeeded(prev, next *Config) []string {
-	var out []string
-	walkChanges(reflect.ValueOf(prev).Elem(), reflect.ValueOf(next).Elem(), "", func(path string) {
-		if effects[path] != Live {
-			out = append(out, path)
-		}
-	})
-	return out
-}
-
 // Effective is the config a reload puts in force: next, with every field
 // that takes effect only at a restart kept at prev's value, so that no
-// part of the proxy can read a restart-only change before the restart
-// (a section turned on or off is kept whole). restart lists those fields,
-// as RestartNeeded does. prev nil (the start) gives next itself.
+// part of the proxy can read a restart-only change before the restart (a
+// section turned on or off is kept whole). restart lists those fields by
+// YAML path. next is not written to. prev nil (the start) gives next.
 func Effective(prev, next *Config) (effective *Config, restart []string) {
 	if prev == nil {
 		return next, nil
 	}
-	restart = RestartNeeded(prev, next)
 	out := *next
-	keepRestart(reflect.ValueOf(prev).Elem(), reflect.ValueOf(&out).Elem(), "")
+	walkChanges(reflect.ValueOf(prev).Elem(), reflect.ValueOf(&out).Elem(), "", func(path string, was, now reflect.Value) {
+		if effects[path] != Live {
+			restart = append(restart, path)
+			now.Set(was)
+		}
+	})
 	return &out, restart
 }
 
-// keepRestart sets each restart-only field of out (a copy being built)
-// that differs from prev back to prev's value. Sections behind pointers
-// are copied before they are changed: next is not written to.
-func keepRestart(prev, out reflect.Value, prefix string) {
-	t := prev.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		path := yamlPath(prefix, f)
-		pv, ov := prev.Field(i), out.Field(i)
-		switch {
-		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
-			switch {
-			case pv.IsNil() != ov.IsNil():
-				if effects[path] != Live {
-					ov.Set(pv)
-				}
-			case !pv.IsNil():
-				section := reflect.New(f.Type.Elem())
-				section.Elem().Set(ov.Elem())
-				ov.Set(section)
-				keepRestart(pv.Elem(), section.Elem(), path)
-			}
-		case f.Type.Kind() == reflect.Struct:
-			keepRestart(pv, ov, path)
-		case effects[path] != Live && !reflect.DeepEqual(pv.Interface(), ov.Interface()):
-			ov.Set(pv)
-		}
-	}
-}
-
-// walkChanges calls changed with the path of each field, section or leaf,
-// that differs between a and b (two values of one struct type). A section
-// turned on or off is reported as itself, not field by field.
-func walkChanges(a, b reflect.Value, prefix string, changed func(path string)) {
+// walkChanges calls changed with the path and both values of each field,
+// section or leaf, that differs between a and b (two values of one struct
+// type; b settable). A section turned on or off is reported as itself, not
+// field by field. A section behind a pointer in b is replaced by a copy
+// before it is walked, so that changed may set b's fields without writing
+// to the config b was copied from.
+func walkChanges(a, b reflect.Value, prefix string, changed func(path string, a, b reflect.Value)) {
 	t := a.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -175,14 +140,17 @@ func walkChanges(a, b reflect.Value, prefix string, changed func(path string)) {
 		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
 			switch {
 			case av.IsNil() != bv.IsNil():
-				changed(path)
+				changed(path, av, bv)
 			case !av.IsNil():
-				walkChanges(av.Elem(), bv.Elem(), path, changed)
+				section := reflect.New(f.Type.Elem())
+				section.Elem().Set(bv.Elem())
+				bv.Set(section)
+				walkChanges(av.Elem(), section.Elem(), path, changed)
 			}
 		case f.Type.Kind() == reflect.Struct:
 			walkChanges(av, bv, path, changed)
 		case !reflect.DeepEqual(av.Interface(), bv.Interface()):
-			changed(path)
+			changed(path, av, bv)
 		}
 	}
 }

@@ -22,7 +22,7 @@ func TestEveryFieldIsClassified(t *testing.T) {
 	}
 }
 
-func TestRestartNeeded(t *testing.T) {
+func TestEffectiveListsRestartFields(t *testing.T) {
 	prev := Default()
 	next := Default()
 	next.Cache.TTL = time.Hour                     // live
@@ -30,16 +30,16 @@ func TestRestartNeeded(t *testing.T) {
 	next.Listen = "127.0.0.1:1"                    // restart
 	next.TLS = &TLS{CertFile: "a.pem"}             // turned on: restart
 	next.Common.Security.RootShouldBindRole = true // live
-	got := RestartNeeded(prev, next)
+	_, got := Effective(prev, next)
 	slices.Sort(got)
 	want := []string{"auth.bruteForce.threshold", "listen", "tls"}
 	if !slices.Equal(got, want) {
-		t.Fatalf("RestartNeeded = %v, want %v", got, want)
+		t.Fatalf("restart = %v, want %v", got, want)
 	}
 	prev.TLS = &TLS{CertFile: "a.pem", ClientIdentity: &ClientIdentity{Source: "cn"}}
 	next = Default()
 	next.TLS = &TLS{CertFile: "b.pem"}
-	if got := RestartNeeded(prev, next); len(got) != 0 {
+	if _, got := Effective(prev, next); len(got) != 0 {
 		t.Fatalf("live TLS changes reported as needing a restart: %v", got)
 	}
 }

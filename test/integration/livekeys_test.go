@@ -2,7 +2,6 @@ package integration
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -123,7 +122,7 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 		}
 	}
 	// Users for the steps below, made by root through the API.
-	for _, u := range []string{"alice", "carol", "dave"} {
+	for _, u := range []string{"ann", "cal", "dan"} {
 		harness.Password(u, u+"-Pw-1")
 		st, err := m.CreateCredential(withToken(ctx, "root:Milvus"), &milvuspb.CreateCredentialRequest{Username: u, Password: b64(u + "-Pw-1")})
 		if err != nil || st.GetCode() != 0 {
@@ -141,27 +140,27 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	reload("authorizationEnabled on")
 	eventually(t, 3*time.Second, "no token refused with auth on", func() error { return want("no token", noToken(), codes.Unauthenticated)() })
 
-	// common.security.superUsers: root resets alice's password without the
+	// common.security.superUsers: root resets ann's password without the
 	// old one only as a super user.
 	resetAlice := func() error {
 		st, err := m.UpdateCredential(withToken(ctx, "root:Milvus"), &milvuspb.UpdateCredentialRequest{
-			Username: "alice", OldPassword: b64("not-her-password"), NewPassword: b64("alice-Pw-1")})
+			Username: "ann", OldPassword: b64("not-her-password"), NewPassword: b64("ann-Pw-1")})
 		if err == nil && st.GetCode() != 0 {
 			err = fmt.Errorf("%s", st.GetReason())
 		}
 		return err
 	}
 	if err := resetAlice(); err == nil || !strings.Contains(err.Error(), "old password not correct") {
-		t.Fatalf("root without superUsers reset alice with a wrong old password: %v", err)
+		t.Fatalf("root without superUsers reset ann with a wrong old password: %v", err)
 	}
 	conf.superUsers = "root"
 	reload("superUsers root", "common.security.superUsers")
 	eventually(t, 3*time.Second, "root resets as a super user", resetAlice)
 
-	// common.security.enablePublicPrivilege: alice, with no role,
+	// common.security.enablePublicPrivilege: ann, with no role,
 	// describes a collection only with the public privileges.
 	describe := func() error {
-		_, err := m.DescribeCollection(withToken(ctx, "alice:alice-Pw-1"), &milvuspb.DescribeCollectionRequest{CollectionName: "nothing"})
+		_, err := m.DescribeCollection(withToken(ctx, "ann:ann-Pw-1"), &milvuspb.DescribeCollectionRequest{CollectionName: "nothing"})
 		if code(err) == codes.PermissionDenied {
 			return err
 		}
@@ -193,13 +192,13 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	eventually(t, 3*time.Second, "root all-powerful again", drop)
 
 	// common.security.otherServices: a service other than MilvusService,
-	// called by alice, reaches the backend (which does not serve it) only
+	// called by ann, reaches the backend (which does not serve it) only
 	// while any authenticated user may call it.
 	other := func() error {
 		msg, reply := []byte{}, []byte{}
-		err := conn.Invoke(withToken(ctx, "alice:alice-Pw-1"), "/example.Other/Call", &msg, &reply, grpc.ForceCodecV2(rawCodec{}))
+		err := conn.Invoke(withToken(ctx, "ann:ann-Pw-1"), "/example.Other/Call", &msg, &reply, grpc.ForceCodecV2(rawCodec{}))
 		if code(err) != codes.Unimplemented {
-			return fmt.Errorf("other service as alice: %v, want the backend's Unimplemented", err)
+			return fmt.Errorf("other service as ann: %v, want the backend's Unimplemented", err)
 		}
 		return nil
 	}
@@ -208,21 +207,21 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	reload("otherServices admin", "common.security.otherServices")
 	eventually(t, 3*time.Second, "other services admin only", func() error {
 		msg, reply := []byte{}, []byte{}
-		return want("other service as alice", conn.Invoke(withToken(ctx, "alice:alice-Pw-1"), "/example.Other/Call", &msg, &reply, grpc.ForceCodecV2(rawCodec{})), codes.PermissionDenied)()
+		return want("other service as ann", conn.Invoke(withToken(ctx, "ann:ann-Pw-1"), "/example.Other/Call", &msg, &reply, grpc.ForceCodecV2(rawCodec{})), codes.PermissionDenied)()
 	})
 	conf.otherServices = "authenticated"
 	reload("otherServices authenticated")
 	eventually(t, 3*time.Second, "other services open again", other)
 
-	// cache.size: with one entry, root and alice evict each other, and
+	// cache.size: with one entry, root and ann evict each other, and
 	// every call hashes; with 10000, none does.
 	hashes := func() float64 { return metricValue(t, p, "authproxy_password_hash_verifications_total") }
 	alternate := func() float64 {
 		must(t, call("root:Milvus"))
-		must(t, call("alice:alice-Pw-1"))
+		must(t, call("ann:ann-Pw-1"))
 		before := hashes()
 		must(t, call("root:Milvus"))
-		must(t, call("alice:alice-Pw-1"))
+		must(t, call("ann:ann-Pw-1"))
 		must(t, call("root:Milvus"))
 		return hashes() - before
 	}
@@ -245,12 +244,12 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 		must(t, call(token))
 		return hashes() - before
 	}
-	if n := twice("carol:carol-Pw-1"); n != 0 {
+	if n := twice("cal:cal-Pw-1"); n != 0 {
 		t.Fatalf("cache.ttl 10m: %v hashes for a call 1.5s after the first", n)
 	}
 	conf.cacheTTL = "1s"
 	reload("cache.ttl 1s", "cache.ttl")
-	if n := twice("dave:dave-Pw-1"); n != 1 {
+	if n := twice("dan:dan-Pw-1"); n != 1 {
 		t.Fatalf("cache.ttl 1s: %v hashes for a call 1.5s after the first, want 1", n)
 	}
 	conf.cacheTTL = "10m"
@@ -335,20 +334,7 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 		}
 		return err
 	})
-	handshake := func(cfg *tls.Config) error {
-		c, err := tls.Dial("tcp", p.Addr, cfg)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		// TLS 1.3 reports a refused client certificate on the first read.
-		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		var timeout net.Error
-		if _, err := c.Read(make([]byte, 1)); err != nil && !(errors.As(err, &timeout) && timeout.Timeout()) {
-			return err
-		}
-		return nil
-	}
+	handshake := func(cfg *tls.Config) error { return tlsHandshake(p.Addr, cfg) }
 	refusedHandshake := func(what string, cfg *tls.Config) func() error {
 		return func() error {
 			if err := handshake(cfg); err == nil {
@@ -423,7 +409,7 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 		{"common.security", func(c *liveConf) { c.otherServices = "nobody" }, "common.security.otherServices"},
 		{"credentials", func(c *liveConf) { c.credFile = filepath.Join(dir, "missing.yaml") }, "the file does not exist"},
 		{"cache", func(c *liveConf) { c.cacheTTL = "-1s" }, "cache.ttl"},
-		{"auth", func(c *liveConf) { c.identityHeader = "authorization" }, "auth.identityHeader"},
+		{"auth", func(c *liveConf) { c.identityHeader = "X-Caller" }, "auth.identityHeader"},
 		{"tls (validation)", func(c *liveConf) { c.tls = tlsBase + "  minVersion: \"1.1\"\n" }, "tls.minVersion"},
 		{"tls (files)", func(c *liveConf) { c.tls = strings.ReplaceAll(tlsBase, "server.pem2", "missing.pem") }, "missing.pem"},
 		{"identities (validation)", func(c *liveConf) {
@@ -447,13 +433,7 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 			}
 			return nil
 		})
-		var last string
-		for _, line := range strings.Split(p.Logs(), "\n") {
-			if strings.Contains(line, "config reload refused") {
-				last = line
-			}
-		}
-		if !strings.Contains(last, b.says) {
+		if last := lastLogLine(p.Logs(), "config reload refused"); !strings.Contains(last, b.says) {
 			t.Errorf("%s: the refusal %q does not say %q", b.section, last, b.says)
 		}
 		if err := noToken(); code(err) != codes.Unauthenticated {
@@ -486,8 +466,8 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 		t.Errorf("the proxy listens on %s before a restart", newAddr)
 	}
 	must(t, call("root:Milvus"))
-	if !strings.HasPrefix(strings.TrimSpace(lastLine(p.Logs())), "time=") {
-		t.Errorf("log.format json applied before a restart: %s", lastLine(p.Logs()))
+	if last := lastLogLine(p.Logs(), ""); !strings.HasPrefix(last, "time=") {
+		t.Errorf("log.format json applied before a restart: %s", last)
 	}
 	if strings.Contains(p.Logs(), `msg=call `) {
 		t.Error("log.accessLog applied before a restart")
@@ -499,9 +479,34 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	}
 }
 
-func lastLine(logs string) string {
-	lines := strings.Split(strings.TrimSpace(logs), "\n")
-	return lines[len(lines)-1]
+// lastLogLine is the last line of logs that contains substr.
+func lastLogLine(logs, substr string) string {
+	var last string
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(l, substr) {
+			last = l
+		}
+	}
+	return last
+}
+
+// tlsHandshake dials addr with cfg and reads the server's first HTTP/2
+// frame: under TLS 1.3 a refused client certificate shows only on a read.
+func tlsHandshake(addr string, cfg *tls.Config) error {
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"h2"}
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// The client preface and an empty SETTINGS frame.
+	if _, err := c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
+		return err
+	}
+	_, err = c.Read(make([]byte, 1))
+	return err
 }
 
 // TLS turned on by a reload needs a restart: it is reported, and nothing
