@@ -289,7 +289,7 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	// LDAPS (group search); turned off, both are refused again, cached
 	// ones included.
 	l := harness.StartLDAP(t)
-	l.AddUser("lena", "Lena-dir-pw")
+	l.AddGroup("ml-admins", l.AddUser("lena", "Lena-dir-pw"))
 	harness.Password("lena", "Lena-dir-pw")
 	o := harness.StartOIDC(t)
 	o.AddUser("dana", "Dana-idp-pw-1")
@@ -307,6 +307,17 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	conf.identities = section(ldapConfig(l, false, "")) + section(oidcConfig(o.Issuer, o.ClientID, ""))
 	reload("ldap over LDAPS")
 	eventually(t, 5*time.Second, "directory user over LDAPS", func() error { return call("lena:Lena-dir-pw") })
+	// identities.ldap.groups: lena's group maps to admin, then to nothing.
+	ldaps := conf.identities
+	rbacKey("identities.ldap.groups", func(changed bool) {
+		conf.identities = ldaps
+		if changed {
+			conf.identities = strings.Replace(ldaps, "[admin]", "[]", 1)
+		}
+	}, func() error {
+		_, err := m.DropCollection(withToken(ctx, "lena:Lena-dir-pw"), &milvuspb.DropCollectionRequest{CollectionName: "nothing"})
+		return err
+	})
 	conf.identities = ""
 	reload("identities off")
 	eventually(t, 3*time.Second, "directory user refused", func() error { return want("lena", call("lena:Lena-dir-pw"), codes.Unauthenticated)() })
