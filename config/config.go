@@ -400,6 +400,29 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// Read is the config a proxy runs with, at start and at each reload: the
+// file at path over the defaults (the defaults alone when path is ""),
+// overrides (the command line's flags) applied over it, then validated.
+func Read(path string, overrides func(*Config)) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		var err error
+		if cfg, err = Load(path); err != nil {
+			return nil, err
+		}
+	}
+	if overrides != nil {
+		overrides(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
 // Parse decodes YAML over the defaults without validating it: callers apply
 // command-line overrides first, then call Validate.
 func Parse(data []byte) (*Config, error) {
