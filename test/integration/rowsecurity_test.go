@@ -1,0 +1,326 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
+	"github.com/milvus-io/milvus/client/v2/column"
+	"github.com/milvus-io/milvus/client/v2/entity"
+	"github.com/milvus-io/milvus/client/v2/index"
+	"github.com/milvus-io/milvus/client/v2/milvusclient"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/authproxy/authproxy/test/harness"
+)
+
+const rlsDim = 4
+
+// rlsCollection creates "docs" (id, tenant_id as partition key, vec) with
+// acme's rows 1-3 and globex's rows 4-5, and a role "tenant" that may read
+// and write it under the policy tenant_rows.
+func rlsCollection(t *testing.T, ctx context.Context, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context) {
+	t.Helper()
+	schema := entity.NewSchema().WithDynamicFieldEnabled(true).
+		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
+		WithField(entity.NewField().WithName("tenant_id").WithDataType(entity.FieldTypeVarChar).WithMaxLength(64).WithIsPartitionKey(true)).
+		WithField(entity.NewField().WithName("vec").WithDataType(entity.FieldTypeFloatVector).WithDim(rlsDim))
+	must(t, root.CreateCollection(ctx, milvusclient.NewCreateCollectionOption("docs", schema).
+		WithIndexOptions(milvusclient.NewCreateIndexOption("docs", "vec", index.NewFlatIndex(entity.L2)))))
+	task, err := root.LoadCollection(ctx, milvusclient.NewLoadCollectionOption("docs"))
+	must(t, err)
+	must(t, task.Await(ctx))
+	ids := []int64{1, 2, 3, 4, 5}
+	vecs := make([][]float32, len(ids))
+	for i := range vecs {
+		vecs[i] = constVec(float32(i), rlsDim)
+	}
+	_, err = root.Insert(ctx, milvusclient.NewColumnBasedInsertOption("docs").WithInt64Column("id", ids).
+		WithVarcharColumn("tenant_id", []string{"acme", "acme", "acme", "globex", "globex"}).WithFloatVectorColumn("vec", rlsDim, vecs))
+	must(t, err)
+	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("tenant")))
+	must(t, root.GrantPrivilegeV2(ctx, milvusclient.NewGrantPrivilegeV2Option("tenant", "CollectionReadWrite", "docs")))
+	st, err := admin.CreateRowPolicy(asRoot, &milvuspb.CreateRowPolicyRequest{CollectionName: "docs", PolicyName: "tenant_rows",
+		Actions: []milvuspb.RowPolicyAction{milvuspb.RowPolicyAction_Query, milvuspb.RowPolicyAction_Search, milvuspb.RowPolicyAction_Insert,
+			milvuspb.RowPolicyAction_Delete, milvuspb.RowPolicyAction_Upsert},
+		Roles: []string{"tenant"}, UsingExpr: `tenant_id == $current_user_tags['tenant']`, CheckExpr: `tenant_id == $current_user_tags['tenant']`})
+	okStatus(t, "create policy", st, err)
+}
+
+// rlsUser creates a local user of role tenant with the given tenant tag
+// ("" for none) and connects as her with the Go SDK.
+func rlsUser(t *testing.T, ctx context.Context, addr string, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context, name, password, tenant string) *milvusclient.Client {
+	t.Helper()
+	harness.Password(name, password)
+	must(t, root.CreateUser(ctx, milvusclient.NewCreateUserOption(name, password)))
+	must(t, root.GrantRole(ctx, milvusclient.NewGrantRoleOption(name, "tenant")))
+	if tenant != "" {
+		st, err := admin.AddUserTags(asRoot, &milvuspb.AddUserTagsRequest{UserName: name, Tags: map[string]string{"tenant": tenant}})
+		okStatus(t, "tag "+name, st, err)
+	}
+	return sdkClient(t, ctx, &milvusclient.ClientConfig{Address: addr, Username: name, Password: password})
+}
+
+func queryIDs(t *testing.T, ctx context.Context, c *milvusclient.Client, filter string) ([]int64, error) {
+	t.Helper()
+	rs, err := c.Query(ctx, milvusclient.NewQueryOption("docs").WithFilter(filter).WithOutputFields("id"))
+	if err != nil {
+		return nil, err
+	}
+	return sortedIDs(rs.GetColumn("id"), rs.ResultCount), nil
+}
+
+func sortedIDs(col column.Column, n int) []int64 {
+	got := []int64{}
+	for i := range n {
+		id, _ := col.GetAsInt64(i)
+		got = append(got, id)
+	}
+	slices.Sort(got)
+	return got
+}
+
+func searchIDs(t *testing.T, ctx context.Context, c *milvusclient.Client, filter string) ([]int64, error) {
+	t.Helper()
+	rs, err := c.Search(ctx, milvusclient.NewSearchOption("docs", 10, []entity.Vector{constVec(0, rlsDim)}).WithANNSField("vec").WithFilter(filter))
+	if err != nil {
+		return nil, err
+	}
+	return sortedIDs(rs[0].IDs, rs[0].ResultCount), nil
+}
+
+func countRows(t *testing.T, ctx context.Context, c *milvusclient.Client) (int64, error) {
+	t.Helper()
+	rs, err := c.Query(ctx, milvusclient.NewQueryOption("docs").WithOutputFields("count(*)"))
+	if err != nil {
+		return 0, err
+	}
+	return rs.GetColumn("count(*)").GetAsInt64(0)
+}
+
+func framesCore() bool { return os.Getenv("AUTHPROXY_FORWARDING") == "frames" }
+
+// Two tenants on one collection with a partition key, through the real
+// binary with the Milvus Go SDK: each searches, queries, counts, gets by
+// id, iterates, inserts, upserts and deletes only its own rows; a user of
+// the role with no tag, and one whose role no policy names, read nothing
+// and the backend is not asked; admin reads every row. On the frame relay,
+// which does not rewrite requests, those calls are refused, never
+// forwarded unfiltered.
+func TestRowSecurityIsolatesTenants(t *testing.T) {
+	fake, p := startPair(t, harness.Options{})
+	ctx := testCtx(t, 120*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asRoot := withToken(ctx, "root:Milvus")
+	rlsCollection(t, ctx, root, admin, asRoot)
+	alice := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
+	bob := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "bob", "Bob-pw-123", "globex")
+	carol := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "carol", "Carol-pw-1", "")
+
+	if framesCore() {
+		fake.Recorder().Reset()
+		_, err := queryIDs(t, ctx, alice, "id > 0")
+		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "row-level security") {
+			t.Errorf("alice's query on the frame relay: %v, want Unimplemented (row-level security)", err)
+		}
+		_, err = searchIDs(t, ctx, bob, "")
+		if status.Code(err) != codes.Unimplemented {
+			t.Errorf("bob's search on the frame relay: %v, want Unimplemented", err)
+		}
+		if n := len(fake.Recorder().CallsTo("Query")) + len(fake.Recorder().CallsTo("Search")); n != 0 {
+			t.Errorf("the backend got %d reads under row security from the relay, want none", n)
+		}
+		if got, err := queryIDs(t, ctx, root, "id > 0"); err != nil || len(got) != 5 {
+			t.Errorf("root on the frame relay: %v %v, want every row", got, err)
+		}
+		return
+	}
+
+	for _, c := range []struct {
+		who    string
+		client *milvusclient.Client
+		want   []int64
+	}{{"alice", alice, []int64{1, 2, 3}}, {"bob", bob, []int64{4, 5}}, {"root", root, []int64{1, 2, 3, 4, 5}}} {
+		if got, err := queryIDs(t, ctx, c.client, "id > 0"); err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s queries: %v %v, want %v", c.who, got, err, c.want)
+		}
+		if got, err := searchIDs(t, ctx, c.client, ""); err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s searches: %v %v, want %v", c.who, got, err, c.want)
+		}
+		if n, err := countRows(t, ctx, c.client); err != nil || n != int64(len(c.want)) {
+			t.Errorf("%s counts: %d %v, want %d", c.who, n, err, len(c.want))
+		}
+		rs, err := c.client.Get(ctx, milvusclient.NewQueryOption("docs").WithIDs(column.NewColumnInt64("id", []int64{1, 4})).WithOutputFields("id"))
+		if got := sortedIDs(rs.GetColumn("id"), rs.ResultCount); err != nil || len(got) != 1 && c.who != "root" {
+			t.Errorf("%s gets ids 1 and 4: %v %v, want its own only", c.who, got, err)
+		}
+		it, err := c.client.QueryIterator(ctx, milvusclient.NewQueryIteratorOption("docs").WithBatchSize(2).WithOutputFields("id"))
+		must(t, err)
+		var iterated []int64
+		for range 10 {
+			rs, err := it.Next(ctx)
+			if err != nil {
+				break
+			}
+			iterated = append(iterated, sortedIDs(rs.GetColumn("id"), rs.ResultCount)...)
+		}
+		if slices.Sort(iterated); !slices.Equal(iterated, c.want) {
+			t.Errorf("%s iterates: %v, want %v", c.who, iterated, c.want)
+		}
+	}
+	// What alice asks for beyond her rows is not there.
+	if got, err := queryIDs(t, ctx, alice, `tenant_id == "globex"`); err != nil || len(got) != 0 {
+		t.Errorf("alice asks for globex's rows: %v %v, want none", got, err)
+	}
+
+	// No tag, or no policy for the role: no row, answered without asking
+	// the backend.
+	harness.Password("dave", "Dave-pw-12")
+	must(t, root.CreateUser(ctx, milvusclient.NewCreateUserOption("dave", "Dave-pw-12")))
+	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("auditor")))
+	must(t, root.GrantPrivilegeV2(ctx, milvusclient.NewGrantPrivilegeV2Option("auditor", "CollectionReadOnly", "docs")))
+	must(t, root.GrantRole(ctx, milvusclient.NewGrantRoleOption("dave", "auditor")))
+	dave := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "dave", Password: "Dave-pw-12"})
+	fake.Recorder().Reset()
+	for who, c := range map[string]*milvusclient.Client{"carol (no tag)": carol, "dave (no policy for his role)": dave} {
+		if got, err := queryIDs(t, ctx, c, "id > 0"); err != nil || len(got) != 0 {
+			t.Errorf("%s queries: %v %v, want no row", who, got, err)
+		}
+		if got, err := searchIDs(t, ctx, c, ""); err != nil || len(got) != 0 {
+			t.Errorf("%s searches: %v %v, want no row", who, got, err)
+		}
+		if n, err := countRows(t, ctx, c); err != nil || n != 0 {
+			t.Errorf("%s counts: %d %v, want 0", who, n, err)
+		}
+	}
+	if n := len(fake.Recorder().CallsTo("Query")) + len(fake.Recorder().CallsTo("Search")); n != 0 {
+		t.Errorf("the backend got %d reads that no row could match, want none", n)
+	}
+
+	// Writes: alice inserts and upserts acme rows only; the whole request
+	// is refused, naming the policy, when one row is globex's.
+	fake.Recorder().Reset()
+	_, err := alice.Insert(ctx, milvusclient.NewColumnBasedInsertOption("docs").WithInt64Column("id", []int64{10, 11}).
+		WithVarcharColumn("tenant_id", []string{"acme", "globex"}).WithFloatVectorColumn("vec", rlsDim, [][]float32{constVec(1, rlsDim), constVec(1, rlsDim)}))
+	wantDenied(t, "alice inserts a globex row", err, "authproxy: row 1 of 2 satisfies no row policy of collection docs for Insert; nothing was written")
+	_, err = alice.Upsert(ctx, milvusclient.NewColumnBasedInsertOption("docs").WithInt64Column("id", []int64{4}).
+		WithVarcharColumn("tenant_id", []string{"globex"}).WithFloatVectorColumn("vec", rlsDim, [][]float32{constVec(1, rlsDim)}))
+	wantDenied(t, "alice upserts a globex row", err, "authproxy: row 0 of 1 satisfies no row policy of collection docs for Upsert; nothing was written")
+	if n := len(fake.Recorder().CallsTo("Insert")) + len(fake.Recorder().CallsTo("Upsert")); n != 0 {
+		t.Errorf("refused writes reached the backend %d times", n)
+	}
+	_, err = alice.Insert(ctx, milvusclient.NewColumnBasedInsertOption("docs").WithInt64Column("id", []int64{10}).
+		WithVarcharColumn("tenant_id", []string{"acme"}).WithFloatVectorColumn("vec", rlsDim, [][]float32{constVec(1, rlsDim)}))
+	must(t, err)
+
+	// Deletes are filtered like reads: alice's delete of 4 and 10 removes 10.
+	del, err := alice.Delete(ctx, milvusclient.NewDeleteOption("docs").WithExpr("id in [4, 10]"))
+	must(t, err)
+	if got, _ := queryIDs(t, ctx, root, "id > 0"); del.DeleteCount != 1 || !slices.Equal(got, []int64{1, 2, 3, 4, 5}) {
+		t.Errorf("alice deleted %d rows, left %v; want id 10 only", del.DeleteCount, got)
+	}
+	del, err = bob.Delete(ctx, milvusclient.NewDeleteOption("docs").WithExpr("id > 0"))
+	must(t, err)
+	if got, _ := queryIDs(t, ctx, root, "id > 0"); del.DeleteCount != 2 || !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Errorf("bob deleted %d rows, left %v; want his two", del.DeleteCount, got)
+	}
+}
+
+// A caller's filter that tries to reach outside its parentheses, close a
+// string, or name the policy's variables is refused through the proxy
+// with Milvus's parse error (InvalidArgument), and the backend is not
+// asked; what is accepted returns alice's rows only (a template value
+// fills only her own placeholder). On the frame relay every one is
+// refused.
+func TestRowSecurityRefusesInjection(t *testing.T) {
+	fake, p := startPair(t, harness.Options{})
+	ctx := testCtx(t, 120*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asRoot := withToken(ctx, "root:Milvus")
+	rlsCollection(t, ctx, root, admin, asRoot)
+	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
+	asAlice := withToken(ctx, "alice:Alice-pw-1")
+
+	refused := []string{
+		`id > 0) or (1 == 1`,
+		`id > 0)) or ((tenant_id != ""`,
+		`(id > 0`,
+		`id > 0 or tenant_id == "acme\\" or tenant_id != "`,
+		`tenant_id == "acme`,
+		`tenant_id == 'globex`,
+		`tenant_id == $current_user_tags['tenant']`,
+		`$current_user_name == "alice"`,
+		`id in [1, 2`,
+		`id > 0] or [1`,
+		"tenant_id == \"a\nb\"",
+		`id > 0 } or { 1 == 1`,
+	}
+	accepted := []string{
+		`id > 0 or tenant_id == "globex"`,
+		`not (tenant_id == "acme")`,
+		`tenant_id == "globex\" or 1 == 1 or \""`,
+		`tenant_id == {t}`,
+		`id > 0 or tenant_id == "acme\" or tenant_id != "`,
+	}
+	query := func(expr string) ([]int64, error) {
+		resp, err := admin.Query(asAlice, &milvuspb.QueryRequest{CollectionName: "docs", Expr: expr, OutputFields: []string{"id"},
+			ExprTemplateValues: templateValue("t", "globex")})
+		if err == nil && resp.GetStatus().GetCode() != 0 {
+			err = status.Error(codes.Unknown, resp.GetStatus().GetReason())
+		}
+		var got []int64
+		for _, f := range resp.GetFieldsData() {
+			if f.GetFieldName() == "id" {
+				got = append(got, f.GetScalars().GetLongData().GetData()...)
+			}
+		}
+		slices.Sort(got)
+		return got, err
+	}
+	fake.Recorder().Reset()
+	for _, expr := range refused {
+		got, err := query(expr)
+		if framesCore() {
+			if status.Code(err) != codes.Unimplemented {
+				t.Errorf("%q on the frame relay: %v %v, want Unimplemented", expr, got, err)
+			}
+			continue
+		}
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "failed to create query plan: cannot parse expression: filter refused") {
+			t.Errorf("%q: rows %v, %v; want refused (InvalidArgument)", expr, got, err)
+		}
+	}
+	if n := len(fake.Recorder().CallsTo("Query")); n != 0 {
+		t.Errorf("refused filters reached the backend %d times", n)
+	}
+	for _, expr := range accepted {
+		got, err := query(expr)
+		if framesCore() {
+			if status.Code(err) != codes.Unimplemented {
+				t.Errorf("%q on the frame relay: %v %v, want Unimplemented", expr, got, err)
+			}
+			continue
+		}
+		if err != nil && status.Code(err) != codes.Unknown {
+			t.Errorf("%q: %v", expr, err)
+		}
+		for _, id := range got {
+			if id > 3 {
+				t.Errorf("%q: alice read row %d of globex (rows %v)", expr, id, got)
+			}
+		}
+	}
+}
+
+// templateValue is expr_template_values with one string value.
+func templateValue(name, value string) map[string]*schemapb.TemplateValue {
+	return map[string]*schemapb.TemplateValue{name: {Val: &schemapb.TemplateValue_StringVal{StringVal: value}}}
+}
