@@ -37,6 +37,7 @@ type Call struct {
 
 	HTTPStatus int   // REST only
 	BodySize   int64 // REST only: bytes of request body read
+	Body       []byte // REST only: the request body's first 64 KiB, as forwarded
 }
 
 // Recorder keeps every call the fake received, for assertions.

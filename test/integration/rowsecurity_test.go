@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/authproxy/authproxy/test/fakemilvus"
 	"github.com/authproxy/authproxy/test/harness"
 )
 
@@ -323,4 +325,171 @@ func TestRowSecurityRefusesInjection(t *testing.T) {
 // templateValue is expr_template_values with one string value.
 func templateValue(name, value string) map[string]*schemapb.TemplateValue {
 	return map[string]*schemapb.TemplateValue{name: {Val: &schemapb.TemplateValue_StringVal{StringVal: value}}}
+}
+
+// Policies and tags follow the store: a tag changed, a policy created or
+// dropped applies to the next call.
+func TestRowSecurityFollowsLiveChanges(t *testing.T) {
+	_, p := startPair(t, harness.Options{})
+	ctx := testCtx(t, 120*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asRoot := withToken(ctx, "root:Milvus")
+	rlsCollection(t, ctx, root, admin, asRoot)
+	alice := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
+	if framesCore() {
+		if _, err := queryIDs(t, ctx, alice, "id > 0"); status.Code(err) != codes.Unimplemented {
+			t.Errorf("alice on the frame relay: %v, want Unimplemented", err)
+		}
+		return
+	}
+	step := func(what string, want []int64) {
+		t.Helper()
+		if got, err := queryIDs(t, ctx, alice, "id > 0"); err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: alice reads %v %v, want %v", what, got, err, want)
+		}
+	}
+	step("tagged acme", []int64{1, 2, 3})
+	st, err := admin.AddUserTags(asRoot, &milvuspb.AddUserTagsRequest{UserName: "alice", Tags: map[string]string{"tenant": "globex"}})
+	okStatus(t, "retag alice", st, err)
+	step("retagged globex", []int64{4, 5})
+	st, err = admin.CreateRowPolicy(asRoot, &milvuspb.CreateRowPolicyRequest{CollectionName: "docs", PolicyName: "first_row",
+		Actions: []milvuspb.RowPolicyAction{milvuspb.RowPolicyAction_Query}, Roles: []string{"tenant"}, UsingExpr: `id == 1`})
+	okStatus(t, "a second policy", st, err)
+	step("a second permissive policy (OR-ed)", []int64{1, 4, 5})
+	st, err = admin.DeleteUserTags(asRoot, &milvuspb.DeleteUserTagsRequest{UserName: "alice", TagKeys: []string{"tenant"}})
+	okStatus(t, "untag alice", st, err)
+	step("untagged", []int64{1})
+	for _, name := range []string{"tenant_rows", "first_row"} {
+		st, err = admin.DropRowPolicy(asRoot, &milvuspb.DropRowPolicyRequest{CollectionName: "docs", PolicyName: name})
+		okStatus(t, "drop "+name, st, err)
+	}
+	step("no policy left: no row security", []int64{1, 2, 3, 4, 5})
+}
+
+// A directory user's tenant comes from her entry (identities.tags.ldap)
+// and her role from her group: she reads her tenant's rows.
+func TestRowSecurityForLDAPUsers(t *testing.T) {
+	l := harness.StartLDAP(t)
+	alice := l.AddUser("alice", "Alice-dir-pw")
+	l.SetAttribute(alice, "departmentNumber", "globex")
+	l.AddGroup("ml-readers", alice)
+	harness.Password("alice", "Alice-dir-pw")
+	_, p := startPair(t, harness.Options{Extra: ldapConfig(l, true, "  tags:\n    ldap:\n      tenant: departmentNumber\n")})
+	ctx := testCtx(t, 120*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asRoot := withToken(ctx, "root:Milvus")
+	rlsCollection(t, ctx, root, admin, asRoot)
+	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("reader")))
+	must(t, root.GrantPrivilegeV2(ctx, milvusclient.NewGrantPrivilegeV2Option("reader", "CollectionReadOnly", "docs")))
+	st, err := admin.CreateRowPolicy(asRoot, &milvuspb.CreateRowPolicyRequest{CollectionName: "docs", PolicyName: "reader_rows",
+		Actions: []milvuspb.RowPolicyAction{milvuspb.RowPolicyAction_Query, milvuspb.RowPolicyAction_Search},
+		Roles:   []string{"reader"}, UsingExpr: `tenant_id == $current_user_tags['tenant']`})
+	okStatus(t, "reader policy", st, err)
+	asAlice := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "alice", Password: "Alice-dir-pw"})
+	got, err := queryIDs(t, ctx, asAlice, "id > 0")
+	if framesCore() {
+		if status.Code(err) != codes.Unimplemented {
+			t.Errorf("directory alice on the frame relay: %v %v, want Unimplemented", got, err)
+		}
+		return
+	}
+	if err != nil || !slices.Equal(got, []int64{4, 5}) {
+		t.Errorf("directory alice (departmentNumber globex) queries: %v %v, want [4 5]", got, err)
+	}
+	if got, err := searchIDs(t, ctx, asAlice, ""); err != nil || !slices.Equal(got, []int64{4, 5}) {
+		t.Errorf("directory alice searches: %v %v, want [4 5]", got, err)
+	}
+}
+
+// REST with curl: the proxy rewrites the `filter` of the body it forwards
+// (reads, hybrid sub-searches, deletes), checks inserted rows, answers a
+// read no row can match itself, and refuses injections and bodies it
+// cannot read one way. (The fake's REST side records bodies; it does not
+// evaluate them: the forwarded filter is what is checked here, and the
+// gRPC tests check the rows such a filter selects.)
+func TestRowSecurityOverRESTWithCurl(t *testing.T) {
+	fake, p := startRESTPair(t, harness.Options{})
+	ctx := testCtx(t, 120*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asRoot := withToken(ctx, "root:Milvus")
+	rlsCollection(t, ctx, root, admin, asRoot)
+	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
+	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "carol", "Carol-pw-1", "")
+	base := "http://" + p.Addr + "/v2/vectordb/"
+	alice, carol := "Bearer alice:Alice-pw-1", "Bearer carol:Carol-pw-1"
+	const acme = `((tenant_id == \"acme\"))`
+
+	forwarded := func(what, path, auth, body string, want ...string) {
+		t.Helper()
+		fake.Recorder().Reset()
+		r := curl(t, base+path, auth, body)
+		if code, _, msg := envelope(t, r); r.status != 200 || code != 0 {
+			t.Errorf("%s: HTTP %d code %d %q", what, r.status, code, msg)
+			return
+		}
+		calls := fake.Recorder().CallsTo(fakemilvus.RESTPrefix + path)
+		if len(calls) != 1 {
+			t.Errorf("%s: %d calls reached the backend, want 1", what, len(calls))
+			return
+		}
+		for _, w := range want {
+			if !strings.Contains(string(calls[0].Body), w) {
+				t.Errorf("%s: the backend got %s, want it to hold %s", what, calls[0].Body, w)
+			}
+		}
+	}
+	forwarded("alice queries", "entities/query", alice, `{"collectionName":"docs","filter":"id > 0","outputFields":["id"]}`,
+		`"filter":"`+acme+` and (id \u003e 0)"`, `"outputFields":["id"]`)
+	forwarded("alice searches", "entities/search", alice, `{"collectionName":"docs","data":[[0,0,0,0]],"annsField":"vec","limit":3}`,
+		`"filter":"`+acme+`"`)
+	forwarded("alice's hybrid search", "entities/hybrid_search", alice,
+		`{"collectionName":"docs","search":[{"data":[[0,0,0,0]],"annsField":"vec","limit":3,"filter":"id > 1"},{"data":[[1,1,1,1]],"annsField":"vec","limit":3}],"rerank":{"strategy":"rrf","params":{"k":10}},"limit":3}`,
+		`"filter":"`+acme+` and (id \u003e 1)"`, `"filter":"`+acme+`","limit":3}`)
+	forwarded("alice deletes", "entities/delete", alice, `{"collectionName":"docs","filter":"id in [4]"}`, `"filter":"`+acme+` and (id in [4])"`)
+	forwarded("alice inserts her row", "entities/insert", alice, `{"collectionName":"docs","data":[{"id":10,"tenant_id":"acme","vec":[0,0,0,0]}]}`,
+		`{"collectionName":"docs","data":[{"id":10,"tenant_id":"acme","vec":[0,0,0,0]}]}`)
+
+	refused := func(what, path, auth, body string, status, code int, msg string) {
+		t.Helper()
+		fake.Recorder().Reset()
+		r := curl(t, base+path, auth, body)
+		if gotCode, _, gotMsg := envelope(t, r); r.status != status || gotCode != code || !strings.Contains(gotMsg, msg) {
+			t.Errorf("%s: HTTP %d code %d %q, want HTTP %d code %d %q", what, r.status, gotCode, gotMsg, status, code, msg)
+		}
+		if n := len(fake.Recorder().CallsTo(fakemilvus.RESTPrefix + path)); n != 0 {
+			t.Errorf("%s reached the backend", what)
+		}
+	}
+	refused("alice inserts a globex row", "entities/insert", alice, `{"collectionName":"docs","data":[{"id":10,"tenant_id":"acme"},{"id":11,"tenant_id":"globex"}]}`,
+		403, 65535, "row 1 of 2 satisfies no row policy of collection docs for Insert; nothing was written")
+	refused("alice upserts a row with no tenant", "entities/upsert", alice, `{"collectionName":"docs","data":[{"id":4}]}`,
+		403, 65535, `cannot check the rows of this upsert on collection docs: policy "tenant_rows": field "tenant_id" is not a scalar column of the request`)
+	refused("an escape from the parentheses", "entities/query", alice, `{"collectionName":"docs","filter":"id > 0) or (1 == 1"}`,
+		200, 1100, "failed to create query plan: cannot parse expression: filter refused")
+	refused("the policy's variable", "entities/search", alice, `{"collectionName":"docs","data":[[0,0,0,0]],"filter":"tenant_id == $current_user_tags['tenant']"}`,
+		200, 1100, "filter refused")
+	refused("filter twice in two spellings", "entities/query", alice, `{"collectionName":"docs","filter":"id > 0","Filter":"id > 0"}`,
+		200, 1100, `the body names "filter" twice`)
+	refused("get by id", "entities/get", alice, `{"collectionName":"docs","id":[1]}`, 403, 65535, "use entities/query with a filter")
+
+	for _, c := range []struct{ path, body, want string }{
+		{"entities/query", `{"collectionName":"docs","filter":"id > 0"}`, "[]"},
+		{"entities/query", `{"collectionName":"docs","outputFields":["count(*)"]}`, "[map[count(*):0]]"},
+		{"entities/search", `{"collectionName":"docs","data":[[0,0,0,0]]}`, "[]"},
+		{"entities/delete", `{"collectionName":"docs","filter":"id > 0"}`, "map[]"},
+	} {
+		fake.Recorder().Reset()
+		r := curl(t, base+c.path, carol, c.body)
+		if code, data, msg := envelope(t, r); r.status != 200 || code != 0 || fmt.Sprint(data) != c.want {
+			t.Errorf("carol (no tag) %s: HTTP %d code %d data %v %q, want %s", c.path, r.status, code, data, msg, c.want)
+		}
+		if n := len(fake.Recorder().CallsTo(fakemilvus.RESTPrefix + c.path)); n != 0 {
+			t.Errorf("carol's %s reached the backend", c.path)
+		}
+	}
+	// root is not under row security: her filter goes as she wrote it.
+	forwarded("root queries", "entities/query", "Bearer root:Milvus", `{"collectionName":"docs","filter":"id > 0"}`, `{"collectionName":"docs","filter":"id > 0"}`)
 }
