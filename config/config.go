@@ -34,6 +34,7 @@ type Config struct {
 	GRPC        GRPC        `yaml:"grpc"`
 	TLS         *TLS        `yaml:"tls"`
 	Admin       Admin       `yaml:"admin"`
+	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
 	Shutdown    Shutdown    `yaml:"shutdown"`
 }
@@ -379,6 +380,7 @@ func Default() *Config {
 		},
 		GRPC:     GRPC{MaxRecvMsgSize: 256 << 20, MaxSendMsgSize: 512 << 20},
 		Admin:    Admin{Listen: "127.0.0.1:9091"},
+		Console:  defaultConsole(),
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{GracePeriod: 30 * time.Second},
 	}
@@ -542,6 +544,7 @@ func (c *Config) Validate() error {
 	if c.TLS != nil {
 		c.TLS.validate(bad)
 	}
+	c.Console.validate(c.TLS, c.Identities, bad)
 	if b := c.Backend.TLS; b != nil && (b.CertFile == "") != (b.KeyFile == "") {
 		bad("backend.tls", "certFile and keyFile go together")
 	}

@@ -90,6 +90,7 @@ type Server struct {
 	listener    net.Listener
 	adminLis    net.Listener
 	adminServer *http.Server
+	console     *consoleServer // nil unless console.listen is set
 }
 
 // New builds a Server from a validated configuration.
@@ -178,8 +179,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.authz = rbac.NewAuthorizer(s.store, table, rbacOptions(cfg), s.logger, rbac.NewMetrics(reg))
 	s.users = usermgmt.NewService(usermgmt.Options{
 		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
-		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz,
+		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz, Locks: verifier,
 	})
+	s.authz.SetDenials(s.failures.Denials)
 
 	if err := s.setupTLS(cfg); err != nil {
 		return nil, err
@@ -330,6 +332,10 @@ func (s *Server) Start() error {
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 		}
 	}
+	if err := s.openConsole(cfg); err != nil {
+		lis.Close()
+		return err
+	}
 	return nil
 }
 
@@ -374,7 +380,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	if s.adminLis != nil && s.adminServer == nil {
 		s.adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -383,6 +389,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	s.serveConsole(watchCtx, errc)
 	var tlsConfig func() *tls.Config
 	if s.tlsServer.Load() != nil {
 		tlsConfig = func() *tls.Config { return s.tlsServer.Load().TLSConfig() }
@@ -438,6 +445,7 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 		<-done
 	}
 	<-restDrained
+	s.closeConsole(ctx)
 	if adminServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = adminServer.Shutdown(ctx)
