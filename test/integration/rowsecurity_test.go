@@ -27,7 +27,7 @@ const rlsDim = 4
 // rlsCollection creates "docs" (id, tenant_id as partition key, vec) with
 // acme's rows 1-3 and globex's rows 4-5, and a role "tenant" that may read
 // and write it under the policy tenant_rows.
-func rlsCollection(t *testing.T, ctx context.Context, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context) {
+func rlsCollection(t testing.TB, ctx context.Context, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context) {
 	t.Helper()
 	schema := entity.NewSchema().WithDynamicFieldEnabled(true).
 		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
@@ -57,7 +57,7 @@ func rlsCollection(t *testing.T, ctx context.Context, root *milvusclient.Client,
 
 // rlsUser creates a local user of role tenant with the given tenant tag
 // ("" for none) and connects as her with the Go SDK.
-func rlsUser(t *testing.T, ctx context.Context, addr string, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context, name, password, tenant string) *milvusclient.Client {
+func rlsUser(t testing.TB, ctx context.Context, addr string, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context, name, password, tenant string) *milvusclient.Client {
 	t.Helper()
 	harness.Password(name, password)
 	must(t, root.CreateUser(ctx, milvusclient.NewCreateUserOption(name, password)))
@@ -69,7 +69,7 @@ func rlsUser(t *testing.T, ctx context.Context, addr string, root *milvusclient.
 	return sdkClient(t, ctx, &milvusclient.ClientConfig{Address: addr, Username: name, Password: password})
 }
 
-func queryIDs(t *testing.T, ctx context.Context, c *milvusclient.Client, filter string) ([]int64, error) {
+func queryIDs(t testing.TB, ctx context.Context, c *milvusclient.Client, filter string) ([]int64, error) {
 	t.Helper()
 	rs, err := c.Query(ctx, milvusclient.NewQueryOption("docs").WithFilter(filter).WithOutputFields("id"))
 	if err != nil {
