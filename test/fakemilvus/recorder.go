@@ -35,8 +35,8 @@ type Call struct {
 	Canceled bool
 	CtxErr   error
 
-	HTTPStatus int   // REST only
-	BodySize   int64 // REST only: bytes of request body read
+	HTTPStatus int    // REST only
+	BodySize   int64  // REST only: bytes of request body read
 	Body       []byte // REST only: the request body's first 64 KiB, as forwarded
 }
 
