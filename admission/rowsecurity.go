@@ -134,6 +134,17 @@ func (a *Admitter) rowSecurity(d *Decision) error {
 	return nil
 }
 
+// MayRewrite says whether the decision on c may put it under row
+// security (a Decision with Rows), before its message is read: the frame
+// relay then holds the whole first message instead of deciding on its
+// leading fields, as the rewrite needs it whole.
+func (a *Admitter) MayRewrite(c *Call) bool {
+	if _, governed := rowActions[c.Method]; !governed || a.authz == nil || !a.Enabled() || c.Local || !c.Authenticated {
+		return false
+	}
+	return len(a.rowPolicies.of(a.authz.Snapshot()).byColl) > 0 && !a.authz.IsAdmin(c.Principal())
+}
+
 // filter is the filter to send for a caller's filter; noRows says no row
 // can match (answer with an empty reply, forward nothing).
 func (s *RowScope) filter(callerFilter string) (combined string, noRows bool, err error) {

@@ -97,8 +97,9 @@ func (a *admitSide) proceed(s *stream, fl *flushSet) {
 			return
 		}
 		d, err := adm.Decide(s.call, nil)
-		if err == nil {
-			err = rowsUnenforced(d)
+		if err == nil && d.Rows != nil {
+			// Never: row security is decided on a unary call's message.
+			err = status.Errorf(codes.Internal, "authproxy: %s is under row-level security without its message", s.method)
 		}
 		if err != nil {
 			a.cc.failStatus(s, err, fl)
@@ -156,6 +157,12 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 	s.call.RequestBytes = int64(len(payload))
 	var tail *tailCheck
 	clientDone := s.state().has(remoteClosed)
+	whole := a.adm.MayRewrite(s.call)
+	if !complete && !clientDone && whole {
+		// Row security rewrites the message: held whole (up to the
+		// message size limit, firstMessage) before the decision.
+		return
+	}
 	if !complete && !clientDone {
 		n, ok := decisionPrefix(s.gate, s.decisionFields)
 		if !ok {
@@ -170,8 +177,9 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 		}
 	}
 	d, err := a.adm.Decide(s.call, [][]byte{payload})
-	if err == nil {
-		err = rowsUnenforced(d)
+	if err == nil && d.Rows != nil && !complete {
+		// The client ended its stream inside the first message.
+		err = status.Error(codes.InvalidArgument, "authproxy: a truncated request message cannot be put under row-level security")
 	}
 	if err != nil {
 		a.cc.failStatus(s, err, fl)
@@ -180,20 +188,35 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 	s.filter, s.tail = d.Filter, tail
 	gathered, fields := s.gate, s.pending
 	s.gate, s.pending = nil, nil
+	if d.Rows != nil {
+		rewritten, reply, err := d.Rows.RewriteMessage(s.method, payload)
+		switch {
+		case err != nil:
+			a.cc.failStatus(s, err, fl)
+			return
+		case reply != nil:
+			// No row can match: answered here, nothing forwarded.
+			a.cc.answer(s, frameMessage(reply, nil), fl)
+			return
+		}
+		// Re-framed with its new length, uncompressed (the per-message
+		// flag allows it whatever grpc-encoding says); what followed the
+		// first message goes behind it unchanged. The gathered bytes were
+		// refunded to the client as they came, so the backend's window
+		// alone paces the new message, whatever its size.
+		gathered = frameMessage(rewritten, gathered[5+binary.BigEndian.Uint32(gathered[1:5]):])
+	}
 	a.cc.open(s, false, fields, clientDone && len(gathered) == 0, fl)
 	if len(gathered) > 0 && s.bc != nil {
 		a.cc.sendUp(s, gathered, clientDone, true, fl)
 	}
 }
 
-// rowsUnenforced refuses a call under row-level security: its request
-// must be rewritten whole (admission.RowScope), which this relay does not
-// do yet. Refused, never forwarded unfiltered.
-func rowsUnenforced(d *admission.Decision) error {
-	if d.Rows == nil {
-		return nil
-	}
-	return status.Errorf(codes.Unimplemented, "authproxy: collection %s is under row-level security, which the frame relay does not enforce: use the grpc forwarding core", d.Rows.Collection)
+// frameMessage is msg in a gRPC frame (uncompressed), followed by rest.
+func frameMessage(msg, rest []byte) []byte {
+	out := make([]byte, 5, 5+len(msg)+len(rest))
+	binary.BigEndian.PutUint32(out[1:5], uint32(len(msg)))
+	return append(append(out, msg...), rest...)
 }
 
 // checkTail follows the rest of a first message decided on its leading

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +14,9 @@ import (
 	"github.com/milvus-io/milvus/client/v2/entity"
 	"github.com/milvus-io/milvus/client/v2/index"
 	"github.com/milvus-io/milvus/client/v2/milvusclient"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/status"
 
 	"github.com/authproxy/authproxy/test/fakemilvus"
@@ -106,15 +107,11 @@ func countRows(t *testing.T, ctx context.Context, c *milvusclient.Client) (int64
 	return rs.GetColumn("count(*)").GetAsInt64(0)
 }
 
-func framesCore() bool { return os.Getenv("AUTHPROXY_FORWARDING") == "frames" }
-
 // Two tenants on one collection with a partition key, through the real
 // binary with the Milvus Go SDK: each searches, queries, counts, gets by
 // id, iterates, inserts, upserts and deletes only its own rows; a user of
 // the role with no tag, and one whose role no policy names, read nothing
-// and the backend is not asked; admin reads every row. On the frame relay,
-// which does not rewrite requests, those calls are refused, never
-// forwarded unfiltered.
+// and the backend is not asked; admin reads every row. Both cores.
 func TestRowSecurityIsolatesTenants(t *testing.T) {
 	fake, p := startPair(t, harness.Options{})
 	ctx := testCtx(t, 120*time.Second)
@@ -126,24 +123,6 @@ func TestRowSecurityIsolatesTenants(t *testing.T) {
 	bob := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "bob", "Bob-pw-123", "globex")
 	carol := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "carol", "Carol-pw-1", "")
 
-	if framesCore() {
-		fake.Recorder().Reset()
-		_, err := queryIDs(t, ctx, alice, "id > 0")
-		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "row-level security") {
-			t.Errorf("alice's query on the frame relay: %v, want Unimplemented (row-level security)", err)
-		}
-		_, err = searchIDs(t, ctx, bob, "")
-		if status.Code(err) != codes.Unimplemented {
-			t.Errorf("bob's search on the frame relay: %v, want Unimplemented", err)
-		}
-		if n := len(fake.Recorder().CallsTo("Query")) + len(fake.Recorder().CallsTo("Search")); n != 0 {
-			t.Errorf("the backend got %d reads under row security from the relay, want none", n)
-		}
-		if got, err := queryIDs(t, ctx, root, "id > 0"); err != nil || len(got) != 5 {
-			t.Errorf("root on the frame relay: %v %v, want every row", got, err)
-		}
-		return
-	}
 
 	for _, c := range []struct {
 		who    string
@@ -239,8 +218,7 @@ func TestRowSecurityIsolatesTenants(t *testing.T) {
 // string, or name the policy's variables is refused through the proxy
 // with Milvus's parse error (InvalidArgument), and the backend is not
 // asked; what is accepted returns alice's rows only (a template value
-// fills only her own placeholder). On the frame relay every one is
-// refused.
+// fills only her own placeholder).
 func TestRowSecurityRefusesInjection(t *testing.T) {
 	fake, p := startPair(t, harness.Options{})
 	ctx := testCtx(t, 120*time.Second)
@@ -290,12 +268,6 @@ func TestRowSecurityRefusesInjection(t *testing.T) {
 	fake.Recorder().Reset()
 	for _, expr := range refused {
 		got, err := query(expr)
-		if framesCore() {
-			if status.Code(err) != codes.Unimplemented {
-				t.Errorf("%q on the frame relay: %v %v, want Unimplemented", expr, got, err)
-			}
-			continue
-		}
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "failed to create query plan: cannot parse expression: filter refused") {
 			t.Errorf("%q: rows %v, %v; want refused (InvalidArgument)", expr, got, err)
 		}
@@ -305,12 +277,6 @@ func TestRowSecurityRefusesInjection(t *testing.T) {
 	}
 	for _, expr := range accepted {
 		got, err := query(expr)
-		if framesCore() {
-			if status.Code(err) != codes.Unimplemented {
-				t.Errorf("%q on the frame relay: %v %v, want Unimplemented", expr, got, err)
-			}
-			continue
-		}
 		if err != nil && status.Code(err) != codes.Unknown {
 			t.Errorf("%q: %v", expr, err)
 		}
@@ -337,12 +303,6 @@ func TestRowSecurityFollowsLiveChanges(t *testing.T) {
 	asRoot := withToken(ctx, "root:Milvus")
 	rlsCollection(t, ctx, root, admin, asRoot)
 	alice := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
-	if framesCore() {
-		if _, err := queryIDs(t, ctx, alice, "id > 0"); status.Code(err) != codes.Unimplemented {
-			t.Errorf("alice on the frame relay: %v, want Unimplemented", err)
-		}
-		return
-	}
 	step := func(what string, want []int64) {
 		t.Helper()
 		if got, err := queryIDs(t, ctx, alice, "id > 0"); err != nil || !slices.Equal(got, want) {
@@ -389,12 +349,6 @@ func TestRowSecurityForLDAPUsers(t *testing.T) {
 	okStatus(t, "reader policy", st, err)
 	asAlice := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "alice", Password: "Alice-dir-pw"})
 	got, err := queryIDs(t, ctx, asAlice, "id > 0")
-	if framesCore() {
-		if status.Code(err) != codes.Unimplemented {
-			t.Errorf("directory alice on the frame relay: %v %v, want Unimplemented", got, err)
-		}
-		return
-	}
 	if err != nil || !slices.Equal(got, []int64{4, 5}) {
 		t.Errorf("directory alice (departmentNumber globex) queries: %v %v, want [4 5]", got, err)
 	}
@@ -492,4 +446,46 @@ func TestRowSecurityOverRESTWithCurl(t *testing.T) {
 	}
 	// root is not under row security: her filter goes as she wrote it.
 	forwarded("root queries", "entities/query", "Bearer root:Milvus", `{"collectionName":"docs","filter":"id > 0"}`, `{"collectionName":"docs","filter":"id > 0"}`)
+}
+
+// A request under row security larger than HTTP/2's initial windows, and
+// one compressed with gzip, is held whole, rewritten and forwarded on
+// both cores (the frame relay re-frames it with its new length): alice
+// still reads her rows only.
+func TestRowSecurityLargeAndCompressedRequests(t *testing.T) {
+	_, p := startPair(t, harness.Options{})
+	ctx := testCtx(t, 120*time.Second)
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
+	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+	asRoot := withToken(ctx, "root:Milvus")
+	rlsCollection(t, ctx, root, admin, asRoot)
+	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
+	asAlice := withToken(ctx, "alice:Alice-pw-1")
+
+	var b strings.Builder
+	b.WriteString("id in [1, 2, 4, 5")
+	for i := range 40000 {
+		fmt.Fprintf(&b, ", %d", 1000000+i)
+	}
+	b.WriteString("]")
+	big := b.String() // about 360 KB: several windows' worth
+	for _, c := range []struct {
+		name string
+		opts []grpc.CallOption
+	}{{"plain", nil}, {"gzip", []grpc.CallOption{grpc.UseCompressor(gzip.Name)}}} {
+		resp, err := admin.Query(asAlice, &milvuspb.QueryRequest{CollectionName: "docs", Expr: big, OutputFields: []string{"id"}}, c.opts...)
+		if err != nil || resp.GetStatus().GetCode() != 0 {
+			t.Errorf("%s: %v %v", c.name, resp.GetStatus(), err)
+			continue
+		}
+		var got []int64
+		for _, f := range resp.GetFieldsData() {
+			if f.GetFieldName() == "id" {
+				got = append(got, f.GetScalars().GetLongData().GetData()...)
+			}
+		}
+		if slices.Sort(got); !slices.Equal(got, []int64{1, 2}) {
+			t.Errorf("%s: alice's large query read %v, want [1 2]", c.name, got)
+		}
+	}
 }
