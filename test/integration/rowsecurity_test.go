@@ -123,7 +123,6 @@ func TestRowSecurityIsolatesTenants(t *testing.T) {
 	bob := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "bob", "Bob-pw-123", "globex")
 	carol := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "carol", "Carol-pw-1", "")
 
-
 	for _, c := range []struct {
 		who    string
 		client *milvusclient.Client
