@@ -26,22 +26,10 @@ func (s *RowScope) RewriteJSON(route string, body []byte) (request, reply []byte
 	}
 	switch route {
 	case "entities/search", "entities/query", "entities/delete":
-		key, raw, err := oneKey(m, "filter")
-		if err != nil {
-			return nil, nil, err
+		none, err := s.combineJSON(m)
+		if err != nil || none {
+			return nil, emptyJSONIf(none, route, m), err
 		}
-		var f string
-		if raw != nil && json.Unmarshal(raw, &f) != nil {
-			return nil, nil, restInvalid("filter is not a string")
-		}
-		combined, none, err := s.filter(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		if none {
-			return nil, emptyJSON(route, m), nil
-		}
-		m[key], _ = json.Marshal(combined)
 	case "entities/hybrid_search", "entities/advanced_search":
 		key, raw, err := oneKey(m, "search")
 		if err != nil {
@@ -52,22 +40,10 @@ func (s *RowScope) RewriteJSON(route string, body []byte) (request, reply []byte
 			return nil, nil, restInvalid("search is not a list of objects")
 		}
 		for _, sub := range subs {
-			fkey, fraw, err := oneKey(sub, "filter")
-			if err != nil {
-				return nil, nil, err
+			none, err := s.combineJSON(sub)
+			if err != nil || none {
+				return nil, emptyJSONIf(none, route, m), err
 			}
-			var f string
-			if fraw != nil && json.Unmarshal(fraw, &f) != nil {
-				return nil, nil, restInvalid("filter is not a string")
-			}
-			combined, none, err := s.filter(f)
-			if err != nil {
-				return nil, nil, err
-			}
-			if none {
-				return nil, emptyJSON(route, m), nil
-			}
-			sub[fkey], _ = json.Marshal(combined)
 		}
 		m[key], _ = json.Marshal(subs)
 	case "entities/insert", "entities/upsert":
@@ -85,6 +61,25 @@ func (s *RowScope) RewriteJSON(route string, body []byte) (request, reply []byte
 	}
 	out, err := json.Marshal(m)
 	return out, nil, err
+}
+
+// combineJSON replaces the `filter` of one search, query or delete
+// object with its combination; none says no row can match.
+func (s *RowScope) combineJSON(m map[string]json.RawMessage) (none bool, err error) {
+	key, raw, err := oneKey(m, "filter")
+	if err != nil {
+		return false, err
+	}
+	var f string
+	if raw != nil && json.Unmarshal(raw, &f) != nil {
+		return false, restInvalid("filter is not a string")
+	}
+	combined, none, err := s.filter(f)
+	if err != nil || none {
+		return none, err
+	}
+	m[key], _ = json.Marshal(combined)
+	return false, nil
 }
 
 // oneKey finds key in m as gin binds it, case-insensitively; nil when absent.
@@ -107,6 +102,13 @@ func oneKey(m map[string]json.RawMessage, key string) (string, json.RawMessage, 
 func restInvalid(why string) *Refusal {
 	msg := "invalid parameter: " + why
 	return &Refusal{Status: status.New(codes.InvalidArgument, msg), HTTP: http.StatusOK, Code: codeParameterInvalid, Message: msg}
+}
+
+func emptyJSONIf(none bool, route string, m map[string]json.RawMessage) []byte {
+	if !none {
+		return nil
+	}
+	return emptyJSON(route, m)
 }
 
 // emptyJSON is Milvus's REST answer to a read no row matches (and a

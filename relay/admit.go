@@ -178,8 +178,9 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 	}
 	d, err := a.adm.Decide(s.call, [][]byte{payload})
 	if err == nil && d.Rows != nil && !complete {
-		// The client ended its stream inside the first message.
-		err = status.Error(codes.InvalidArgument, "authproxy: a truncated request message cannot be put under row-level security")
+		// The client ended its stream inside the first message, or a
+		// policy came into force after MayRewrite: never forwarded as is.
+		err = status.Error(codes.Unavailable, "authproxy: row-level security needs the whole request message, which was not held whole (the stream ended inside it, or a policy came into force meanwhile): retry")
 	}
 	if err != nil {
 		a.cc.failStatus(s, err, fl)

@@ -4,9 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
-	"github.com/milvus-io/milvus/client/v2/entity"
-	"github.com/milvus-io/milvus/client/v2/index"
 	"github.com/milvus-io/milvus/client/v2/milvusclient"
 
 	"github.com/authproxy/authproxy/test/harness"
@@ -20,27 +17,8 @@ import (
 // 1.05). Run: make bench-rowsecurity.
 func BenchmarkRowSecurityQuery(b *testing.B) {
 	_, p := startPair(b, harness.Options{})
-	ctx := testCtx(b, 10*time.Minute)
-	root := sdkClient(b, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
-	admin := milvuspb.NewMilvusServiceClient(dial(b, p.Addr, nil))
-	asRoot := withToken(ctx, "root:Milvus")
-	rlsCollection(b, ctx, root, admin, asRoot)
-	schema := entity.NewSchema().
-		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
-		WithField(entity.NewField().WithName("tenant_id").WithDataType(entity.FieldTypeVarChar).WithMaxLength(64).WithIsPartitionKey(true)).
-		WithField(entity.NewField().WithName("vec").WithDataType(entity.FieldTypeFloatVector).WithDim(rlsDim))
-	must(b, root.CreateCollection(ctx, milvusclient.NewCreateCollectionOption("plain", schema).
-		WithIndexOptions(milvusclient.NewCreateIndexOption("plain", "vec", index.NewFlatIndex(entity.L2)))))
-	task, err := root.LoadCollection(ctx, milvusclient.NewLoadCollectionOption("plain"))
-	must(b, err)
-	must(b, task.Await(ctx))
-	vecs := make([][]float32, 5)
-	for i := range vecs {
-		vecs[i] = constVec(float32(i), rlsDim)
-	}
-	_, err = root.Insert(ctx, milvusclient.NewColumnBasedInsertOption("plain").WithInt64Column("id", []int64{1, 2, 3, 4, 5}).
-		WithVarcharColumn("tenant_id", []string{"acme", "acme", "acme", "globex", "globex"}).WithFloatVectorColumn("vec", rlsDim, vecs))
-	must(b, err)
+	ctx, root, admin, asRoot := rlsSetup(b, p.Addr, 10*time.Minute)
+	tenantCollection(b, ctx, root, "plain")
 	must(b, root.GrantPrivilegeV2(ctx, milvusclient.NewGrantPrivilegeV2Option("tenant", "CollectionReadOnly", "plain")))
 	alice := rlsUser(b, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
 

@@ -25,28 +25,24 @@ import (
 
 const rlsDim = 4
 
-// rlsCollection creates "docs" (id, tenant_id as partition key, vec) with
-// acme's rows 1-3 and globex's rows 4-5, and a role "tenant" that may read
-// and write it under the policy tenant_rows.
+// rlsSetup connects to the proxy at addr as root (the Go SDK, and
+// milvus-proto's client for the row-security API) and creates "docs"
+// under the policy tenant_rows (rlsCollection).
+func rlsSetup(t testing.TB, addr string, d time.Duration) (ctx context.Context, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context) {
+	t.Helper()
+	ctx = testCtx(t, d)
+	root = sdkClient(t, ctx, &milvusclient.ClientConfig{Address: addr, Username: "root", Password: "Milvus"})
+	admin = milvuspb.NewMilvusServiceClient(dial(t, addr, nil))
+	asRoot = withToken(ctx, "root:Milvus")
+	rlsCollection(t, ctx, root, admin, asRoot)
+	return ctx, root, admin, asRoot
+}
+
+// rlsCollection creates "docs" (tenantCollection) and a role "tenant"
+// that may read and write it under the policy tenant_rows.
 func rlsCollection(t testing.TB, ctx context.Context, root *milvusclient.Client, admin milvuspb.MilvusServiceClient, asRoot context.Context) {
 	t.Helper()
-	schema := entity.NewSchema().WithDynamicFieldEnabled(true).
-		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
-		WithField(entity.NewField().WithName("tenant_id").WithDataType(entity.FieldTypeVarChar).WithMaxLength(64).WithIsPartitionKey(true)).
-		WithField(entity.NewField().WithName("vec").WithDataType(entity.FieldTypeFloatVector).WithDim(rlsDim))
-	must(t, root.CreateCollection(ctx, milvusclient.NewCreateCollectionOption("docs", schema).
-		WithIndexOptions(milvusclient.NewCreateIndexOption("docs", "vec", index.NewFlatIndex(entity.L2)))))
-	task, err := root.LoadCollection(ctx, milvusclient.NewLoadCollectionOption("docs"))
-	must(t, err)
-	must(t, task.Await(ctx))
-	ids := []int64{1, 2, 3, 4, 5}
-	vecs := make([][]float32, len(ids))
-	for i := range vecs {
-		vecs[i] = constVec(float32(i), rlsDim)
-	}
-	_, err = root.Insert(ctx, milvusclient.NewColumnBasedInsertOption("docs").WithInt64Column("id", ids).
-		WithVarcharColumn("tenant_id", []string{"acme", "acme", "acme", "globex", "globex"}).WithFloatVectorColumn("vec", rlsDim, vecs))
-	must(t, err)
+	tenantCollection(t, ctx, root, "docs")
 	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("tenant")))
 	must(t, root.GrantPrivilegeV2(ctx, milvusclient.NewGrantPrivilegeV2Option("tenant", "CollectionReadWrite", "docs")))
 	st, err := admin.CreateRowPolicy(asRoot, &milvuspb.CreateRowPolicyRequest{CollectionName: "docs", PolicyName: "tenant_rows",
@@ -54,6 +50,29 @@ func rlsCollection(t testing.TB, ctx context.Context, root *milvusclient.Client,
 			milvuspb.RowPolicyAction_Delete, milvuspb.RowPolicyAction_Upsert},
 		Roles: []string{"tenant"}, UsingExpr: `tenant_id == $current_user_tags['tenant']`, CheckExpr: `tenant_id == $current_user_tags['tenant']`})
 	okStatus(t, "create policy", st, err)
+}
+
+// tenantCollection creates a loaded collection (id, tenant_id as
+// partition key, vec) with acme's rows 1-3 and globex's rows 4-5.
+func tenantCollection(t testing.TB, ctx context.Context, root *milvusclient.Client, name string) {
+	t.Helper()
+	schema := entity.NewSchema().WithDynamicFieldEnabled(true).
+		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
+		WithField(entity.NewField().WithName("tenant_id").WithDataType(entity.FieldTypeVarChar).WithMaxLength(64).WithIsPartitionKey(true)).
+		WithField(entity.NewField().WithName("vec").WithDataType(entity.FieldTypeFloatVector).WithDim(rlsDim))
+	must(t, root.CreateCollection(ctx, milvusclient.NewCreateCollectionOption(name, schema).
+		WithIndexOptions(milvusclient.NewCreateIndexOption(name, "vec", index.NewFlatIndex(entity.L2)))))
+	task, err := root.LoadCollection(ctx, milvusclient.NewLoadCollectionOption(name))
+	must(t, err)
+	must(t, task.Await(ctx))
+	ids := []int64{1, 2, 3, 4, 5}
+	vecs := make([][]float32, len(ids))
+	for i := range vecs {
+		vecs[i] = constVec(float32(i), rlsDim)
+	}
+	_, err = root.Insert(ctx, milvusclient.NewColumnBasedInsertOption(name).WithInt64Column("id", ids).
+		WithVarcharColumn("tenant_id", []string{"acme", "acme", "acme", "globex", "globex"}).WithFloatVectorColumn("vec", rlsDim, vecs))
+	must(t, err)
 }
 
 // rlsUser creates a local user of role tenant with the given tenant tag
@@ -114,11 +133,7 @@ func countRows(t *testing.T, ctx context.Context, c *milvusclient.Client) (int64
 // and the backend is not asked; admin reads every row. Both cores.
 func TestRowSecurityIsolatesTenants(t *testing.T) {
 	fake, p := startPair(t, harness.Options{})
-	ctx := testCtx(t, 120*time.Second)
-	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
-	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
-	asRoot := withToken(ctx, "root:Milvus")
-	rlsCollection(t, ctx, root, admin, asRoot)
+	ctx, root, admin, asRoot := rlsSetup(t, p.Addr, 120*time.Second)
 	alice := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
 	bob := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "bob", "Bob-pw-123", "globex")
 	carol := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "carol", "Carol-pw-1", "")
@@ -220,11 +235,7 @@ func TestRowSecurityIsolatesTenants(t *testing.T) {
 // fills only her own placeholder).
 func TestRowSecurityRefusesInjection(t *testing.T) {
 	fake, p := startPair(t, harness.Options{})
-	ctx := testCtx(t, 120*time.Second)
-	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
-	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
-	asRoot := withToken(ctx, "root:Milvus")
-	rlsCollection(t, ctx, root, admin, asRoot)
+	ctx, root, admin, asRoot := rlsSetup(t, p.Addr, 120*time.Second)
 	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
 	asAlice := withToken(ctx, "alice:Alice-pw-1")
 
@@ -296,11 +307,7 @@ func templateValue(name, value string) map[string]*schemapb.TemplateValue {
 // dropped applies to the next call.
 func TestRowSecurityFollowsLiveChanges(t *testing.T) {
 	_, p := startPair(t, harness.Options{})
-	ctx := testCtx(t, 120*time.Second)
-	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
-	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
-	asRoot := withToken(ctx, "root:Milvus")
-	rlsCollection(t, ctx, root, admin, asRoot)
+	ctx, root, admin, asRoot := rlsSetup(t, p.Addr, 120*time.Second)
 	alice := rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
 	step := func(what string, want []int64) {
 		t.Helper()
@@ -335,11 +342,7 @@ func TestRowSecurityForLDAPUsers(t *testing.T) {
 	l.AddGroup("ml-readers", alice)
 	harness.Password("alice", "Alice-dir-pw")
 	_, p := startPair(t, harness.Options{Extra: ldapConfig(l, true, "  tags:\n    ldap:\n      tenant: departmentNumber\n")})
-	ctx := testCtx(t, 120*time.Second)
-	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
-	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
-	asRoot := withToken(ctx, "root:Milvus")
-	rlsCollection(t, ctx, root, admin, asRoot)
+	ctx, root, admin, asRoot := rlsSetup(t, p.Addr, 120*time.Second)
 	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("reader")))
 	must(t, root.GrantPrivilegeV2(ctx, milvusclient.NewGrantPrivilegeV2Option("reader", "CollectionReadOnly", "docs")))
 	st, err := admin.CreateRowPolicy(asRoot, &milvuspb.CreateRowPolicyRequest{CollectionName: "docs", PolicyName: "reader_rows",
@@ -364,11 +367,7 @@ func TestRowSecurityForLDAPUsers(t *testing.T) {
 // gRPC tests check the rows such a filter selects.)
 func TestRowSecurityOverRESTWithCurl(t *testing.T) {
 	fake, p := startRESTPair(t, harness.Options{})
-	ctx := testCtx(t, 120*time.Second)
-	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
-	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
-	asRoot := withToken(ctx, "root:Milvus")
-	rlsCollection(t, ctx, root, admin, asRoot)
+	ctx, root, admin, asRoot := rlsSetup(t, p.Addr, 120*time.Second)
 	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
 	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "carol", "Carol-pw-1", "")
 	base := "http://" + p.Addr + "/v2/vectordb/"
@@ -453,11 +452,7 @@ func TestRowSecurityOverRESTWithCurl(t *testing.T) {
 // still reads her rows only.
 func TestRowSecurityLargeAndCompressedRequests(t *testing.T) {
 	_, p := startPair(t, harness.Options{})
-	ctx := testCtx(t, 120*time.Second)
-	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "root", Password: "Milvus"})
-	admin := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
-	asRoot := withToken(ctx, "root:Milvus")
-	rlsCollection(t, ctx, root, admin, asRoot)
+	ctx, root, admin, asRoot := rlsSetup(t, p.Addr, 120*time.Second)
 	rlsUser(t, ctx, p.Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
 	asAlice := withToken(ctx, "alice:Alice-pw-1")
 
