@@ -179,29 +179,13 @@ func jsonColumns(raw json.RawMessage) ([]*schemapb.FieldData, int, error) {
 		sc := &schemapb.ScalarField{}
 		switch kinds[k] {
 		case "string":
-			d := make([]string, len(rows))
-			for i, v := range vs {
-				d[i], valid[i] = asType[string](v)
-			}
-			sc.Data = &schemapb.ScalarField_StringData{StringData: &schemapb.StringArray{Data: d}}
+			sc.Data = &schemapb.ScalarField_StringData{StringData: &schemapb.StringArray{Data: columnOf[string](vs, valid)}}
 		case "bool":
-			d := make([]bool, len(rows))
-			for i, v := range vs {
-				d[i], valid[i] = asType[bool](v)
-			}
-			sc.Data = &schemapb.ScalarField_BoolData{BoolData: &schemapb.BoolArray{Data: d}}
+			sc.Data = &schemapb.ScalarField_BoolData{BoolData: &schemapb.BoolArray{Data: columnOf[bool](vs, valid)}}
 		case "int":
-			d := make([]int64, len(rows))
-			for i, v := range vs {
-				d[i], valid[i] = asType[int64](v)
-			}
-			sc.Data = &schemapb.ScalarField_LongData{LongData: &schemapb.LongArray{Data: d}}
+			sc.Data = &schemapb.ScalarField_LongData{LongData: &schemapb.LongArray{Data: columnOf[int64](vs, valid)}}
 		case "float":
-			d := make([]float64, len(rows))
-			for i, v := range vs {
-				d[i], valid[i] = asType[float64](v)
-			}
-			sc.Data = &schemapb.ScalarField_DoubleData{DoubleData: &schemapb.DoubleArray{Data: d}}
+			sc.Data = &schemapb.ScalarField_DoubleData{DoubleData: &schemapb.DoubleArray{Data: columnOf[float64](vs, valid)}}
 		default:
 			continue // only nulls, or only vectors
 		}
@@ -210,7 +194,12 @@ func jsonColumns(raw json.RawMessage) ([]*schemapb.FieldData, int, error) {
 	return out, len(rows), nil
 }
 
-func asType[T any](v any) (T, bool) {
-	t, ok := v.(T)
-	return t, ok
+// columnOf is one column's values of type T; a row without one is null
+// (valid false).
+func columnOf[T any](vs []any, valid []bool) []T {
+	d := make([]T, len(vs))
+	for i, v := range vs {
+		d[i], valid[i] = v.(T)
+	}
+	return d
 }
