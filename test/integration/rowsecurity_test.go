@@ -483,3 +483,34 @@ func TestRowSecurityLargeAndCompressedRequests(t *testing.T) {
 		}
 	}
 }
+
+// Three replicas on one etcd agree: a policy and a tag set through one
+// replica filter alice's reads through every one, and a retag through
+// another replica moves her to the other tenant's rows on all three.
+func TestRowSecurityOnThreeReplicas(t *testing.T) {
+	ps, _ := startReplicas(t, 3)
+	ctx, root, admin, asRoot := rlsSetup(t, ps[0].Addr, 120*time.Second)
+	rlsUser(t, ctx, ps[0].Addr, root, admin, asRoot, "alice", "Alice-pw-1", "acme")
+	var alices []*milvusclient.Client
+	for _, p := range ps {
+		alices = append(alices, sdkClient(t, ctx, &milvusclient.ClientConfig{Address: p.Addr, Username: "alice", Password: "Alice-pw-1"}))
+	}
+	reads := func(want []int64) {
+		t.Helper()
+		for i, c := range alices {
+			took := within(t, 10*time.Second, fmt.Sprintf("replica %d filters alice's rows to %v", i, want), func() error {
+				got, err := queryIDs(t, ctx, c, "id > 0")
+				if err != nil || !slices.Equal(got, want) {
+					return fmt.Errorf("read %v %v", got, err)
+				}
+				return nil
+			})
+			t.Logf("replica %d: alice reads %v after %v", i, want, took)
+		}
+	}
+	reads([]int64{1, 2, 3})
+	other := milvuspb.NewMilvusServiceClient(dial(t, ps[1].Addr, nil))
+	st, err := other.AddUserTags(asRoot, &milvuspb.AddUserTagsRequest{UserName: "alice", Tags: map[string]string{"tenant": "globex"}})
+	okStatus(t, "retag alice through replica 1", st, err)
+	reads([]int64{4, 5})
+}
