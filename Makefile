@@ -1,7 +1,7 @@
 # authproxy: build, test and benchmark. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: build test check test-product test-integration test-integration-frames test-node test-container bench fake fuzz
+.PHONY: build test check test-product test-integration test-integration-frames test-node test-container bench bench-rowsecurity fake fuzz
 
 build:
 	$(GO) build -o bin/authproxy ./cmd/authproxy
@@ -62,6 +62,11 @@ fuzz:
 # The side-by-side benchmark (authproxy, direct, nginx): see bench/README.md.
 bench:
 	bench/run.sh
+
+# A read under one row policy against the same read without one, through
+# the real binary (grpc core): reports policy/plain, the goal is <= 1.05.
+bench-rowsecurity: build
+	cd test && $(GO) test -run '^$$' -bench BenchmarkRowSecurityQuery -benchtime 3000x -count 3 ./integration
 
 # A fake Milvus on 127.0.0.1:19540 to try the proxy without Milvus.
 fake:

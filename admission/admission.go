@@ -109,6 +109,8 @@ type Admitter struct {
 	unary   map[string]bool
 	// steps run in order on every decided call: see the package doc.
 	steps []step
+	// rowPolicies are the store's row policies, compiled per snapshot.
+	rowPolicies rowPolicyCache
 }
 
 // step is one check of Decide. It refuses with an error (a *Refusal, or a
@@ -131,6 +133,7 @@ func NewAdmitter(opts Options) *Admitter {
 	a.steps = []step{
 		{"authorize", (*Admitter).authorize},
 		{"visibility", (*Admitter).visibility},
+		{"row security", (*Admitter).rowSecurity},
 	}
 	return a
 }
@@ -276,6 +279,9 @@ type Decision struct {
 	Message [][]byte
 	// Filter, when not nil, rewrites the reply.
 	Filter ReplyFilter
+	// Rows, when not nil, is the call's row-level security: the request
+	// is forwarded only as Rows rewrites it, read whole.
+	Rows *RowScope
 
 	a      *Admitter
 	target *Target

@@ -31,6 +31,13 @@ func method(name string) string { return "/" + rbac.Service + "/" + name }
 // admin, nobody holds no role.
 func newAdmitter(t *testing.T) (*Admitter, *edge.HeaderPolicy) {
 	t.Helper()
+	a, policy, _ := newAdmitterAndStore(t)
+	return a, policy
+}
+
+// newAdmitterAndStore is newAdmitter with the store it decides on.
+func newAdmitterAndStore(t *testing.T) (*Admitter, *edge.HeaderPolicy, credentials.Store) {
+	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	store, err := credentials.OpenFile(filepath.Join(t.TempDir(), "credentials.yaml"), credentials.FileOptions{Logger: logger})
 	if err != nil {
@@ -66,7 +73,7 @@ func newAdmitter(t *testing.T) (*Admitter, *edge.HeaderPolicy) {
 		Headers: policy,
 		Local:   func(m string) bool { return m == method("CreateCredential") },
 	})
-	return a, policy
+	return a, policy, store
 }
 
 func token(user string) string {

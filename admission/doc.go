@@ -19,7 +19,10 @@
 //     ReadsMessage for why), and one whose rule would need it is refused.
 //  4. Decide: the ordered steps (the Admitter's steps list) on the call
 //     and the message. Authorization, then the visibility of lists and
-//     descriptions, come first.
+//     descriptions, come first; then row security (rowsecurity.go), whose
+//     Decision.Rows each caller applies to the request read whole before
+//     forwarding it (RowScope.RewriteMessage, RewriteJSON), or answers
+//     itself when no row can match.
 //
 // A new check (a per-tenant rate limit, row-level security) is a Step:
 // append it in NewAdmitter's list after "visibility". It gets the Decision

@@ -76,10 +76,26 @@ func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn g
 			call.RequestBytes = int64(req.payload.Len())
 		}
 	}
-	filter, err := h.decide(ss.Context(), msg)
+	d, err := h.decide(ss.Context(), msg)
 	if err != nil {
 		req.payload.Free()
 		return err
+	}
+	var filter admission.ReplyFilter
+	if d != nil {
+		filter = d.Filter
+		if d.Rows != nil {
+			rewritten, reply, err := d.Rows.RewriteMessage(method, req.payload.Materialize())
+			req.payload.Free()
+			switch {
+			case err != nil:
+				return err
+			case reply != nil:
+				// No row can match: answered here, nothing forwarded.
+				return ss.SendMsg(&frame{payload: mem.BufferSlice{mem.SliceBuffer(reply)}})
+			}
+			req.payload = mem.BufferSlice{mem.SliceBuffer(rewritten)}
+		}
 	}
 	var header, trailer metadata.MD
 	err = conn.Invoke(ctx, method, &req, &resp, grpc.Header(&header), grpc.Trailer(&trailer))
@@ -106,7 +122,7 @@ func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn g
 // decide takes the admission step's decision on the call the Admit
 // interceptor opened, with the request message of a unary call (nil for a
 // stream: the one rule of admission.Admitter.ReadsMessage).
-func (h *Handler) decide(ctx context.Context, msg [][]byte) (admission.ReplyFilter, error) {
+func (h *Handler) decide(ctx context.Context, msg [][]byte) (*admission.Decision, error) {
 	if h.adm == nil {
 		return nil, nil
 	}
@@ -114,11 +130,7 @@ func (h *Handler) decide(ctx context.Context, msg [][]byte) (admission.ReplyFilt
 	if call == nil {
 		return nil, status.Error(codes.Internal, "authproxy: a call reached the forwarder without admission")
 	}
-	d, err := h.adm.Decide(call, msg)
-	if err != nil {
-		return nil, err
-	}
-	return d.Filter, nil
+	return h.adm.Decide(call, msg)
 }
 
 func forwardStream(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientConnInterface, method string) error {

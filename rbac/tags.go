@@ -29,3 +29,7 @@ func tagsOf(set *credentials.Set, who Principal) map[string]string {
 	maps.Copy(tags, who.Tags)
 	return tags
 }
+
+// Snapshot is the credential snapshot the next decision is taken on: its
+// row policies and tags change with the store, as grants do.
+func (a *Authorizer) Snapshot() *credentials.Set { return a.policy().set }

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/authproxy/authproxy/admission"
 )
@@ -96,6 +97,10 @@ func (a *admitSide) proceed(s *stream, fl *flushSet) {
 			return
 		}
 		d, err := adm.Decide(s.call, nil)
+		if err == nil && d.Rows != nil {
+			// Never: row security is decided on a unary call's message.
+			err = status.Errorf(codes.Internal, "authproxy: %s is under row-level security without its message", s.method)
+		}
 		if err != nil {
 			a.cc.failStatus(s, err, fl)
 			return
@@ -152,6 +157,12 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 	s.call.RequestBytes = int64(len(payload))
 	var tail *tailCheck
 	clientDone := s.state().has(remoteClosed)
+	whole := a.adm.MayRewrite(s.call)
+	if !complete && !clientDone && whole {
+		// Row security rewrites the message: held whole (up to the
+		// message size limit, firstMessage) before the decision.
+		return
+	}
 	if !complete && !clientDone {
 		n, ok := decisionPrefix(s.gate, s.decisionFields)
 		if !ok {
@@ -166,6 +177,11 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 		}
 	}
 	d, err := a.adm.Decide(s.call, [][]byte{payload})
+	if err == nil && d.Rows != nil && !complete {
+		// The client ended its stream inside the first message, or a
+		// policy came into force after MayRewrite: never forwarded as is.
+		err = status.Error(codes.Unavailable, "authproxy: row-level security needs the whole request message, which was not held whole (the stream ended inside it, or a policy came into force meanwhile): retry")
+	}
 	if err != nil {
 		a.cc.failStatus(s, err, fl)
 		return
@@ -173,10 +189,35 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 	s.filter, s.tail = d.Filter, tail
 	gathered, fields := s.gate, s.pending
 	s.gate, s.pending = nil, nil
+	if d.Rows != nil {
+		rewritten, reply, err := d.Rows.RewriteMessage(s.method, payload)
+		switch {
+		case err != nil:
+			a.cc.failStatus(s, err, fl)
+			return
+		case reply != nil:
+			// No row can match: answered here, nothing forwarded.
+			a.cc.answer(s, frameMessage(reply, nil), fl)
+			return
+		}
+		// Re-framed with its new length, uncompressed (the per-message
+		// flag allows it whatever grpc-encoding says); what followed the
+		// first message goes behind it unchanged. The gathered bytes were
+		// refunded to the client as they came, so the backend's window
+		// alone paces the new message, whatever its size.
+		gathered = frameMessage(rewritten, gathered[5+binary.BigEndian.Uint32(gathered[1:5]):])
+	}
 	a.cc.open(s, false, fields, clientDone && len(gathered) == 0, fl)
 	if len(gathered) > 0 && s.bc != nil {
 		a.cc.sendUp(s, gathered, clientDone, true, fl)
 	}
+}
+
+// frameMessage is msg in a gRPC frame (uncompressed), followed by rest.
+func frameMessage(msg, rest []byte) []byte {
+	out := make([]byte, 5, 5+len(msg)+len(rest))
+	binary.BigEndian.PutUint32(out[1:5], uint32(len(msg)))
+	return append(append(out, msg...), rest...)
 }
 
 // checkTail follows the rest of a first message decided on its leading

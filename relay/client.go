@@ -737,6 +737,18 @@ func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet)
 	cc.r.observe(s, code)
 }
 
+// answer is the relay's own successful reply to a call it forwards
+// nothing of (a read under row security that no row can match): HEADERS,
+// the framed message, and trailers with grpc-status 0.
+func (cc *clientConn) answer(s *stream, framed []byte, fl *flushSet) {
+	s.transition(evRefuse)
+	cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}, false, fl)
+	cc.sendData(s, framed, false, true, fl)
+	cc.sendHeaders(s, []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}, true, fl)
+	cc.downSent(s)
+	cc.r.observe(s, codes.OK)
+}
+
 // downSent notes that the end of the response was queued for the client:
 // once nothing of it waits for a window, the relay's side of the stream is
 // closed; otherwise the window update that drains it does this.

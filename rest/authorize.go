@@ -96,6 +96,21 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, call *ad
 		refuse(w, err)
 		return nil, false
 	}
+	if d.Rows != nil {
+		rewritten, answer, err := d.Rows.RewriteJSON(route, body)
+		switch {
+		case err != nil:
+			refuse(w, err)
+			return nil, false
+		case answer != nil:
+			// No row can match: answered here, nothing forwarded.
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(answer)
+			return nil, false
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(rewritten)), int64(len(rewritten))
+		r.Header.Set("Content-Length", strconv.Itoa(len(rewritten)))
+	}
 	db := q.DBName
 	if db == "" {
 		db = call.DB

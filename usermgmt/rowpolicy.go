@@ -10,6 +10,7 @@ import (
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/privilege"
 	"github.com/authproxy/authproxy/rbac"
+	"github.com/authproxy/authproxy/rowpolicy"
 )
 
 // Row-level security's API (milvus-proto's CreateRowPolicy, DropRowPolicy,
@@ -79,6 +80,16 @@ func (s *Service) CreateRowPolicy(ctx context.Context, c Caller, d RowPolicyDraf
 		}
 		if len(p.Roles) == 0 {
 			return &Error{Kind: KindInvalidParameter, Reason: "a row policy needs at least one role: invalid parameter"}
+		}
+		// A policy in force must be enforceable: its expressions are
+		// refused here as enforcement would refuse them.
+		for _, e := range []struct{ name, src string }{{"using_expr", p.UsingExpr}, {"check_expr", p.CheckExpr}} {
+			if e.src == "" {
+				continue
+			}
+			if _, err := rowpolicy.Compile(e.src); err != nil {
+				return &Error{Kind: KindInvalidParameter, Reason: fmt.Sprintf("%s of row policy %s: %v: invalid parameter", e.name, p.Name, err)}
+			}
 		}
 		return s.update(ctx, func(set *credentials.Set) error {
 			if _, ok := set.RowPolicy(p.Key()); ok {

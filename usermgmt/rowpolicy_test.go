@@ -44,13 +44,15 @@ func TestRowPolicyAndTagRules(t *testing.T) {
 		kind   Kind
 		reason string
 	}{
-		"one policy too many":    {s.CreateRowPolicy(ctx, root, draft("extra")), KindInvalidParameter, "collection docs has 64 row policies, the most it may have"},
-		"no role":                {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "p", Actions: []string{"Query"}, UsingExpr: "true"}), KindInvalidParameter, "a row policy needs at least one role"},
-		"bad policy name":        {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "1p", Actions: []string{"Query"}, Roles: []string{"tenant"}, UsingExpr: "true"}), KindInvalidParameter, "the first character of policy name must be an underscore or letter"},
-		"long expression":        {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "p", Actions: []string{"Query"}, Roles: []string{"tenant"}, UsingExpr: strings.Repeat("x", 5000)}), KindInvalidParameter, "using_expr is 5000 bytes, more than 4096"},
-		"no tag":                 {s.AddUserTags(ctx, root, "alice", nil), KindInvalidParameter, "no tags to add"},
-		"tags of a missing user": {s.AddUserTags(ctx, root, "ghost", map[string]string{"a": "b"}), KindNotFound, "user not found: ghost"},
-		"a value too long":       {s.AddUserTags(ctx, root, "alice", map[string]string{"a": strings.Repeat("v", 257)}), KindInvalidParameter, "the value of tag a must be valid UTF-8 of at most 256 bytes"},
+		"one policy too many":     {s.CreateRowPolicy(ctx, root, draft("extra")), KindInvalidParameter, "collection docs has 64 row policies, the most it may have"},
+		"no role":                 {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "p", Actions: []string{"Query"}, UsingExpr: "true"}), KindInvalidParameter, "a row policy needs at least one role"},
+		"bad policy name":         {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "1p", Actions: []string{"Query"}, Roles: []string{"tenant"}, UsingExpr: "true"}), KindInvalidParameter, "the first character of policy name must be an underscore or letter"},
+		"long expression":         {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "p", Actions: []string{"Query"}, Roles: []string{"tenant"}, UsingExpr: strings.Repeat("x", 5000)}), KindInvalidParameter, "using_expr is 5000 bytes, more than 4096"},
+		"using_expr not a policy": {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "p", Actions: []string{"Query"}, Roles: []string{"tenant"}, UsingExpr: "tenant like 'a%'"}), KindInvalidParameter, "using_expr of row policy p: "},
+		"check_expr not a policy": {s.CreateRowPolicy(ctx, root, RowPolicyDraft{Collection: "c", Name: "p", Actions: []string{"Insert"}, Roles: []string{"tenant"}, CheckExpr: "tenant == "}), KindInvalidParameter, "check_expr of row policy p: "},
+		"no tag":                  {s.AddUserTags(ctx, root, "alice", nil), KindInvalidParameter, "no tags to add"},
+		"tags of a missing user":  {s.AddUserTags(ctx, root, "ghost", map[string]string{"a": "b"}), KindNotFound, "user not found: ghost"},
+		"a value too long":        {s.AddUserTags(ctx, root, "alice", map[string]string{"a": strings.Repeat("v", 257)}), KindInvalidParameter, "the value of tag a must be valid UTF-8 of at most 256 bytes"},
 	} {
 		if kindOf(c.err) != c.kind || !strings.Contains(fmt.Sprint(c.err), c.reason) {
 			t.Errorf("%s: %v (kind %d), want kind %d %q", what, c.err, kindOf(c.err), c.kind, c.reason)

@@ -35,8 +35,9 @@ type Call struct {
 	Canceled bool
 	CtxErr   error
 
-	HTTPStatus int   // REST only
-	BodySize   int64 // REST only: bytes of request body read
+	HTTPStatus int    // REST only
+	BodySize   int64  // REST only: bytes of request body read
+	Body       []byte // REST only: the request body's first 64 KiB, as forwarded
 }
 
 // Recorder keeps every call the fake received, for assertions.

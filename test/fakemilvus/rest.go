@@ -26,8 +26,11 @@ func (s *Server) RESTHandler() http.Handler {
 		}
 		c := &Call{Method: r.URL.Path, HTTPMethod: r.Method, Metadata: md, Start: time.Now()}
 		c.Deadline, c.HasDeadline = r.Context().Deadline()
+		reqBody, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		c.Body = reqBody
 		s.rec.add(c)
-		n, _ := io.Copy(io.Discard, r.Body)
+		rest, _ := io.Copy(io.Discard, r.Body)
+		n := int64(len(reqBody)) + rest
 
 		code, body := http.StatusOK, map[string]any{"code": 0, "data": map[string]any{}}
 		switch {

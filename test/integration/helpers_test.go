@@ -21,7 +21,7 @@ import (
 	"github.com/authproxy/authproxy/test/harness"
 )
 
-func startFake(t *testing.T) *fakemilvus.Server {
+func startFake(t testing.TB) *fakemilvus.Server {
 	t.Helper()
 	s := fakemilvus.New(fakemilvus.Options{})
 	if _, err := s.Start("127.0.0.1:0"); err != nil {
@@ -32,7 +32,7 @@ func startFake(t *testing.T) *fakemilvus.Server {
 }
 
 // startPair starts a fake backend and a proxy in front of it.
-func startPair(t *testing.T, o harness.Options) (*fakemilvus.Server, *harness.Proxy) {
+func startPair(t testing.TB, o harness.Options) (*fakemilvus.Server, *harness.Proxy) {
 	t.Helper()
 	fake := startFake(t)
 	o.Backend = fake.Addr()
@@ -50,13 +50,13 @@ func startRESTPair(t *testing.T, o harness.Options) (*fakemilvus.Server, *harnes
 	return fake, harness.Start(t, o)
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
+func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func must(t *testing.T, err error) {
 }
 
 // sdkClient connects the Milvus Go SDK; it fails the test if Connect fails.
-func sdkClient(t *testing.T, ctx context.Context, cfg *milvusclient.ClientConfig) *milvusclient.Client {
+func sdkClient(t testing.TB, ctx context.Context, cfg *milvusclient.ClientConfig) *milvusclient.Client {
 	t.Helper()
 	c, err := sdkConnect(ctx, cfg)
 	if err != nil {
@@ -85,7 +85,7 @@ func sdkConnect(ctx context.Context, cfg *milvusclient.ClientConfig) (*milvuscli
 }
 
 // dial opens a raw gRPC connection (plaintext unless tlsCfg is set).
-func dial(t *testing.T, addr string, tlsCfg *tls.Config) *grpc.ClientConn {
+func dial(t testing.TB, addr string, tlsCfg *tls.Config) *grpc.ClientConn {
 	t.Helper()
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // okStatus fails the test unless a reply's status is a success.
-func okStatus(t *testing.T, what string, st *commonpb.Status, err error) {
+func okStatus(t testing.TB, what string, st *commonpb.Status, err error) {
 	t.Helper()
 	if err != nil || st.GetCode() != 0 || st.GetErrorCode() != commonpb.ErrorCode_Success {
 		t.Fatalf("%s: %v %v", what, st, err)
