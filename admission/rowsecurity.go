@@ -118,6 +118,9 @@ func (a *Admitter) rowSecurity(d *Decision) error {
 	if len(stored) == 0 || a.authz.IsAdmin(d.Principal()) {
 		return nil
 	}
+	if action == "Upsert" {
+		return writeRefusal(fmt.Sprintf("upsert is refused on collection %s, which has row policies: an upsert replaces the row of its primary key whichever tenant's it is, and the proxy cannot see that row; delete (filtered by your policies) then insert", t.Collection))
+	}
 	roles := d.Roles()
 	scope := &RowScope{Action: action, Collection: t.Collection,
 		Caller: rowpolicy.Caller{Name: d.Principal().User, Tags: a.authz.TagsOf(d.Principal())}}

@@ -131,6 +131,9 @@ func countRows(t *testing.T, ctx context.Context, c *milvusclient.Client) (int64
 // id, iterates, inserts, upserts and deletes only its own rows; a user of
 // the role with no tag, and one whose role no policy names, read nothing
 // and the backend is not asked; admin reads every row. Both cores.
+// upsertRefused is the answer to every upsert under row security.
+const upsertRefused = "authproxy: upsert is refused on collection docs, which has row policies: an upsert replaces the row of its primary key whichever tenant's it is, and the proxy cannot see that row; delete (filtered by your policies) then insert"
+
 func TestRowSecurityIsolatesTenants(t *testing.T) {
 	fake, p := startPair(t, harness.Options{})
 	ctx, root, admin, asRoot := rlsSetup(t, p.Addr, 120*time.Second)
@@ -207,7 +210,16 @@ func TestRowSecurityIsolatesTenants(t *testing.T) {
 	wantDenied(t, "alice inserts a globex row", err, "authproxy: row 1 of 2 satisfies no row policy of collection docs for Insert; nothing was written")
 	_, err = alice.Upsert(ctx, milvusclient.NewColumnBasedInsertOption("docs").WithInt64Column("id", []int64{4}).
 		WithVarcharColumn("tenant_id", []string{"globex"}).WithFloatVectorColumn("vec", rlsDim, [][]float32{constVec(1, rlsDim)}))
-	wantDenied(t, "alice upserts a globex row", err, "authproxy: row 0 of 1 satisfies no row policy of collection docs for Upsert; nothing was written")
+	wantDenied(t, "alice upserts a globex row", err, upsertRefused)
+	// Her own tenant in the row, globex's primary key: Milvus would
+	// replace globex's row 4 with hers. Every upsert under row security is
+	// refused, as the proxy cannot see the row an upsert replaces.
+	_, err = alice.Upsert(ctx, milvusclient.NewColumnBasedInsertOption("docs").WithInt64Column("id", []int64{4}).
+		WithVarcharColumn("tenant_id", []string{"acme"}).WithFloatVectorColumn("vec", rlsDim, [][]float32{constVec(1, rlsDim)}))
+	wantDenied(t, "alice upserts over globex's row 4", err, upsertRefused)
+	if got, _ := queryIDs(t, ctx, bob, "id > 0"); !slices.Equal(got, []int64{4, 5}) {
+		t.Errorf("bob's rows after alice's upsert: %v, want [4 5]", got)
+	}
 	if n := len(fake.Recorder().CallsTo("Insert")) + len(fake.Recorder().CallsTo("Upsert")); n != 0 {
 		t.Errorf("refused writes reached the backend %d times", n)
 	}
@@ -417,8 +429,8 @@ func TestRowSecurityOverRESTWithCurl(t *testing.T) {
 	}
 	refused("alice inserts a globex row", "entities/insert", alice, `{"collectionName":"docs","data":[{"id":10,"tenant_id":"acme"},{"id":11,"tenant_id":"globex"}]}`,
 		403, 65535, "row 1 of 2 satisfies no row policy of collection docs for Insert; nothing was written")
-	refused("alice upserts a row with no tenant", "entities/upsert", alice, `{"collectionName":"docs","data":[{"id":4}]}`,
-		403, 65535, `cannot check the rows of this upsert on collection docs: policy "tenant_rows": field "tenant_id" is not a scalar column of the request`)
+	refused("alice upserts over globex's row 4", "entities/upsert", alice, `{"collectionName":"docs","data":[{"id":4,"tenant_id":"acme","vec":[0,0,0,0]}]}`,
+		403, 65535, "upsert is refused on collection docs, which has row policies")
 	refused("an escape from the parentheses", "entities/query", alice, `{"collectionName":"docs","filter":"id > 0) or (1 == 1"}`,
 		200, 1100, "failed to create query plan: cannot parse expression: filter refused")
 	refused("the policy's variable", "entities/search", alice, `{"collectionName":"docs","data":[[0,0,0,0]],"filter":"tenant_id == $current_user_tags['tenant']"}`,
