@@ -36,6 +36,7 @@ type Config struct {
 	Admin       Admin       `yaml:"admin"`
 	Log         Log         `yaml:"log"`
 	Shutdown    Shutdown    `yaml:"shutdown"`
+	RateLimits  RateLimits  `yaml:"rateLimits"`
 }
 
 // Forwarding cores.
@@ -530,6 +531,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Identities.validate(bad)
+	c.RateLimits.validate(bad)
 	if c.GRPC.MaxRecvMsgSize < 4<<20 {
 		bad("grpc.maxRecvMsgSize", "must be at least 4194304 bytes, got %d", c.GRPC.MaxRecvMsgSize)
 	}
