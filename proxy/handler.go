@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	grpcproxy "github.com/mwitkow/grpc-proxy/proxy"
@@ -23,6 +24,43 @@ type Authorize func(ctx context.Context, method string, msg mem.BufferSlice) (Re
 
 // ReplyFilter rewrites a unary reply's bytes.
 type ReplyFilter func(reply []byte) ([]byte, error)
+
+// LocalReply is an Authorize error answered with a response message and
+// status OK instead of an error status, when Reply has one: a call over
+// its rate limit gets Milvus's own refusal, the method's response with a
+// RateLimit status. Without one, the error's status is the answer.
+type LocalReply interface {
+	error
+	Reply() ([]byte, bool)
+}
+
+// LocalReplyOf returns err's reply message, if err is a LocalReply that
+// has one.
+func LocalReplyOf(err error) ([]byte, bool) {
+	var lr LocalReply
+	if !errors.As(err, &lr) {
+		return nil, false
+	}
+	return lr.Reply()
+}
+
+type messageSizeKey struct{}
+
+// WithMessageSize tells Authorize the size of the request message when
+// it is given only the leading part of it (the frame relay decides on a
+// prefix).
+func WithMessageSize(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, messageSizeKey{}, n)
+}
+
+// MessageSize is the size of the request message Authorize decides on:
+// WithMessageSize's, else msg's.
+func MessageSize(ctx context.Context, msg mem.BufferSlice) int {
+	if n, ok := ctx.Value(messageSizeKey{}).(int); ok {
+		return n
+	}
+	return msg.Len()
+}
 
 // Handler forwards calls to the connection the director picks.
 type Handler struct {
@@ -79,6 +117,9 @@ func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn g
 		var err error
 		if filter, err = h.authorize(ss.Context(), method, req.payload); err != nil {
 			req.payload.Free()
+			if reply, ok := LocalReplyOf(err); ok {
+				return ss.SendMsg(&frame{payload: mem.BufferSlice{mem.SliceBuffer(reply)}})
+			}
 			return err
 		}
 	}

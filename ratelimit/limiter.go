@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,7 @@ type state struct {
 	exemptUsers []string
 	exemptRoles []string
 	needsRoles  bool
+	needsDB     bool
 }
 
 type selector uint8
@@ -200,6 +202,7 @@ func (l *Limiter) Set(cfg config.RateLimits) {
 		kept[spec.Name] = true
 		st.limits = append(st.limits, lim)
 		st.needsRoles = st.needsRoles || lim.sel == selRole
+		st.needsDB = st.needsDB || lim.sel == selDatabase
 		for name, m := range methods {
 			if slices.Contains(m.rates, lim.rate) {
 				st.byMethod[name] = append(st.byMethod[name], lim)
@@ -278,6 +281,9 @@ func (l *Limiter) Configured() bool { return len(l.cur.Load().limits) > 0 }
 
 // NeedsRoles reports whether a decision reads Call.Roles.
 func (l *Limiter) NeedsRoles() bool { return l.cur.Load().needsRoles }
+
+// NeedsDB reports whether a decision reads Call.DB.
+func (l *Limiter) NeedsDB() bool { return l.cur.Load().needsDB }
 
 // Admit counts c against every limit that selects it: admitted when each
 // has tokens left, else refused by the first that has none (and what the
@@ -396,6 +402,8 @@ func (lim *limit) bucket(key bucketKey) *bucket {
 			return b
 		}
 	}
+	// The names may share memory with a request message: a key keeps copies.
+	key = bucketKey{db: strings.Clone(key.db), user: strings.Clone(key.user)}
 	b := &bucket{}
 	next := maps.Clone(cur)
 	next[key] = b

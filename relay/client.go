@@ -600,7 +600,12 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 			return
 		}
 	}
-	filter, err := cc.r.opts.Authorize(s.ctx, s.method, mem.BufferSlice{mem.SliceBuffer(payload)})
+	ctx := s.ctx
+	if tail != nil {
+		// A prefix: the limits count the whole message's size.
+		ctx = proxy.WithMessageSize(ctx, int(binary.BigEndian.Uint32(s.gate[1:5])))
+	}
+	filter, err := cc.r.opts.Authorize(ctx, s.method, mem.BufferSlice{mem.SliceBuffer(payload)})
 	if err != nil {
 		cc.failStatus(s, err, fl)
 		return
@@ -833,6 +838,10 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 }
 
 func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
+	if reply, ok := proxy.LocalReplyOf(err); ok {
+		cc.answer(s, reply, fl)
+		return
+	}
 	st := status.Convert(err)
 	cc.fail(s, st.Code(), st.Message(), fl)
 }
@@ -852,6 +861,19 @@ func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet)
 	cc.sendHeaders(s, fields, true, fl)
 	cc.downSent(s)
 	cc.r.observe(s, code)
+}
+
+// answer replies to a call the relay answers itself with one message
+// and status OK (a rate-limited call: Milvus's own refusal).
+func (cc *clientConn) answer(s *stream, msg []byte, fl *flushSet) {
+	cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}, false, fl)
+	framed := make([]byte, 5+len(msg))
+	binary.BigEndian.PutUint32(framed[1:5], uint32(len(msg)))
+	copy(framed[5:], msg)
+	cc.sendData(s, framed, false, true, fl)
+	cc.sendHeaders(s, []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}, true, fl)
+	cc.downSent(s)
+	cc.r.observe(s, codes.OK)
 }
 
 // downSent notes that the end of the response was queued for the client:

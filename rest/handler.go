@@ -61,11 +61,14 @@ type Options struct {
 	Timeout time.Duration
 	// Logger gets authentication failures and backend errors (slog.Default() if nil).
 	Logger *slog.Logger
+	// Limits count authorized data calls against the rate limits; nil: none.
+	Limits RateLimiter
 }
 
 type handler struct {
 	authn   *auth.Authenticator
 	authz   *rbac.Authorizer
+	limits  RateLimiter
 	users   *usermgmt.Service
 	backend *url.URL
 	headers *edge.HeaderPolicy
@@ -80,6 +83,7 @@ func NewHandler(opts Options) http.Handler {
 	h := &handler{
 		authn:   opts.Authn,
 		authz:   opts.Authz,
+		limits:  opts.Limits,
 		users:   opts.Users,
 		backend: opts.Backend,
 		headers: opts.Headers,
@@ -153,7 +157,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rewrite, ok := h.authorizeData(w, r, id)
-	if !ok {
+	if !ok || !h.admitRate(w, r, id) {
 		return
 	}
 	h.forward(w, r, id, rewrite)

@@ -52,5 +52,11 @@ func (s *Server) authorizeForward(ctx context.Context, method string, msg mem.Bu
 		return nil, err
 	}
 	filter, err := s.authz.Visibility(call)
-	return filter, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.admitRate(ctx, id, call, msg); err != nil {
+		return nil, err
+	}
+	return filter, nil
 }

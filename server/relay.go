@@ -3,13 +3,17 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"slices"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/ratelimit"
 	"github.com/authproxy/authproxy/relay"
 	"github.com/authproxy/authproxy/sharedport"
 )
@@ -30,7 +34,7 @@ func (s *Server) newRelay(cfg *config.Config, backendTLS *tls.Config) (*relay.Re
 		BackendTLS:     backendTLS,
 		Authn:          s.authn,
 		Authorize:      s.authorizeForward,
-		MessageFields:  s.authz.MessageFields,
+		MessageFields:  s.messageFields,
 		Local:          func(method string) bool { return local[method] },
 		LocalListener:  pipe,
 		Headers:        s.headers,
@@ -46,4 +50,19 @@ func (s *Server) newRelay(cfg *config.Config, backendTLS *tls.Config) (*relay.Re
 		Logger: s.logger,
 	})
 	return r, pipe
+}
+
+// messageFields are the request fields a decision reads, for the relay's
+// decision on a prefix: the authorizer's, and the limits' (Search's nq).
+func (s *Server) messageFields(method string) ([]protowire.Number, bool) {
+	fields, reads := s.authz.MessageFields(method)
+	if !reads || !s.limits.Configured() {
+		return fields, reads
+	}
+	for _, f := range ratelimit.ReadsFields(method) {
+		if !slices.Contains(fields, f) {
+			fields = append(slices.Clip(fields), f)
+		}
+	}
+	return fields, true
 }

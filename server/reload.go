@@ -201,6 +201,10 @@ func (s *Server) applyConfig(next *config.Config) error {
 	s.authn.SetEnabled(next.Common.Security.AuthorizationEnabled)
 	s.users.SetSuperUsers(next.Common.Security.SuperUsers)
 	s.authz.SetOptions(rbacOptions(next))
+	if !reflect.DeepEqual(prev.RateLimits, next.RateLimits) {
+		s.limits.Set(next.RateLimits)
+		s.logger.Info("rate limits changed", "limits", len(next.RateLimits.Limits))
+	}
 	s.authn.Verifier().SetCache(next.Cache.Size, next.Cache.TTL)
 	if newExternal != nil {
 		s.authn.Verifier().SetExternal(*newExternal)

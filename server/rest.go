@@ -33,5 +33,6 @@ func (s *Server) restHandler(cfg *config.Config) http.Handler {
 		BackendTLS: backendTLS,
 		Headers:    s.headers,
 		Logger:     s.logger,
+		Limits:     rateStep{s},
 	})
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
+	"github.com/authproxy/authproxy/ratelimit"
 	"github.com/authproxy/authproxy/rbac"
 	"github.com/authproxy/authproxy/relay"
 	"github.com/authproxy/authproxy/sharedport"
@@ -61,6 +62,7 @@ type Server struct {
 	store    *storeRef
 	authn    *auth.Authenticator
 	authz    *rbac.Authorizer
+	limits   *ratelimit.Limiter // per-tenant rate limits, after authorization
 	users    *usermgmt.Service
 	backend  *proxy.Backend
 	headers  *edge.HeaderPolicy // what is stripped and asserted, gRPC and REST alike
@@ -181,6 +183,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.authz = rbac.NewAuthorizer(s.store, table, rbacOptions(cfg), s.logger, rbac.NewMetrics(reg))
+	s.limits = ratelimit.New(ratelimit.Options{Registry: reg, Logger: s.logger})
+	s.limits.Set(cfg.RateLimits)
 	s.users = usermgmt.NewService(usermgmt.Options{
 		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
 		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz,
@@ -440,6 +444,7 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 		cancel()
 	}
 	s.backend.Close()
+	s.limits.Close()
 	s.store.close()
 	s.authn.Verifier().SetExternal(auth.External{}) // stops the OpenID key refreshes
 	s.failures.Flush()
