@@ -138,8 +138,8 @@ const (
 
 // bucket is a token bucket kept as one number (GCRA): tat, the clock at
 // which the bucket would be full again. Tokens are (now + window - tat)
-// / per-unit time, capped at the burst; a call is admitted while any is
-// left, and moves tat on by its cost. One compare-and-swap per decision.
+// / per-unit time, capped at the burst; a call that finds its cost moves
+// tat on by it. One compare-and-swap per decision.
 type bucket struct {
 	tat atomic.Int64
 	// Only refusals and the sweeper touch the rest.
@@ -254,7 +254,7 @@ func newLimit(spec config.RateLimit) *limit {
 		burst = spec.Max
 	}
 	lim.perUnit = 1e9 / spec.Max
-	lim.window = int64(burst * lim.perUnit)
+	lim.window = int64(math.Round(burst * lim.perUnit))
 	empty := map[bucketKey]*bucket{}
 	lim.buckets.Store(&empty)
 	switch {
@@ -411,19 +411,21 @@ func (lim *limit) bucket(key bucketKey) *bucket {
 	return b
 }
 
-// take spends cost if any token is left: a call larger than the burst
-// (one big insert) goes through from a bucket that is not empty and
-// leaves a debt, so the rate over time is exact whatever the sizes.
-// Refused, it says how long until a token is back. per is the time one
-// unit takes at the limit's rate, window the burst's.
+// take spends cost when the bucket holds it, or, for a call larger than
+// the whole burst (one big insert), when the bucket is full: that call
+// leaves a debt the refill pays back, so the rate over time is exact
+// whatever the sizes. Refused, it says how long until the call would
+// pass. per is the time one unit takes at this replica's rate, window
+// the burst's.
 func (b *bucket) take(cost, per float64, window, now int64) (time.Duration, bool) {
-	// Rounded up: a limit of 3 calls/s is never 4.
-	spend := int64(math.Ceil(cost * per))
+	// Truncated: a burst of 15 at 1/15 s each must fit its 1 s window.
+	spend := int64(cost * per)
+	need := min(spend, window)
 	for {
 		tat := b.tat.Load()
-		if tat >= now+window {
+		if wait := tat + need - window - now; wait > 0 {
 			b.lastRefused.Store(now)
-			return time.Duration(tat - window - now + 1), false
+			return time.Duration(wait), false
 		}
 		if b.tat.CompareAndSwap(tat, max(tat, now)+spend) {
 			return 0, true
@@ -432,7 +434,7 @@ func (b *bucket) take(cost, per float64, window, now int64) (time.Duration, bool
 }
 
 // give returns what a call took when a later limit refused it.
-func (b *bucket) give(cost, per float64) { b.tat.Add(-int64(math.Ceil(cost * per))) }
+func (b *bucket) give(cost, per float64) { b.tat.Add(-int64(cost * per)) }
 
 // startLimited counts a refusal and reports whether it starts an episode.
 func (b *bucket) startLimited() bool {

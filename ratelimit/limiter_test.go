@@ -136,18 +136,18 @@ func TestInsertMegabytes(t *testing.T) {
 	if got := tl.admitted(c, 10); got != 4 {
 		t.Fatalf("1 MB of burst admitted %d inserts of 0.25 MB", got)
 	}
-	// A call larger than the burst passes a bucket that is not empty and
-	// leaves a debt: 4 MB from a full bucket of 1 MB at 2 MB/s is -3 MB,
-	// -1 MB a second later, 0.5 s from a token.
+	// A call larger than the burst passes a full bucket and leaves a
+	// debt: 4 MB from a full bucket of 1 MB at 2 MB/s is -3 MB, -1 MB a
+	// second later, 0.625 s from the 0.25 MB of the next call.
 	tl.advance(time.Second)
 	if !tl.Admit(&Call{User: "w", Method: insert, Bytes: 4 * mb}).Admitted() {
 		t.Fatal("a large insert from a bucket with tokens refused")
 	}
 	tl.advance(time.Second)
-	if v := tl.Admit(&c); v.Admitted() || v.RetryAfter < 490*time.Millisecond || v.RetryAfter > 510*time.Millisecond {
+	if v := tl.Admit(&c); v.Admitted() || v.RetryAfter < 620*time.Millisecond || v.RetryAfter > 630*time.Millisecond {
 		t.Fatalf("in debt: %+v", v)
 	}
-	tl.advance(600 * time.Millisecond)
+	tl.advance(630 * time.Millisecond)
 	if !tl.Admit(&c).Admitted() {
 		t.Fatal("the debt is paid: refused")
 	}
@@ -219,7 +219,7 @@ func TestAuditAndMetrics(t *testing.T) {
 	tl := newTest(t, config.RateLimit{Name: "q", User: "u", Rate: "dql.queryRate", Max: 1})
 	c := Call{User: "u", Method: query}
 	tl.admitted(c, 10)
-	tl.advance(500 * time.Millisecond) // half a token: one more call, in debt
+	tl.advance(500 * time.Millisecond) // half a token: not enough for a call
 	tl.admitted(c, 10)
 	if n := strings.Count(tl.logs.String(), "tenant limited"); n != 1 {
 		t.Fatalf("%d 'limited' lines for one episode:\n%s", n, tl.logs)
@@ -233,11 +233,11 @@ func TestAuditAndMetrics(t *testing.T) {
 	if n := strings.Count(tl.logs.String(), "no longer limited"); n != 1 {
 		t.Fatalf("%d 'no longer' lines:\n%s", n, tl.logs)
 	}
-	if got := testutil.ToFloat64(tl.total.WithLabelValues("refused", "q")); got != 18 {
-		t.Fatalf("refused = %v, want 18", got)
+	if got := testutil.ToFloat64(tl.total.WithLabelValues("refused", "q")); got != 19 {
+		t.Fatalf("refused = %v, want 19", got)
 	}
-	if got := testutil.ToFloat64(tl.total.WithLabelValues("admitted", "q")); got != 2 {
-		t.Fatalf("admitted = %v, want 2", got)
+	if got := testutil.ToFloat64(tl.total.WithLabelValues("admitted", "q")); got != 1 {
+		t.Fatalf("admitted = %v, want 1", got)
 	}
 	if err := testutil.GatherAndCompare(tl.reg, strings.NewReader(`
 # HELP authproxy_ratelimit_fill Share of its burst the most spent tenant of each limit has used (0 idle, 1 empty, above 1 in debt).
