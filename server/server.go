@@ -29,6 +29,7 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/ratelimit"
@@ -62,7 +63,8 @@ type Server struct {
 	store    *storeRef
 	authn    *auth.Authenticator
 	authz    *rbac.Authorizer
-	limits   *ratelimit.Limiter // per-tenant rate limits, after authorization
+	limits   *ratelimit.Limiter  // per-tenant rate limits, after authorization
+	replicas *ratelimit.Replicas // with the store on etcd: limits shared by the live replicas
 	users    *usermgmt.Service
 	backend  *proxy.Backend
 	headers  *edge.HeaderPolicy // what is stripped and asserted, gRPC and REST alike
@@ -185,6 +187,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.authz = rbac.NewAuthorizer(s.store, table, rbacOptions(cfg), s.logger, rbac.NewMetrics(reg))
 	s.limits = ratelimit.New(ratelimit.Options{Registry: reg, Logger: s.logger})
 	s.limits.Set(cfg.RateLimits)
+	if es := s.store.etcd; es != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Credentials.Etcd.RequestTimeout)
+		s.replicas, err = ratelimit.JoinReplicas(ctx, es.Client(), es.Prefix()+credentials.KeyReplicas, s.limits.SetReplicas, s.logger)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	s.users = usermgmt.NewService(usermgmt.Options{
 		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
 		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz,
@@ -445,6 +455,9 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 	}
 	s.backend.Close()
 	s.limits.Close()
+	if s.replicas != nil {
+		s.replicas.Close() // before the store closes the etcd client they share
+	}
 	s.store.close()
 	s.authn.Verifier().SetExternal(auth.External{}) // stops the OpenID key refreshes
 	s.failures.Flush()

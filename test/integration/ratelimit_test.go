@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -368,3 +369,88 @@ func insertRequest(collection string, ids []int64, vecs [][]float32) *milvuspb.I
 }
 
 func protoSize(m proto.Message) int { return proto.Size(m) }
+
+// Three replicas on one etcd share a cluster-wide limit of 60 queries/s
+// (each takes 20/s) while clients are spread evenly: the backend sees 60/s
+// within 10%. One replica is stopped: the other two count it out within
+// seconds and take 30/s each, and the backend again sees 60/s.
+func TestRateLimitSharedByThreeReplicas(t *testing.T) {
+	ctx := testCtx(t, 180*time.Second)
+	etcd := harness.StartEtcd(t)
+	fake := startFake(t)
+	store := fmt.Sprintf("credentials:\n  store: etcd\n  etcd:\n    endpoints: [%q]\n    prefix: /authproxy-rl/\n", etcd.URL)
+	extra := "rateLimits:\n  limits:\n    - {name: alice-query, user: alice, rate: dql.queryRate, max: 60, burst: 30}\n"
+	var ps []*harness.Proxy
+	for range 3 {
+		ps = append(ps, harness.Start(t, harness.Options{Backend: fake.Addr(), Credentials: store, Extra: extra}))
+	}
+	root := sdkClient(t, ctx, &milvusclient.ClientConfig{Address: ps[0].Addr, Username: "root", Password: "Milvus"})
+	createVectors(t, ctx, root, "books", 8)
+	must(t, root.CreateRole(ctx, milvusclient.NewCreateRoleOption("reader")))
+	must(t, root.GrantPrivilegeV2(ctx, milvusclient.NewGrantPrivilegeV2Option("reader", "CollectionReadOnly", "books")))
+	harness.Password("alice", "alice-pw-1")
+	must(t, root.CreateUser(ctx, milvusclient.NewCreateUserOption("alice", "alice-pw-1")))
+	must(t, root.GrantRole(ctx, milvusclient.NewGrantRoleOption("alice", "reader")))
+	replicasSeen := func(want float64, of []*harness.Proxy) error {
+		for i, p := range of {
+			if got := metricValue(t, p, "authproxy_ratelimit_replicas"); got != want {
+				return fmt.Errorf("replica %d counts %v replicas, want %v", i, got, want)
+			}
+		}
+		return nil
+	}
+	within(t, 10*time.Second, "three replicas registered", func() error { return replicasSeen(3, ps) })
+
+	// Two clients per replica, each retrying a RateLimit status as
+	// pymilvus does (10 ms x 3, at most 100 ms: shorter than the burst's
+	// 0.5 s, so that a waiting client never lets tokens overflow), for d;
+	// the backend's rate of alice's queries over the last d - 1 s (the
+	// first second spends the burst).
+	measure := func(of []*harness.Proxy, d time.Duration) float64 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for _, p := range append(slices.Clone(of), of...) {
+			m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
+			asAlice := withToken(ctx, "alice:alice-pw-1")
+			wg.Go(func() {
+				for time.Since(start) < d {
+					for backoff := 10 * time.Millisecond; time.Since(start) < d; backoff = min(3*backoff, 100*time.Millisecond) {
+						r, err := m.Query(asAlice, &milvuspb.QueryRequest{CollectionName: "books", Expr: "id in [1]"})
+						if err != nil {
+							t.Errorf("query: %v", err)
+							return
+						}
+						if r.GetStatus().GetCode() != 8 {
+							break
+						}
+						time.Sleep(backoff)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		from, to := start.Add(time.Second), start.Add(d)
+		return float64(startsIn(fake, "Query", from, to)) / to.Sub(from).Seconds()
+	}
+	rate3 := measure(ps, 6*time.Second)
+	stopped := time.Now()
+	ps[2].Stop()
+	took := within(t, 10*time.Second, "the stopped replica counted out", func() error { return replicasSeen(2, ps[:2]) })
+	afterStop := time.Since(stopped)
+	rate2 := measure(ps[:2], 6*time.Second)
+	t.Logf("cluster-wide limit 60/s: %.1f/s through three replicas; one stopped (SIGTERM), counted out %v after the process ended (%v after the signal); %.1f/s through two",
+		rate3, took.Round(time.Millisecond), afterStop.Round(time.Millisecond), rate2)
+	for _, r := range []float64{rate3, rate2} {
+		if math.Abs(r-60)/60 > 0.10 {
+			t.Errorf("backend rate %.1f/s, want 60/s within 10%%", r)
+		}
+	}
+
+	// A replica that comes is counted in; one that dies without a word
+	// (SIGKILL) is counted out when its lease expires (5 s).
+	ps = append(ps[:2], harness.Start(t, harness.Options{Backend: fake.Addr(), Credentials: store, Extra: extra}))
+	came := within(t, 10*time.Second, "a new replica counted in", func() error { return replicasSeen(3, ps) })
+	ps[2].Kill()
+	died := within(t, 15*time.Second, "a killed replica counted out", func() error { return replicasSeen(2, ps[:2]) })
+	t.Logf("a new replica counted in within %v of its start; a killed one counted out %v after SIGKILL", came.Round(time.Millisecond), died.Round(time.Millisecond))
+}
