@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"sort"
 	"sync"
@@ -29,6 +30,7 @@ type Status struct {
 	mu      sync.Mutex
 	checks  map[string]Check
 	reloads map[string]ReloadStatus
+	info    map[string]string
 
 	reloadCount *prometheus.CounterVec
 	gatherer    prometheus.Gatherer
@@ -41,6 +43,7 @@ func NewStatus(reg prometheus.Registerer, gatherer prometheus.Gatherer) *Status 
 	s := &Status{
 		checks:  map[string]Check{},
 		reloads: map[string]ReloadStatus{},
+		info:    map[string]string{},
 		reloadCount: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_reloads_total",
 			Help: "Reloads of watched files by file kind (config, credentials, tls) and result (success, failure, unchanged).",
@@ -58,6 +61,14 @@ func (s *Status) AddCheck(name string, c Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.checks[name] = c
+}
+
+// SetInfo shows what is running (the forwarding core, the version) in
+// /readyz's detail.
+func (s *Status) SetInfo(key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.info[key] = value
 }
 
 // Reloaded records the outcome of reloading a file of the given kind. A
@@ -92,6 +103,7 @@ type checkResult struct {
 
 type readiness struct {
 	Ready   bool                    `json:"ready"`
+	Info    map[string]string       `json:"info"`
 	Checks  map[string]checkResult  `json:"checks"`
 	Reloads map[string]ReloadStatus `json:"reloads"`
 }
@@ -107,14 +119,12 @@ func (s *Status) Ready(ctx context.Context) readiness {
 	for n, c := range s.checks {
 		checks[n] = c
 	}
-	reloads := make(map[string]ReloadStatus, len(s.reloads))
-	for k, v := range s.reloads {
-		reloads[k] = v
-	}
+	reloads := maps.Clone(s.reloads)
+	info := maps.Clone(s.info)
 	s.mu.Unlock()
 	sort.Strings(names)
 
-	r := readiness{Ready: true, Checks: map[string]checkResult{}, Reloads: reloads}
+	r := readiness{Ready: true, Info: info, Checks: map[string]checkResult{}, Reloads: reloads}
 	for _, n := range names {
 		if err := checks[n](ctx); err != nil {
 			r.Ready = false

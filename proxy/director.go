@@ -7,24 +7,20 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/admission"
 )
 
-// IdentityFunc returns the authenticated user of a call, if any.
-type IdentityFunc func(ctx context.Context) (user string, ok bool)
-
-// Director picks the backend for every forwarded call and rewrites its
-// metadata as the edge policy says: owned keys and any client-sent identity
-// key removed, the authenticated identity added.
+// Director picks the backend for every forwarded call and gives it the
+// metadata the admission step builds: owned keys and any client-sent
+// identity key removed, the authenticated identity added.
 type Director struct {
-	backend  grpc.ClientConnInterface
-	identity IdentityFunc
-	headers  *edge.HeaderPolicy
+	backend grpc.ClientConnInterface
+	adm     *admission.Admitter
 }
 
-// NewDirector forwards to backend; identity may be nil when there is none.
-func NewDirector(backend grpc.ClientConnInterface, identity IdentityFunc, headers *edge.HeaderPolicy) *Director {
-	return &Director{backend: backend, identity: identity, headers: headers}
+// NewDirector forwards to backend with adm's header list.
+func NewDirector(backend grpc.ClientConnInterface, adm *admission.Admitter) *Director {
+	return &Director{backend: backend, adm: adm}
 }
 
 // Direct is the grpc-proxy StreamDirector.
@@ -34,24 +30,18 @@ func (d *Director) Direct(ctx context.Context, _ string) (context.Context, grpc.
 
 var _ grpcproxy.StreamDirector = (*Director)(nil).Direct
 
-// OutgoingMetadata is the metadata the backend receives for the call in ctx.
-// It edits the copy FromIncomingContext already makes (keys lower-cased,
-// value slices copied) instead of building a second map: one map and its
-// entries fewer on every forwarded call.
+// OutgoingMetadata is the metadata the backend receives for the call in
+// ctx (admission.Admitter.UpstreamHeaders). A context without a call
+// record (no Admit interceptor) is an unauthenticated call.
 func (d *Director) OutgoingMetadata(ctx context.Context) metadata.MD {
-	out, _ := metadata.FromIncomingContext(ctx)
-	if out == nil {
-		out = make(metadata.MD, 1)
+	call := admission.CallFrom(ctx)
+	if call == nil {
+		call = &admission.Call{}
 	}
-	for k := range out {
-		if d.headers.Strips(k) {
-			delete(out, k)
-		}
-	}
-	if key := d.headers.IdentityHeader(); key != "" && d.identity != nil {
-		if user, ok := d.identity(ctx); ok {
-			out[key] = []string{user}
-		}
-	}
+	in, _ := metadata.FromIncomingContext(ctx)
+	out := make(metadata.MD, len(in)+1)
+	d.adm.UpstreamHeaders(call, admission.MapFields(in), func(f admission.Field) {
+		out[f.Name] = append(out[f.Name], f.Value)
+	})
 	return out
 }

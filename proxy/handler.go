@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	grpcproxy "github.com/mwitkow/grpc-proxy/proxy"
@@ -11,72 +10,30 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/authproxy/authproxy/admission"
 )
 
 // bidiDesc lets one handler carry every call shape: the client-side stream
 // is opened as bidirectional and simply sees one message for unary calls.
 var bidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
-// Authorize decides on a forwarded call before any byte of it reaches the
-// backend. msg is the request message of a unary call, nil for a stream
-// (decided by its method). A non-nil ReplyFilter rewrites the reply.
-type Authorize func(ctx context.Context, method string, msg mem.BufferSlice) (ReplyFilter, error)
-
-// ReplyFilter rewrites a unary reply's bytes.
-type ReplyFilter func(reply []byte) ([]byte, error)
-
-// LocalReply is an Authorize error answered with a response message and
-// status OK instead of an error status, when Reply has one: a call over
-// its rate limit gets Milvus's own refusal, the method's response with a
-// RateLimit status. Without one, the error's status is the answer.
-type LocalReply interface {
-	error
-	Reply() ([]byte, bool)
-}
-
-// LocalReplyOf returns err's reply message, if err is a LocalReply that
-// has one.
-func LocalReplyOf(err error) ([]byte, bool) {
-	var lr LocalReply
-	if !errors.As(err, &lr) {
-		return nil, false
-	}
-	return lr.Reply()
-}
-
-type messageSizeKey struct{}
-
-// WithMessageSize tells Authorize the size of the request message when
-// it is given only the leading part of it (the frame relay decides on a
-// prefix).
-func WithMessageSize(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, messageSizeKey{}, n)
-}
-
-// MessageSize is the size of the request message Authorize decides on:
-// WithMessageSize's, else msg's.
-func MessageSize(ctx context.Context, msg mem.BufferSlice) int {
-	if n, ok := ctx.Value(messageSizeKey{}).(int); ok {
-		return n
-	}
-	return msg.Len()
-}
-
-// Handler forwards calls to the connection the director picks.
+// Handler forwards calls to the connection the director picks, once the
+// admission step has decided on them.
 type Handler struct {
-	director  grpcproxy.StreamDirector
-	authorize Authorize
+	director grpcproxy.StreamDirector
+	adm      *admission.Admitter
 	// unary names the methods known to be unary (from service descriptors);
 	// they take a path with one goroutine and one round trip.
 	unary map[string]bool
 }
 
-// NewHandler returns a handler that forwards through director once
-// authorize (nil: no authorization) allows the call. unaryMethods are full
-// method names ("/pkg.Service/Method") known to be unary.
-func NewHandler(director grpcproxy.StreamDirector, unaryMethods []string, authorize Authorize) *Handler {
-	h := &Handler{director: director, authorize: authorize, unary: make(map[string]bool, len(unaryMethods))}
-	for _, m := range unaryMethods {
+// NewHandler returns a handler that forwards through director once adm
+// (nil: no admission, for tests of forwarding alone) admits the call the
+// Admit interceptor opened.
+func NewHandler(director grpcproxy.StreamDirector, adm *admission.Admitter) *Handler {
+	h := &Handler{director: director, adm: adm, unary: map[string]bool{}}
+	for _, m := range admission.UnaryMethods() {
 		h.unary[m] = true
 	}
 	return h
@@ -99,10 +56,8 @@ func (h *Handler) handle(_ any, ss grpc.ServerStream) error {
 	if h.unary[method] {
 		return h.forwardUnary(ctx, ss, conn, method)
 	}
-	if h.authorize != nil {
-		if _, err := h.authorize(ss.Context(), method, nil); err != nil {
-			return err
-		}
+	if _, err := h.decide(ss.Context(), nil); err != nil {
+		return err
 	}
 	return forwardStream(ctx, ss, conn, method)
 }
@@ -112,19 +67,25 @@ func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn g
 	if err := ss.RecvMsg(&req); err != nil {
 		return err
 	}
-	var filter ReplyFilter
-	if h.authorize != nil {
-		var err error
-		if filter, err = h.authorize(ss.Context(), method, req.payload); err != nil {
-			req.payload.Free()
-			if reply, ok := LocalReplyOf(err); ok {
-				return ss.SendMsg(&frame{payload: mem.BufferSlice{mem.SliceBuffer(reply)}})
-			}
-			return err
+	msg := make([][]byte, len(req.payload))
+	for i, b := range req.payload {
+		msg[i] = b.ReadOnlyData()
+	}
+	if call := admission.CallFrom(ss.Context()); call != nil && h.adm != nil {
+		if _, reads := h.adm.ReadsMessage(call); reads {
+			call.RequestBytes = int64(req.payload.Len())
 		}
 	}
+	filter, err := h.decide(ss.Context(), msg)
+	if err != nil {
+		req.payload.Free()
+		if reply, ok := admission.ReplyOf(err); ok {
+			return ss.SendMsg(&frame{payload: mem.BufferSlice{mem.SliceBuffer(reply)}})
+		}
+		return err
+	}
 	var header, trailer metadata.MD
-	err := conn.Invoke(ctx, method, &req, &resp, grpc.Header(&header), grpc.Trailer(&trailer))
+	err = conn.Invoke(ctx, method, &req, &resp, grpc.Header(&header), grpc.Trailer(&trailer))
 	if len(header) > 0 {
 		if err := ss.SendHeader(header); err != nil {
 			return err
@@ -143,6 +104,24 @@ func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn g
 		resp.payload = mem.BufferSlice{mem.SliceBuffer(out)}
 	}
 	return ss.SendMsg(&resp)
+}
+
+// decide takes the admission step's decision on the call the Admit
+// interceptor opened, with the request message of a unary call (nil for a
+// stream: the one rule of admission.Admitter.ReadsMessage).
+func (h *Handler) decide(ctx context.Context, msg [][]byte) (admission.ReplyFilter, error) {
+	if h.adm == nil {
+		return nil, nil
+	}
+	call := admission.CallFrom(ctx)
+	if call == nil {
+		return nil, status.Error(codes.Internal, "authproxy: a call reached the forwarder without admission")
+	}
+	d, err := h.adm.Decide(call, msg)
+	if err != nil {
+		return nil, err
+	}
+	return d.Filter, nil
 }
 
 func forwardStream(ctx context.Context, ss grpc.ServerStream, conn grpc.ClientConnInterface, method string) error {

@@ -11,17 +11,22 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/authproxy/authproxy/admission"
+	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/edge"
 )
 
 func TestOutgoingMetadataStripsOwnedKeysAndAddsIdentity(t *testing.T) {
-	d := NewDirector(nil, func(context.Context) (string, bool) { return "user_1", true }, edge.NewHeaderPolicy("x-user"))
+	policy := edge.NewHeaderPolicy("x-user")
+	d := NewDirector(nil, admission.NewAdmitter(admission.Options{Headers: policy}))
 	in := metadata.Pairs(
 		"authorization", "c2VjcmV0", "sourceid", "QEBtaWx2dXMtbWVtYmVyQEA=",
 		"x-user", "root", "x-authproxy-user", "root", "connection", "keep-alive",
 		"dbname", "db1", "identifier", "42", "client-request-id", "r1", "x-custom", "v",
 	)
-	out := d.OutgoingMetadata(metadata.NewIncomingContext(context.Background(), in))
+	call := &admission.Call{Identity: auth.Identity{User: "user_1"}, Authenticated: true}
+	ctx := admission.WithCall(metadata.NewIncomingContext(context.Background(), in), call)
+	out := d.OutgoingMetadata(ctx)
 	for _, k := range []string{"authorization", "sourceid", "x-authproxy-user", "connection"} {
 		if _, ok := out[k]; ok {
 			t.Errorf("%s forwarded", k)
@@ -32,8 +37,8 @@ func TestOutgoingMetadataStripsOwnedKeysAndAddsIdentity(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	d.headers.SetIdentityHeader("")
-	out = d.OutgoingMetadata(metadata.NewIncomingContext(context.Background(), in))
+	policy.SetIdentityHeader("")
+	out = d.OutgoingMetadata(ctx)
 	if _, ok := out["x-user"]; ok {
 		t.Error("identity header sent after it was switched off")
 	}
@@ -58,13 +63,13 @@ func startPair(tb testing.TB) (viaProxy, direct *grpc.ClientConn) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { backend.Close() })
-	director := NewDirector(backend, nil, edge.NewHeaderPolicy(""))
+	director := NewDirector(backend, admission.NewAdmitter(admission.Options{Headers: edge.NewHeaderPolicy("")}))
 	proxyLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	proxySrv := grpc.NewServer(grpc.ForceServerCodecV2(codec),
-		grpc.UnknownServiceHandler(NewHandler(director.Direct, []string{"/grpc.health.v1.Health/Check"}, nil).StreamHandler()))
+		grpc.UnknownServiceHandler(NewHandler(director.Direct, nil).StreamHandler()))
 	go func() { _ = proxySrv.Serve(proxyLis) }()
 	tb.Cleanup(proxySrv.Stop)
 
@@ -101,10 +106,11 @@ func TestForwardsUnaryAndStream(t *testing.T) {
 
 // BenchmarkOutgoingMetadata: the metadata rewrite of every forwarded call.
 func BenchmarkOutgoingMetadata(b *testing.B) {
-	d := NewDirector(nil, func(context.Context) (string, bool) { return "user_1", true }, edge.NewHeaderPolicy(edge.DefaultIdentityHeader))
+	d := NewDirector(nil, admission.NewAdmitter(admission.Options{}))
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(
 		"authorization", "dXNlcl8xOlBAc3N3MHJk", "dbname", "default", "identifier", "42",
 		"client-request-id", "r1", "user-agent", "grpc-go/1.85.0"))
+	ctx = admission.WithCall(ctx, &admission.Call{Identity: auth.Identity{User: "user_1"}, Authenticated: true})
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = d.OutgoingMetadata(ctx)

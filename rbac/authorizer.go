@@ -135,7 +135,13 @@ func (a *Authorizer) Authorize(c Call) error {
 	}
 	// The database named in a denial is the request's; the check of a
 	// cluster-level privilege is against every database.
-	db := databaseOf(t, c.MetadataDB)
+	db := view(t.DB)
+	switch {
+	case db == "" && c.MetadataDB != "":
+		db = c.MetadataDB
+	case db == "":
+		db = DefaultDB
+	}
 	checkDB := db
 	if privilege.IsClusterLevel(rule.Privilege) {
 		checkDB = privilege.Any
@@ -161,30 +167,6 @@ func (a *Authorizer) Authorize(c Call) error {
 		return nil
 	}
 	return a.deny(c, rule.Privilege, rule.Object, strings.Clone(name), strings.Clone(db))
-}
-
-// Database is the database a call is on, as Authorize reads it: the
-// request's db_name, else the dbname metadata, else default. The name
-// may share memory with c.Message.
-func (a *Authorizer) Database(c Call) (string, error) {
-	var t Target
-	if rule, ok := a.table.Rule(c.Method); ok {
-		var err error
-		if t, err = Scan(rule, c.Message); err != nil {
-			return "", status.Error(codes.InvalidArgument, "authproxy: "+err.Error())
-		}
-	}
-	return databaseOf(t, c.MetadataDB), nil
-}
-
-func databaseOf(t Target, metadataDB string) string {
-	switch db := view(t.DB); {
-	case db != "":
-		return db
-	case metadataDB != "":
-		return metadataDB
-	}
-	return DefaultDB
 }
 
 // methodLevel decides on methods that name no object: open ones, the

@@ -236,9 +236,13 @@ func (a *Authorizer) MessageFields(method string) ([]protowire.Number, bool) {
 }
 
 // MessageFields: see Authorizer.MessageFields.
+// Visibility reads the database of ShowCollections, which names no object.
 func (t *Table) MessageFields(method string) ([]protowire.Number, bool) {
 	rule, named := t.Rule(method)
 	if !named {
+		rule = &Rule{}
+	}
+	if !named && nameFieldOf(method) == 0 && dbFieldOf(method) == 0 {
 		return nil, false
 	}
 	var out []protowire.Number

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"strconv"
 	"strings"
@@ -17,14 +18,11 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/edge"
-	"github.com/authproxy/authproxy/proxy"
 )
 
 // prefaceTimeout bounds how long a new connection may take to send its
@@ -53,14 +51,14 @@ var (
 // clientConn is one client connection: its reader goroutine does all the
 // work of the streams it opens.
 type clientConn struct {
-	r    *Relay
-	conn net.Conn
-	br   *readBuf
-	fr   *http2.Framer
-	w    *wconn
-	ctx  context.Context // the peer, for the access log
-	peer string
-	cert *x509.Certificate
+	r      *Relay
+	conn   net.Conn
+	br     *readBuf
+	fr     *http2.Framer
+	w      *wconn
+	ctx    context.Context // the peer, for the access log
+	remote string          // the client's host:port
+	cert   *x509.Certificate
 
 	smu     sync.Mutex
 	streams map[uint32]*stream
@@ -92,7 +90,7 @@ func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxHeaderListSize
 	cc.fr.SetMaxReadFrameSize(frameSize)
-	cc.peer = auth.HostOf(c.RemoteAddr().String())
+	cc.remote = c.RemoteAddr().String()
 	p := &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()}
 	if r.opts.TLSState != nil {
 		cc.cert = edge.VerifiedCert(r.opts.TLSState(c))
@@ -393,27 +391,24 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		cc.fail(s, codes.Unimplemented, "authproxy: not a gRPC request", &cc.flushes)
 		return nil
 	}
-	if _, _, ok := proxy.SplitMethod(s.method); !ok {
-		cc.failStatus(s, proxy.MalformedMethod(s.method), &cc.flushes)
-		return nil
-	}
 	s.grpcEncoding = fieldValue(f, "grpc-encoding")
-	authn := cc.r.opts.Authn
-	if authn == nil || !authn.Enabled() {
-		cc.proceed(s, &cc.flushes)
+	adm := cc.r.opts.Admitter
+	call, err := adm.Open(admission.Arrival{Protocol: admission.GRPC, Path: s.method, Peer: cc.remote, Cert: cc.cert,
+		Credential: fieldValue(f, "authorization"), DB: fieldValue(f, "dbname")})
+	if err != nil {
+		cc.failStatus(s, err, &cc.flushes)
 		return nil
 	}
-	token := fieldValue(f, "authorization")
-	call := auth.Call{Protocol: "grpc", Target: s.method, Peer: cc.peer, Cert: cc.cert}
-	who, err, done := authn.QuickCheckToken(cc.ctx, token, call)
+	s.call = call
+	done, err := adm.QuickAuthenticate(cc.ctx, call)
 	if !done {
 		// A hash, a bind or a key fetch: off this reader, so that the
 		// connection's other calls go on meanwhile.
 		s.authPending = true
-		go cc.authenticate(s, token, call)
+		go cc.authenticate(s)
 		return nil
 	}
-	cc.authenticated(s, who, err, &cc.flushes)
+	cc.authenticated(s, err, &cc.flushes)
 	return nil
 }
 
@@ -444,11 +439,9 @@ func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 		fields := f.Fields
 		if !s.rest {
 			fields = fields[:0:0]
-			for _, hf := range f.Fields {
-				if !cc.r.opts.Headers.Strips(hf.Name) {
-					fields = append(fields, hf)
-				}
-			}
+			cc.r.opts.Admitter.UpstreamTrailers(hpackFields(f.Fields), func(hf admission.Field) {
+				fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
+			})
 		}
 		s.bc.sendTrailers(s, fields, &cc.flushes)
 	}
@@ -473,59 +466,52 @@ func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushS
 }
 
 // authenticate runs a check that waits, then carries on with the call.
-func (cc *clientConn) authenticate(s *stream, token string, call auth.Call) {
-	who, err := cc.r.opts.Authn.CheckToken(cc.ctx, token, call)
+func (cc *clientConn) authenticate(s *stream) {
+	err := cc.r.opts.Admitter.Authenticate(cc.ctx, s.call)
 	var fl flushSet
 	s.mu.Lock()
 	s.authPending = false
 	if !s.canceled {
-		cc.authenticated(s, who, err, &fl)
+		cc.authenticated(s, err, &fl)
 	}
 	s.mu.Unlock()
 	fl.flush()
 }
 
 // authenticated refuses the call or carries it on. s.mu held.
-func (cc *clientConn) authenticated(s *stream, who auth.Identity, err error, fl *flushSet) {
+func (cc *clientConn) authenticated(s *stream, err error, fl *flushSet) {
 	if err != nil {
-		cc.failStatus(s, auth.Status(err), fl)
+		cc.failStatus(s, err, fl)
 		return
 	}
-	s.who = &who
+	if s.call.Authenticated {
+		s.who = &s.call.Identity
+	}
 	cc.proceed(s, fl)
 }
 
-// proceed authorizes the call and opens it upstream with what the client
-// sent meanwhile. s.mu held.
+// proceed takes the admission step's decision, on the call's method or on
+// its first request message when the decision reads it (decide), and opens
+// the call upstream with what the client sent meanwhile. s.mu held.
 func (cc *clientConn) proceed(s *stream, fl *flushSet) {
-	ctx := cc.ctx
-	if s.who != nil {
-		ctx = auth.WithIdentity(ctx, *s.who)
-	}
-	for _, hf := range s.request {
-		if hf.Name == "dbname" {
-			ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("dbname", hf.Value))
-			break
-		}
-	}
-	s.ctx = ctx
-	local := cc.r.opts.Local != nil && cc.r.opts.Local(s.method)
-	fields := cc.upstreamFields(s, local)
+	adm := cc.r.opts.Admitter
+	local := s.call.Local
+	fields := cc.upstreamFields(s)
 	early := s.early
 	s.early = nil
-	if !local && cc.r.opts.Authorize != nil {
-		if wanted, reads := cc.r.opts.MessageFields(s.method); reads {
+	if !local {
+		if wanted, reads := adm.ReadsMessage(s.call); reads {
 			s.gated, s.gate, s.pending, s.decisionFields = true, early, fields, wanted
 			cc.refund(s, len(early), fl)
 			cc.decide(s, fl)
 			return
 		}
-		filter, err := cc.r.opts.Authorize(ctx, s.method, nil)
+		d, err := adm.Decide(s.call, nil)
 		if err != nil {
 			cc.failStatus(s, err, fl)
 			return
 		}
-		s.filter = filter
+		s.filter = d.Filter
 	}
 	cc.open(s, local, fields, s.clientDone && len(early) == 0, fl)
 	if len(early) > 0 && s.bc != nil {
@@ -534,10 +520,9 @@ func (cc *clientConn) proceed(s *stream, fl *flushSet) {
 }
 
 // upstreamFields is the header list sent upstream: the pseudo-headers,
-// te, then the client's keys the edge policy lets through, then the
-// identity. The in-process server gets the identity established here and
-// the client's address instead.
-func (cc *clientConn) upstreamFields(s *stream, local bool) []hpack.HeaderField {
+// te, then the admission step's list (the client's keys the edge policy
+// lets through, then the identity).
+func (cc *clientConn) upstreamFields(s *stream) []hpack.HeaderField {
 	out := make([]hpack.HeaderField, 0, len(s.request)+3)
 	for _, hf := range s.request {
 		if hf.IsPseudo() {
@@ -545,23 +530,21 @@ func (cc *clientConn) upstreamFields(s *stream, local bool) []hpack.HeaderField 
 		}
 	}
 	out = append(out, hpack.HeaderField{Name: "te", Value: "trailers"})
-	policy := cc.r.opts.Headers
-	for _, hf := range s.request {
-		if !hf.IsPseudo() && !policy.Strips(hf.Name) {
-			out = append(out, hf)
-		}
-	}
-	if local {
-		out = append(out, hpack.HeaderField{Name: edge.PeerKey, Value: cc.conn.RemoteAddr().String()})
-		if s.who != nil {
-			out = append(out, hpack.HeaderField{Name: edge.RelayedIdentityKey, Value: auth.EncodeRelayedIdentity(*s.who), Sensitive: true})
-		}
-		return out
-	}
-	if key := policy.IdentityHeader(); key != "" && s.who != nil {
-		out = append(out, hpack.HeaderField{Name: key, Value: s.who.User})
-	}
+	cc.r.opts.Admitter.UpstreamHeaders(s.call, hpackFields(s.request), func(f admission.Field) {
+		out = append(out, hpack.HeaderField{Name: f.Name, Value: f.Value, Sensitive: f.Sensitive})
+	})
 	return out
+}
+
+// hpackFields yields the regular fields of a header list.
+func hpackFields(fields []hpack.HeaderField) iter.Seq[admission.Field] {
+	return func(yield func(admission.Field) bool) {
+		for _, hf := range fields {
+			if !hf.IsPseudo() && !yield(admission.Field{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive}) {
+				return
+			}
+		}
+	}
 }
 
 // open sends the call upstream.
@@ -587,6 +570,9 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 		cc.fail(s, codes.ResourceExhausted, err.Error(), fl)
 		return
 	}
+	// The message's size, decompressed as the grpc-go core counts it; a
+	// prefix is of an uncompressed message, whose frame declares it.
+	s.call.RequestBytes = int64(len(payload))
 	var tail *tailCheck
 	if !complete && !s.clientDone {
 		n, ok := decisionPrefix(s.gate, s.decisionFields)
@@ -594,23 +580,19 @@ func (cc *clientConn) decide(s *stream, fl *flushSet) {
 			return
 		}
 		payload = s.gate[5 : 5+n]
+		s.call.RequestBytes = int64(binary.BigEndian.Uint32(s.gate[1:5]))
 		tail = newTailCheck(s.decisionFields, int(binary.BigEndian.Uint32(s.gate[1:5]))-n)
 		if err := tail.feed(s.gate[5+n:]); err != nil {
 			cc.fail(s, codes.PermissionDenied, err.Error(), fl)
 			return
 		}
 	}
-	ctx := s.ctx
-	if tail != nil {
-		// A prefix: the limits count the whole message's size.
-		ctx = proxy.WithMessageSize(ctx, int(binary.BigEndian.Uint32(s.gate[1:5])))
-	}
-	filter, err := cc.r.opts.Authorize(ctx, s.method, mem.BufferSlice{mem.SliceBuffer(payload)})
+	d, err := cc.r.opts.Admitter.Decide(s.call, [][]byte{payload})
 	if err != nil {
 		cc.failStatus(s, err, fl)
 		return
 	}
-	s.filter, s.gated, s.tail = filter, false, tail
+	s.filter, s.gated, s.tail = d.Filter, false, tail
 	gathered, fields := s.gate, s.pending
 	s.gate, s.pending = nil, nil
 	cc.open(s, false, fields, s.clientDone && len(gathered) == 0, fl)
@@ -838,7 +820,7 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 }
 
 func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
-	if reply, ok := proxy.LocalReplyOf(err); ok {
+	if reply, ok := admission.ReplyOf(err); ok {
 		cc.answer(s, reply, fl)
 		return
 	}

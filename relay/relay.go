@@ -36,11 +36,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/edge"
-	"github.com/authproxy/authproxy/proxy"
 )
 
 // Windows and limits the relay advertises on both sides.
@@ -50,10 +49,9 @@ const (
 	// connWindow is the connection window; it is refunded on receipt, so
 	// that one stream that cannot move never stalls the others.
 	connWindow = 16 << 20
-	// maxConcurrentStreams is advertised to clients.
-	maxConcurrentStreams = 1000
-	// maxHeaderListSize bounds a request's header block, as the grpc-go path does.
-	maxHeaderListSize = 256 << 10
+	// The bounds both cores put on a client connection (edge).
+	maxConcurrentStreams = edge.MaxConcurrentStreams
+	maxHeaderListSize    = edge.MaxHeaderListSize
 	// frameSize is the DATA frame size used toward a peer that accepts more.
 	frameSize = 16 << 10
 )
@@ -63,19 +61,14 @@ type Options struct {
 	// Backend is the backend's host:port; BackendTLS, if set, speaks TLS to it.
 	Backend    string
 	BackendTLS *tls.Config
-	// Authn authenticates each call on its HEADERS.
-	Authn *auth.Authenticator
-	// Authorize decides on a forwarded call, with its first request message
-	// when MessageFields says the decision reads it, and which of its
-	// top-level fields (see decisionPrefix).
-	Authorize     proxy.Authorize
-	MessageFields func(method string) (fields []protowire.Number, reads bool)
-	// Local says which methods the in-process server answers.
-	Local func(method string) bool
+	// Admitter takes each call through the admission step: on its
+	// HEADERS, and on the leading fields of its first request message when
+	// the decision reads them (see decisionPrefix). It says which methods
+	// the in-process server answers (Local) and builds the header lists.
+	Admitter *admission.Admitter
 	// LocalListener is where the relay connects for them; the in-process
 	// gRPC server serves it.
 	LocalListener *PipeListener
-	Headers       *edge.HeaderPolicy
 	// TLSState finds a client connection's TLS state (nil: plaintext).
 	TLSState func(net.Conn) *tls.ConnectionState
 	// MaxRecvMsgSize bounds every request message (and a first one the

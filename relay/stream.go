@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,8 +14,8 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/proxy"
 )
 
 // item is what waits for a window: DATA, or HEADERS that must follow it.
@@ -55,8 +54,8 @@ type stream struct {
 	method       string
 	rest         bool                // not gRPC: passed to REST as it is
 	request      []hpack.HeaderField // the client's HEADERS
-	ctx          context.Context     // the identity and the dbname, for the authorizer
-	who          *auth.Identity
+	call         *admission.Call     // the admission step's record, once opened
+	who          *auth.Identity      // the authenticated caller, for the call metrics
 	start        time.Time
 	grpcEncoding string
 
@@ -95,7 +94,7 @@ type stream struct {
 
 	// Only the backend reader touches these.
 	downSizes messageSizes // the reply's, against grpc.maxSendMsgSize
-	filter    proxy.ReplyFilter
+	filter    admission.ReplyFilter
 	replyBuf  []byte
 	status    atomic.Int32 // the grpc-status seen in the trailers
 	finished  atomic.Bool
@@ -138,7 +137,7 @@ func firstMessage(buf []byte, encoding string, limit int) (payload []byte, compl
 // filterReply applies a reply filter to every message of a buffered reply;
 // compressed messages are decompressed and sent back uncompressed (the
 // per-message flag allows it).
-func filterReply(buf []byte, filter proxy.ReplyFilter) ([]byte, error) {
+func filterReply(buf []byte, filter admission.ReplyFilter) ([]byte, error) {
 	var out []byte
 	for len(buf) > 0 {
 		if len(buf) < 5 {

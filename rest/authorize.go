@@ -10,13 +10,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/rbac"
 )
 
@@ -47,26 +46,29 @@ var dataRoutes = map[string]string{
 	"jobs/import/create": "Import", "jobs/import/list": "ListImportTasks", "jobs/import/get_progress": "GetImportState",
 }
 
-// authorizeData decides on a data route as the gRPC side decides on the
-// method Milvus maps it to. It reads the (bounded) body whole to find the
-// collection and the database as the backend will (readBody,
+// authorizeData takes the admission step's decision on a data route, as
+// on the gRPC call Milvus maps it to. It reads the (bounded) body whole to
+// find the collection and the database as the backend will (readBody,
 // decodeDataRequest), and puts it back for forwarding. rewrite, when not
 // nil, rewrites the reply: it filters the names of a list, or refuses a
 // collection the caller may not see.
-func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id identity) (rewrite func([]byte) []byte, ok bool) {
-	if h.authz == nil || !id.authenticated || h.authz.IsAdmin(id.Principal) {
-		return nil, true
-	}
+func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, call *admission.Call) (rewrite func([]byte) []byte, ok bool) {
 	route := strings.TrimPrefix(r.URL.Path, apiPrefix)
 	method, known := dataRoutes[route]
-	call := rbac.Call{Principal: id.Principal, MetadataDB: r.Header.Get("DB-Name")}
-	if !known {
+	if known {
+		call.SetMethod("/"+rbac.Service+"/"+method, true)
+	} else {
 		// A route this proxy does not map has no known privilege: admin only.
-		call.Method = "/" + rbac.Service + "/REST:" + route
-		h.deny(w, h.authz.Authorize(call))
-		return nil, false
+		call.SetMethod("/"+rbac.Service+"/REST:"+route, true)
 	}
-	call.Method = "/" + rbac.Service + "/" + method
+	call.RequestBytes = max(r.ContentLength, 0)
+	if !known || !h.adm.ReadsBody(call) {
+		if _, err := h.adm.Decide(call, nil); err != nil {
+			refuse(w, err)
+			return nil, false
+		}
+		return nil, true
+	}
 	// An empty body is read too: Milvus refuses it (1801), and so does
 	// decodeDataRequest.
 	body, err := readBody(r.Body, r.ContentLength, h.maxBody)
@@ -86,20 +88,29 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id ident
 		writeError(w, http.StatusBadRequest, codeIncorrectFormat, msgIncorrectFormat+", "+err.Error())
 		return nil, false
 	}
-	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	call.Message = requestMessage(call.Method, q)
-	if err := h.authz.Authorize(call); err != nil {
-		h.deny(w, err)
-		return nil, false
+	if method == "Search" {
+		// The vectors searched, for dql.searchRate: one per element of
+		// data, as handler_v2.go builds the search's nq from it.
+		var s struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(body, &s); err != nil {
+			writeError(w, http.StatusBadRequest, codeIncorrectFormat, msgIncorrectFormat+", error: "+err.Error())
+			return nil, false
+		}
+		q.nq = int64(len(s.Data))
 	}
-	if _, err := h.authz.Visibility(call); err != nil {
-		h.deny(w, err)
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	call.RequestBytes = r.ContentLength
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	d, err := h.adm.Decide(call, requestMessage(call.Method, q))
+	if err != nil {
+		refuse(w, err)
 		return nil, false
 	}
 	db := q.DBName
 	if db == "" {
-		db = call.MetadataDB
+		db = call.DB
 	}
 	if db == "" {
 		db = rbac.DefaultDB
@@ -107,15 +118,13 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id ident
 	switch method {
 	case "ShowCollections":
 		return func(body []byte) []byte {
-			return filterNames(body, func(name string) bool { return h.authz.SeesCollection(id.Principal, db, name) })
+			return filterNames(body, func(name string) bool { return d.SeesCollection(db, name) })
 		}, true
 	case "ListDatabases":
-		return func(body []byte) []byte {
-			return filterNames(body, func(name string) bool { return h.authz.SeesDatabase(id.Principal, name) })
-		}, true
+		return func(body []byte) []byte { return filterNames(body, d.SeesDatabase) }, true
 	case "DescribeDatabase":
-		if st := h.authz.DatabaseRefusal(call, db); st != nil {
-			writeError(w, http.StatusOK, st.Code, st.Reason)
+		if refusal := d.DatabaseRefusal(db); refusal != nil {
+			refuse(w, refusal)
 			return nil, false
 		}
 	case "DescribeCollection":
@@ -123,7 +132,7 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id ident
 		// then visibility decides (Milvus's order).
 		if q.CollectionName != "" {
 			return func(body []byte) []byte {
-				return refuseHidden(body, h.authz.CollectionRefusal(call, db, q.CollectionName))
+				return refuseHidden(body, d.CollectionRefusal(db, q.CollectionName))
 			}, true
 		}
 	}
@@ -133,14 +142,14 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, id ident
 // refuseHidden replaces a successful reply with refusal, Milvus's REST
 // answer to a status error (HTTP 200, its code and reason); a failed
 // reply, or a nil refusal, passes unchanged.
-func refuseHidden(body []byte, refusal *commonpb.Status) []byte {
+func refuseHidden(body []byte, refusal *admission.Refusal) []byte {
 	var r struct {
 		Code int32 `json:"code"`
 	}
 	if refusal == nil || json.Unmarshal(body, &r) != nil || r.Code != 0 {
 		return body
 	}
-	out, err := json.Marshal(reply{Code: refusal.Code, Message: refusal.Reason})
+	out, err := json.Marshal(reply{Code: refusal.Code, Message: refusal.Message})
 	if err != nil {
 		return body
 	}
@@ -169,14 +178,11 @@ func requestMessage(method string, q dataRequest) [][]byte {
 	if f := fields.ByName("collection_names"); f != nil && q.CollectionName != "" {
 		msg.Mutable(f).List().Append(protoreflect.ValueOfString(q.CollectionName))
 	}
+	if f := fields.ByName("nq"); f != nil && f.Kind() == protoreflect.Int64Kind && q.nq > 0 {
+		msg.Set(f, protoreflect.ValueOfInt64(q.nq))
+	}
 	b, _ := proto.Marshal(msg.Interface())
 	return [][]byte{b}
-}
-
-// deny answers a refused data route as Milvus's REST API does: HTTP 403
-// with the gRPC status text and merr's code for it.
-func (h *handler) deny(w http.ResponseWriter, err error) {
-	writeError(w, http.StatusForbidden, codeUnexpected, status.Convert(err).Err().Error())
 }
 
 // filterNames keeps the names of a list reply ({"code":0,"data":[...]}) that

@@ -4,25 +4,25 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/authproxy/authproxy/admission"
 )
 
 // Milvus merr codes the REST layer answers with (pkg/util/merr).
 const (
 	codeSuccess            = 0
-	codeServiceUnavailable = 2     // ErrServiceUnavailable
-	codeParameterTooLarge  = 1102  // ErrParameterTooLarge
-	codeNeedAuthenticate   = 1800  // ErrNeedAuthenticate
+	codeServiceUnavailable = admission.CodeServiceUnavailable
+	codeParameterTooLarge  = 1102 // ErrParameterTooLarge
+	codeNeedAuthenticate   = admission.CodeNeedAuthenticate
 	codeIncorrectFormat    = 1801  // ErrIncorrectParameterFormat
 	codeMissingParameters  = 1802  // ErrMissingRequiredParameters
 	codeTimeout            = 10001 // merr.TimeoutCode
-	// codeUnexpected is what merr.Code gives an error that is no merr error,
-	// such as the gRPC PermissionDenied status of Milvus's privilege check.
-	codeUnexpected = 65535
+	codeUnexpected         = admission.CodeUnexpected
 )
 
 // Messages of those merr errors, to the letter.
 const (
-	msgNeedAuthenticate  = "user hasn't authenticated"
+	msgNeedAuthenticate  = admission.MsgNeedAuthenticate
 	msgIncorrectFormat   = "can only accept json format request"
 	msgMissingParameters = "missing required parameters"
 )

@@ -8,16 +8,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"strconv"
+
+	"github.com/authproxy/authproxy/admission"
 )
 
 // forward streams the request to the backend within the size and time
 // limits (ServeHTTP refused an over-limit declared length already).
-func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, rewrite func([]byte) []byte) {
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, call *admission.Call, rewrite func([]byte) []byte) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{header: h.headers.IdentityHeader(), user: id.User, rewrite: rewrite})
+	ctx = context.WithValue(ctx, forwardKey{}, forwardInfo{call: call, rewrite: rewrite})
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -25,8 +28,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, id identity, r
 type forwardKey struct{}
 
 type forwardInfo struct {
-	header string // identity header in force for this request
-	user   string // "" when unauthenticated
+	call *admission.Call
 	// rewrite, for list and describe routes, drops or refuses what the
 	// caller may not see.
 	rewrite func([]byte) []byte
@@ -55,20 +57,23 @@ func (h *handler) filterReply(resp *http.Response) error {
 	return nil
 }
 
-// rewrite removes what the edge policy strips (the client's credential and
-// any identity it asserts, in any spelling) and adds the authenticated one.
+// rewrite gives the backend the admission step's header list: what the
+// edge policy strips (the client's credential and any identity it
+// asserts, in any spelling) removed, the authenticated identity added.
 func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.backend)
 	pr.SetXForwarded()
-	out := pr.Out.Header
-	for name := range out {
-		if h.headers.Strips(name) {
-			delete(out, name)
-		}
+	f, _ := pr.In.Context().Value(forwardKey{}).(forwardInfo)
+	call := f.call
+	if call == nil {
+		call = &admission.Call{}
 	}
-	if f, _ := pr.In.Context().Value(forwardKey{}).(forwardInfo); f.header != "" && f.user != "" {
-		out.Set(f.header, f.user)
-	}
+	out := make(http.Header, len(pr.Out.Header)+1)
+	h.adm.UpstreamHeaders(call, admission.MapFields(pr.Out.Header), func(f admission.Field) {
+		name := textproto.CanonicalMIMEHeaderKey(f.Name)
+		out[name] = append(out[name], f.Value)
+	})
+	pr.Out.Header = out
 }
 
 // proxyError answers a request the backend did not answer, in Milvus's envelope.

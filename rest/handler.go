@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/edge"
-	"github.com/authproxy/authproxy/rbac"
 	"github.com/authproxy/authproxy/usermgmt"
 )
 
@@ -42,36 +41,28 @@ var ownPrefixes = []string{apiPrefix + "users/", apiPrefix + "roles/", apiPrefix
 
 // Options configures NewHandler.
 type Options struct {
-	Authn *auth.Authenticator
-	// Authz decides on data routes as on gRPC calls; nil authorizes none
-	// (every authenticated user may call every route).
-	Authz *rbac.Authorizer
-	Users *usermgmt.Service
+	// Admitter authenticates every request and decides on data routes as
+	// on the gRPC calls they stand for; its edge policy says which client
+	// headers are stripped and which header carries the authenticated user
+	// to the backend.
+	Admitter *admission.Admitter
+	Users    *usermgmt.Service
 	// Backend is the backend's REST base URL, e.g. http://127.0.0.1:19530.
 	Backend *url.URL
 	// BackendTLS, when set, is used to reach a backend REST endpoint behind TLS.
 	BackendTLS *tls.Config
-	// Headers says which client headers are stripped and which header
-	// carries the authenticated user to the backend; shared with the gRPC
-	// director and changed live by a reload. nil: the default policy.
-	Headers *edge.HeaderPolicy
 	// MaxBodyBytes bounds forwarded request bodies (DefaultMaxBodyBytes if <= 0).
 	MaxBodyBytes int64
 	// Timeout bounds one forwarded request (DefaultTimeout if <= 0).
 	Timeout time.Duration
 	// Logger gets authentication failures and backend errors (slog.Default() if nil).
 	Logger *slog.Logger
-	// Limits count authorized data calls against the rate limits; nil: none.
-	Limits RateLimiter
 }
 
 type handler struct {
-	authn   *auth.Authenticator
-	authz   *rbac.Authorizer
-	limits  RateLimiter
+	adm     *admission.Admitter
 	users   *usermgmt.Service
 	backend *url.URL
-	headers *edge.HeaderPolicy
 	maxBody int64
 	timeout time.Duration
 	logger  *slog.Logger
@@ -81,18 +72,12 @@ type handler struct {
 // NewHandler returns the REST handler.
 func NewHandler(opts Options) http.Handler {
 	h := &handler{
-		authn:   opts.Authn,
-		authz:   opts.Authz,
-		limits:  opts.Limits,
+		adm:     opts.Admitter,
 		users:   opts.Users,
 		backend: opts.Backend,
-		headers: opts.Headers,
 		maxBody: opts.MaxBodyBytes,
 		timeout: opts.Timeout,
 		logger:  opts.Logger,
-	}
-	if h.headers == nil {
-		h.headers = edge.NewHeaderPolicy(edge.DefaultIdentityHeader)
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -131,14 +116,9 @@ func backendTransport(tlsConfig *tls.Config) *http.Transport {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := h.authenticate(r)
+	call, err := h.admit(r)
 	if err != nil {
-		var f *auth.Failure
-		if errors.As(err, &f) && f.Unavailable() {
-			writeError(w, http.StatusServiceUnavailable, codeServiceUnavailable, f.Message)
-			return
-		}
-		writeError(w, http.StatusUnauthorized, codeNeedAuthenticate, msgNeedAuthenticate)
+		refuse(w, err)
 		return
 	}
 	// Route on the cleaned path: a backend that normalises paths must never
@@ -146,7 +126,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := path.Clean(r.URL.Path)
 	for _, prefix := range ownPrefixes {
 		if strings.HasPrefix(p, prefix) {
-			h.serveUsers(w, r, strings.TrimPrefix(p, apiPrefix), id)
+			h.serveUsers(w, r, strings.TrimPrefix(p, apiPrefix), call)
 			return
 		}
 	}
@@ -156,30 +136,34 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.tooLarge(w, r, h.maxBody)
 		return
 	}
-	rewrite, ok := h.authorizeData(w, r, id)
-	if !ok || !h.admitRate(w, r, id) {
+	rewrite, ok := h.authorizeData(w, r, call)
+	if !ok {
 		return
 	}
-	h.forward(w, r, id, rewrite)
+	h.forward(w, r, call, rewrite)
 }
 
-// identity is who the request was authenticated as; authenticated is false
-// when authentication is off.
-type identity struct {
-	rbac.Principal
-	authenticated bool
-}
-
-// authenticate checks the request's credential when authentication is on;
-// the authenticator counts and logs each refusal (never the secret).
-func (h *handler) authenticate(r *http.Request) (identity, error) {
-	if !h.authn.Enabled() {
-		return identity{}, nil
-	}
-	call := auth.Call{Protocol: "rest", Target: r.URL.Path, Peer: auth.HostOf(r.RemoteAddr), Cert: edge.VerifiedCert(r.TLS)}
-	id, err := h.authn.CheckHTTP(r.Context(), r.Header.Get("Authorization"), call)
+// admit opens the request's call record and authenticates it when
+// authentication is on; the authenticator counts and logs each refusal
+// (never the secret).
+func (h *handler) admit(r *http.Request) (*admission.Call, error) {
+	call, err := h.adm.Open(admission.Arrival{Protocol: admission.REST, Path: r.URL.Path, Peer: r.RemoteAddr,
+		Cert: edge.VerifiedCert(r.TLS), Credential: r.Header.Get("Authorization"), DB: r.Header.Get("DB-Name")})
 	if err != nil {
-		return identity{}, err
+		return nil, err
 	}
-	return identity{Principal: id.Principal(), authenticated: true}, nil
+	return call, h.adm.Authenticate(r.Context(), call)
+}
+
+// refuse answers a refusal of the admission step in Milvus's envelope.
+func refuse(w http.ResponseWriter, err error) {
+	var r *admission.Refusal
+	if !errors.As(err, &r) {
+		writeError(w, http.StatusInternalServerError, codeUnexpected, "authproxy: "+err.Error())
+		return
+	}
+	if r.RetryAfter != "" {
+		w.Header().Set("Retry-After", r.RetryAfter)
+	}
+	writeError(w, r.HTTP, r.Code, r.Message)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
@@ -78,11 +79,10 @@ func newEnv(t *testing.T, backend *url.URL, tweak func(*Options)) *testEnv {
 		backend = closedURL(t)
 	}
 	opts := Options{
-		Authn:   e.authn,
-		Users:   e.users,
-		Backend: backend,
-		Headers: e.headers,
-		Logger:  logger,
+		Admitter: admission.NewAdmitter(admission.Options{Authn: e.authn, Headers: e.headers}),
+		Users:    e.users,
+		Backend:  backend,
+		Logger:   logger,
 	}
 	if tweak != nil {
 		tweak(&opts)

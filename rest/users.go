@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/usermgmt"
 )
 
@@ -170,7 +171,7 @@ func groupOp(add bool) userOp {
 // serveUsers answers the user, role and privilege-group routes
 // (/v2/vectordb/<name>) from the credential store; none ever reaches the
 // backend.
-func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string, id identity) {
+func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string, call *admission.Call) {
 	op, ok := userOps[name]
 	if !ok {
 		writeError(w, http.StatusNotFound, codeUnexpected,
@@ -199,7 +200,7 @@ func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string
 		writeError(w, http.StatusOK, codeMissingParameters, msgMissingParameters+", error: "+missing)
 		return
 	}
-	c := usermgmt.Caller{Principal: id.Principal, Authenticated: id.authenticated, Database: q.DBName, Peer: r.RemoteAddr}
+	c := usermgmt.Caller{Principal: call.Principal(), Authenticated: call.Authenticated, Database: q.DBName, Peer: r.RemoteAddr}
 	if c.Database == "" {
 		c.Database = r.Header.Get("DB-Name")
 	}

@@ -26,13 +26,10 @@ func (s *Server) restHandler(cfg *config.Config) http.Handler {
 		backendTLS = s.backendTLS.TLSConfig()
 	}
 	return rest.NewHandler(rest.Options{
-		Authn:      s.authn,
-		Authz:      s.authz,
+		Admitter:   s.admitter,
 		Users:      s.users,
 		Backend:    backendURL,
 		BackendTLS: backendTLS,
-		Headers:    s.headers,
 		Logger:     s.logger,
-		Limits:     rateStep{s},
 	})
 }

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/authproxy/authproxy/admin"
+	"github.com/authproxy/authproxy/admission"
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
@@ -51,6 +51,9 @@ type Options struct {
 	// Registry holds the server's metrics and is what admin's /metrics
 	// serves; nil gives the server a registry of its own.
 	Registry *prometheus.Registry
+	// Version is the binary's version, for the start-up log line,
+	// /readyz and authproxy_build_info ("dev" when empty).
+	Version string
 }
 
 // Server is one running proxy.
@@ -67,8 +70,9 @@ type Server struct {
 	replicas *ratelimit.Replicas // with the store on etcd: limits shared by the live replicas
 	users    *usermgmt.Service
 	backend  *proxy.Backend
-	headers  *edge.HeaderPolicy // what is stripped and asserted, gRPC and REST alike
-	failures *edge.FailureLog   // how refusals are logged, gRPC and REST alike
+	headers  *edge.HeaderPolicy  // what is stripped and asserted, gRPC and REST alike
+	admitter *admission.Admitter // the one admission step of the three ways in
+	failures *edge.FailureLog    // how refusals are logged, gRPC and REST alike
 	director *proxy.Director
 	status   *admin.Status
 	calls    *callObserver
@@ -92,16 +96,6 @@ type Server struct {
 	adminServer *http.Server
 }
 
-// Bounds of the gRPC transport. MaxConcurrentStreams caps the calls one
-// connection holds at once (one once held 3,000 backend streams): Milvus
-// SDKs multiplex a pool of calls over one connection, far fewer than this.
-// MaxHeaderListSize caps a call's metadata (grpc-go allows 16 MiB): Milvus
-// sends a token and a database name.
-const (
-	maxConcurrentStreams = 1000
-	maxHeaderListSize    = 256 << 10
-)
-
 // New builds a Server from a validated configuration.
 func New(cfg *config.Config, opts Options) (*Server, error) {
 	reg := opts.Registry
@@ -114,6 +108,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Help: "Expiry (Unix time) of the server certificate in service.",
 	})
 	reg.MustRegister(s.certExpiry)
+	s.announceBuild(cfg, reg)
 	authMetrics := auth.NewMetrics(reg)
 	s.cfg.Store(cfg)
 	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
@@ -246,10 +241,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return float64(n)
 	}))
 	s.headers = edge.NewHeaderPolicy(cfg.Auth.IdentityHeader)
-	s.director = proxy.NewDirector(s.backend, func(ctx context.Context) (string, bool) {
-		id, ok := auth.FromContext(ctx)
-		return id.User, ok
-	}, s.headers)
+	s.admitter = admission.NewAdmitter(admission.Options{Authn: s.authn, Authz: s.authz, Headers: s.headers, Limits: s.limits})
+	s.director = proxy.NewDirector(s.backend, s.admitter)
 	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog, reg)
 
 	s.grpcServer = grpc.NewServer(
@@ -264,13 +257,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: edge.PingMinInterval, PermitWithoutStream: true}),
 		// No unary interceptor: every method, the proxy's own included, is
 		// served as a stream, so authentication runs before a body is read.
-		grpc.ChainStreamInterceptor(s.calls.stream, proxy.MethodInterceptor, s.authn.StreamInterceptor()),
-		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, unaryMethods(), s.authorizeForward).StreamHandler()),
+		grpc.ChainStreamInterceptor(s.calls.stream, proxy.Admit(s.admitter)),
+		grpc.UnknownServiceHandler(proxy.NewHandler(s.director.Direct, s.admitter).StreamHandler()),
 		grpc.Creds(sharedport.TransportCredentials()),
-		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		grpc.MaxHeaderListSize(maxHeaderListSize),
+		grpc.MaxConcurrentStreams(edge.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(edge.MaxHeaderListSize),
 	)
 	s.users.RegisterGRPC(s.grpcServer)
+	s.admitter.SetLocal(localMethods(s.grpcServer))
 	if cfg.Forwarding == config.ForwardFrames {
 		s.relay, s.relayPipe = s.newRelay(cfg, backendTLS)
 	}
@@ -289,15 +283,25 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// unaryMethods lists MilvusService's unary methods for the forwarder's
-// one-goroutine path; everything else takes the general stream path.
-func unaryMethods() []string {
-	d := milvuspb.MilvusService_ServiceDesc
-	out := make([]string, 0, len(d.Methods)+1)
-	for _, m := range d.Methods {
-		out = append(out, "/"+d.ServiceName+"/"+m.MethodName)
+// announceBuild says, outside the process, which binary and forwarding
+// core run: /readyz's info and authproxy_build_info. forwarding is
+// Restart-only (config.Table), so both hold for the process's life.
+func (s *Server) announceBuild(cfg *config.Config, reg prometheus.Registerer) {
+	s.status.SetInfo("forwarding", cfg.Forwarding)
+	s.status.SetInfo("version", s.version())
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "authproxy_build_info",
+		Help: "1, labelled with the version and the forwarding core (grpc, frames) this process runs.",
+	}, []string{"version", "forwarding"})
+	reg.MustRegister(info)
+	info.WithLabelValues(s.version(), cfg.Forwarding).Set(1)
+}
+
+func (s *Server) version() string {
+	if s.opts.Version == "" {
+		return "dev"
 	}
-	return append(out, "/grpc.health.v1.Health/Check")
+	return s.opts.Version
 }
 
 func (s *Server) setupTLS(cfg *config.Config) error {
@@ -405,7 +409,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { _ = s.grpcServer.Serve(s.relayPipe) }()
 	}
 	port := sharedport.Serve(s.listener, portOpts, errc)
-	s.logger.Info("authproxy serving", "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
+	s.logger.Info("authproxy serving", "version", s.version(), "forwarding", cfg.Forwarding, "listen", s.listener.Addr().String(), "backend", cfg.Backend.Address,
 		"tls", s.tlsServer.Load() != nil, "authorizationEnabled", s.authn.Enabled(), "admin", cfg.Admin.Listen)
 
 	var err error

@@ -36,7 +36,7 @@ const (
 	// of a new connection; and REST's request headers.
 	SniffTimeout = 10 * time.Second
 	// MaxConcurrentStreams is advertised on HTTP/2 REST connections; the
-	// gRPC server advertises its own (server.maxConcurrentStreams).
+	// gRPC cores advertise their own (edge.MaxConcurrentStreams).
 	MaxConcurrentStreams = 250
 	// IdleTimeout closes a REST connection with no request for this long.
 	IdleTimeout = 2 * time.Minute

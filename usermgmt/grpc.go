@@ -182,7 +182,7 @@ func unary[Req any, PReq interface {
 	}
 }
 
-// callerOf builds the Caller from what the auth interceptor established.
+// callerOf builds the Caller from what the admission step established.
 func callerOf(ctx context.Context) Caller {
 	var c Caller
 	if id, ok := auth.FromContext(ctx); ok {

@@ -73,7 +73,7 @@ gracefully.`,
 			// the proxy's own.
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			srv, err := server.New(cfg, server.Options{ConfigPath: configPath, Overrides: overrides, LogOutput: os.Stderr, Registry: reg})
+			srv, err := server.New(cfg, server.Options{ConfigPath: configPath, Overrides: overrides, LogOutput: os.Stderr, Registry: reg, Version: version})
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
-// Package edgetest holds the table of cases that every adapter of the edge
-// header policy (the gRPC director, the REST handler) must pass, so that a
-// rule cannot hold on one side and not on the other.
+// Package edgetest holds the table of cases that every caller of the
+// admission step's header list (the grpc-go core's director, the frame
+// relay, the REST handler) must pass, so that a rule cannot hold on one
+// way in and not on another.
 package edgetest
 
 import (

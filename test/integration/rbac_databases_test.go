@@ -111,6 +111,13 @@ func TestRBACWalkInTwoDatabases(t *testing.T) {
 	asCarolInDB1 := metadata.AppendToOutgoingContext(withToken(ctx, "carol:Carol-pw-1"), "dbname", "db1")
 	_, err = raw.Search(asCarolInDB1, &milvuspb.SearchRequest{DbName: "db2", CollectionName: "books", PartitionNames: []string{"p1"}})
 	wantDenied(t, "search db2.books from a db1 connection", err, deny("PrivilegeSearch", "carol", "db2"))
+	// The list is filtered by the database the backend lists, the
+	// request's db_name, on both cores (the relay once filtered by the
+	// dbname metadata alone).
+	shown, err := raw.ShowCollections(withToken(ctx, "carol:Carol-pw-1"), &milvuspb.ShowCollectionsRequest{DbName: "db1"})
+	if err != nil || !slices.Equal(shown.GetCollectionNames(), []string{"books"}) {
+		t.Errorf("carol shows db1's collections without dbname metadata: %v %v, want [books]", shown.GetCollectionNames(), err)
+	}
 
 	// An alias is its own name to RBAC, in its database.
 	_, err = search(carol["db1"], "shelf", false)

@@ -1,4 +1,4 @@
-package proxy
+package admission
 
 import (
 	"strings"
@@ -51,7 +51,7 @@ func FuzzSplitMethodMatchesBothRoutings(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path string) {
 		service, method, ok := SplitMethod(path)
 		if !ok {
-			if err := MalformedMethod(path); !strings.Contains(err.Error(), "malformed method name") {
+			if err := malformedMethod(path); !strings.Contains(err.Error(), "malformed method name") {
 				t.Fatalf("refusal of %q: %v", path, err)
 			}
 			return

@@ -3,17 +3,8 @@ package auth
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"sync/atomic"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	"github.com/authproxy/authproxy/edge"
 )
@@ -36,15 +27,23 @@ func FromContext(ctx context.Context) (Identity, bool) {
 
 type slotKey struct{}
 
-// WithIdentitySlot returns a context in which the authenticator records the
-// identity it establishes, for interceptors that run before it (access log).
+// WithIdentitySlot returns a context in which the admission step records
+// the identity it establishes (RecordIdentity), for interceptors that run
+// before it (access log).
 func WithIdentitySlot(ctx context.Context) (context.Context, *Identity) {
 	slot := new(Identity)
 	return context.WithValue(ctx, slotKey{}, slot), slot
 }
 
-// Authenticator authenticates gRPC and REST calls before they are answered
-// or forwarded; every refusal goes to the one failure log.
+// RecordIdentity fills the slot of WithIdentitySlot in ctx, if any.
+func RecordIdentity(ctx context.Context, id Identity) {
+	if slot, ok := ctx.Value(slotKey{}).(*Identity); ok {
+		*slot = id
+	}
+}
+
+// Authenticator checks the credentials of gRPC and REST calls for the
+// admission step; every refusal goes to the one failure log.
 type Authenticator struct {
 	verifier     *Verifier
 	failures     *edge.FailureLog
@@ -78,73 +77,12 @@ func (a *Authenticator) SetCertIdentity(f CertIdentityFunc) {
 // Verifier returns the verifier, for the REST side.
 func (a *Authenticator) Verifier() *Verifier { return a.verifier }
 
-// StreamInterceptor authenticates streams, which are every call the proxy
-// serves: forwarded calls and, so that no body is read before the caller is
-// known, the proxy's own methods too.
-func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := a.authenticate(ss.Context(), info.FullMethod)
-		if err != nil {
-			return err
-		}
-		if ctx == ss.Context() {
-			return handler(srv, ss)
-		}
-		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
-	}
-}
-
-type contextStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *contextStream) Context() context.Context { return s.ctx }
-
 // Call says where a credential was presented, for the failure log.
 type Call struct {
 	Protocol string // grpc or rest
 	Target   string // method or path
 	Peer     string // client address, without the port
 	Cert     *x509.Certificate
-}
-
-func (a *Authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
-	if !a.enabled.Load() {
-		return ctx, nil
-	}
-	p, _ := peer.FromContext(ctx)
-	if p != nil && p.Addr != nil && p.Addr.Network() == edge.RelayNetwork {
-		// The frame relay authenticated the call already.
-		id, err := relayedIdentity(ctx)
-		if err != nil {
-			return nil, status.Error(codes.Unauthenticated, MsgMissing)
-		}
-		if slot, ok := ctx.Value(slotKey{}).(*Identity); ok {
-			*slot = id
-		}
-		return WithIdentity(ctx, id), nil
-	}
-	call := Call{Protocol: "grpc", Target: method, Peer: HostOf(ClientAddr(ctx))}
-	if p != nil {
-		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			call.Cert = edge.VerifiedCert(&info.State)
-		}
-	}
-	// Only the one key: copying all metadata here would be a second full
-	// copy per call (the director makes the other).
-	var token string
-	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
-		token = v[0]
-	}
-	id, err := a.CheckToken(ctx, token, call)
-	if err != nil {
-		return nil, Status(err)
-	}
-	if slot, ok := ctx.Value(slotKey{}).(*Identity); ok {
-		*slot = id
-	}
-	return WithIdentity(ctx, id), nil
 }
 
 // CheckToken authenticates a gRPC token (the base64 metadata value; ""
@@ -246,21 +184,4 @@ func (a *Authenticator) refused(call Call, err error) (Identity, error) {
 		a.failures.Record(edge.Refusal{Protocol: call.Protocol, Target: call.Target, User: f.User, Peer: call.Peer, Reason: string(f.Reason)})
 	}
 	return Identity{}, err
-}
-
-// EncodeRelayedIdentity is the value of edge.RelayedIdentityKey for id,
-// as it goes on the wire (a -bin key: base64).
-func EncodeRelayedIdentity(id Identity) string {
-	b, _ := json.Marshal(id)
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func relayedIdentity(ctx context.Context) (Identity, error) {
-	v := metadata.ValueFromIncomingContext(ctx, edge.RelayedIdentityKey)
-	if len(v) != 1 {
-		return Identity{}, errors.New("no relayed identity")
-	}
-	var id Identity
-	err := json.Unmarshal([]byte(v[0]), &id)
-	return id, err
 }
