@@ -309,7 +309,7 @@ func (l *Limiter) Admit(c *Call) Verdict {
 			lim.refused.Inc()
 			rate := lim.spec.Max / n
 			if b.startLimited() {
-				l.log.Info("rate limit: tenant limited", "limit", lim.spec.Name, "user", c.User, "database", cut(key.db), "rate", rate, "unit", config.RateNames[lim.spec.Rate])
+				l.log.Info("rate limit: tenant limited", "limit", lim.spec.Name, "user", c.User, "database", cut(c.DB), "rate", rate, "unit", config.RateNames[lim.spec.Rate])
 			}
 			for _, back := range lims[:i] {
 				if k, sel := back.selects(c); sel {
