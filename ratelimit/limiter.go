@@ -113,8 +113,13 @@ type limit struct {
 	perUnit float64
 	window  int64
 
-	mu      sync.Mutex // adds buckets
+	// buckets are the settled tenants, read without a lock; a new tenant
+	// waits in recent (under mu) until the sweeper, once a second, folds
+	// recent into a new settled map: one copy a second, not one per new
+	// tenant, however many tenants requests invent.
 	buckets atomic.Pointer[map[bucketKey]*bucket]
+	mu      sync.Mutex
+	recent  map[bucketKey]*bucket
 }
 
 // bucketKey is whose bucket: a database (for database "*"), a user
@@ -383,31 +388,36 @@ func (lim *limit) cost(c *Call) float64 {
 	return 1
 }
 
-// bucket returns the tenant's bucket, created full. Lookups read an
-// immutable map; a new tenant copies it (tenants come rarely, calls
-// often).
+// bucket returns the tenant's bucket, created full.
 func (lim *limit) bucket(key bucketKey) *bucket {
 	if b, ok := (*lim.buckets.Load())[key]; ok {
 		return b
 	}
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
-	cur := *lim.buckets.Load()
-	if b, ok := cur[key]; ok {
+	settled := *lim.buckets.Load()
+	if b, ok := settled[key]; ok {
 		return b
 	}
-	if len(cur) >= maxBuckets {
+	if b, ok := lim.recent[key]; ok {
+		return b
+	}
+	if len(settled)+len(lim.recent) >= maxBuckets {
 		key = overflowKey
-		if b, ok := cur[key]; ok {
+		if b, ok := settled[key]; ok {
+			return b
+		}
+		if b, ok := lim.recent[key]; ok {
 			return b
 		}
 	}
 	// The names may share memory with a request message: a key keeps copies.
 	key = bucketKey{db: strings.Clone(key.db), user: strings.Clone(key.user)}
 	b := &bucket{}
-	next := maps.Clone(cur)
-	next[key] = b
-	lim.buckets.Store(&next)
+	if lim.recent == nil {
+		lim.recent = map[bucketKey]*bucket{}
+	}
+	lim.recent[key] = b
 	return b
 }
 
@@ -467,9 +477,10 @@ func (l *Limiter) sweepOnce() {
 	now := l.clock()
 	for _, lim := range l.cur.Load().limits {
 		lim.mu.Lock()
-		cur := *lim.buckets.Load()
-		var idle []bucketKey
-		for key, b := range cur {
+		next := maps.Clone(*lim.buckets.Load())
+		maps.Copy(next, lim.recent)
+		lim.recent = nil
+		for key, b := range next {
 			b.mu.Lock()
 			if b.limited && now-b.lastRefused.Load() > int64(quietAfter) {
 				l.log.Info("rate limit: tenant no longer limited", "limit", lim.spec.Name, "user", key.user, "database", cut(key.db), "refused", b.refused)
@@ -477,17 +488,11 @@ func (l *Limiter) sweepOnce() {
 			}
 			// Full for idleAfter: nothing to remember.
 			if !b.limited && b.tat.Load() < now-int64(idleAfter) {
-				idle = append(idle, key)
+				delete(next, key)
 			}
 			b.mu.Unlock()
 		}
-		if len(idle) > 0 {
-			next := maps.Clone(cur)
-			for _, key := range idle {
-				delete(next, key)
-			}
-			lim.buckets.Store(&next)
-		}
+		lim.buckets.Store(&next)
 		lim.mu.Unlock()
 	}
 }
@@ -526,14 +531,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, float64(l.replicas.Load()))
 	for _, lim := range l.cur.Load().limits {
 		fill, limited := 0.0, 0
-		for _, b := range *lim.buckets.Load() {
-			fill = max(fill, float64(b.tat.Load()-now)/float64(lim.window))
-			b.mu.Lock()
-			if b.limited {
-				limited++
+		lim.mu.Lock()
+		for _, m := range []map[bucketKey]*bucket{*lim.buckets.Load(), lim.recent} {
+			for _, b := range m {
+				fill = max(fill, float64(b.tat.Load()-now)/float64(lim.window))
+				b.mu.Lock()
+				if b.limited {
+					limited++
+				}
+				b.mu.Unlock()
 			}
-			b.mu.Unlock()
 		}
+		lim.mu.Unlock()
 		ch <- prometheus.MustNewConstMetric(fillDesc, prometheus.GaugeValue, fill, lim.spec.Name)
 		ch <- prometheus.MustNewConstMetric(limitedDesc, prometheus.GaugeValue, float64(limited), lim.spec.Name)
 	}
