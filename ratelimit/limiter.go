@@ -232,7 +232,21 @@ func (l *Limiter) Set(cfg config.RateLimits) {
 
 // runClock moves the coarse clock until no limit is left (or Close).
 func (l *Limiter) runClock() {
-	t := time.NewTicker(tick)
+	l.every(tick, func() bool {
+		l.coarse.Store(int64(time.Since(l.epoch)))
+		if len(l.cur.Load().limits) > 0 {
+			return true
+		}
+		l.ticking.Store(false)
+		// A Set between the check and the store saw the clock running:
+		// look again, and keep it running if so.
+		return len(l.cur.Load().limits) > 0 && l.ticking.CompareAndSwap(false, true)
+	})
+}
+
+// every calls f every d until f returns false or the Limiter is closed.
+func (l *Limiter) every(d time.Duration, f func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -240,14 +254,8 @@ func (l *Limiter) runClock() {
 			return
 		case <-t.C:
 		}
-		l.coarse.Store(int64(time.Since(l.epoch)))
-		if len(l.cur.Load().limits) == 0 {
-			l.ticking.Store(false)
-			// A Set between the check and the store saw the clock
-			// running: look again, and keep it running if so.
-			if len(l.cur.Load().limits) == 0 || !l.ticking.CompareAndSwap(false, true) {
-				return
-			}
+		if !f() {
+			return
 		}
 	}
 }
@@ -458,19 +466,13 @@ func (b *bucket) startLimited() bool {
 	return true
 }
 
-// sweep logs the tenants that stopped being limited and forgets idle
-// buckets, once a second.
+// sweep logs the tenants that stopped being limited, settles new ones
+// and forgets idle buckets, once a second.
 func (l *Limiter) sweep() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-		}
+	l.every(time.Second, func() bool {
 		l.sweepOnce()
-	}
+		return true
+	})
 }
 
 func (l *Limiter) sweepOnce() {

@@ -2,11 +2,9 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -338,14 +336,7 @@ func TestRateLimitBadConfigRefusedByName(t *testing.T) {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
 		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin:\n  listen: \"\"\ncredentials:\n  file: %q\nrateLimits:\n  limits:\n%s", filepath.Join(dir, "c.yaml"), c.limits)
 		must(t, os.WriteFile(path, []byte(yaml), 0o600))
-		cmd := exec.Command(harness.Binary(t), "serve", "--config", path)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-			t.Fatalf("%s: proxy started or exited 0: %v\n%s", name, err, out)
-		}
-		if !strings.Contains(string(out), c.want) {
+		if out := refusedAtStart(t, dir, path); !strings.Contains(out, c.want) {
 			t.Errorf("%s: message %q does not say %q", name, out, c.want)
 		}
 	}
