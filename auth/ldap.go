@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +39,8 @@ type Directory struct {
 	tls    *tls.Config
 	groups []groupRoles
 	pool   *hashPool
+	// tags maps a row-security tag key to an attribute of the user's entry.
+	tags map[string]string
 }
 
 type groupRoles struct {
@@ -45,8 +49,9 @@ type groupRoles struct {
 }
 
 // NewDirectory prepares a Directory; nothing is dialled until a check.
-func NewDirectory(cfg config.LDAP, tlsCfg *tls.Config) (*Directory, error) {
-	d := &Directory{cfg: cfg, tls: tlsCfg, pool: newHashPool(cfg.MaxConcurrentBinds)}
+// tags maps tag keys to attributes of the user's entry (identities.tags.ldap).
+func NewDirectory(cfg config.LDAP, tags map[string]string, tlsCfg *tls.Config) (*Directory, error) {
+	d := &Directory{cfg: cfg, tls: tlsCfg, pool: newHashPool(cfg.MaxConcurrentBinds), tags: tags}
 	for dn, roles := range cfg.Groups {
 		parsed, err := ldap.ParseDN(dn)
 		if err != nil {
@@ -69,35 +74,49 @@ func (d *Directory) Takes(user string, local bool) bool {
 // CacheTTL is how long a successful bind is reused.
 func (d *Directory) CacheTTL() time.Duration { return d.cfg.CacheTTL }
 
-// Check binds as user and returns the roles of the user's groups. The
-// error is errDirectoryRefused for a refused bind, ErrDirectoryUnavailable
-// (wrapped) when the directory cannot answer.
-func (d *Directory) Check(ctx context.Context, user, password string) ([]string, error) {
+// Check binds as user and returns the roles of the user's groups and its
+// tags. The error is errDirectoryRefused for a refused bind,
+// ErrDirectoryUnavailable (wrapped) when the directory cannot answer or
+// gives a tag attribute several values.
+func (d *Directory) Check(ctx context.Context, user, password string) (roles []string, tags map[string]string, err error) {
 	if password == "" || user == "" {
 		// An empty password is an anonymous bind in LDAP: a success that proves nothing.
-		return nil, errDirectoryRefused
+		return nil, nil, errDirectoryRefused
 	}
 	conn, err := d.dial(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer conn.Close()
 	name := strings.TrimSuffix(user, d.cfg.Realm)
 	bindDN := strings.ReplaceAll(d.cfg.BindDN, "{user}", escapeForDN(d.cfg.BindDN, name))
 	if err := conn.Bind(bindDN, password); err != nil {
-		return nil, classify(err)
+		return nil, nil, classify(err)
 	}
 	dn := bindDN
 	var groupDNs []string
+	attrs := slices.Collect(maps.Values(d.tags))
+	if d.cfg.GroupAttribute != "" {
+		attrs = append(attrs, d.cfg.GroupAttribute)
+	}
+	var entry *ldap.Entry
 	if s := d.cfg.UserSearch; s != nil {
-		entry, err := d.searchOne(conn, s.BaseDN, strings.ReplaceAll(s.Filter, "{user}", ldap.EscapeFilter(name)), d.cfg.GroupAttribute)
+		entry, err = d.searchOne(conn, s.BaseDN, ldap.ScopeWholeSubtree, strings.ReplaceAll(s.Filter, "{user}", ldap.EscapeFilter(name)), attrs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		dn = entry.DN
 		if d.cfg.GroupAttribute != "" {
 			groupDNs = append(groupDNs, entry.GetAttributeValues(d.cfg.GroupAttribute)...)
 		}
+	} else if len(d.tags) > 0 {
+		// The bind DN is the user's entry (the config requires it).
+		if entry, err = d.searchOne(conn, bindDN, ldap.ScopeBaseObject, "(objectClass=*)", attrs); err != nil {
+			return nil, nil, err
+		}
+	}
+	if tags, err = d.tagsOf(entry); err != nil {
+		return nil, nil, err
 	}
 	if s := d.cfg.GroupSearch; s != nil {
 		filter := strings.ReplaceAll(s.Filter, "{dn}", ldap.EscapeFilter(dn))
@@ -105,13 +124,33 @@ func (d *Directory) Check(ctx context.Context, user, password string) ([]string,
 		res, err := conn.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 			0, int(d.cfg.Timeout.Seconds()), false, filter, []string{"dn"}, nil))
 		if err != nil {
-			return nil, classify(err)
+			return nil, nil, classify(err)
 		}
 		for _, e := range res.Entries {
 			groupDNs = append(groupDNs, e.DN)
 		}
 	}
-	return d.rolesOf(groupDNs), nil
+	return d.rolesOf(groupDNs), tags, nil
+}
+
+// tagsOf reads the tag attributes of the user's entry: an absent one
+// leaves its tag absent; one with several values is refused, as the
+// proxy never picks one of a user's tenants.
+func (d *Directory) tagsOf(entry *ldap.Entry) (map[string]string, error) {
+	if len(d.tags) == 0 || entry == nil {
+		return nil, nil
+	}
+	tags := map[string]string{}
+	for key, attr := range d.tags {
+		switch values := entry.GetAttributeValues(attr); len(values) {
+		case 0:
+		case 1:
+			tags[key] = values[0]
+		default:
+			return nil, fmt.Errorf("%w: attribute %s of %s has %d values, tag %s takes one", ErrDirectoryUnavailable, attr, entry.DN, len(values), key)
+		}
+	}
+	return tags, nil
 }
 
 // escapeForDN escapes the name for a DN template ("uid={user},..."), and
@@ -123,12 +162,9 @@ func escapeForDN(template, name string) string {
 	return name
 }
 
-func (d *Directory) searchOne(conn *ldap.Conn, base, filter, attr string) (*ldap.Entry, error) {
-	attrs := []string{"dn"}
-	if attr != "" {
-		attrs = append(attrs, attr)
-	}
-	res, err := conn.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+func (d *Directory) searchOne(conn *ldap.Conn, base string, scope int, filter string, attrs []string) (*ldap.Entry, error) {
+	attrs = append([]string{"dn"}, attrs...)
+	res, err := conn.Search(ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases,
 		2, int(d.cfg.Timeout.Seconds()), false, filter, attrs, nil))
 	if err != nil {
 		return nil, classify(err)

@@ -40,6 +40,7 @@ type OpenID struct {
 	logger  *slog.Logger
 	ctx     context.Context
 	stop    context.CancelFunc
+	tags    map[string]string // tag key → claim
 }
 
 type issuer struct {
@@ -57,15 +58,17 @@ type issuer struct {
 type ExternalIdentity struct {
 	User    string
 	Roles   []string
+	Tags    map[string]string // row-security tags from the directory or the token
 	Expires time.Time
 }
 
 // NewOpenID prepares the issuers; client (one per issuer, for its CA) is
 // used for discovery and keys. Discovery runs at the first token, and
 // again at most every few seconds while it fails.
-func NewOpenID(cfgs []config.OIDCIssuer, clients []*http.Client, logger *slog.Logger) *OpenID {
+// tags maps tag keys to string claims (identities.tags.oidc).
+func NewOpenID(cfgs []config.OIDCIssuer, tags map[string]string, clients []*http.Client, logger *slog.Logger) *OpenID {
 	ctx, stop := context.WithCancel(context.Background())
-	o := &OpenID{logger: logger, ctx: ctx, stop: stop}
+	o := &OpenID{logger: logger, ctx: ctx, stop: stop, tags: tags}
 	for i, c := range cfgs {
 		o.issuers = append(o.issuers, &issuer{
 			cfg:    c,
@@ -147,7 +150,31 @@ func (is *issuer) verify(ctx context.Context, o *OpenID, token string) (External
 	for _, g := range stringsClaim(claims[is.cfg.GroupsClaim]) {
 		roles = appendNew(roles, is.cfg.Groups[g]...)
 	}
-	return ExternalIdentity{User: is.cfg.UsernamePrefix + user, Roles: roles, Expires: exp.Time}, nil
+	tags, err := tagsOf(claims, o.tags)
+	if err != nil {
+		return ExternalIdentity{}, err
+	}
+	return ExternalIdentity{User: is.cfg.UsernamePrefix + user, Roles: roles, Tags: tags, Expires: exp.Time}, nil
+}
+
+// tagsOf reads the tag claims: an absent claim leaves its tag absent; a
+// claim that is not a string (a list, a number) refuses the token, as the
+// proxy never picks one of a user's tenants nor turns a number into text.
+func tagsOf(claims jwt.MapClaims, mapping map[string]string) (map[string]string, error) {
+	if len(mapping) == 0 {
+		return nil, nil
+	}
+	tags := map[string]string{}
+	for key, claim := range mapping {
+		switch v := claims[claim].(type) {
+		case nil:
+		case string:
+			tags[key] = v
+		default:
+			return nil, fmt.Errorf("%w: claim %s for tag %s is %s, not a string", errTokenInvalid, claim, key, describeClaim(v))
+		}
+	}
+	return tags, nil
 }
 
 // describeClaim names a claim's value for a log line: its JSON type, and

@@ -26,11 +26,15 @@ type Identity struct {
 	// Roles are mapped from an external identity's groups; the store's
 	// bindings of User are added by the authorizer.
 	Roles []string
+	// Tags are an external identity's row-security tags, from directory
+	// attributes or token claims (identities.tags); a local user's are in
+	// the store.
+	Tags map[string]string
 }
 
 // Principal is the identity as the authorizer sees it.
 func (id Identity) Principal() rbac.Principal {
-	return rbac.Principal{User: id.User, Roles: id.Roles, Source: id.Source}
+	return rbac.Principal{User: id.User, Roles: id.Roles, Source: id.Source, Tags: id.Tags}
 }
 
 // External are the identity providers beside the store; either may be nil.
@@ -197,9 +201,9 @@ func bindKey(user, password string) cacheKey {
 func (e cacheEntry) identity(user string) Identity {
 	switch e.source {
 	case SourceOIDC:
-		return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles}
+		return Identity{User: e.external.User, Via: "token", Source: SourceOIDC, Roles: e.external.Roles, Tags: e.external.Tags}
 	case SourceLDAP:
-		return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: e.external.Roles}
+		return Identity{User: user, Via: "password", Source: SourceLDAP, Roles: e.external.Roles, Tags: e.external.Tags}
 	}
 	return Identity{User: user, Via: "password", Source: SourceLocal}
 }
@@ -262,7 +266,7 @@ func (v *Verifier) verifyBind(ctx context.Context, d *Directory, user, password,
 		d.pool.release()
 		return Identity{}, v.refusal(ctx, start, verdictLocked, fail)
 	}
-	roles, err := d.Check(ctx, user, password)
+	roles, tags, err := d.Check(ctx, user, password)
 	d.pool.release()
 	switch {
 	case errors.Is(err, ErrDirectoryUnavailable):
@@ -272,7 +276,7 @@ func (v *Verifier) verifyBind(ctx context.Context, d *Directory, user, password,
 		v.countFailure(name, addr)
 		return v.refuseAfter(ctx, start, fail)
 	}
-	e := cacheEntry{source: SourceLDAP, external: ExternalIdentity{User: user, Roles: roles}, expires: v.now().Add(d.CacheTTL())}
+	e := cacheEntry{source: SourceLDAP, external: ExternalIdentity{User: user, Roles: roles, Tags: tags}, expires: v.now().Add(d.CacheTTL())}
 	v.cache.Add(key, e)
 	v.metrics.cacheEntries.Set(float64(v.cache.Len()))
 	if v.limiter != nil {

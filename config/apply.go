@@ -78,6 +78,8 @@ var effects = map[string]Effect{
 	"identities.ldap.maxConcurrentBinds":    Live,
 	"identities.oidc":                       Live,
 	"identities.oidc.issuers":               Live,
+	"identities.tags.ldap":                  Live, // the providers are rebuilt, the cache of binds emptied
+	"identities.tags.oidc":                  Live,
 	"grpc.maxRecvMsgSize":                   Restart,
 	"grpc.maxSendMsgSize":                   Restart,
 	"tls":                                   Restart, // on or off

@@ -188,6 +188,8 @@ type BruteForce struct {
 type Identities struct {
 	LDAP *LDAP `yaml:"ldap"`
 	OIDC *OIDC `yaml:"oidc"`
+	// Tags: see rowpolicy.go.
+	Tags IdentityTags `yaml:"tags"`
 }
 
 // LDAP checks a user:password token by binding as the user. It takes the
@@ -531,6 +533,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Identities.validate(bad)
+	c.Identities.validateTags(bad)
 	c.RateLimits.validate(bad)
 	if c.GRPC.MaxRecvMsgSize < 4<<20 {
 		bad("grpc.maxRecvMsgSize", "must be at least 4194304 bytes, got %d", c.GRPC.MaxRecvMsgSize)

@@ -31,7 +31,10 @@
 // bcrypt compares only the first 72 bytes of a password. roles holds built-in
 // roles only (admin, public). An API key's digest is "sha256:" and the hex
 // SHA-256 of the key (see NewAPIKey); its user must exist. users and apiKeys
-// may be empty or absent; created and updated are optional.
+// may be empty or absent; created and updated are optional. Version 2 adds
+// roles, grants, privilegeGroups, a user's tags (row-security attributes,
+// $current_user_tags) and rowPolicies (db, collection, name, actions,
+// roles, usingExpr, checkExpr, description), each checked by Set.validate.
 //
 // Parsing is strict: unknown fields, duplicate user or key names, duplicate
 // digests, invalid names, unknown roles or hash formats are errors naming the

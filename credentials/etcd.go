@@ -100,6 +100,7 @@ const (
 	keyRoles    = "roles/"
 	keyGrants   = "grants/"
 	keyGroups   = "privilege-groups/"
+	keyPolicies = "row-policies/"
 	keySeq      = "meta/seq"
 	// KeyReplicas is where replicas register themselves (package
 	// ratelimit): below the prefix, so that one etcd role covers it, but
@@ -712,10 +713,20 @@ func (s *EtcdStore) try(ctx context.Context, req func(context.Context, clientv3.
 }
 
 type etcdUser struct {
-	PasswordHash string    `json:"passwordHash"`
-	Description  string    `json:"description,omitempty"`
-	Created      time.Time `json:"created"`
-	Updated      time.Time `json:"updated"`
+	PasswordHash string            `json:"passwordHash"`
+	Description  string            `json:"description,omitempty"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	Created      time.Time         `json:"created"`
+	Updated      time.Time         `json:"updated"`
+}
+
+type etcdPolicy struct {
+	Actions     []string  `json:"actions"`
+	Roles       []string  `json:"roles"`
+	UsingExpr   string    `json:"usingExpr,omitempty"`
+	CheckExpr   string    `json:"checkExpr,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Created     time.Time `json:"created"`
 }
 
 type etcdKey struct {
@@ -751,7 +762,7 @@ func encodeEtcd(s *Set) (map[string]string, error) {
 	}
 	var err error
 	for _, u := range s.Users() {
-		err = errors.Join(err, put(keyUsers+u.Name, etcdUser{PasswordHash: u.PasswordHash, Description: u.Description, Created: u.Created, Updated: u.Updated}))
+		err = errors.Join(err, put(keyUsers+u.Name, etcdUser{PasswordHash: u.PasswordHash, Description: u.Description, Tags: u.Tags, Created: u.Created, Updated: u.Updated}))
 		for _, r := range u.Roles {
 			out[keyBindings+u.Name+"/"+r] = ""
 		}
@@ -768,6 +779,10 @@ func encodeEtcd(s *Set) (map[string]string, error) {
 	}
 	for _, g := range s.PrivilegeGroups() {
 		err = errors.Join(err, put(keyGroups+g.Name, etcdGroup{Privileges: g.Privileges, Created: g.Created}))
+	}
+	for _, p := range s.AllRowPolicies() {
+		err = errors.Join(err, put(keyPolicies+p.DB+"/"+p.Collection+"/"+p.Name, etcdPolicy{Actions: p.Actions, Roles: p.Roles,
+			UsingExpr: p.UsingExpr, CheckExpr: p.CheckExpr, Description: p.Description, Created: p.Created}))
 	}
 	return out, err
 }
@@ -787,7 +802,7 @@ func decodeEtcd(values map[string]string) (*Set, error) {
 				continue
 			}
 			name := strings.TrimPrefix(key, keyUsers)
-			s.users[name] = &User{Name: name, PasswordHash: u.PasswordHash, Description: u.Description, Created: u.Created, Updated: u.Updated}
+			s.users[name] = &User{Name: name, PasswordHash: u.PasswordHash, Description: u.Description, Tags: u.Tags, Created: u.Created, Updated: u.Updated}
 		case strings.HasPrefix(key, keyAPIKeys):
 			var k etcdKey
 			if err := json.Unmarshal([]byte(v), &k); err != nil {
@@ -826,6 +841,20 @@ func decodeEtcd(values map[string]string) (*Set, error) {
 			}
 			gr := &Grant{Role: parts[0], Object: parts[1], DB: parts[2], ObjectName: parts[3], Privilege: parts[4], Grantor: g.Grantor, V2: g.V2, Created: g.Created}
 			s.rbac.grants[gr.Key()] = gr
+		case strings.HasPrefix(key, keyPolicies):
+			parts := strings.Split(strings.TrimPrefix(key, keyPolicies), "/")
+			var p etcdPolicy
+			if len(parts) != 3 {
+				bad(key, errors.New("want row-policies/<db>/<collection>/<name>"))
+				continue
+			}
+			if err := json.Unmarshal([]byte(v), &p); err != nil {
+				bad(key, err)
+				continue
+			}
+			rp := &RowPolicy{DB: parts[0], Collection: parts[1], Name: parts[2], Actions: p.Actions, Roles: p.Roles,
+				UsingExpr: p.UsingExpr, CheckExpr: p.CheckExpr, Description: p.Description, Created: p.Created}
+			s.policies[rp.Key()] = rp
 		}
 	}
 	// Bindings last: they name users read above.

@@ -19,12 +19,25 @@ const fileHeader = "# authproxy credential file: hashes only. Edit with `authpro
 
 // fileDoc is the on-disk layout; see doc.go.
 type fileDoc struct {
-	Version         int         `yaml:"version"`
-	Users           []fileUser  `yaml:"users,omitempty"`
-	APIKeys         []fileKey   `yaml:"apiKeys,omitempty"`
-	Roles           []fileRole  `yaml:"roles,omitempty"`
-	Grants          []fileGrant `yaml:"grants,omitempty"`
-	PrivilegeGroups []fileGroup `yaml:"privilegeGroups,omitempty"`
+	Version         int          `yaml:"version"`
+	Users           []fileUser   `yaml:"users,omitempty"`
+	APIKeys         []fileKey    `yaml:"apiKeys,omitempty"`
+	Roles           []fileRole   `yaml:"roles,omitempty"`
+	Grants          []fileGrant  `yaml:"grants,omitempty"`
+	PrivilegeGroups []fileGroup  `yaml:"privilegeGroups,omitempty"`
+	RowPolicies     []filePolicy `yaml:"rowPolicies,omitempty"`
+}
+
+type filePolicy struct {
+	DB          string   `yaml:"db"`
+	Collection  string   `yaml:"collection"`
+	Name        string   `yaml:"name"`
+	Actions     []string `yaml:"actions,flow"`
+	Roles       []string `yaml:"roles,flow"`
+	UsingExpr   string   `yaml:"usingExpr,omitempty"`
+	CheckExpr   string   `yaml:"checkExpr,omitempty"`
+	Description string   `yaml:"description,omitempty"`
+	Created     stamp    `yaml:"created,omitempty"`
 }
 
 type fileRole struct {
@@ -50,12 +63,13 @@ type fileGroup struct {
 }
 
 type fileUser struct {
-	Name         string   `yaml:"name"`
-	PasswordHash quoted   `yaml:"passwordHash"`
-	Roles        []string `yaml:"roles,flow,omitempty"`
-	Description  string   `yaml:"description,omitempty"`
-	Created      stamp    `yaml:"created,omitempty"`
-	Updated      stamp    `yaml:"updated,omitempty"`
+	Name         string            `yaml:"name"`
+	PasswordHash quoted            `yaml:"passwordHash"`
+	Roles        []string          `yaml:"roles,flow,omitempty"`
+	Description  string            `yaml:"description,omitempty"`
+	Tags         map[string]string `yaml:"tags,omitempty"`
+	Created      stamp             `yaml:"created,omitempty"`
+	Updated      stamp             `yaml:"updated,omitempty"`
 }
 
 type fileKey struct {
@@ -98,6 +112,7 @@ var typeNames = strings.NewReplacer(
 	"in type credentials.fileRole", "in a roles entry",
 	"in type credentials.fileGrant", "in a grants entry",
 	"in type credentials.fileGroup", "in a privilegeGroups entry",
+	"in type credentials.filePolicy", "in a rowPolicies entry",
 )
 
 // parseFile decodes and validates a whole credential file. Errors name the
@@ -131,8 +146,8 @@ func parseFile(data []byte) (*Set, error) {
 	switch {
 	case doc.Version != 1 && doc.Version != fileVersion:
 		return nil, fmt.Errorf("line %d: version must be 1 or %d", lineOf(top, "version"), fileVersion)
-	case doc.Version == 1 && len(doc.Roles)+len(doc.Grants)+len(doc.PrivilegeGroups) > 0:
-		return nil, fmt.Errorf("line %d: roles, grants and privilegeGroups need version %d", lineOf(top, "version"), fileVersion)
+	case doc.Version == 1 && len(doc.Roles)+len(doc.Grants)+len(doc.PrivilegeGroups)+len(doc.RowPolicies) > 0:
+		return nil, fmt.Errorf("line %d: roles, grants, privilegeGroups and rowPolicies need version %d", lineOf(top, "version"), fileVersion)
 	}
 	userLines := entryLines(top, "users", len(doc.Users))
 	keyLines := entryLines(top, "apiKeys", len(doc.APIKeys))
@@ -153,7 +168,7 @@ func parseFile(data []byte) (*Set, error) {
 		if err := first("user", fu.Name, userLines[i]); err != nil {
 			return nil, err
 		}
-		s.users[fu.Name] = &User{Name: fu.Name, PasswordHash: string(fu.PasswordHash), Roles: fu.Roles, Description: fu.Description,
+		s.users[fu.Name] = &User{Name: fu.Name, PasswordHash: string(fu.PasswordHash), Roles: fu.Roles, Description: fu.Description, Tags: fu.Tags,
 			Created: time.Time(fu.Created), Updated: time.Time(fu.Updated)}
 	}
 	for i, fk := range doc.APIKeys {
@@ -186,6 +201,15 @@ func parseFile(data []byte) (*Set, error) {
 			return nil, err
 		}
 		s.rbac.grants[g.Key()] = g
+	}
+	policyLines := entryLines(top, "rowPolicies", len(doc.RowPolicies))
+	for i, fp := range doc.RowPolicies {
+		p := &RowPolicy{DB: fp.DB, Collection: fp.Collection, Name: fp.Name, Actions: fp.Actions, Roles: fp.Roles,
+			UsingExpr: fp.UsingExpr, CheckExpr: fp.CheckExpr, Description: fp.Description, Created: time.Time(fp.Created)}
+		if err := first("row policy", p.describe(), policyLines[i]); err != nil {
+			return nil, err
+		}
+		s.policies[p.Key()] = p
 	}
 	if err := s.validate(); err != nil {
 		var e *entryError
@@ -243,7 +267,7 @@ func encodeFile(s *Set) ([]byte, error) {
 	doc := fileDoc{Version: fileVersion}
 	for _, u := range s.Users() {
 		doc.Users = append(doc.Users, fileUser{Name: u.Name, PasswordHash: quoted(u.PasswordHash),
-			Roles: u.Roles, Description: u.Description, Created: stamp(u.Created), Updated: stamp(u.Updated)})
+			Roles: u.Roles, Description: u.Description, Tags: u.Tags, Created: stamp(u.Created), Updated: stamp(u.Updated)})
 	}
 	for _, r := range s.Roles() {
 		doc.Roles = append(doc.Roles, fileRole{Name: r.Name, Created: stamp(r.Created)})
@@ -254,6 +278,10 @@ func encodeFile(s *Set) ([]byte, error) {
 	for _, g := range s.Grants() {
 		doc.Grants = append(doc.Grants, fileGrant{Role: g.Role, Object: g.Object, ObjectName: g.ObjectName, DB: g.DB,
 			Privilege: g.Privilege, Grantor: g.Grantor, V2: g.V2, Created: stamp(g.Created)})
+	}
+	for _, p := range s.AllRowPolicies() {
+		doc.RowPolicies = append(doc.RowPolicies, filePolicy{DB: p.DB, Collection: p.Collection, Name: p.Name, Actions: p.Actions, Roles: p.Roles,
+			UsingExpr: p.UsingExpr, CheckExpr: p.CheckExpr, Description: p.Description, Created: stamp(p.Created)})
 	}
 	for _, k := range s.APIKeys() {
 		doc.APIKeys = append(doc.APIKeys, fileKey{Name: k.Name, User: k.User, Digest: quoted(k.Digest), Created: stamp(k.Created), Expires: stamp(k.Expires)})

@@ -68,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad yaml", "version: 1\nusers:\n  - name: [\n", "line 3"},
 		{"tab", "version: 1\n\tusers: []\n", "line 2"},
 		{"wrong version", "\nversion: 3\n", "line 2: version must be 1 or 2"},
-		{"roles in version 1", "version: 1\nroles:\n  - name: reader\n", "line 1: roles, grants and privilegeGroups need version 2"},
+		{"roles in version 1", "version: 1\nroles:\n  - name: reader\n", "line 1: roles, grants, privilegeGroups and rowPolicies need version 2"},
 		{"missing version", "users: []\n", "line 1: version must be 1"},
 		{"unknown top field", "version: 1\nextra: 1\n", "line 2: field extra not found at top level"},
 		{"unknown user field", "version: 1\nusers:\n" + user("root", testArgon) + "    password: hunter22\n",
@@ -98,6 +98,17 @@ func TestParseErrors(t *testing.T) {
 			"apiKeys:\n  - {name: ci, user: root, digest: \"" + testDigest + "\"}\n  - {name: cd, user: root, digest: \"" +
 			testDigest + "\"}\n",
 			`api key "ci" at line 6: same digest as api key "cd"`},
+		{"policy action", "version: 2\nusers:\n" + user("root", testArgon) +
+			"rowPolicies:\n  - {db: default, collection: docs, name: p1, actions: [Select], roles: [public], usingExpr: \"true\"}\n",
+			`row policy "p1 on default.docs" at line 6: unknown row policy action "Select"`},
+		{"policy role", "version: 2\nusers:\n" + user("root", testArgon) +
+			"rowPolicies:\n  - {db: default, collection: docs, name: p1, actions: [Query], roles: [ghosts], usingExpr: \"true\"}\n",
+			`row policy "p1 on default.docs" at line 6: unknown role "ghosts"`},
+		{"policy without its expression", "version: 2\nusers:\n" + user("root", testArgon) +
+			"rowPolicies:\n  - {db: default, collection: docs, name: p1, actions: [Insert], roles: [public], usingExpr: \"true\"}\n",
+			`row policy "p1 on default.docs" at line 6: check_expr must not be empty for actions Insert`},
+		{"tag key", "version: 2\nusers:\n" + user("root", testArgon) + "    tags: {\"a'b\": x}\n",
+			`user "root" at line 3: tag key "a'b": only letters`},
 		{"two documents", "version: 1\n---\nversion: 1\n", "line 2: only one YAML document"},
 	}
 	for _, c := range cases {

@@ -109,6 +109,7 @@ func (s *Set) DeleteRole(name string) bool {
 	for _, u := range s.users {
 		u.Roles = slices.DeleteFunc(u.Roles, func(r string) bool { return r == name })
 	}
+	s.dropRoleFromPolicies(name)
 	return true
 }
 

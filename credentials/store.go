@@ -21,8 +21,11 @@ type User struct {
 	PasswordHash string
 	Roles        []string // built-in or custom; RolePublic is implicit
 	Description  string
-	Created      time.Time
-	Updated      time.Time
+	// Tags are the user's row-security attributes ($current_user_tags);
+	// nil when it has none.
+	Tags    map[string]string
+	Created time.Time
+	Updated time.Time
 }
 
 // APIKey binds the SHA-256 digest of a secret key to a user. The key itself is
@@ -66,11 +69,12 @@ type Set struct {
 	keys     map[string]*APIKey // by name
 	byDigest map[string]*APIKey
 	rbac     rbacState
+	policies map[RowPolicyKey]*RowPolicy
 }
 
 // NewSet returns an empty Set.
 func NewSet() *Set {
-	return &Set{users: map[string]*User{}, keys: map[string]*APIKey{}, byDigest: map[string]*APIKey{}, rbac: newRBACState()}
+	return &Set{users: map[string]*User{}, keys: map[string]*APIKey{}, byDigest: map[string]*APIKey{}, rbac: newRBACState(), policies: map[RowPolicyKey]*RowPolicy{}}
 }
 
 // User returns the named user.
@@ -101,7 +105,7 @@ func (s *Set) APIKeyByDigest(digest string) (*APIKey, bool) {
 func (s *Set) APIKeys() []*APIKey { return byName(s.keys) }
 
 // ReplaceWith makes s a deep copy of src: every user, key, role, grant and
-// group of s is src's (store copy).
+// group, row policy and tag of s is src's (store copy).
 func (s *Set) ReplaceWith(src *Set) { *s = *src.Clone() }
 
 // Clone returns a deep copy that the caller may modify.
@@ -110,6 +114,7 @@ func (s *Set) Clone() *Set {
 	for name, u := range s.users {
 		cu := *u
 		cu.Roles = slices.Clone(u.Roles)
+		cu.Tags = maps.Clone(u.Tags)
 		c.users[name] = &cu
 	}
 	for name, k := range s.keys {
@@ -118,6 +123,7 @@ func (s *Set) Clone() *Set {
 		c.byDigest[ck.Digest] = &ck
 	}
 	c.rbac = s.rbac.clone()
+	c.policies = clonePolicies(s.policies)
 	return c
 }
 
@@ -197,7 +203,10 @@ func (s *Set) validate() error {
 		}
 		digests[k.Digest] = k.Name
 	}
-	return s.validateRBAC()
+	if err := s.validateRBAC(); err != nil {
+		return err
+	}
+	return s.validateRowPolicies()
 }
 
 // entryError is a broken rule of one entry of a Set.
@@ -219,7 +228,7 @@ func checkUser(u *User) error {
 	if len(u.Description) > MaxDescriptionLength {
 		return fmt.Errorf("description longer than %d bytes", MaxDescriptionLength)
 	}
-	return nil
+	return CheckTags(u.Tags)
 }
 
 // checkKey checks the rules of one API key except uniqueness and its user's

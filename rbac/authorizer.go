@@ -100,6 +100,9 @@ type Principal struct {
 	// implicit privileges, whatever their name: only a mapped or bound
 	// admin role.
 	Source string
+	// Tags are an external identity's row-security tags (directory
+	// attributes, token claims); see TagsOf.
+	Tags map[string]string
 }
 
 // External reports whether the identity comes from outside the store.
@@ -152,8 +155,9 @@ func (a *Authorizer) Authorize(c Call) error {
 	}
 	allowed := true
 	switch {
-	case rule.Object == privilege.User && name == c.User:
-		// Anyone may change their own password and describe themself.
+	case rule.SelfExempt && name == c.User:
+		// Anyone may change their own password and describe themself,
+		// never their own tags (SelfExempt).
 	case rule.NamesField > 0:
 		allowed = len(t.Names) > 0
 		for _, n := range t.Names {

@@ -34,6 +34,21 @@ type Rule struct {
 	NamesField protowire.Number
 	// DBField is the request's db_name (0: none; the metadata decides).
 	DBField protowire.Number
+	// SelfExempt lets a user act on the User object naming herself (her
+	// own password, her own description) without the privilege.
+	SelfExempt bool
+}
+
+// notSelfExempt are the User-object methods where acting on oneself needs
+// the privilege like acting on anyone: a user who could change her own
+// tags could re-tag herself into another tenant's rows (issue 32).
+var notSelfExempt = []string{"AddUserTags", "DeleteUserTags"}
+
+// SelfExempt reports whether a user may call method, a User-object method
+// of MilvusService, on herself without its privilege. The user API answered
+// by the proxy asks it too, so that the exemption is decided here only.
+func SelfExempt(method string) bool {
+	return !slices.Contains(notSelfExempt, strings.TrimPrefix(method, "/"+Service+"/"))
 }
 
 // Service is MilvusService's full name.
@@ -91,6 +106,7 @@ func NewTable() (*Table, error) {
 		if f := in.Fields().ByName("db_name"); f != nil {
 			r.DBField = protowire.Number(f.Number())
 		}
+		r.SelfExempt = r.Object == privilege.User && SelfExempt(full)
 		t.rules[full] = r
 	}
 	return t, nil
@@ -131,7 +147,11 @@ func (t *Table) Golden() string {
 		if r.DBField > 0 {
 			db = fmt.Sprintf("#%d", r.DBField)
 		}
-		lines = append(lines, fmt.Sprintf("%s\t%s\t%s\tname=%s\tdb=%s", strings.TrimPrefix(r.Method, "/"+Service+"/"), r.Object, r.Privilege, name, db))
+		line := fmt.Sprintf("%s\t%s\t%s\tname=%s\tdb=%s", strings.TrimPrefix(r.Method, "/"+Service+"/"), r.Object, r.Privilege, name, db)
+		if r.SelfExempt {
+			line += "\tself-exempt"
+		}
+		lines = append(lines, line)
 	}
 	for m := range t.open {
 		lines = append(lines, strings.TrimPrefix(m, "/"+Service+"/")+"\t-\topen")

@@ -67,7 +67,8 @@ func TestMethodTableSpotChecks(t *testing.T) {
 		"GetLoadState":     {Object: "Collection", Privilege: "GetLoadState", NameField: 2, DBField: 4},
 		"Import":           {Object: "Collection", Privilege: "Import", NameField: 1, DBField: 7},
 		"Flush":            {Object: "Collection", Privilege: "Flush", NamesField: 3, DBField: 2},
-		"SelectUser":       {Object: "User", Privilege: "SelectUser", NameField: 2, NameInMessage: true},
+		"SelectUser":       {Object: "User", Privilege: "SelectUser", NameField: 2, NameInMessage: true, SelfExempt: true},
+		"AddUserTags":      {Object: "User", Privilege: "UpdateUser", NameField: 2},
 		"CreateCredential": {Object: "Global", Privilege: "CreateOwnership"},
 	} {
 		r, ok := table.Rule("/" + Service + "/" + method)

@@ -37,7 +37,7 @@ const maxUserBodyBytes = usermgmt.MaxRequestBytes
 const apiPrefix = "/v2/vectordb/"
 
 // ownPrefixes are the parts of the API the proxy answers itself.
-var ownPrefixes = []string{apiPrefix + "users/", apiPrefix + "roles/", apiPrefix + "privilege_groups/"}
+var ownPrefixes = []string{apiPrefix + "users/", apiPrefix + "roles/", apiPrefix + "privilege_groups/", apiPrefix + "row_policies/"}
 
 // Options configures NewHandler.
 type Options struct {

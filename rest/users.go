@@ -32,6 +32,16 @@ type userRequest struct {
 	PrivilegeGroupName string   `json:"privilegeGroupName"`
 	Description        string   `json:"description"`
 	Privileges         []string `json:"privileges"`
+	// Row-level security (rowpolicy.go).
+	PolicyName string            `json:"policyName"`
+	Actions    []string          `json:"actions"`
+	Roles      []string          `json:"roles"`
+	UsingExpr  string            `json:"usingExpr"`
+	CheckExpr  string            `json:"checkExpr"`
+	Tags       map[string]string `json:"tags"`
+	TagKeys    []string          `json:"tagKeys"`
+	TagKey     string            `json:"tagKey"`
+	TagValue   string            `json:"tagValue"`
 }
 
 // field returns the body field named as in JSON.
@@ -55,6 +65,20 @@ func (q *userRequest) field(name string) string {
 		return q.PrivilegeGroupName
 	case "privileges":
 		return strings.Join(q.Privileges, ",")
+	case "collectionName":
+		return q.CollectionName
+	case "policyName":
+		return q.PolicyName
+	case "actions":
+		return strings.Join(q.Actions, ",")
+	case "roles":
+		return strings.Join(q.Roles, ",")
+	case "tags":
+		if len(q.Tags) > 0 {
+			return "set"
+		}
+	case "tagKey":
+		return q.TagKey
 	}
 	return ""
 }
@@ -174,8 +198,11 @@ func groupOp(add bool) userOp {
 func (h *handler) serveUsers(w http.ResponseWriter, r *http.Request, name string, call *admission.Call) {
 	op, ok := userOps[name]
 	if !ok {
+		op, ok = rowSecurityOps[name]
+	}
+	if !ok {
 		writeError(w, http.StatusNotFound, codeUnexpected,
-			fmt.Sprintf("unknown operation %q: authproxy answers the users/, roles/ and privilege_groups/ routes of Milvus's REST API v2", name))
+			fmt.Sprintf("unknown operation %q: authproxy answers the users/, roles/ and privilege_groups/ routes of Milvus's REST API v2, and row_policies/", name))
 		return
 	}
 	if r.Method != http.MethodPost {

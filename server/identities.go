@@ -31,7 +31,7 @@ func (s *Server) newExternal(cfg config.Identities) (auth.External, error) {
 		if err != nil {
 			return e, fmt.Errorf("identities.ldap.caFile: %w", err)
 		}
-		if e.Directory, err = auth.NewDirectory(*l, tlsCfg); err != nil {
+		if e.Directory, err = auth.NewDirectory(*l, cfg.Tags.LDAP, tlsCfg); err != nil {
 			return e, err
 		}
 	}
@@ -55,7 +55,7 @@ func (s *Server) newExternal(cfg config.Identities) (auth.External, error) {
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			}
 		}
-		e.OpenID = auth.NewOpenID(o.Issuers, clients, s.logger)
+		e.OpenID = auth.NewOpenID(o.Issuers, cfg.Tags.OIDC, clients, s.logger)
 	}
 	return e, nil
 }

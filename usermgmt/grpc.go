@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -22,17 +21,6 @@ import (
 // it routes these methods here and leaves every other method unknown to the
 // server, hence forwarded.
 const milvusService = "milvus.proto.milvus.MilvusService"
-
-// unsupportedMethods manage row policies and user tags, which authproxy
-// does not have: answered with a clear refusal rather than forwarded to a
-// backend whose own RBAC is off, where any user could call them.
-var unsupportedMethods = []string{
-	"CreateRowPolicy", "DropRowPolicy", "ListRowPolicies",
-	"AddUserTags", "DeleteUserTags", "GetUserTags", "ListUsersWithTag",
-}
-
-// ErrUnsupported is the refusal of row policies and user tags.
-const ErrUnsupported = "authproxy: row policies and user tags are not supported; roles, grants and privilege groups are"
 
 // RegisterGRPC registers the user API on s.
 func (s *Service) RegisterGRPC(server *grpc.Server) {
@@ -134,11 +122,7 @@ func (s *Service) RegisterGRPC(server *grpc.Server) {
 		}),
 	}
 	methods = append(methods, s.rbacMethods()...)
-	for _, name := range unsupportedMethods {
-		methods = append(methods, unary(name, func(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
-			return nil, status.Error(codes.Unimplemented, ErrUnsupported)
-		}))
-	}
+	methods = append(methods, s.rowPolicyMethods()...)
 	server.RegisterService(&grpc.ServiceDesc{
 		ServiceName: milvusService,
 		HandlerType: (*any)(nil),

@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), versionCmd(), userCmd(), apikeyCmd(), storeCmd(), certsCmd(), healthcheckCmd())
+	root.AddCommand(serveCmd(), versionCmd(), userCmd(), policyCmd(), apikeyCmd(), storeCmd(), certsCmd(), healthcheckCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "authproxy:", err)
 		os.Exit(1)

@@ -67,8 +67,8 @@ The destination becomes an exact copy; copying again changes nothing.`,
 			if err := dst.Update(ctx, func(s *credentials.Set) error { s.ReplaceWith(set); return nil }); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "copied %d users, %d API keys, %d roles, %d grants, %d privilege groups from %s to %s\n",
-				len(set.Users()), len(set.APIKeys()), len(set.Roles()), len(set.Grants()), len(set.PrivilegeGroups()), from, to)
+			fmt.Fprintf(cmd.OutOrStdout(), "copied %d users, %d API keys, %d roles, %d grants, %d privilege groups, %d row policies from %s to %s\n",
+				len(set.Users()), len(set.APIKeys()), len(set.Roles()), len(set.Grants()), len(set.PrivilegeGroups()), len(set.AllRowPolicies()), from, to)
 			return nil
 		},
 	}

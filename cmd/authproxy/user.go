@@ -221,7 +221,7 @@ func userCmd() *cobra.Command {
 	}
 	imp.Flags().BoolVar(&replace, "replace", false, "overwrite the password of users that already exist")
 
-	cmd.AddCommand(add, passwd, del, list, imp)
+	cmd.AddCommand(add, passwd, del, list, imp, tagsCmd(&sf))
 	return cmd
 }
 

@@ -23,6 +23,7 @@ type Factory func(t *testing.T) (store, other credentials.Store)
 func Run(t *testing.T, f Factory) {
 	t.Run("users and keys", func(t *testing.T) { usersAndKeys(t, f) })
 	t.Run("roles, grants and groups", func(t *testing.T) { rbac(t, f) })
+	t.Run("row policies and user tags", func(t *testing.T) { rowPolicies(t, f) })
 	t.Run("a failed update changes nothing", func(t *testing.T) { failedUpdate(t, f) })
 	t.Run("a canceled update changes nothing", func(t *testing.T) { canceledUpdate(t, f) })
 	t.Run("concurrent updates lose nothing", func(t *testing.T) { concurrent(t, f) })
@@ -180,5 +181,68 @@ func snapshots(t *testing.T, f Factory) {
 	}
 	if s.Current() == first {
 		t.Fatal("an update did not publish a new snapshot")
+	}
+}
+
+func rowPolicies(t *testing.T, f Factory) {
+	s, other := f(t)
+	policy := &credentials.RowPolicy{DB: "default", Collection: "docs", Name: "tenant_rows", Actions: []string{"Query", "Search", "Insert"},
+		Roles: []string{"tenant"}, UsingExpr: `tenant == $current_user_tags['tenant']`, CheckExpr: `tenant == $current_user_tags['tenant']`,
+		Description: "each tenant its rows"}
+	update(t, s, func(set *credentials.Set) error {
+		set.PutRole(&credentials.Role{Name: "tenant"})
+		set.PutUser(&credentials.User{Name: "alice", PasswordHash: hash, Roles: []string{"tenant"}, Tags: map[string]string{"tenant": "acme", "region": "eu"}})
+		set.PutUser(&credentials.User{Name: "bob", PasswordHash: hash, Tags: map[string]string{"tenant": "globex"}})
+		set.PutRowPolicy(policy)
+		return nil
+	})
+	view := fresh(t, other)
+	got, ok := view.RowPolicy(policy.Key())
+	if !ok || got.UsingExpr != policy.UsingExpr || got.CheckExpr != policy.CheckExpr || len(got.Actions) != 3 || got.Roles[0] != "tenant" || got.Description != policy.Description {
+		t.Fatalf("the policy did not come back whole: %+v", got)
+	}
+	if u, _ := view.User("alice"); u.Tags["tenant"] != "acme" || u.Tags["region"] != "eu" {
+		t.Fatalf("alice's tags: %v", u.Tags)
+	}
+	if users := view.UsersWithTag("tenant", "acme"); len(users) != 1 || users[0] != "alice" {
+		t.Fatalf("users with tenant=acme: %v", users)
+	}
+	// The rules hold in every store: a policy naming a role that does not
+	// exist, and a tag key a policy could not name, are refused.
+	for name, bad := range map[string]func(*credentials.Set) error{
+		"unknown role": func(set *credentials.Set) error {
+			p := *policy
+			p.Name, p.Roles = "other", []string{"nobody"}
+			set.PutRowPolicy(&p)
+			return nil
+		},
+		"tag key with a quote": func(set *credentials.Set) error {
+			u, _ := set.User("bob")
+			u.Tags["it's"] = "x"
+			return nil
+		},
+	} {
+		if err := s.Update(context.Background(), bad); err == nil {
+			t.Fatalf("%s: stored", name)
+		}
+	}
+	// Dropping the role takes it out of the policy, which then applies to
+	// nobody; dropping the policy removes it.
+	update(t, s, func(set *credentials.Set) error { set.DeleteRole("tenant"); return nil })
+	if got, _ := fresh(t, other).RowPolicy(policy.Key()); got == nil || len(got.Roles) != 0 {
+		t.Fatalf("after dropping its role the policy is %+v", got)
+	}
+	update(t, s, func(set *credentials.Set) error {
+		set.DeleteRowPolicy(policy.Key())
+		u, _ := set.User("alice")
+		delete(u.Tags, "region")
+		return nil
+	})
+	view = fresh(t, other)
+	if _, ok := view.RowPolicy(policy.Key()); ok {
+		t.Fatal("the dropped policy is still there")
+	}
+	if u, _ := view.User("alice"); len(u.Tags) != 1 {
+		t.Fatalf("alice's tags after deleting one: %v", u.Tags)
 	}
 }

@@ -229,3 +229,12 @@ func (l *LDAP) SetMembers(groupDN string, members ...string) {
 		return c.Modify(r)
 	})
 }
+
+// SetAttribute replaces an attribute of an entry (no value removes it).
+func (l *LDAP) SetAttribute(dn, attr string, values ...string) {
+	l.admin(func(c *ldap.Conn) error {
+		r := ldap.NewModifyRequest(dn, nil)
+		r.Replace(attr, values)
+		return c.Modify(r)
+	})
+}

@@ -46,6 +46,8 @@ type oidcUser struct {
 	// emailVerified, when set, is the email_verified claim of the user's
 	// tokens, of any JSON type (a provider that sends "false" as a string).
 	emailVerified any
+	// claims are more claims of the user's tokens (SetClaim).
+	claims map[string]any
 }
 
 const oidcRedirect = "http://127.0.0.1:1/callback"
@@ -133,6 +135,21 @@ func (o *OIDC) SetEmailVerified(username string, v any) {
 	}
 }
 
+// SetClaim adds claim, with value v of any JSON type, to username's next
+// tokens.
+func (o *OIDC) SetClaim(username, claim string, v any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, u := range o.users {
+		if u.user.Username == username {
+			if u.claims == nil {
+				u.claims = map[string]any{}
+			}
+			u.claims[claim] = v
+		}
+	}
+}
+
 func (o *OIDC) GetUserByID(id string) *storage.User {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -184,6 +201,9 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 		}
 		if u.emailVerified != nil {
 			info.AppendClaims("email_verified", u.emailVerified)
+		}
+		for claim, v := range u.claims {
+			info.AppendClaims(claim, v)
 		}
 	}
 	return nil

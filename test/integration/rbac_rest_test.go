@@ -23,15 +23,7 @@ func TestRBACWalkWithCurl(t *testing.T) {
 	}
 	base := "http://" + p.Addr + "/v2/vectordb/"
 	root := "Bearer root:Milvus"
-	ok := func(path, auth, body string) any {
-		t.Helper()
-		r := curl(t, base+path, auth, body)
-		code, data, msg := envelope(t, r)
-		if r.status != 200 || code != 0 {
-			t.Fatalf("%s: HTTP %d code %d %s", path, r.status, code, msg)
-		}
-		return data
-	}
+	ok := okCall(t, base)
 	denied := func(path, auth, body, privilege, db string) {
 		t.Helper()
 		r := curl(t, base+path, auth, body)

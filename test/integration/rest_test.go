@@ -61,6 +61,20 @@ func envelope(t *testing.T, r curlResult) (code int, data any, message string) {
 	return e.Code, e.Data, e.Message
 }
 
+// okCall returns a function that POSTs a body to base+path with auth and
+// returns the envelope's data, failing the test unless it is HTTP 200, code 0.
+func okCall(t *testing.T, base string) func(path, auth, body string) any {
+	return func(path, auth, body string) any {
+		t.Helper()
+		r := curl(t, base+path, auth, body)
+		code, data, msg := envelope(t, r)
+		if r.status != 200 || code != 0 {
+			t.Fatalf("%s %s: HTTP %d code %d %s", path, body, r.status, code, msg)
+		}
+		return data
+	}
+}
+
 // The Zilliz seed's curl command, run as written, resets user_1's password;
 // the old one then fails over both REST and gRPC.
 func TestSeedCurlUpdatePassword(t *testing.T) {

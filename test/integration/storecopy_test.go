@@ -18,8 +18,9 @@ import (
 )
 
 // `authproxy store copy` moves a single replica's file to etcd and back
-// with every user, API key, role and grant; copying again changes nothing;
-// and replicas on etcd serve the copied users and grants.
+// with every user (tags included), API key, role, grant and row policy;
+// copying again changes nothing; and replicas on etcd serve the copied
+// users and grants.
 func TestStoreCopyRoundTrip(t *testing.T) {
 	_, p := startPair(t, harness.Options{})
 	ctx := testCtx(t, 60*time.Second)
@@ -32,6 +33,9 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	must(t, root.GrantRole(ctx, milvusclient.NewGrantRoleOption("alice", "reader")))
 	key := strings.TrimSpace(cli(t, p, "", "apikey", "create", "ci", "--user", "alice"))
 	harness.APIKey(key)
+	cli(t, p, "", "policy", "create", "tenant_rows", "--collection", "books", "--action", "query", "--action", "insert",
+		"--role", "reader", "--using", "tenant == $current_user_tags['tenant']", "--check", "tenant == $current_user_tags['tenant']")
+	cli(t, p, "", "user", "tags", "add", "alice", "tenant=acme")
 	p.Stop()
 
 	etcd := harness.StartEtcd(t)
@@ -46,7 +50,7 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 		return string(out)
 	}
 	out := copyStore(p.CredFile, "etcd")
-	if !strings.Contains(out, "copied 2 users, 1 API keys, 1 roles, 2 grants") {
+	if !strings.Contains(out, "copied 2 users, 1 API keys, 1 roles, 2 grants, 0 privilege groups, 1 row policies") {
 		t.Fatalf("copy to etcd: %s", out)
 	}
 	copyStore(p.CredFile, "etcd") // again: nothing changes
@@ -64,6 +68,8 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 		"keys":   {orig.APIKeys(), round.APIKeys()},
 		"roles":  {orig.Roles(), round.Roles()},
 		"grants": {orig.Grants(), round.Grants()},
+		// Row security is backed up and restored with the rest.
+		"row policies": {orig.AllRowPolicies(), round.AllRowPolicies()},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			t.Errorf("%s differ after file -> etcd -> file:\n%+v\n%+v", what, pair[0], pair[1])
