@@ -61,22 +61,15 @@ type Limiter struct {
 	replicas atomic.Int64
 	total    *prometheus.CounterVec
 	log      *slog.Logger
-	clock    func() int64
-	mu       sync.Mutex // one Set at a time
-	stop     chan struct{}
-	stopped  sync.Once
-
-	// coarse is the clock the decisions read (ns since epoch), moved on
-	// every tick while limits are set: reading the system clock costs
-	// 70 ns on a loaded VM, most of a decision's budget.
-	epoch   time.Time
-	coarse  atomic.Int64
-	ticking atomic.Bool
+	// clock is what decisions read (ns on a monotonic clock), precise
+	// what the sweeper and the metrics read: a coarseClock's, or a
+	// test's.
+	clock   func() int64
+	precise func() int64
+	mu      sync.Mutex // one Set at a time
+	stop    chan struct{}
+	stopped sync.Once
 }
-
-// tick is the coarse clock's resolution: a bucket refills at most this
-// late, and a rate over time is exact.
-const tick = time.Millisecond
 
 type state struct {
 	limits []*limit
@@ -159,12 +152,13 @@ type bucket struct {
 // New returns a Limiter without limits; Set gives it some. Close stops
 // its sweeper.
 func New(opts Options) *Limiter {
-	l := &Limiter{log: opts.Logger, clock: opts.clock, stop: make(chan struct{}), epoch: time.Now()}
+	l := &Limiter{log: opts.Logger, clock: opts.clock, precise: opts.clock, stop: make(chan struct{})}
 	if l.log == nil {
 		l.log = slog.Default()
 	}
 	if l.clock == nil {
-		l.clock = l.coarse.Load
+		c := newCoarseClock(l.stop)
+		l.clock, l.precise = c.Now, c.precise
 	}
 	l.replicas.Store(1)
 	l.total = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -224,40 +218,6 @@ func (l *Limiter) Set(cfg config.RateLimits) {
 		}
 	}
 	l.cur.Store(st)
-	if len(st.limits) > 0 && l.ticking.CompareAndSwap(false, true) {
-		l.coarse.Store(int64(time.Since(l.epoch)))
-		go l.runClock()
-	}
-}
-
-// runClock moves the coarse clock until no limit is left (or Close).
-func (l *Limiter) runClock() {
-	l.every(tick, func() bool {
-		l.coarse.Store(int64(time.Since(l.epoch)))
-		if len(l.cur.Load().limits) > 0 {
-			return true
-		}
-		l.ticking.Store(false)
-		// A Set between the check and the store saw the clock running:
-		// look again, and keep it running if so.
-		return len(l.cur.Load().limits) > 0 && l.ticking.CompareAndSwap(false, true)
-	})
-}
-
-// every calls f every d until f returns false or the Limiter is closed.
-func (l *Limiter) every(d time.Duration, f func() bool) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-		}
-		if !f() {
-			return
-		}
-	}
 }
 
 func newLimit(spec config.RateLimit) *limit {
@@ -469,14 +429,20 @@ func (b *bucket) startLimited() bool {
 // sweep logs the tenants that stopped being limited, settles new ones
 // and forgets idle buckets, once a second.
 func (l *Limiter) sweep() {
-	l.every(time.Second, func() bool {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
 		l.sweepOnce()
-		return true
-	})
+	}
 }
 
 func (l *Limiter) sweepOnce() {
-	now := l.clock()
+	now := l.precise()
 	for _, lim := range l.cur.Load().limits {
 		lim.mu.Lock()
 		next := maps.Clone(*lim.buckets.Load())
@@ -529,7 +495,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	l := (*Limiter)(c)
-	now := l.clock()
+	now := l.precise()
 	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, float64(l.replicas.Load()))
 	for _, lim := range l.cur.Load().limits {
 		fill, limited := 0.0, 0
