@@ -463,7 +463,7 @@ func (a *Admitter) rateLimit(d *Decision) error {
 	}
 	c.NQ = nq
 	if v := a.limits.Admit(&c); !v.Admitted() {
-		return rateRefusal(v, d.Call.Method)
+		return rateRefusal(v, d.Call.Method, d.Call.Unary)
 	}
 	return nil
 }

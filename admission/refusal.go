@@ -51,12 +51,16 @@ func ReplyOf(err error) ([]byte, bool) {
 }
 
 // rateRefusal answers a call over a rate limit as Milvus answers its own
-// (ratelimit.Refusal): on gRPC the method's response with a RateLimit
-// status (code 8), or RESOURCE_EXHAUSTED for a method whose response has
-// no status; on REST HTTP 429, merr's 1807 envelope and Retry-After.
-func rateRefusal(v ratelimit.Verdict, method string) *Refusal {
+// (ratelimit.Refusal): on gRPC a unary method's response with a RateLimit
+// status (code 8), or RESOURCE_EXHAUSTED for a stream or a method whose
+// response has no status (Milvus limits only in its unary chain); on REST
+// HTTP 429, merr's 1807 envelope and Retry-After.
+func rateRefusal(v ratelimit.Verdict, method string, unary bool) *Refusal {
 	rr := &ratelimit.Refusal{Verdict: v, Method: method}
-	reply, _ := rr.Reply()
+	var reply []byte
+	if unary {
+		reply, _ = rr.Reply()
+	}
 	return &Refusal{Status: rr.GRPCStatus(), HTTP: http.StatusTooManyRequests, Code: ratelimit.CodeHTTPRateLimit,
 		Message: v.RESTMessage(), Reply: reply, RetryAfter: v.RetryAfterSeconds()}
 }
