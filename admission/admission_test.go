@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -273,6 +274,18 @@ func TestUpstreamHeaders(t *testing.T) {
 			t.Errorf("%s:\n got %v\nwant %v", c.name, got, c.want)
 		}
 	}
+	// The same list as a map, edited in place (the grpc-go core's
+	// metadata, REST's headers).
+	policy.SetIdentityHeader("x-authproxy-user")
+	m := map[string][]string{}
+	for _, f := range sent {
+		m[f.Name] = append(m[f.Name], f.Value)
+	}
+	a.UpstreamMap(alice, m, func(f Field) { m[f.Name] = append(m[f.Name], f.Value) })
+	if want := map[string][]string{"dbname": {"db1"}, "x-custom": {"v"}, "x-authproxy-user": {"alice"}}; !maps.EqualFunc(m, want, slices.Equal) {
+		t.Errorf("as a map: %v, want %v", m, want)
+	}
+
 	var trailers []Field
 	a.UpstreamTrailers(slices.Values(sent), func(f Field) { trailers = append(trailers, f) })
 	if want := []Field{{Name: "dbname", Value: "db1"}, {Name: "x-custom", Value: "v", Sensitive: true}}; !slices.Equal(trailers, want) {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -127,4 +128,48 @@ func (l *Limiter) Succeeded(user, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries.Remove(pairKey(user, addr))
+}
+
+// Lockout is a lock in force: on one user from one address, or on an
+// address for every user (User "").
+type Lockout struct {
+	User     string
+	Address  string
+	Failures int
+	Until    time.Time
+}
+
+// Lockouts lists the locks in force now, for the operators' console.
+func (l *Limiter) Lockouts() []Lockout {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	var out []Lockout
+	for _, key := range l.entries.Keys() {
+		a, ok := l.entries.Peek(key)
+		if !ok || now.Sub(a.lastFailure) > l.opts.Forgive || !now.Before(a.lockedUntil) {
+			continue
+		}
+		lo := Lockout{Failures: a.failures, Until: a.lockedUntil}
+		switch kind, rest, _ := strings.Cut(key, "\x00"); kind {
+		case "p":
+			lo.Address, lo.User, _ = strings.Cut(rest, "\x00")
+		default:
+			lo.Address = rest
+		}
+		out = append(out, lo)
+	}
+	return out
+}
+
+// Unlock forgets the failures behind a lock: of user from addr, or of the
+// address itself when user is "". It reports whether there was one.
+func (l *Limiter) Unlock(user, addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := addrKey(addr)
+	if user != "" {
+		key = pairKey(user, addr)
+	}
+	return l.entries.Remove(key)
 }

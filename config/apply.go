@@ -31,7 +31,7 @@ var effects = map[string]Effect{
 	"backend.tls.keyFile":                   Restart,
 	"common.security.authorizationEnabled":  Live,
 	"common.security.superUsers":            Live,
-	"common.security.defaultRootPassword":   Live, // read when a credential file is created
+	"common.security.defaultRootPassword":   Restart, // read when the store is created, at start
 	"common.security.enablePublicPrivilege": Live,
 	"common.security.rootShouldBindRole":    Live,
 	"common.security.otherServices":         Live,
@@ -92,6 +92,13 @@ var effects = map[string]Effect{
 	"tls.clientIdentity.source":             Live,
 	"tls.clientIdentity.users":              Live,
 	"admin.listen":                          Restart,
+	"console.listen":                        Restart,
+	"console.idleTimeout":                   Restart,
+	"console.maxSessions":                   Restart,
+	"console.oidc":                          Restart,
+	"console.oidc.issuer":                   Restart,
+	"console.oidc.clientID":                 Restart,
+	"console.oidc.redirectURL":              Restart,
 	"log.level":                             Live,
 	"log.format":                            Restart,
 	"log.accessLog":                         Restart,
@@ -101,7 +108,7 @@ var effects = map[string]Effect{
 	"rateLimits.limits":                     Live, // a changed limit starts with full buckets
 
 	// Apart, as the longest key, so that the table above keeps its alignment.
-	"common.security.defaultRootPasswordFile": Live, // read when a credential store is created
+	"common.security.defaultRootPasswordFile": Restart, // read when the store is created, at start
 }
 
 // EffectOf is how a change of the field at path takes effect.
@@ -110,22 +117,32 @@ func EffectOf(path string) (Effect, bool) {
 	return e, ok
 }
 
-// RestartNeeded lists the fields that differ between prev and next and
-// take effect only at a restart, by YAML path.
-func RestartNeeded(prev, next *Config) []string {
-	var out []string
-	walkChanges(reflect.ValueOf(prev).Elem(), reflect.ValueOf(next).Elem(), "", func(path string) {
+// Effective is the config a reload puts in force: next, with every field
+// that takes effect only at a restart kept at prev's value, so that no
+// part of the proxy can read a restart-only change before the restart (a
+// section turned on or off is kept whole). restart lists those fields by
+// YAML path. next is not written to. prev nil (the start) gives next.
+func Effective(prev, next *Config) (effective *Config, restart []string) {
+	if prev == nil {
+		return next, nil
+	}
+	out := *next
+	walkChanges(reflect.ValueOf(prev).Elem(), reflect.ValueOf(&out).Elem(), "", func(path string, was, now reflect.Value) {
 		if effects[path] != Live {
-			out = append(out, path)
+			restart = append(restart, path)
+			now.Set(was)
 		}
 	})
-	return out
+	return &out, restart
 }
 
-// walkChanges calls changed with the path of each field, section or leaf,
-// that differs between a and b (two values of one struct type). A section
-// turned on or off is reported as itself, not field by field.
-func walkChanges(a, b reflect.Value, prefix string, changed func(path string)) {
+// walkChanges calls changed with the path and both values of each field,
+// section or leaf, that differs between a and b (two values of one struct
+// type; b settable). A section turned on or off is reported as itself, not
+// field by field. A section behind a pointer in b is replaced by a copy
+// before it is walked, so that changed may set b's fields without writing
+// to the config b was copied from.
+func walkChanges(a, b reflect.Value, prefix string, changed func(path string, a, b reflect.Value)) {
 	t := a.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -135,14 +152,17 @@ func walkChanges(a, b reflect.Value, prefix string, changed func(path string)) {
 		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
 			switch {
 			case av.IsNil() != bv.IsNil():
-				changed(path)
+				changed(path, av, bv)
 			case !av.IsNil():
-				walkChanges(av.Elem(), bv.Elem(), path, changed)
+				section := reflect.New(f.Type.Elem())
+				section.Elem().Set(bv.Elem())
+				bv.Set(section)
+				walkChanges(av.Elem(), section.Elem(), path, changed)
 			}
 		case f.Type.Kind() == reflect.Struct:
 			walkChanges(av, bv, path, changed)
 		case !reflect.DeepEqual(av.Interface(), bv.Interface()):
-			changed(path)
+			changed(path, av, bv)
 		}
 	}
 }
@@ -177,4 +197,16 @@ func yamlPath(prefix string, f reflect.StructField) string {
 		return name
 	}
 	return prefix + "." + name
+}
+
+// LiveKeys lists the fields a reload applies, by YAML path: the server's
+// section builders must cover exactly these.
+func LiveKeys() []string {
+	var out []string
+	for _, path := range Fields() {
+		if effects[path] == Live {
+			out = append(out, path)
+		}
+	}
+	return out
 }

@@ -34,6 +34,7 @@ type Config struct {
 	GRPC        GRPC        `yaml:"grpc"`
 	TLS         *TLS        `yaml:"tls"`
 	Admin       Admin       `yaml:"admin"`
+	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
 	Shutdown    Shutdown    `yaml:"shutdown"`
 	RateLimits  RateLimits  `yaml:"rateLimits"`
@@ -380,6 +381,7 @@ func Default() *Config {
 		},
 		GRPC:     GRPC{MaxRecvMsgSize: 256 << 20, MaxSendMsgSize: 512 << 20},
 		Admin:    Admin{Listen: "127.0.0.1:9091"},
+		Console:  defaultConsole(),
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{GracePeriod: 30 * time.Second},
 	}
@@ -395,6 +397,29 @@ func Load(path string) (*Config, error) {
 	cfg, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Read is the config a proxy runs with, at start and at each reload: the
+// file at path over the defaults (the defaults alone when path is ""),
+// overrides (the command line's flags) applied over it, then validated.
+func Read(path string, overrides func(*Config)) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		var err error
+		if cfg, err = Load(path); err != nil {
+			return nil, err
+		}
+	}
+	if overrides != nil {
+		overrides(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -544,6 +569,7 @@ func (c *Config) Validate() error {
 	if c.TLS != nil {
 		c.TLS.validate(bad)
 	}
+	c.Console.validate(c.TLS, c.Identities, bad)
 	if b := c.Backend.TLS; b != nil && (b.CertFile == "") != (b.KeyFile == "") {
 		bad("backend.tls", "certFile and keyFile go together")
 	}

@@ -49,16 +49,21 @@ type FailureLog struct {
 	others  int                // refusals past failureSources
 	pending bool               // a flush is scheduled
 	timer   *time.Timer
+
+	// Denials keeps the last refusals for the console, every one of them
+	// (the log's rate limit does not apply to a bounded ring).
+	Denials *Denials
 }
 
 // NewFailureLog returns a FailureLog writing to logger.
 func NewFailureLog(logger *slog.Logger) *FailureLog {
-	return &FailureLog{logger: logger, window: failureWindow, counts: map[refusalKey]int{}}
+	return &FailureLog{logger: logger, window: failureWindow, counts: map[refusalKey]int{}, Denials: &Denials{}}
 }
 
 // Record logs a refusal, in full or in the window's summary.
 func (l *FailureLog) Record(r Refusal) {
 	key := refusalKey{reason: r.Reason, user: Bound(r.User), peer: Bound(r.Peer)}
+	l.Denials.Add(Denial{Kind: "authentication", Protocol: r.Protocol, Target: r.Target, User: key.user, Peer: key.peer, Reason: r.Reason})
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.pending {

@@ -31,17 +31,18 @@ func (d *Director) Direct(ctx context.Context, _ string) (context.Context, grpc.
 var _ grpcproxy.StreamDirector = (*Director)(nil).Direct
 
 // OutgoingMetadata is the metadata the backend receives for the call in
-// ctx (admission.Admitter.UpstreamHeaders). A context without a call
-// record (no Admit interceptor) is an unauthenticated call.
+// ctx (admission.Admitter.UpstreamMap), made from the copy
+// FromIncomingContext already makes. A context without a call record (no
+// Admit interceptor) is an unauthenticated call.
 func (d *Director) OutgoingMetadata(ctx context.Context) metadata.MD {
 	call := admission.CallFrom(ctx)
 	if call == nil {
 		call = &admission.Call{}
 	}
-	in, _ := metadata.FromIncomingContext(ctx)
-	out := make(metadata.MD, len(in)+1)
-	d.adm.UpstreamHeaders(call, admission.MapFields(in), func(f admission.Field) {
-		out[f.Name] = append(out[f.Name], f.Value)
-	})
+	out, _ := metadata.FromIncomingContext(ctx)
+	if out == nil {
+		out = make(metadata.MD, 1)
+	}
+	d.adm.UpstreamMap(call, out, func(f admission.Field) { out[f.Name] = append(out[f.Name], f.Value) })
 	return out
 }

@@ -53,7 +53,12 @@ type Authorizer struct {
 	// allowed holds each privilege's "allowed" counter, resolved once: a
 	// label lookup per call would cost more than the decision.
 	allowed map[string]prometheus.Counter
+	// denials, if set, keeps the last denials for the console.
+	denials atomic.Pointer[edge.Denials]
 }
+
+// SetDenials makes every denial also land in d (the console's ring).
+func (a *Authorizer) SetDenials(d *edge.Denials) { a.denials.Store(d) }
 
 // NewAuthorizer returns an Authorizer over store.
 func NewAuthorizer(store credentials.Store, table *Table, opts Options, logger *slog.Logger, metrics *Metrics) *Authorizer {
@@ -200,6 +205,8 @@ func (a *Authorizer) deny(c Call, priv, object, name, db string) error {
 	a.metrics.decisions.WithLabelValues("denied", priv).Inc()
 	a.logger.Warn("audit: call denied", "user", c.User, "source", sourceOf(c.Principal), "method", edge.Bound(c.Method), "privilege", priv,
 		"object", object, "name", edge.Bound(name), "db", edge.Bound(db))
+	a.denials.Load().Add(edge.Denial{Kind: "authorization", Target: c.Method, User: c.User, Reason: priv,
+		Object: strings.TrimSpace(object + " " + name + " db=" + db)})
 	if priv == "admin" {
 		return status.Errorf(codes.PermissionDenied, "authproxy: %s is restricted to the admin role; permission deny to %s", c.Method, c.User)
 	}

@@ -88,15 +88,21 @@ type backendConn struct {
 	fr   *http2.Framer
 	w    *wconn
 
-	nextID     uint32 // under w.mu: IDs go out in order
-	smu        sync.Mutex
-	streams    map[uint32]*stream
+	nextID uint32 // under w.mu: IDs go out in order
+
+	// smu guards the stream map.
+	smu     sync.Mutex
+	streams map[uint32]*stream
+
 	active     atomic.Int32
 	maxStreams atomic.Int32
 	goingAway  atomic.Bool
 	dead       atomic.Bool
+
+	// Owned by the reader goroutine (readerG).
+	readerG    goroutineLock
 	flushes    flushSet
-	connRefund uint32 // reader only: connection window not refunded yet
+	connRefund uint32 // connection window not refunded yet
 }
 
 func newBackendConn(u *upstream, c net.Conn) *backendConn {
@@ -185,6 +191,7 @@ func (bc *backendConn) stream(id uint32) *stream {
 }
 
 func (bc *backendConn) readLoop() {
+	bc.readerG = newGoroutineLock()
 	err := bc.serve()
 	bc.dead.Store(true)
 	bc.up.remove(bc)
@@ -216,6 +223,7 @@ func (bc *backendConn) serve() error {
 }
 
 func (bc *backendConn) handle(f http2.Frame) error {
+	bc.readerG.check()
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
 		bc.onHeaders(f)
@@ -228,9 +236,8 @@ func (bc *backendConn) handle(f http2.Frame) error {
 		// stop sending: the relay does that when it sends more.
 		if s := bc.stream(f.StreamID); s != nil && bc.forget(s) {
 			s.cc.w.mu.Lock()
-			reset := !s.closedToUser
+			_, reset := s.transition(evResetDown)
 			if reset {
-				s.closedToUser = true
 				s.down.q = nil
 				s.cc.w.note(s.cc.w.fr.WriteRSTStream(s.cid, f.ErrCode))
 			}

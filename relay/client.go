@@ -2,16 +2,13 @@ package relay
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,31 +45,38 @@ var (
 	errTooManyPings  = goAway{http2.ErrCodeEnhanceYourCalm, "too_many_pings"}
 )
 
-// clientConn is one client connection: its reader goroutine does all the
-// work of the streams it opens.
+// clientConn is one client connection's HTTP/2 side: its reader goroutine
+// reads the frames, keeps the protocol's rules, the windows and the stream
+// states, and does all the forwarding work of the streams it opens. Its
+// admission side, admit (admit.go), takes each gRPC stream through the
+// admission step.
 type clientConn struct {
-	r      *Relay
-	conn   net.Conn
-	br     *readBuf
-	fr     *http2.Framer
-	w      *wconn
-	ctx    context.Context // the peer, for the access log
-	remote string          // the client's host:port
-	cert   *x509.Certificate
+	r     *Relay
+	conn  net.Conn
+	br    *readBuf
+	fr    *http2.Framer
+	w     *wconn
+	ctx   context.Context // the peer, for the authenticator and the access log
+	admit admitSide
 
-	smu     sync.Mutex
+	closing atomic.Bool // GOAWAY sent: no new streams
+
+	// smu guards the stream map: the reader adds, any goroutine removes.
+	smu     ownedMutex
 	streams map[uint32]*stream
 
-	lastID  uint32    // reader only
-	rest    *upstream // REST for this connection, dialled on its first such request (reader only)
+	// Owned by the reader goroutine, readerG (which serve moves to a fresh
+	// goroutine on a hand-off).
+	readerG goroutineLock
+	lastID  uint32
+	rest    *upstream // REST for this connection, dialled on its first such request
 	flushes flushSet
 	// Window refunds not sent yet: the connection's (connRefundDue), and
-	// those gathered in a batch of frames for gated streams (reader only).
+	// those gathered in a batch of frames for gated streams.
 	connRefund  uint32
 	connRecvWin int64 // what the client may still send on the connection
 	gateRefunds []*stream
-	closing     atomic.Bool // GOAWAY sent: no new streams
-	// What the client may send that costs work and moves nothing (reader only).
+	// What the client may send that costs work and moves nothing.
 	resets, empty edge.FrameBudget
 	lastPing      time.Time
 	pingStrikes   int
@@ -80,7 +84,7 @@ type clientConn struct {
 
 func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc := &clientConn{r: r, conn: c, br: newReadBuf(c), streams: map[uint32]*stream{}, connRecvWin: connWindow,
-		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget()}
+		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget(), readerG: newGoroutineLock()}
 	cc.w, cc.fr = newWconn(c, cc.br)
 	cc.br.beforeRead = func() error { return cc.flushes.flushOwnLast(cc.w) }
 	if cc.w.nb = findNB(c); cc.w.nb != nil {
@@ -90,10 +94,10 @@ func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxHeaderListSize
 	cc.fr.SetMaxReadFrameSize(frameSize)
-	cc.remote = c.RemoteAddr().String()
+	cc.admit = admitSide{cc: cc, adm: r.opts.Admitter, remote: c.RemoteAddr().String()}
 	p := &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()}
 	if r.opts.TLSState != nil {
-		cc.cert = edge.VerifiedCert(r.opts.TLSState(c))
+		cc.admit.cert = edge.VerifiedCert(r.opts.TLSState(c))
 	}
 	cc.ctx = peer.NewContext(context.Background(), p)
 	return cc
@@ -130,6 +134,7 @@ func (cc *clientConn) start() bool {
 // an idle connection waits on 4 KiB instead, 4 MiB less per thousand,
 // and a busy one never pays for the goroutine start.
 func (cc *clientConn) serve(end func()) {
+	cc.readerG = newGoroutineLock() // the reader's fields move with it
 	if cc.readFrames() {
 		go cc.serve(end)
 		return
@@ -202,6 +207,7 @@ func (cc *clientConn) readFrames() (handOff bool) {
 // stream, and any other error to end the connection (an
 // http2.ConnectionError with a GOAWAY of its code).
 func (cc *clientConn) handle(f http2.Frame) error {
+	cc.readerG.check()
 	id := f.Header().StreamID
 	if id > cc.lastID {
 		// An idle stream: only HEADERS open it, and PRIORITY may name it.
@@ -283,6 +289,7 @@ func carriesNothing(f http2.Frame) bool {
 // closer than edge.PingMinInterval to the previous one, with nothing sent
 // to the client in between, is a strike.
 func (cc *clientConn) pingAllowed() bool {
+	cc.readerG.check()
 	now := time.Now()
 	defer func() { cc.lastPing = now }()
 	cc.w.mu.Lock()
@@ -311,12 +318,16 @@ func (cc *clientConn) forget(s *stream) {
 }
 
 // cancel ends a call the client reset or left: upstream too, and a check
-// still running opens nothing. Not with s.mu held.
+// still running opens nothing.
 func (cc *clientConn) cancel(s *stream, fl *flushSet) {
+	s.mu.notHeld()
 	s.mu.Lock()
-	s.canceled = true
+	_, first := s.transition(evCancel)
 	bc := s.bc
 	s.mu.Unlock()
+	if !first {
+		return
+	}
 	if bc != nil {
 		bc.reset(s, http2.ErrCodeCancel, fl)
 	}
@@ -324,12 +335,16 @@ func (cc *clientConn) cancel(s *stream, fl *flushSet) {
 }
 
 // resetStream answers a stream error: RST_STREAM to the client, and the
-// call canceled. Not with the stream's mu held.
+// call canceled.
 func (cc *clientConn) resetStream(id uint32, code http2.ErrCode) {
 	if s := cc.stream(id); s != nil {
 		cc.forget(s)
 		cc.cancel(s, &cc.flushes)
 	}
+	cc.writeRST(id, code)
+}
+
+func (cc *clientConn) writeRST(id uint32, code http2.ErrCode) {
 	cc.w.mu.Lock()
 	cc.w.note(cc.w.fr.WriteRSTStream(id, code))
 	cc.w.mu.Unlock()
@@ -355,10 +370,10 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		cc.resetStream(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	s := &stream{cc: cc, cid: id, method: f.PseudoValue("path"), start: time.Now(), clientDone: f.StreamEnded(), request: f.Fields}
+	s := &stream{cc: cc, cid: id, method: f.PseudoValue("path"), start: time.Now(), request: f.Fields}
 	s.recvWin.Store(streamWindow)
-	if s.clientDone {
-		s.ends.Store(1)
+	if f.StreamEnded() {
+		s.transition(evRemoteEnd)
 	}
 	cc.w.mu.Lock()
 	s.down.win = cc.w.initWin
@@ -376,6 +391,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		// REST applies the edge policy and authenticates itself.
 		s.rest = true
 		if f.Truncated {
+			s.transition(evRefuse)
 			cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "431"}}, true, &cc.flushes)
 			cc.downSent(s)
 			return nil
@@ -391,24 +407,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 		cc.fail(s, codes.Unimplemented, "authproxy: not a gRPC request", &cc.flushes)
 		return nil
 	}
-	s.grpcEncoding = fieldValue(f, "grpc-encoding")
-	adm := cc.r.opts.Admitter
-	call, err := adm.Open(admission.Arrival{Protocol: admission.GRPC, Path: s.method, Peer: cc.remote, Cert: cc.cert,
-		Credential: fieldValue(f, "authorization"), DB: fieldValue(f, "dbname")})
-	if err != nil {
-		cc.failStatus(s, err, &cc.flushes)
-		return nil
-	}
-	s.call = call
-	done, err := adm.QuickAuthenticate(cc.ctx, call)
-	if !done {
-		// A hash, a bind or a key fetch: off this reader, so that the
-		// connection's other calls go on meanwhile.
-		s.authPending = true
-		go cc.authenticate(s)
-		return nil
-	}
-	cc.authenticated(s, err, &cc.flushes)
+	cc.admit.start(s, f)
 	return nil
 }
 
@@ -417,11 +416,13 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) (err error) {
 // edge policy, behind the DATA before them.
 func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 	s.mu.Lock()
-	done, opened := s.clientDone, s.bc != nil && !s.gated
+	st := s.state()
+	done, opened := st.has(remoteClosed), st.phase() == phaseForwarding
 	live := opened && s.bc.stream(s.bid) == s
 	if !done && f.StreamEnded() {
-		s.clientDone = true
-		defer cc.closeSide(s)
+		if now, _ := s.transition(evRemoteEnd); now.closedBothWays() {
+			defer cc.forget(s)
+		}
 	}
 	s.mu.Unlock()
 	switch {
@@ -439,7 +440,7 @@ func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 		fields := f.Fields
 		if !s.rest {
 			fields = fields[:0:0]
-			cc.r.opts.Admitter.UpstreamTrailers(hpackFields(f.Fields), func(hf admission.Field) {
+			cc.admit.adm.UpstreamTrailers(hpackFields(f.Fields), func(hf admission.Field) {
 				fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
 			})
 		}
@@ -448,8 +449,10 @@ func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 }
 
 // openREST passes a request that is not gRPC, as it is, to REST over this
-// connection's in-memory HTTP/2 connection. s.mu held.
+// connection's in-memory HTTP/2 connection.
 func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushSet) {
+	cc.readerG.check()
+	s.mu.held()
 	if cc.rest == nil {
 		cc.rest = &upstream{name: "REST", dial: func(context.Context) (net.Conn, error) {
 			a, b := net.Pipe()
@@ -459,92 +462,15 @@ func (cc *clientConn) openREST(s *stream, fields []hpack.HeaderField, fl *flushS
 	}
 	bc, err := cc.rest.pick()
 	if err != nil {
-		cc.resetStream(s.cid, http2.ErrCodeInternal)
+		// Not resetStream, which takes s.mu (held here): nothing was
+		// opened upstream to cancel.
+		cc.forget(s)
+		s.transition(evCancel)
+		cc.writeRST(s.cid, http2.ErrCodeInternal)
 		return
 	}
-	bc.open(s, fields, s.clientDone, fl)
-}
-
-// authenticate runs a check that waits, then carries on with the call.
-func (cc *clientConn) authenticate(s *stream) {
-	err := cc.r.opts.Admitter.Authenticate(cc.ctx, s.call)
-	var fl flushSet
-	s.mu.Lock()
-	s.authPending = false
-	if !s.canceled {
-		cc.authenticated(s, err, &fl)
-	}
-	s.mu.Unlock()
-	fl.flush()
-}
-
-// authenticated refuses the call or carries it on. s.mu held.
-func (cc *clientConn) authenticated(s *stream, err error, fl *flushSet) {
-	if err != nil {
-		cc.failStatus(s, err, fl)
-		return
-	}
-	if s.call.Authenticated {
-		s.who = &s.call.Identity
-	}
-	cc.proceed(s, fl)
-}
-
-// proceed takes the admission step's decision, on the call's method or on
-// its first request message when the decision reads it (decide), and opens
-// the call upstream with what the client sent meanwhile. s.mu held.
-func (cc *clientConn) proceed(s *stream, fl *flushSet) {
-	adm := cc.r.opts.Admitter
-	local := s.call.Local
-	fields := cc.upstreamFields(s)
-	early := s.early
-	s.early = nil
-	if !local {
-		if wanted, reads := adm.ReadsMessage(s.call); reads {
-			s.gated, s.gate, s.pending, s.decisionFields = true, early, fields, wanted
-			cc.refund(s, len(early), fl)
-			cc.decide(s, fl)
-			return
-		}
-		d, err := adm.Decide(s.call, nil)
-		if err != nil {
-			cc.failStatus(s, err, fl)
-			return
-		}
-		s.filter = d.Filter
-	}
-	cc.open(s, local, fields, s.clientDone && len(early) == 0, fl)
-	if len(early) > 0 && s.bc != nil {
-		cc.sendUp(s, early, s.clientDone, false, fl)
-	}
-}
-
-// upstreamFields is the header list sent upstream: the pseudo-headers,
-// te, then the admission step's list (the client's keys the edge policy
-// lets through, then the identity).
-func (cc *clientConn) upstreamFields(s *stream) []hpack.HeaderField {
-	out := make([]hpack.HeaderField, 0, len(s.request)+3)
-	for _, hf := range s.request {
-		if hf.IsPseudo() {
-			out = append(out, hf)
-		}
-	}
-	out = append(out, hpack.HeaderField{Name: "te", Value: "trailers"})
-	cc.r.opts.Admitter.UpstreamHeaders(s.call, hpackFields(s.request), func(f admission.Field) {
-		out = append(out, hpack.HeaderField{Name: f.Name, Value: f.Value, Sensitive: f.Sensitive})
-	})
-	return out
-}
-
-// hpackFields yields the regular fields of a header list.
-func hpackFields(fields []hpack.HeaderField) iter.Seq[admission.Field] {
-	return func(yield func(admission.Field) bool) {
-		for _, hf := range fields {
-			if !hf.IsPseudo() && !yield(admission.Field{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive}) {
-				return
-			}
-		}
-	}
+	s.transition(evForward)
+	bc.open(s, fields, s.state().has(remoteClosed), fl)
 }
 
 // open sends the call upstream.
@@ -558,53 +484,15 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 		cc.fail(s, codes.Unavailable, fmt.Sprintf("authproxy: backend %s unavailable: %v", up.name, err), fl)
 		return
 	}
+	s.transition(evForward) // before the backend's reader may see it
 	bc.open(s, fields, endStream, fl)
-}
-
-// decide runs the authorizer on the first request message once its
-// leading fields the decision reads are whole (decisionPrefix), or the
-// whole message; then it opens the call with what was gathered. s.mu held.
-func (cc *clientConn) decide(s *stream, fl *flushSet) {
-	payload, complete, err := firstMessage(s.gate, s.grpcEncoding, cc.r.opts.MaxRecvMsgSize)
-	if err != nil {
-		cc.fail(s, codes.ResourceExhausted, err.Error(), fl)
-		return
-	}
-	// The message's size, decompressed as the grpc-go core counts it; a
-	// prefix is of an uncompressed message, whose frame declares it.
-	s.call.RequestBytes = int64(len(payload))
-	var tail *tailCheck
-	if !complete && !s.clientDone {
-		n, ok := decisionPrefix(s.gate, s.decisionFields)
-		if !ok {
-			return
-		}
-		payload = s.gate[5 : 5+n]
-		s.call.RequestBytes = int64(binary.BigEndian.Uint32(s.gate[1:5]))
-		tail = newTailCheck(s.decisionFields, int(binary.BigEndian.Uint32(s.gate[1:5]))-n)
-		if err := tail.feed(s.gate[5+n:]); err != nil {
-			cc.fail(s, codes.PermissionDenied, err.Error(), fl)
-			return
-		}
-	}
-	d, err := cc.r.opts.Admitter.Decide(s.call, [][]byte{payload})
-	if err != nil {
-		cc.failStatus(s, err, fl)
-		return
-	}
-	s.filter, s.gated, s.tail = d.Filter, false, tail
-	gathered, fields := s.gate, s.pending
-	s.gate, s.pending = nil, nil
-	cc.open(s, false, fields, s.clientDone && len(gathered) == 0, fl)
-	if len(gathered) > 0 && s.bc != nil {
-		cc.sendUp(s, gathered, s.clientDone, true, fl)
-	}
 }
 
 // sendUp forwards request bytes to the opened call, unless they carry a
 // message over grpc.maxRecvMsgSize: then the call is reset upstream and
-// refused as grpc-go refuses it. s.mu held.
+// refused as grpc-go refuses it.
 func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+	s.mu.held()
 	if !s.rest {
 		if size, _, over := s.upSizes.feed(data, cc.r.opts.MaxRecvMsgSize); over {
 			s.bc.reset(s, http2.ErrCodeCancel, fl)
@@ -618,13 +506,14 @@ func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, f
 // refundBatch sends the window refunds gathered while the reader had
 // frames buffered: one update per gated stream.
 func (cc *clientConn) refundBatch() {
+	cc.readerG.check()
 	if len(cc.gateRefunds) == 0 {
 		return
 	}
 	cc.w.mu.Lock()
 	for _, s := range cc.gateRefunds {
 		// A client that ended its stream sends nothing more on it.
-		if s.gateRefund > 0 && !s.clientDone {
+		if s.gateRefund > 0 && !s.state().has(remoteClosed) {
 			cc.w.note(cc.w.fr.WriteWindowUpdate(s.cid, uint32(s.gateRefund)))
 			s.recvWin.Add(int64(s.gateRefund))
 			s.gateRefund = 0
@@ -664,45 +553,47 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 	cc.refund(s, int(flowLen)-len(data), &cc.flushes) // the padding
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.clientDone {
+	st := s.state()
+	if st.has(remoteClosed) {
 		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeStreamClosed}
 	}
-	s.clientDone = f.StreamEnded()
-	if s.received += int64(len(data)); s.contentLength >= 0 && (s.received > s.contentLength || s.clientDone && s.received != s.contentLength) {
+	end := f.StreamEnded()
+	if end {
+		st, _ = s.transition(evRemoteEnd)
+	}
+	if s.received += int64(len(data)); s.contentLength >= 0 && (s.received > s.contentLength || end && s.received != s.contentLength) {
 		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
 	}
-	if s.clientDone {
-		defer cc.closeSide(s)
+	if end && st.closedBothWays() {
+		defer cc.forget(s)
 	}
 	switch {
-	case s.authPending:
+	case st.phase() == phaseAuthenticating:
 		// Held, unrefunded, until the call is authenticated: the stream
 		// window bounds it.
 		s.early = append(s.early, data...)
-	case s.gated:
+	case st.phase() == phaseDeciding:
 		s.gate = append(s.gate, data...)
 		// The gathered bytes are refunded by the batch (the reader's).
 		if s.gateRefund == 0 {
 			cc.gateRefunds = append(cc.gateRefunds, s)
 		}
 		s.gateRefund += len(data)
-		cc.decide(s, &cc.flushes)
-	case s.bc == nil || s.bc.stream(s.bid) != s:
+		cc.admit.decide(s, &cc.flushes)
+	case st.phase() != phaseForwarding || s.bc.stream(s.bid) != s:
 		// Refused before it was opened, or already answered: dropped.
 		// Once the answer has left, the client is told to stop sending.
-		if !s.clientDone && cc.answered(s) {
+		if !end && s.state().has(localClosed) {
 			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeNo}
 		}
 		cc.refund(s, len(data), &cc.flushes)
 	default:
-		if s.tail != nil && !s.tail.done() {
-			if err := s.tail.feed(data); err != nil {
-				// Before the frame that carries it: the backend never
-				// gets the whole message.
-				s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
-				cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
-				return nil
-			}
+		if err := cc.admit.checkTail(s, data); err != nil {
+			// Before the frame that carries it: the backend never gets
+			// the whole message.
+			s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
+			cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
+			return nil
 		}
 		cc.sendUp(s, data, f.StreamEnded(), false, &cc.flushes)
 	}
@@ -752,9 +643,11 @@ func (cc *clientConn) onWritable() {
 	fl.flush()
 }
 
-// ended picks, of the streams whose queues moved, those whose end has now
-// left. cc.w.mu held.
+// ended picks, of the streams whose queues moved, those the end of the
+// response that has now left closed.
 func (cc *clientConn) ended(ms []moved) []*stream {
+	cc.w.mu.held()
+	cc.smu.held()
 	var out []*stream
 	for _, m := range ms {
 		if cc.drained(m.s) {
@@ -764,11 +657,11 @@ func (cc *clientConn) ended(ms []moved) []*stream {
 	return out
 }
 
-// afterSend closes the response side of the streams whose end left, and
+// afterSend forgets the streams the end of the response closed, and
 // refunds the backends for what left.
 func (cc *clientConn) afterSend(ms []moved, ended []*stream, fl *flushSet) {
 	for _, s := range ended {
-		cc.closeSide(s)
+		cc.forget(s)
 	}
 	for _, m := range ms {
 		if m.s.bc != nil {
@@ -794,12 +687,13 @@ func movedOf(s *stream, n int, free *int64) moved {
 // caller's flush set gets the connection.
 func (cc *clientConn) sendHeaders(s *stream, fields []hpack.HeaderField, endStream bool, fl *flushSet) {
 	cc.w.mu.Lock()
-	if s.closedToUser {
+	if _, ok := s.transition(evHeaders); !ok {
 		cc.w.mu.Unlock()
 		return
 	}
-	s.headersToUser = true
-	s.closedToUser = endStream
+	if endStream {
+		s.transition(evEnd)
+	}
 	s.down.q = append(s.down.q, item{headers: fields, endStream: endStream})
 	cc.w.send(s.cid, &s.down)
 	cc.w.mu.Unlock()
@@ -812,10 +706,12 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 	cc.w.mu.Lock()
 	defer cc.w.mu.Unlock()
 	fl.add(cc.w)
-	if s.closedToUser {
+	if s.state().has(localEnding) {
 		return len(data)
 	}
-	s.closedToUser = endStream
+	if endStream {
+		s.transition(evEnd)
+	}
 	return cc.w.forward(s, toClient, data, endStream, refunded).refund
 }
 
@@ -831,9 +727,10 @@ func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
 // fail answers a call the relay refuses: trailers only, or trailers after
 // the response headers already sent.
 func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet) {
-	cc.w.mu.Lock()
-	trailersOnly := !s.headersToUser
-	cc.w.mu.Unlock()
+	// Refused before it was forwarded; one forwarded stays so (its caller
+	// reset it upstream), and the transition is refused.
+	s.transition(evRefuse)
+	trailersOnly := !s.state().has(headersSent)
 	var fields []hpack.HeaderField
 	if trailersOnly {
 		fields = append(fields, hpack.HeaderField{Name: ":status", Value: "200"}, hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
@@ -848,6 +745,7 @@ func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet)
 // answer replies to a call the relay answers itself with one message
 // and status OK (a rate-limited call: Milvus's own refusal).
 func (cc *clientConn) answer(s *stream, msg []byte, fl *flushSet) {
+	s.transition(evRefuse) // answered before it was forwarded, as fail
 	cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}, false, fl)
 	framed := make([]byte, 5+len(msg))
 	binary.BigEndian.PutUint32(framed[1:5], uint32(len(msg)))
@@ -859,40 +757,28 @@ func (cc *clientConn) answer(s *stream, msg []byte, fl *flushSet) {
 }
 
 // downSent notes that the end of the response was queued for the client:
-// once nothing of it waits for a window, that side of the stream is
+// once nothing of it waits for a window, the relay's side of the stream is
 // closed; otherwise the window update that drains it does this.
 func (cc *clientConn) downSent(s *stream) {
 	cc.w.mu.Lock()
-	done := cc.drained(s)
+	closed := cc.drained(s)
 	cc.w.mu.Unlock()
-	if done {
-		cc.closeSide(s)
-	}
-}
-
-// drained reports, once, that the end of the response has left. cc.w.mu held.
-func (cc *clientConn) drained(s *stream) bool {
-	if !s.closedToUser || len(s.down.q) > 0 || s.downDone {
-		return false
-	}
-	s.downDone = true
-	return true
-}
-
-// closeSide notes that one side of s is closed: the client ended its
-// request, or the end of the response has left. With both, s is forgotten
-// (a reset on either side forgets it at once).
-func (cc *clientConn) closeSide(s *stream) {
-	if s.ends.Add(1) == 2 {
+	if closed {
 		cc.forget(s)
 	}
 }
 
-// answered reports whether the end of the response has left.
-func (cc *clientConn) answered(s *stream) bool {
-	cc.w.mu.Lock()
-	defer cc.w.mu.Unlock()
-	return s.downDone
+// drained notes, once, that the end of the response has left, and reports
+// whether that closed the stream (the client had ended its side): then
+// the caller forgets it, once it no longer holds the connection's locks.
+// A reset forgets a stream at once instead.
+func (cc *clientConn) drained(s *stream) bool {
+	cc.w.mu.held()
+	if len(s.down.q) > 0 {
+		return false
+	}
+	now, ok := s.transition(evEndLeft)
+	return ok && now.closedBothWays()
 }
 
 // goAway tells the client to open no more streams.

@@ -269,7 +269,7 @@ func (l *PipeListener) Addr() net.Addr { return PipeAddr{} }
 
 // observe counts a finished call once; REST counts its own.
 func (r *Relay) observe(s *stream, code codes.Code) {
-	if r.opts.Observe != nil && !s.rest && s.finished.CompareAndSwap(false, true) {
+	if r.opts.Observe != nil && !s.rest && legal(s.transition(evCount)) {
 		r.opts.Observe(s.cc.ctx, s.method, s.who, s.start, code)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,60 +43,64 @@ func toBackend(s *stream) (uint32, *half) { return s.bid, &s.up }
 func toClient(s *stream) (uint32, *half)  { return s.cid, &s.down }
 
 // stream is one forwarded call: its IDs on both connections, what waits
-// for a window in each direction, and the state the authorizer needs.
+// for a window in each direction, its state, and what the admission side
+// needs of it. Its fields are grouped by who owns them.
 type stream struct {
-	cc  *clientConn
-	cid uint32
-	bc  *backendConn // nil until the call is opened upstream
+	// Set on its HEADERS, before another goroutine sees the stream.
+	cc      *clientConn
+	cid     uint32
+	method  string
+	rest    bool                // not gRPC: passed to REST as it is
+	request []hpack.HeaderField // the client's HEADERS
+	start   time.Time
+
+	// Under the backend connection's bc.w.mu: toward the backend. bc is
+	// set once, when the call is opened upstream (nil until then).
+	bc  *backendConn
 	bid uint32
+	up  half
+	// Under the client connection's cc.w.mu: toward the client.
+	down half
 
-	method       string
-	rest         bool                // not gRPC: passed to REST as it is
-	request      []hpack.HeaderField // the client's HEADERS
-	call         *admission.Call     // the admission step's record, once opened
-	who          *auth.Identity      // the authenticated caller, for the call metrics
-	start        time.Time
-	grpcEncoding string
-
+	// The stream's state (state.go), which any goroutine reads, and
+	// changes through transition alone.
+	st atomic.Uint32
 	// recvWin is what the client may still send on the stream: the window
 	// the relay advertised, less what came, plus what it refunded.
 	recvWin atomic.Int64
 
-	up            half // toward the backend; guarded by bc.w.mu
-	down          half // toward the client; guarded by cc.w.mu
-	headersToUser bool // response headers sent to the client
-	closedToUser  bool // END_STREAM or RST queued for the client
-	downDone      bool // and nothing of the response waits any more
-	// ends counts the closed sides: the client's (it sent END_STREAM) and
-	// the response's (downDone). At two, the stream is forgotten.
-	ends atomic.Int32
-
-	// The client side's state: the client reader, and the goroutine of a
-	// check that waits, take mu.
-	mu          sync.Mutex
-	authPending bool   // a check that waits is running
-	early       []byte // what the client sent meanwhile
-	canceled    bool   // the client reset the stream
-	gate        []byte // the first request message being gathered; nil once decided
-	gateRefund  int    // gathered bytes not refunded yet (the client reader's alone)
-	gated       bool
-	// The fields the decision reads, and the check of the rest of a first
-	// message decided on its leading fields (reader only).
-	decisionFields []protowire.Number
-	tail           *tailCheck
-	pending        []hpack.HeaderField // the upstream HEADERS, sent once the call is decided
-	clientDone     bool
-	// The declared content-length (-1: none), and the DATA bytes so far.
+	// Under mu, which the client reader and the goroutine of a check that
+	// waits both take.
+	mu ownedMutex
+	// The HTTP/2 side's: the declared content-length (-1: none), the DATA
+	// bytes so far, and the request's messages against
+	// grpc.maxRecvMsgSize.
 	contentLength, received int64
-	// The request's messages, against grpc.maxRecvMsgSize (s.mu).
-	upSizes messageSizes
+	upSizes                 messageSizes
+	// The admission side's (admit.go): the step's record and the caller,
+	// what the client sent while authenticating, the first message being
+	// gathered while deciding with the fields the decision reads and the
+	// HEADERS that wait for it, and the check of the rest of a message
+	// decided on its leading fields.
+	call           *admission.Call
+	who            *auth.Identity // for the call metrics
+	grpcEncoding   string
+	early          []byte
+	gate           []byte
+	decisionFields []protowire.Number
+	pending        []hpack.HeaderField
+	tail           *tailCheck
+	// The reply's filter: set under mu before the call is opened, then
+	// read by the backend reader alone.
+	filter admission.ReplyFilter
 
-	// Only the backend reader touches these.
+	// Owned by the client connection's reader (cc.readerG).
+	gateRefund int // gathered bytes not refunded yet
+
+	// Owned by the backend connection's reader (bc.readerG).
 	downSizes messageSizes // the reply's, against grpc.maxSendMsgSize
-	filter    admission.ReplyFilter
 	replyBuf  []byte
 	status    atomic.Int32 // the grpc-status seen in the trailers
-	finished  atomic.Bool
 }
 
 // firstMessage returns the first gRPC message of buf once it is whole:

@@ -16,7 +16,7 @@ import (
 // the HPACK encoder (whose state must follow the order of the frames), the
 // peer's windows for our DATA, and the queues that wait for them.
 type wconn struct {
-	mu   sync.Mutex
+	mu   ownedMutex
 	bw   *writeBuf
 	fr   *http2.Framer
 	henc *hpack.Encoder
@@ -46,8 +46,9 @@ func newWconn(c net.Conn, br io.Reader) (*wconn, *http2.Framer) {
 	return w, w.fr
 }
 
-// headers writes a header block (HEADERS and CONTINUATION as needed). mu held.
+// headers writes a header block (HEADERS and CONTINUATION as needed).
 func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
+	w.mu.held()
 	w.hbuf.Reset()
 	for _, f := range fields {
 		_ = w.henc.WriteField(f)
@@ -71,8 +72,9 @@ func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
 }
 
 // data writes a DATA frame: its header, then the payload straight into
-// the write buffer (the framer would copy it into its own first). mu held.
+// the write buffer (the framer would copy it into its own first).
 func (w *wconn) data(id uint32, endStream bool, p []byte) {
+	w.mu.held()
 	h := w.hdr[:]
 	h[0], h[1], h[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
 	h[3] = byte(http2.FrameData)
@@ -97,8 +99,9 @@ func (w *wconn) note(err error) {
 }
 
 // send moves items of q onto the connection while the windows allow, and
-// returns the DATA bytes sent. mu held.
+// returns the DATA bytes sent.
 func (w *wconn) send(id uint32, h *half) (sent int) {
+	w.mu.held()
 	for len(h.q) > 0 {
 		n, done := w.sendItem(id, h, &h.q[0])
 		sent += n
@@ -112,8 +115,9 @@ func (w *wconn) send(id uint32, h *half) (sent int) {
 }
 
 // sendItem writes what the windows allow of it, and says whether all of
-// it left. mu held.
+// it left.
 func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
+	w.mu.held()
 	if w.nb != nil && w.nb.waiting.Load() {
 		return 0, false // until the backlog is out (clientConn.onWritable)
 	}
@@ -233,8 +237,9 @@ func (w *wconn) onPing(f *http2.PingFrame) {
 // the windows allow, and returns how many bytes left and how many of those
 // the other side is still owed a refund for. refunded data (the relay's own
 // buffer, already refunded) is kept as it is if it waits; the framer's
-// bytes are copied, since it reuses its buffer. mu held.
+// bytes are copied, since it reuses its buffer.
 func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded bool) moved {
+	w.mu.held()
 	id, h := of(s)
 	if len(data) == 0 && !endStream {
 		// An empty DATA frame that does not end the stream carries nothing:
@@ -270,8 +275,9 @@ func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded boo
 // grant applies a peer's WINDOW_UPDATE and sends what now fits: for the
 // connection, of every stream in waiting that has something queued; for a
 // stream, of that one (nil if it is gone). It returns what left, for the
-// refunds to the other side. mu held, and whatever guards waiting.
+// refunds to the other side. With whatever guards waiting held.
 func (w *wconn) grant(f *http2.WindowUpdateFrame, waiting map[uint32]*stream, one *stream, of side) []moved {
+	w.mu.held()
 	switch {
 	case f.StreamID == 0:
 		w.connWin += int64(f.Increment)
@@ -288,8 +294,9 @@ func (w *wconn) grant(f *http2.WindowUpdateFrame, waiting map[uint32]*stream, on
 
 // drain sends what the windows now allow of every stream in waiting that
 // has something queued, after the connection's window or the initial
-// stream window grew. mu held, and whatever guards waiting.
+// stream window grew. With whatever guards waiting held.
 func (w *wconn) drain(waiting map[uint32]*stream, of side) []moved {
+	w.mu.held()
 	var ms []moved
 	for _, s := range waiting {
 		if id, h := of(s); len(h.q) > 0 {

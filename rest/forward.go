@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"net/textproto"
 	"strconv"
 
 	"github.com/authproxy/authproxy/admission"
@@ -68,12 +67,8 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	if call == nil {
 		call = &admission.Call{}
 	}
-	out := make(http.Header, len(pr.Out.Header)+1)
-	h.adm.UpstreamHeaders(call, admission.MapFields(pr.Out.Header), func(f admission.Field) {
-		name := textproto.CanonicalMIMEHeaderKey(f.Name)
-		out[name] = append(out[name], f.Value)
-	})
-	pr.Out.Header = out
+	out := pr.Out.Header // a copy: ReverseProxy clones the client's
+	h.adm.UpstreamMap(call, out, func(f admission.Field) { out.Add(f.Name, f.Value) })
 }
 
 // proxyError answers a request the backend did not answer, in Milvus's envelope.

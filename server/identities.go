@@ -42,22 +42,27 @@ func (s *Server) newExternal(cfg config.Identities) (auth.External, error) {
 			if err != nil {
 				return e, fmt.Errorf("identities.oidc.issuers[%d].caFile: %w", i, err)
 			}
-			clients[i] = &http.Client{
-				Timeout: 10 * time.Second,
-				// No Proxy from the environment: the provider is reached as configured.
-				Transport: &http.Transport{
-					TLSClientConfig:     tlsCfg,
-					DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-					TLSHandshakeTimeout: 5 * time.Second,
-					MaxIdleConnsPerHost: 2,
-				},
-				// Discovery and keys are not followed elsewhere.
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			}
+			clients[i] = providerClient(tlsCfg)
 		}
 		e.OpenID = auth.NewOpenID(o.Issuers, cfg.Tags.OIDC, clients, s.logger)
 	}
 	return e, nil
+}
+
+// providerClient reaches an OpenID provider: bounded in time, no proxy
+// from the environment (the provider is reached as configured), and no
+// redirect followed.
+func providerClient(tlsCfg *tls.Config) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:     tlsCfg,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 5 * time.Second,
+			MaxIdleConnsPerHost: 2,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // clientTLS verifies a server with caFile (the system's roots when "").

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/config"
 )
 
 // callMetrics count calls by method label and code.
@@ -110,19 +109,12 @@ func (o *callObserver) observe(ctx context.Context, method string, who *auth.Ide
 	}
 }
 
-func newLogger(c config.Log, level *slog.LevelVar, out io.Writer) *slog.Logger {
-	level.Set(parseLevel(c.Level))
+// newLogger writes logs in format (log.format, read at start) at the
+// level that log.level's builder sets.
+func newLogger(format string, level *slog.LevelVar, out io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))
-}
-
-func parseLevel(s string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
 }

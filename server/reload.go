@@ -2,9 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
-	"github.com/authproxy/authproxy/auth"
-	"reflect"
 	"time"
 
 	"github.com/authproxy/authproxy/certs"
@@ -126,17 +123,9 @@ func (s *Server) ReloadConfig() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	path := s.opts.ConfigPath
-	next, err := config.Load(path)
+	next, err := config.Read(path, s.opts.Overrides)
 	if err == nil {
-		if s.opts.Overrides != nil {
-			s.opts.Overrides(next)
-		}
-		if err = next.Validate(); err != nil {
-			err = fmt.Errorf("config %s: %w", path, err)
-		}
-	}
-	if err == nil {
-		err = s.applyConfig(next)
+		err = s.applyConfig(s.cfg.Load(), next)
 	}
 	s.status.Reloaded("config", path, err == nil, err)
 	if err != nil {
@@ -144,82 +133,4 @@ func (s *Server) ReloadConfig() {
 		return
 	}
 	s.logger.Info("config reloaded", "file", path)
-}
-
-func (s *Server) applyConfig(next *config.Config) error {
-	prev := s.cfg.Load()
-	restart := config.RestartNeeded(prev, next)
-
-	// Files first: if a new credential file or certificate is bad, nothing
-	// of this reload applies.
-	var newStore *credentials.FileStore
-	if next.Credentials.File != prev.Credentials.File && s.store.etcd == nil {
-		fs, err := credentials.OpenFile(next.Credentials.File, credentials.FileOptions{
-			DefaultRootPassword: next.Common.Security.DefaultRootPassword, Logger: s.logger, MustExist: true})
-		if err != nil {
-			return err
-		}
-		newStore = fs
-	}
-	var newExternal *auth.External
-	if !reflect.DeepEqual(prev.Identities, next.Identities) {
-		e, err := s.newExternal(next.Identities)
-		if err != nil {
-			return err
-		}
-		newExternal = &e
-	}
-	var newTLS *certs.Server
-	if next.TLS != nil && prev.TLS != nil && !reflect.DeepEqual(tlsFiles(prev.TLS), tlsFiles(next.TLS)) {
-		ts, err := certs.NewServer(certs.ServerOptions{
-			CertFile: next.TLS.CertFile, KeyFile: next.TLS.KeyFile, ClientCAFile: next.TLS.ClientCAFile,
-			ClientAuth: next.TLS.ClientAuth, MinVersion: next.TLS.MinVersion, NextProtos: []string{"h2", "http/1.1"},
-		})
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		newTLS = ts
-	}
-
-	if newStore != nil {
-		s.store.file.Store(newStore)
-		if err := s.watchCredentials(newStore); err != nil {
-			s.logger.Warn("cannot watch the new credential file; SIGHUP still reloads it", "err", err)
-		}
-		s.logger.Info("credential file changed", "file", newStore.Path())
-	}
-	if newTLS != nil {
-		s.tlsServer.Store(newTLS)
-		s.certExpiry.Set(float64(newTLS.NotAfter().Unix()))
-		if err := s.watchTLS(newTLS); err != nil {
-			s.logger.Warn("cannot watch the new TLS files; SIGHUP still reloads them", "err", err)
-		}
-	}
-	if next.TLS != nil && prev.TLS != nil {
-		s.authn.SetCertIdentity(certIdentity(next.TLS.ClientIdentity))
-	}
-	s.authn.SetEnabled(next.Common.Security.AuthorizationEnabled)
-	s.users.SetSuperUsers(next.Common.Security.SuperUsers)
-	s.authz.SetOptions(rbacOptions(next))
-	if !reflect.DeepEqual(prev.RateLimits, next.RateLimits) {
-		s.limits.Set(next.RateLimits)
-		s.logger.Info("rate limits changed", "limits", len(next.RateLimits.Limits))
-	}
-	s.authn.Verifier().SetCache(next.Cache.Size, next.Cache.TTL)
-	if newExternal != nil {
-		s.authn.Verifier().SetExternal(*newExternal)
-		s.logger.Info("identity providers changed; cached external identities dropped")
-	}
-	s.logLevel.Set(parseLevel(next.Log.Level))
-	s.headers.SetIdentityHeader(next.Auth.IdentityHeader)
-	for _, key := range restart {
-		s.logger.Warn("config change needs a restart to take effect; the running value is kept", "key", key)
-	}
-	s.cfg.Store(next)
-	return nil
-}
-
-// tlsFiles is the part of the TLS config a live reload can change.
-func tlsFiles(t *config.TLS) [5]string {
-	return [5]string{t.CertFile, t.KeyFile, t.ClientCAFile, t.ClientAuth, t.MinVersion}
 }

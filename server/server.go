@@ -85,6 +85,8 @@ type Server struct {
 	backendTLS *certs.Client
 	watcher    *watch.Watcher
 	reloadMu   sync.Mutex // one config reload at a time
+	// gracePeriod is shutdown.gracePeriod in force, in nanoseconds.
+	gracePeriod atomic.Int64
 
 	grpcServer *grpc.Server
 	// relay forwards at the frame level (forwarding: frames); grpcServer
@@ -94,6 +96,7 @@ type Server struct {
 	listener    net.Listener
 	adminLis    net.Listener
 	adminServer *http.Server
+	console     *consoleServer // nil unless console.listen is set
 }
 
 // New builds a Server from a validated configuration.
@@ -110,41 +113,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	reg.MustRegister(s.certExpiry)
 	s.announceBuild(cfg, reg)
 	authMetrics := auth.NewMetrics(reg)
-	s.cfg.Store(cfg)
-	s.logger = newLogger(cfg.Log, s.logLevel, opts.LogOutput)
+	s.logger = newLogger(cfg.Log.Format, s.logLevel, opts.LogOutput)
 
-	// A store on etcd is listed whole before anything is served; until
-	// then the admin listener already answers, /readyz 503 naming etcd.
-	var listed atomic.Bool
-	var startErr atomic.Pointer[error]
-	if cfg.Credentials.Store == config.StoreEtcd && cfg.Admin.Listen != "" {
-		s.status.AddCheck("credentials", func(context.Context) error {
-			if e := startErr.Load(); e != nil {
-				return fmt.Errorf("credential store (etcd) not listed yet: %w", *e)
-			}
-			return errors.New("credential store (etcd) not listed yet")
-		})
-		if err := s.startAdmin(cfg.Admin.Listen); err != nil {
-			return nil, err
-		}
-	}
-	var err error
-	s.store, err = openStore(cfg, s.logger, func(err error) {
-		if !listed.Load() {
-			startErr.Store(&err)
-			return
-		}
-		// A store that stops following etcd keeps serving its last
-		// snapshot: the detail and the metric say so, readiness stays.
-		s.status.Reloaded("credentials", "etcd", err == nil, err)
-	})
-	if err != nil {
-		s.stopAdmin()
-		return nil, err
-	}
-	listed.Store(true)
-
+	// The long-lived parts are made here with what only a start sets; the
+	// section builders (applyConfig, the same at a reload) set the rest.
 	var limiter *auth.Limiter
+	var err error
 	if bf := cfg.Auth.BruteForce; bf.Enabled {
 		limiter, err = auth.NewLimiter(auth.LimiterOptions{
 			Threshold: bf.Threshold, AddressFactor: 10, Backoff: bf.Backoff,
@@ -154,50 +128,54 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	// Hashes beyond the processors less one would starve the calls that
-	// need none; the pool holds them to that (auth.HashSlots).
-	if n, slots := cfg.Auth.MaxConcurrentVerifications, auth.HashSlots(cfg.Auth.MaxConcurrentVerifications); n > slots {
-		s.logger.Warn("auth.maxConcurrentVerifications would leave no processor to the calls that need no hash (cached passwords, API keys, forwarding); fewer hashes run at once",
-			"configured", n, "running", slots, "processors", runtime.GOMAXPROCS(0))
-	}
+	s.store = &storeRef{}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
-		Store: s.store, CacheSize: cfg.Cache.Size, CacheTTL: cfg.Cache.TTL,
+		Store: s.store, CacheSize: 1, // sized by the cache builder
 		MaxConcurrentHashes: cfg.Auth.MaxConcurrentVerifications, Limiter: limiter,
 		Metrics: authMetrics,
 	})
 	if err != nil {
 		return nil, err
 	}
-	external, err := s.newExternal(cfg.Identities)
-	if err != nil {
-		return nil, err
-	}
-	verifier.SetExternal(external)
 	s.failures = edge.NewFailureLog(s.logger)
-	s.authn = auth.NewAuthenticator(verifier, s.failures, cfg.Common.Security.AuthorizationEnabled)
+	s.authn = auth.NewAuthenticator(verifier, s.failures, false)
 	table, err := rbac.NewTable()
 	if err != nil {
 		return nil, err
 	}
-	s.authz = rbac.NewAuthorizer(s.store, table, rbacOptions(cfg), s.logger, rbac.NewMetrics(reg))
+	s.authz = rbac.NewAuthorizer(s.store, table, rbac.Options{}, s.logger, rbac.NewMetrics(reg))
+	s.users = usermgmt.NewService(usermgmt.Options{
+		Store: s.store, Logger: s.logger,
+		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz, Locks: verifier,
+	})
+	s.authz.SetDenials(s.failures.Denials)
+	s.headers = edge.NewHeaderPolicy("")
 	s.limits = ratelimit.New(ratelimit.Options{Registry: reg, Logger: s.logger})
-	s.limits.Set(cfg.RateLimits)
-	if es := s.store.etcd; es != nil {
+	if err := s.applyConfig(nil, cfg); err != nil {
+		return nil, err
+	}
+	// Hashes beyond the processors less one would starve the calls that
+	// need none; the pool holds them to that (auth.HashSlots).
+	if n, slots := cfg.Auth.MaxConcurrentVerifications, auth.HashSlots(cfg.Auth.MaxConcurrentVerifications); n > slots {
+		s.logger.Warn("auth.maxConcurrentVerifications would leave no processor to the calls that need no hash (cached passwords, API keys, forwarding); fewer hashes run at once",
+			"configured", n, "running", slots, "processors", runtime.GOMAXPROCS(0))
+	}
+
+	if cfg.Credentials.Store == config.StoreEtcd {
+		if err := s.openEtcd(cfg); err != nil {
+			s.authn.Verifier().SetExternal(auth.External{}) // stops the OpenID key refreshes
+			return nil, err
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.Credentials.Etcd.RequestTimeout)
-		s.replicas, err = ratelimit.JoinReplicas(ctx, es.Client(), es.Prefix()+credentials.KeyReplicas, s.limits.SetReplicas, s.logger)
+		s.replicas, err = ratelimit.JoinReplicas(ctx, s.store.etcd.Client(), s.store.etcd.Prefix()+credentials.KeyReplicas, s.limits.SetReplicas, s.logger)
 		cancel()
 		if err != nil {
+			s.authn.Verifier().SetExternal(auth.External{})
+			s.store.close()
 			return nil, err
 		}
 	}
-	s.users = usermgmt.NewService(usermgmt.Options{
-		Store: s.store, Logger: s.logger, SuperUsers: cfg.Common.Security.SuperUsers,
-		Metrics: usermgmt.NewMetrics(reg), Passwords: verifier, Authorizer: s.authz,
-	})
 
-	if err := s.setupTLS(cfg); err != nil {
-		return nil, err
-	}
 	var backendTLS *tls.Config
 	if b := cfg.Backend.TLS; b != nil {
 		s.backendTLS, err = certs.NewClient(certs.ClientOptions{CAFile: b.CAFile, ServerName: b.ServerName, CertFile: b.CertFile, KeyFile: b.KeyFile})
@@ -240,7 +218,6 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		return float64(n)
 	}))
-	s.headers = edge.NewHeaderPolicy(cfg.Auth.IdentityHeader)
 	s.admitter = admission.NewAdmitter(admission.Options{Authn: s.authn, Authz: s.authz, Headers: s.headers, Limits: s.limits})
 	s.director = proxy.NewDirector(s.backend, s.admitter)
 	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog, reg)
@@ -304,23 +281,6 @@ func (s *Server) version() string {
 	return s.opts.Version
 }
 
-func (s *Server) setupTLS(cfg *config.Config) error {
-	if cfg.TLS == nil {
-		return nil
-	}
-	ts, err := certs.NewServer(certs.ServerOptions{
-		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile,
-		ClientAuth: cfg.TLS.ClientAuth, MinVersion: cfg.TLS.MinVersion, NextProtos: []string{"h2", "http/1.1"},
-	})
-	if err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
-	s.tlsServer.Store(ts)
-	s.certExpiry.Set(float64(ts.NotAfter().Unix()))
-	s.authn.SetCertIdentity(certIdentity(cfg.TLS.ClientIdentity))
-	return nil
-}
-
 func certIdentity(ci *config.ClientIdentity) auth.CertIdentityFunc {
 	if ci == nil {
 		return nil
@@ -343,6 +303,10 @@ func (s *Server) Start() error {
 			lis.Close()
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 		}
+	}
+	if err := s.openConsole(cfg); err != nil {
+		lis.Close()
+		return err
 	}
 	return nil
 }
@@ -388,7 +352,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	if s.adminLis != nil && s.adminServer == nil {
 		s.adminServer = &http.Server{Handler: s.status.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -397,6 +361,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	s.serveConsole(watchCtx, errc)
 	var tlsConfig func() *tls.Config
 	if s.tlsServer.Load() != nil {
 		tlsConfig = func() *tls.Config { return s.tlsServer.Load().TLSConfig() }
@@ -424,7 +389,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // shutdown drains gRPC and REST (HTTP/1 and HTTP/2) side by side within the
 // grace period, then closes what is left.
 func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
-	grace := s.cfg.Load().Shutdown.GracePeriod
+	grace := time.Duration(s.gracePeriod.Load())
 	s.logger.Info("shutting down", "gracePeriod", grace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -452,6 +417,7 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 		<-done
 	}
 	<-restDrained
+	s.closeConsole(ctx)
 	if adminServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = adminServer.Shutdown(ctx)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -64,33 +65,41 @@ func (r *storeRef) close() {
 	}
 }
 
-// openStore opens the store the config names. An etcd store is listed
-// whole before the proxy serves; while etcd cannot be reached, the start
-// waits, retrying with backoff, and says so in the log.
-func openStore(cfg *config.Config, logger *slog.Logger, onFollow func(error)) (*storeRef, error) {
-	ref := &storeRef{}
-	c := cfg.Credentials
-	if c.Store != config.StoreEtcd {
-		rootPassword, err := cfg.Common.Security.RootPassword()
-		if err != nil {
-			return nil, err
-		}
-		fs, err := credentials.OpenFile(c.File, credentials.FileOptions{
-			DefaultRootPassword: rootPassword,
-			Logger:              logger,
+// openEtcd opens the credential store on etcd (a file store is opened by
+// its section builder). It is listed whole before the proxy serves; while
+// etcd cannot be reached, the start waits, retrying with backoff, and says
+// so in the log, and the admin listener already answers, /readyz 503
+// naming etcd.
+func (s *Server) openEtcd(cfg *config.Config) error {
+	var listed atomic.Bool
+	var startErr atomic.Pointer[error]
+	if cfg.Admin.Listen != "" {
+		s.status.AddCheck("credentials", func(context.Context) error {
+			if e := startErr.Load(); e != nil {
+				return fmt.Errorf("credential store (etcd) not listed yet: %w", *e)
+			}
+			return errors.New("credential store (etcd) not listed yet")
 		})
-		if err != nil {
-			return nil, err
+		if err := s.startAdmin(cfg.Admin.Listen); err != nil {
+			return err
 		}
-		ref.file.Store(fs)
-		return ref, nil
 	}
-	es, err := OpenEtcdStore(context.Background(), cfg, logger, onFollow)
+	es, err := OpenEtcdStore(context.Background(), cfg, s.logger, func(err error) {
+		if !listed.Load() {
+			startErr.Store(&err)
+			return
+		}
+		// A store that stops following etcd keeps serving its last
+		// snapshot: the detail and the metric say so, readiness stays.
+		s.status.Reloaded("credentials", "etcd", err == nil, err)
+	})
 	if err != nil {
-		return nil, err
+		s.stopAdmin()
+		return err
 	}
-	ref.etcd = es
-	return ref, nil
+	listed.Store(true)
+	s.store.etcd = es
+	return nil
 }
 
 // OpenEtcdStore opens the etcd store the config names (the proxy, and the

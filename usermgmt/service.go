@@ -54,6 +54,7 @@ type Service struct {
 	metrics    *Metrics
 	passwords  Passwords
 	authz      *rbac.Authorizer
+	locks      Locks
 	now        func() time.Time
 }
 
@@ -71,6 +72,8 @@ type Options struct {
 	// Authorizer decides who may call what: the same decision point as
 	// every forwarded call.
 	Authorizer *rbac.Authorizer
+	// Locks, if set, are the brute-force locks the console lists and lifts.
+	Locks Locks
 }
 
 // Passwords is where the user API hashes and checks passwords: in the
@@ -98,7 +101,7 @@ func (directPasswords) HashPassword(_ context.Context, _, password, _ string) (s
 
 // NewService returns a Service.
 func NewService(opts Options) *Service {
-	s := &Service{store: opts.Store, logger: opts.Logger, metrics: opts.Metrics, passwords: opts.Passwords, authz: opts.Authorizer, now: time.Now}
+	s := &Service{store: opts.Store, logger: opts.Logger, metrics: opts.Metrics, passwords: opts.Passwords, authz: opts.Authorizer, locks: opts.Locks, now: time.Now}
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}

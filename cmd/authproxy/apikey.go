@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,19 +33,7 @@ func apikeyCmd() *cobra.Command {
 			}
 			now := time.Now().UTC()
 			err = sf.update(func(s *credentials.Set) error {
-				if _, exists := s.User(user); !exists {
-					return fmt.Errorf("user not found: %s", user)
-				}
-				for _, k := range s.APIKeys() {
-					if k.Name == args[0] {
-						return fmt.Errorf("api key already exists: %s", args[0])
-					}
-				}
-				k := &credentials.APIKey{Name: args[0], User: user, Digest: credentials.APIKeyDigest(key), Created: now}
-				if lifetime > 0 {
-					k.Expires = now.Add(lifetime)
-				}
-				return s.PutAPIKey(k)
+				return s.CreateAPIKey(args[0], user, credentials.APIKeyDigest(key), now, lifetime)
 			})
 			if err != nil {
 				return err
@@ -73,20 +59,7 @@ next call on (a running proxy follows the store).`,
 			}
 			now := time.Now().UTC()
 			err = sf.update(func(s *credentials.Set) error {
-				var old *credentials.APIKey
-				for _, k := range s.APIKeys() {
-					if k.Name == args[0] {
-						old = k
-					}
-				}
-				if old == nil {
-					return fmt.Errorf("api key not found: %s", args[0])
-				}
-				next := &credentials.APIKey{Name: old.Name, User: old.User, Digest: credentials.APIKeyDigest(key), Created: now}
-				if !old.Expires.IsZero() {
-					next.Expires = now.Add(old.Expires.Sub(old.Created))
-				}
-				return s.PutAPIKey(next)
+				return s.RotateAPIKey(args[0], credentials.APIKeyDigest(key), now)
 			})
 			if err != nil {
 				return err
@@ -103,7 +76,7 @@ next call on (a running proxy follows the store).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return sf.update(func(s *credentials.Set) error {
 				if !s.DeleteAPIKey(args[0]) {
-					return fmt.Errorf("api key not found: %s", args[0])
+					return fmt.Errorf("%w: %s", credentials.ErrAPIKeyNotFound, args[0])
 				}
 				return nil
 			})
@@ -138,22 +111,11 @@ next call on (a running proxy follows the store).`,
 	return cmd
 }
 
-// parseLifetime reads a key's lifetime: a Go duration, or a number of days
-// ("30d"). Empty is no expiry.
+// parseLifetime reads --expires (credentials.ParseLifetime).
 func parseLifetime(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("--expires %q: want a positive number of days (30d) or a duration (12h)", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--expires %q: want a positive number of days (30d) or a duration (12h)", s)
+	d, err := credentials.ParseLifetime(s)
+	if err != nil {
+		return 0, fmt.Errorf("--expires %w", err)
 	}
 	return d, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -55,18 +54,8 @@ gracefully.`,
 					c.Common.Security.AuthorizationEnabled = flags.authEnabled
 				}
 			}
-			cfg := config.Default()
-			if configPath != "" {
-				var err error
-				if cfg, err = config.Load(configPath); err != nil {
-					return err
-				}
-			}
-			overrides(cfg)
-			if err := cfg.Validate(); err != nil {
-				if configPath != "" {
-					return fmt.Errorf("config %s: %w", configPath, err)
-				}
+			cfg, err := config.Read(configPath, overrides)
+			if err != nil {
 				return err
 			}
 			// The binary's registry adds the runtime and process metrics to

@@ -29,15 +29,8 @@ The destination becomes an exact copy; copying again changes nothing.`,
 			if (from == "etcd") == (to == "etcd") {
 				return errors.New("copy between a file and etcd: one of --from and --to is etcd, the other a file")
 			}
-			cfg := config.Default()
-			if configPath != "" {
-				var err error
-				if cfg, err = config.Load(configPath); err != nil {
-					return err
-				}
-			}
-			cfg.Credentials.Store = config.StoreEtcd
-			if err := cfg.Validate(); err != nil {
+			cfg, err := config.Read(configPath, func(c *config.Config) { c.Credentials.Store = config.StoreEtcd })
+			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

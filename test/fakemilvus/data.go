@@ -1,13 +1,10 @@
 package fakemilvus
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 )
@@ -304,96 +301,6 @@ func (c *collection) remove(positions []int) {
 	for i, r := range c.rows {
 		c.byPK[r[c.pk]] = i
 	}
-}
-
-var (
-	inExpr = regexp.MustCompile(`^\s*(\w+)\s+(?i:in)\s*\[(.*)\]\s*$`)
-	eqExpr = regexp.MustCompile(`^\s*(\w+)\s*==\s*(.+?)\s*$`)
-)
-
-// match returns the positions of the rows a filter selects. Only an empty
-// filter, `field in [v1, v2, ...]` and `field == v` are understood.
-func (c *collection) match(expr string) ([]int, error) {
-	all := func() []int {
-		out := make([]int, len(c.rows))
-		for i := range out {
-			out[i] = i
-		}
-		return out
-	}
-	if strings.TrimSpace(expr) == "" {
-		return all(), nil
-	}
-	var name string
-	var lits []string
-	if m := inExpr.FindStringSubmatch(expr); m != nil {
-		name = m[1]
-		if strings.TrimSpace(m[2]) != "" {
-			lits = strings.Split(m[2], ",")
-		}
-	} else if m := eqExpr.FindStringSubmatch(expr); m != nil {
-		name, lits = m[1], []string{m[2]}
-	} else {
-		return nil, fmt.Errorf("fakemilvus only understands filters `field in [...]` and `field == value`, not %q", expr)
-	}
-	col, ok := c.idx[name]
-	_, dynamic := c.idx[dynamicField]
-	if !ok && !dynamic {
-		return nil, fmt.Errorf("field %q is not in the collection schema", name)
-	}
-	want := map[string]bool{}
-	for _, l := range lits {
-		l = strings.TrimSpace(l)
-		if u, err := strconv.Unquote(l); err == nil {
-			l = u
-		} else if len(l) >= 2 && l[0] == '\'' && l[len(l)-1] == '\'' {
-			l = l[1 : len(l)-1]
-		}
-		want[l] = true
-	}
-	var out []int
-	if ok && col == c.pk {
-		// Look primary keys up directly; the result must keep row order.
-		for l := range want {
-			var pk any = l
-			if c.cols[c.pk].GetDataType() == schemapb.DataType_Int64 {
-				n, err := strconv.ParseInt(l, 10, 64)
-				if err != nil {
-					continue
-				}
-				pk = n
-			}
-			if i, ok := c.byPK[pk]; ok {
-				out = append(out, i)
-			}
-		}
-		sort.Ints(out)
-		return out, nil
-	}
-	for i, r := range c.rows {
-		var v any
-		if ok {
-			v = r[col]
-		} else if !dynamicValue(r[c.idx[dynamicField]], name, &v) {
-			continue
-		}
-		if want[fmt.Sprint(v)] {
-			out = append(out, i)
-		}
-	}
-	return out, nil
-}
-
-// dynamicValue reads key from a row's $meta JSON.
-func dynamicValue(meta any, key string, v *any) bool {
-	b, _ := meta.([]byte)
-	var m map[string]any
-	if json.Unmarshal(b, &m) != nil {
-		return false
-	}
-	val, found := m[key]
-	*v = val
-	return found
 }
 
 // hit is one search result: a row position and its score.

@@ -49,9 +49,16 @@
 // Search is brute force over one group of float vectors with L2 (squared
 // distance, the default), IP or COSINE, taking the metric from the request,
 // else from the field's index; a range search (radius, range_filter in the
-// search params) keeps what Milvus keeps. Filters (Query, Delete, Search) understand only
-// `field in [v1, ...]` and `field == v`, on schema fields or dynamic keys;
-// anything else is an error. Query's output "count(*)" is supported. Loading
+// search params) keeps what Milvus keeps. Filters (Query, Delete, Search) are
+// parsed with Milvus 2.6.18's grammar (Plan.g4: its lexer rules, its
+// precedence, `not` binding tighter than comparisons) and evaluated for
+// and, or, not, parentheses, comparisons and ranges (1 < x <= 3), in and
+// not in, like, is [not] null, on scalar schema fields, JSON paths and
+// dynamic keys, with integer, float, bool and string literals read as
+// Milvus reads them; anything else (arithmetic, templates, functions,
+// exists, a string compared with a number) is refused with Milvus's
+// ParameterInvalid "failed to create query plan: cannot parse expression:
+// ...", never answered wrongly. Query's output "count(*)" is supported. Loading
 // is instantaneous and unloaded collections can be searched. Data survives
 // Stop and Restart, as a real Milvus keeps its data.
 //

@@ -96,6 +96,12 @@ func (o *OIDC) Register() {
 	storage.RegisterClients(storage.WebClient(o.ClientID, "client-secret", oidcRedirect))
 }
 
+// RegisterPublicClient registers a public client (no secret, PKCE) whose
+// one redirect URI is redirect.
+func (o *OIDC) RegisterPublicClient(id, redirect string) {
+	storage.RegisterClients(storage.NativeClient(id, redirect))
+}
+
 // RotateKey replaces the provider's signing key (a new key ID): tokens
 // issued before no longer verify against its JWKS. Users and clients stay.
 func (o *OIDC) RotateKey() {

@@ -87,12 +87,7 @@ func TestClientAuthNoneWithCAFileRefused(t *testing.T) {
 		}
 		return nil
 	})
-	var line string
-	for _, l := range strings.Split(p.Logs(), "\n") {
-		if strings.Contains(l, "config reload refused") {
-			line = l
-		}
-	}
+	line := lastLogLine(p.Logs(), "config reload refused")
 	// The log escapes the quotes of the message.
 	if escaped := strconv.Quote(want); !strings.Contains(line, escaped[1:len(escaped)-1]) {
 		t.Errorf("reload refusal %q does not say %q", line, want)

@@ -132,13 +132,7 @@ func TestCorruptCredentialFileKeepsLastGood(t *testing.T) {
 			}
 			return nil
 		})
-		lines := strings.Split(p.Logs(), "\n")
-		var last string
-		for _, l := range lines {
-			if strings.Contains(l, "credential reload refused") {
-				last = l
-			}
-		}
+		last := lastLogLine(p.Logs(), "credential reload refused")
 		if strings.Count(p.Logs(), "credential reload refused") <= logs || !strings.Contains(last, c.want) {
 			t.Errorf("%s: log line %q does not say %q", name, last, c.want)
 		}

@@ -134,17 +134,7 @@ func TestMutualTLS(t *testing.T) {
 	wantRefused(t, "token user differs from the certificate", err, "does not match the client certificate")
 
 	// No certificate, an untrusted certificate, or plaintext: refused.
-	handshake := func(cfg *tls.Config) error {
-		conn, err := tls.Dial("tcp", p.Addr, cfg)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		// TLS 1.3 reports a refused client certificate on the first read.
-		conn.SetDeadline(time.Now().Add(3 * time.Second))
-		_, err = conn.Read(make([]byte, 1))
-		return err
-	}
+	handshake := func(cfg *tls.Config) error { return tlsHandshake(p.Addr, cfg) }
 	if err := handshake(k.clientTLS(false)); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("client without a certificate under require: %v", err)
 	}
