@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/edge"
+	"github.com/authproxy/authproxy/ratelimit"
 	"github.com/authproxy/authproxy/rbac"
 )
 
@@ -98,6 +100,9 @@ type Options struct {
 	Headers *edge.HeaderPolicy
 	// Local says which gRPC methods the proxy answers itself (nil: none).
 	Local func(method string) bool
+	// Limits are the per-tenant rate limits (nil: none), the step after
+	// visibility.
+	Limits *ratelimit.Limiter
 }
 
 // Admitter takes every call through the admission step.
@@ -106,6 +111,7 @@ type Admitter struct {
 	authz   *rbac.Authorizer
 	headers *edge.HeaderPolicy
 	local   func(method string) bool
+	limits  *ratelimit.Limiter
 	unary   map[string]bool
 	// steps run in order on every decided call: see the package doc.
 	steps []step
@@ -123,7 +129,7 @@ type step struct {
 // NewAdmitter returns the Admitter. A new check goes into steps, after
 // "visibility" (see the package doc).
 func NewAdmitter(opts Options) *Admitter {
-	a := &Admitter{authn: opts.Authn, authz: opts.Authz, headers: opts.Headers, local: opts.Local, unary: map[string]bool{}}
+	a := &Admitter{authn: opts.Authn, authz: opts.Authz, headers: opts.Headers, local: opts.Local, limits: opts.Limits, unary: map[string]bool{}}
 	if a.headers == nil {
 		a.headers = edge.NewHeaderPolicy(edge.DefaultIdentityHeader)
 	}
@@ -134,6 +140,7 @@ func NewAdmitter(opts Options) *Admitter {
 		{"authorize", (*Admitter).authorize},
 		{"visibility", (*Admitter).visibility},
 		{"row security", (*Admitter).rowSecurity},
+		{"ratelimit", (*Admitter).rateLimit},
 	}
 	return a
 }
@@ -256,7 +263,15 @@ func (a *Admitter) ReadsMessage(c *Call) (fields []protowire.Number, reads bool)
 	if !a.Enabled() || a.authz == nil || c.Local || !c.Unary {
 		return nil, false
 	}
-	return a.authz.MessageFields(c.Method)
+	fields, reads = a.authz.MessageFields(c.Method)
+	if reads && a.limits != nil && a.limits.Configured() {
+		for _, f := range ratelimit.ReadsFields(c.Method) {
+			if !slices.Contains(fields, f) {
+				fields = append(fields, f)
+			}
+		}
+	}
+	return fields, reads
 }
 
 // ReadsBody says whether a REST data route's decision reads its body: not
@@ -425,6 +440,38 @@ func (a *Admitter) visibility(d *Decision) error {
 		d.Filter = filter
 	}
 	return err
+}
+
+// rateLimit counts an authorized call against the per-tenant limits
+// (package ratelimit), with its size and, for a Search, its nq as the
+// message says; over a limit it is refused as Milvus refuses its own
+// (rateRefusal).
+func (a *Admitter) rateLimit(d *Decision) error {
+	if a.limits == nil || !a.limits.Configured() {
+		return nil
+	}
+	c := ratelimit.Call{User: d.Call.Identity.User, Source: d.Call.Identity.Source, Method: d.Call.Method, Bytes: int(d.Call.RequestBytes)}
+	if a.limits.NeedsRoles() {
+		c.Roles = d.Roles()
+	}
+	if a.limits.NeedsDB() {
+		t, err := d.Target()
+		if err != nil {
+			return err
+		}
+		c.DB = t.Database
+	}
+	nq, ok := ratelimit.NQ(d.Call.Method, d.Message)
+	if !ok {
+		// Never a default for what cannot be read: the backend refuses
+		// this message too.
+		return status.Error(codes.InvalidArgument, "authproxy: malformed request message")
+	}
+	c.NQ = nq
+	if v := a.limits.Admit(&c); !v.Admitted() {
+		return rateRefusal(v, d.Call.Method, d.Call.Unary)
+	}
+	return nil
 }
 
 // SplitMethod reads a request's :path as the method it calls, or reports

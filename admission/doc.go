@@ -22,11 +22,17 @@
 //     descriptions, come first; then row security (rowsecurity.go), whose
 //     Decision.Rows each caller applies to the request read whole before
 //     forwarding it (RowScope.RewriteMessage, RewriteJSON), or answers
-//     itself when no row can match.
+//     itself when no row can match; last the per-tenant rate limits
+//     (ratelimit), so that only a call every other step admits spends its
+//     tenant's share. A rate-limit refusal is Milvus's own: on gRPC the
+//     method's response with a RateLimit status and status OK
+//     (Refusal.Reply), on REST 429 with a Retry-After.
 //
-// A new check (a per-tenant rate limit, row-level security) is a Step:
-// append it in NewAdmitter's list after "visibility". It gets the Decision
+// A new check is a Step: add it to NewAdmitter's list after "visibility"
+// and before "ratelimit" (which must stay last, so that a tenant's share
+// is spent only by calls every other step admits). It gets the Decision
 // built so far (identity, roles, method, privilege, collection, database,
-// request byte count: Decision.Principal, Roles, Target, Call) and refuses with a Refusal, or adds to the Decision.
+// request byte count: Decision.Principal, Roles, Target, Call) and
+// refuses with a Refusal, or adds to the Decision.
 // The three callers need no change.
 package admission

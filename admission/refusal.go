@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/ratelimit"
 )
 
 // Milvus merr codes and messages of the refusals REST answers with
@@ -30,6 +31,38 @@ type Refusal struct {
 	HTTP    int
 	Code    int32
 	Message string
+	// Reply, when set, is the gRPC answer instead of Status: the method's
+	// response message, sent with status OK, as Milvus answers a call over
+	// its rate limits (ReplyOf).
+	Reply []byte
+	// RetryAfter, when set, is REST's Retry-After header (seconds).
+	RetryAfter string
+}
+
+// ReplyOf is the response message a refusal is answered with on gRPC, if
+// it has one (a rate limit's); otherwise the refusal's status is the
+// answer.
+func ReplyOf(err error) ([]byte, bool) {
+	var r *Refusal
+	if errors.As(err, &r) && r.Reply != nil {
+		return r.Reply, true
+	}
+	return nil, false
+}
+
+// rateRefusal answers a call over a rate limit as Milvus answers its own
+// (ratelimit.Refusal): on gRPC a unary method's response with a RateLimit
+// status (code 8), or RESOURCE_EXHAUSTED for a stream or a method whose
+// response has no status (Milvus limits only in its unary chain); on REST
+// HTTP 429, merr's 1807 envelope and Retry-After.
+func rateRefusal(v ratelimit.Verdict, method string, unary bool) *Refusal {
+	rr := &ratelimit.Refusal{Verdict: v, Method: method}
+	var reply []byte
+	if unary {
+		reply, _ = rr.Reply()
+	}
+	return &Refusal{Status: rr.GRPCStatus(), HTTP: http.StatusTooManyRequests, Code: ratelimit.CodeHTTPRateLimit,
+		Message: v.RESTMessage(), Reply: reply, RetryAfter: v.RetryAfterSeconds()}
 }
 
 func (r *Refusal) Error() string { return r.Status.Message() }

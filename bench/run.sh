@@ -35,6 +35,7 @@ P_APETCD=$((PORT_BASE + 34))
 P_FRAMES=$((PORT_BASE + 42))
 P_FRAMESTLS=$((PORT_BASE + 43))
 P_FLOOR=$((PORT_BASE + 44))
+P_LIMITS=$((PORT_BASE + 45))
 
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -116,8 +117,8 @@ PIDS+=("$FAKE_PID")
 wait_port "$P_FAKE" "the fake backend"
 
 # The authproxy processes, GOMAXPROCS=2 each (the machine's cores).
-start_authproxy() { # name port auth tls [forwarding]
-	local name=$1 port=$2 auth=$3 tls=$4 forwarding=${5:-grpc}
+start_authproxy() { # name port auth tls [forwarding [extra YAML]]
+	local name=$1 port=$2 auth=$3 tls=$4 forwarding=${5:-grpc} extra=${6:-}
 	{
 		echo "listen: \"127.0.0.1:$port\""
 		echo "forwarding: $forwarding"
@@ -132,6 +133,9 @@ start_authproxy() { # name port auth tls [forwarding]
 		echo "shutdown: {gracePeriod: 2s}"
 		if [ "$tls" = true ]; then
 			echo "tls: {certFile: \"$WORK/certs/server.pem\", keyFile: \"$WORK/certs/server.key\"}"
+		fi
+		if [ -n "$extra" ]; then
+			echo "$extra"
 		fi
 	} >"$WORK/$name.yaml"
 	GOMAXPROCS=2 "$AP" serve --config "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
@@ -150,6 +154,14 @@ start_authproxy ap-frames "$P_FRAMES" true false frames
 AP_FRAMES_PID=$LAST_PID
 start_authproxy ap-frames-tls "$P_FRAMESTLS" true true frames
 AP_FRAMESTLS_PID=$LAST_PID
+# ap-auth with rate limits configured but never reached (issue 29): every
+# call counted by two limits, searches and inserts by a third.
+start_authproxy ap-limits "$P_LIMITS" true false grpc 'rateLimits: {limits: [
+  {name: calls, user: "*", rate: callRate, max: 1e9},
+  {name: searcher-vectors, role: searcher, rate: dql.searchRate, max: 1e9},
+  {name: per-db, database: "*", rate: dql.callRate, max: 1e9},
+  {name: inserts, user: "*", rate: dml.insertRate, max: 1e6}]}'
+AP_LIMITS_PID=$LAST_PID
 
 # A fourth authproxy whose credential store is on etcd (embedded in the load
 # generator's binary), beside ap-auth on a file: the cached check must not
@@ -244,6 +256,7 @@ bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "r
 	-target "ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem" \
 	-target "ap-frames=127.0.0.1:$P_FRAMES,pid=$AP_FRAMES_PID,mem" \
 	-target "ap-frames-tls=127.0.0.1:$P_FRAMESTLS,tls,pid=$AP_FRAMESTLS_PID,mem" \
+	-target "ap-limits=127.0.0.1:$P_LIMITS,pid=$AP_LIMITS_PID" \
 	-target "l4-splice=127.0.0.1:$P_FLOOR,pid=$FLOOR_PID" \
 	-target "nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem" \
 	-target "nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem" \

@@ -103,6 +103,9 @@ var effects = map[string]Effect{
 	"log.format":                            Restart,
 	"log.accessLog":                         Restart,
 	"shutdown.gracePeriod":                  Live, // read when the shutdown starts
+	"rateLimits.exempt.users":               Live,
+	"rateLimits.exempt.roles":               Live,
+	"rateLimits.limits":                     Live, // a changed limit starts with full buckets
 
 	// Apart, as the longest key, so that the table above keeps its alignment.
 	"common.security.defaultRootPasswordFile": Restart, // read when the store is created, at start

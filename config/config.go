@@ -37,6 +37,7 @@ type Config struct {
 	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
 	Shutdown    Shutdown    `yaml:"shutdown"`
+	RateLimits  RateLimits  `yaml:"rateLimits"`
 }
 
 // Forwarding cores.
@@ -558,6 +559,7 @@ func (c *Config) Validate() error {
 	}
 	c.Identities.validate(bad)
 	c.Identities.validateTags(bad)
+	c.RateLimits.validate(bad)
 	if c.GRPC.MaxRecvMsgSize < 4<<20 {
 		bad("grpc.maxRecvMsgSize", "must be at least 4194304 bytes, got %d", c.GRPC.MaxRecvMsgSize)
 	}

@@ -102,6 +102,10 @@ const (
 	keyGroups   = "privilege-groups/"
 	keyPolicies = "row-policies/"
 	keySeq      = "meta/seq"
+	// KeyReplicas is where replicas register themselves (package
+	// ratelimit): below the prefix, so that one etcd role covers it, but
+	// no part of the Set: lists skip it and writes never delete it.
+	KeyReplicas = "replicas/"
 )
 
 // OpenEtcd connects, creates root if the store is empty, lists the store
@@ -175,6 +179,18 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 	go s.follow(watchCtx)
 	return s, nil
 }
+
+// foreign reports whether a key below the prefix belongs to another user
+// of it (the replica registry), not to the Set.
+func foreign(key string) bool { return strings.HasPrefix(key, KeyReplicas) }
+
+// Client is the store's etcd client, for the replica registry to share
+// (one connection, one lease machinery); its keys go under Prefix +
+// KeyReplicas.
+func (s *EtcdStore) Client() *clientv3.Client { return s.cli }
+
+// Prefix is the prefix every key of the store is under.
+func (s *EtcdStore) Prefix() string { return s.opts.Prefix }
 
 // Close stops following etcd and closes the client.
 func (s *EtcdStore) Close() error {
@@ -284,7 +300,9 @@ func (s *EtcdStore) relist(ctx context.Context) error {
 	}
 	values := make(map[string]string, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		values[string(kv.Key)] = string(kv.Value)
+		if !foreign(string(kv.Key)) {
+			values[string(kv.Key)] = string(kv.Value)
+		}
 	}
 	return s.publish(values, resp.Header.Revision)
 }
@@ -378,9 +396,15 @@ func (s *EtcdStore) watchOnce(ctx context.Context) error {
 			if len(resp.Events) == 0 {
 				continue // progress notification
 			}
+			if !slices.ContainsFunc(resp.Events, func(ev *clientv3.Event) bool { return !foreign(string(ev.Kv.Key)) }) {
+				continue // a replica came or went: nothing of the Set
+			}
 			cur := s.cur.Load()
 			values := maps.Clone(cur.values)
 			for _, ev := range resp.Events {
+				if foreign(string(ev.Kv.Key)) {
+					continue
+				}
 				if ev.Type == clientv3.EventTypeDelete {
 					delete(values, string(ev.Kv.Key))
 				} else {
@@ -452,6 +476,9 @@ func (s *EtcdStore) update(ctx context.Context, mutate func(*Set) error) (answer
 		var seqRev int64
 		var seq int
 		for _, kv := range resp.Kvs {
+			if foreign(string(kv.Key)) {
+				continue // never deleted as "not in the Set"
+			}
 			values[string(kv.Key)] = string(kv.Value)
 			if string(kv.Key) == keySeq {
 				seqRev = kv.ModRevision

@@ -79,6 +79,9 @@ func (h *Handler) forwardUnary(ctx context.Context, ss grpc.ServerStream, conn g
 	d, err := h.decide(ss.Context(), msg)
 	if err != nil {
 		req.payload.Free()
+		if reply, ok := admission.ReplyOf(err); ok {
+			return ss.SendMsg(&frame{payload: mem.BufferSlice{mem.SliceBuffer(reply)}})
+		}
 		return err
 	}
 	var filter admission.ReplyFilter

@@ -197,7 +197,7 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 			return
 		case reply != nil:
 			// No row can match: answered here, nothing forwarded.
-			a.cc.answer(s, frameMessage(reply, nil), fl)
+			a.cc.answer(s, reply, fl)
 			return
 		}
 		// Re-framed with its new length, uncompressed (the per-message

@@ -715,6 +715,10 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 }
 
 func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
+	if reply, ok := admission.ReplyOf(err); ok {
+		cc.answer(s, reply, fl)
+		return
+	}
 	st := status.Convert(err)
 	cc.fail(s, st.Code(), st.Message(), fl)
 }
@@ -737,12 +741,13 @@ func (cc *clientConn) fail(s *stream, code codes.Code, msg string, fl *flushSet)
 	cc.r.observe(s, code)
 }
 
-// answer is the relay's own successful reply to a call it forwards
-// nothing of (a read under row security that no row can match): HEADERS,
-// the framed message, and trailers with grpc-status 0.
-func (cc *clientConn) answer(s *stream, framed []byte, fl *flushSet) {
-	s.transition(evRefuse)
+// answer replies to a call the relay answers itself with one message
+// and status OK, forwarding nothing: a rate-limited call (Milvus's own
+// refusal) or a read under row security that no row can match.
+func (cc *clientConn) answer(s *stream, msg []byte, fl *flushSet) {
+	s.transition(evRefuse) // answered before it was forwarded, as fail
 	cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}, false, fl)
+	framed := frameMessage(msg, nil)
 	cc.sendData(s, framed, false, true, fl)
 	cc.sendHeaders(s, []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}, true, fl)
 	cc.downSent(s)

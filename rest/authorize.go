@@ -88,6 +88,18 @@ func (h *handler) authorizeData(w http.ResponseWriter, r *http.Request, call *ad
 		writeError(w, http.StatusBadRequest, codeIncorrectFormat, msgIncorrectFormat+", "+err.Error())
 		return nil, false
 	}
+	if method == "Search" {
+		// The vectors searched, for dql.searchRate: one per element of
+		// data, as handler_v2.go builds the search's nq from it.
+		var s struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(body, &s); err != nil {
+			writeError(w, http.StatusBadRequest, codeIncorrectFormat, msgIncorrectFormat+", error: "+err.Error())
+			return nil, false
+		}
+		q.nq = int64(len(s.Data))
+	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	call.RequestBytes = r.ContentLength
 	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
@@ -180,6 +192,9 @@ func requestMessage(method string, q dataRequest) [][]byte {
 	}
 	if f := fields.ByName("collection_names"); f != nil && q.CollectionName != "" {
 		msg.Mutable(f).List().Append(protoreflect.ValueOfString(q.CollectionName))
+	}
+	if f := fields.ByName("nq"); f != nil && f.Kind() == protoreflect.Int64Kind && q.nq > 0 {
+		msg.Set(f, protoreflect.ValueOfInt64(q.nq))
 	}
 	b, _ := proto.Marshal(msg.Interface())
 	return [][]byte{b}

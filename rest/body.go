@@ -15,6 +15,8 @@ import (
 type dataRequest struct {
 	CollectionName string `json:"collectionName"`
 	DBName         string `json:"dbName"`
+	// nq is a search's vectors (len of data), read apart for the limits.
+	nq int64
 }
 
 // decodeDataRequest reads a data route's body as Milvus 2.5's REST v2 reads

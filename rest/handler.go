@@ -162,5 +162,8 @@ func refuse(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusInternalServerError, codeUnexpected, "authproxy: "+err.Error())
 		return
 	}
+	if r.RetryAfter != "" {
+		w.Header().Set("Retry-After", r.RetryAfter)
+	}
 	writeError(w, r.HTTP, r.Code, r.Message)
 }

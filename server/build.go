@@ -37,6 +37,7 @@ var sectionBuilders = []sectionBuilder{
 	{live: []string{"auth.identityHeader"}, build: buildIdentityHeader},
 	{live: []string{"tls.certFile", "tls.keyFile", "tls.clientCAFile", "tls.clientAuth", "tls.minVersion", "tls.clientIdentity"}, build: buildTLS},
 	{live: []string{"shutdown.gracePeriod"}, build: buildShutdown},
+	{live: []string{"rateLimits"}, build: buildRateLimits},
 	// Last: the one builder that starts something (OpenID key refreshes),
 	// so no later build can fail and leave it running unused.
 	{live: []string{"identities"}, build: buildIdentities},
@@ -192,6 +193,21 @@ func buildIdentities(s *Server, prev, next *config.Config) (func(), error) {
 		s.authn.Verifier().SetExternal(external)
 		if prev != nil {
 			s.logger.Info("identity providers changed; cached external identities dropped")
+		}
+	}, nil
+}
+
+// buildRateLimits puts the limits in force (validated with the config):
+// an unchanged limit keeps its buckets, a new or changed one starts full.
+func buildRateLimits(s *Server, prev, next *config.Config) (func(), error) {
+	if prev != nil && reflect.DeepEqual(prev.RateLimits, next.RateLimits) {
+		return nil, nil
+	}
+	limits := next.RateLimits
+	return func() {
+		s.limits.Set(limits)
+		if prev != nil {
+			s.logger.Info("rate limits changed", "limits", len(limits.Limits))
 		}
 	}, nil
 }

@@ -29,8 +29,10 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/edge"
 	"github.com/authproxy/authproxy/proxy"
+	"github.com/authproxy/authproxy/ratelimit"
 	"github.com/authproxy/authproxy/rbac"
 	"github.com/authproxy/authproxy/relay"
 	"github.com/authproxy/authproxy/sharedport"
@@ -64,6 +66,8 @@ type Server struct {
 	store    *storeRef
 	authn    *auth.Authenticator
 	authz    *rbac.Authorizer
+	limits   *ratelimit.Limiter  // per-tenant rate limits, after authorization
+	replicas *ratelimit.Replicas // with the store on etcd: limits shared by the live replicas
 	users    *usermgmt.Service
 	backend  *proxy.Backend
 	headers  *edge.HeaderPolicy  // what is stripped and asserted, gRPC and REST alike
@@ -146,6 +150,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	})
 	s.authz.SetDenials(s.failures.Denials)
 	s.headers = edge.NewHeaderPolicy("")
+	s.limits = ratelimit.New(ratelimit.Options{Registry: reg, Logger: s.logger})
 	if err := s.applyConfig(nil, cfg); err != nil {
 		return nil, err
 	}
@@ -159,6 +164,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg.Credentials.Store == config.StoreEtcd {
 		if err := s.openEtcd(cfg); err != nil {
 			s.authn.Verifier().SetExternal(auth.External{}) // stops the OpenID key refreshes
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Credentials.Etcd.RequestTimeout)
+		s.replicas, err = ratelimit.JoinReplicas(ctx, s.store.etcd.Client(), s.store.etcd.Prefix()+credentials.KeyReplicas, s.limits.SetReplicas, s.logger)
+		cancel()
+		if err != nil {
+			s.authn.Verifier().SetExternal(auth.External{})
+			s.store.close()
 			return nil, err
 		}
 	}
@@ -205,7 +218,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		return float64(n)
 	}))
-	s.admitter = admission.NewAdmitter(admission.Options{Authn: s.authn, Authz: s.authz, Headers: s.headers})
+	s.admitter = admission.NewAdmitter(admission.Options{Authn: s.authn, Authz: s.authz, Headers: s.headers, Limits: s.limits})
 	s.director = proxy.NewDirector(s.backend, s.admitter)
 	s.calls = newCallObserver(s.logger, cfg.Log.AccessLog, reg)
 
@@ -411,6 +424,10 @@ func (s *Server) shutdown(adminServer *http.Server, port *sharedport.Port) {
 		cancel()
 	}
 	s.backend.Close()
+	s.limits.Close()
+	if s.replicas != nil {
+		s.replicas.Close() // before the store closes the etcd client they share
+	}
 	s.store.close()
 	s.authn.Verifier().SetExternal(auth.External{}) // stops the OpenID key refreshes
 	s.failures.Flush()

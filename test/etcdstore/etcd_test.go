@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/credentials"
 	"github.com/authproxy/authproxy/credentials/storetest"
+	"github.com/authproxy/authproxy/ratelimit"
 	"github.com/authproxy/authproxy/test/harness"
 )
 
@@ -247,5 +249,63 @@ func TestSequenceKeyFormats(t *testing.T) {
 	}
 	if users, _ := cli.Get(ctx, "/authproxy/users/bob"); users.Count != 0 {
 		t.Fatal("bob was written although the sequence key is unreadable")
+	}
+}
+
+// Replicas register under the store's prefix (replicas/) without being
+// part of it: a write of the store never deletes their keys, their coming
+// and going publishes no new Set, and each sees the others come and go.
+func TestReplicaRegistryBesideTheStore(t *testing.T) {
+	ep := startEtcd(t)
+	s := open(t, ep, "/reg/")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var counts [3]atomic.Int64
+	var regs [3]*ratelimit.Replicas
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range regs {
+		r, err := ratelimit.JoinReplicas(ctx, s.Client(), s.Prefix()+credentials.KeyReplicas, func(n int) { counts[i].Store(int64(n)) }, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs[i] = r
+	}
+	defer regs[0].Close()
+	defer regs[1].Close()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s (counts %d %d %d)", what, counts[0].Load(), counts[1].Load(), counts[2].Load())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("three replicas seen by each", func() bool {
+		return counts[0].Load() == 3 && counts[1].Load() == 3 && counts[2].Load() == 3
+	})
+	before := s.Current()
+	if err := s.Update(ctx, func(set *credentials.Set) error {
+		set.PutUser(&credentials.User{Name: "carol", PasswordHash: hash})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Client().Get(ctx, s.Prefix()+credentials.KeyReplicas, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 3 {
+		t.Fatalf("after a write of the store, %d replica keys (%v)", resp.Count, err)
+	}
+	if s.Current() == before {
+		t.Fatal("the write was not published")
+	}
+	withCarol := s.Current()
+	start := time.Now()
+	regs[2].Close()
+	waitFor("the others count the closed replica out", func() bool { return counts[0].Load() == 2 && counts[1].Load() == 2 })
+	t.Logf("a replica that left was counted out in %v", time.Since(start))
+	time.Sleep(200 * time.Millisecond)
+	if s.Current() != withCarol {
+		t.Fatal("a replica leaving published a new Set")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,4 +197,18 @@ func startLoad(workers int, call func(worker int) error) (stop func() (calls, fa
 		err, _ := firstErr.Load().(error)
 		return n.Load(), failed.Load(), err
 	}
+}
+
+// refusedAtStart runs the proxy on the config at path (in dir) and
+// returns what it said, failing the test unless it exited non-zero.
+func refusedAtStart(t *testing.T, dir, path string) string {
+	t.Helper()
+	cmd := exec.Command(harness.Binary(t), "serve", "--config", path)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("%s: proxy started or exited 0: %v\n%s", path, err, out)
+	}
+	return string(out)
 }

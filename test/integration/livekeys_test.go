@@ -37,8 +37,8 @@ type liveConf struct {
 	logLevel        string
 	grace           string
 	// tls is the tls: section's body (indented), identities the
-	// identities: section's.
-	tls, identities string
+	// identities: section's, rateLimits the rateLimits: section's.
+	tls, identities, rateLimits string
 }
 
 func (c liveConf) render() []byte {
@@ -57,6 +57,9 @@ func (c liveConf) render() []byte {
 	}
 	if c.identities != "" {
 		b.WriteString("identities:\n" + c.identities)
+	}
+	if c.rateLimits != "" {
+		b.WriteString("rateLimits:\n" + c.rateLimits)
 	}
 	return []byte(b.String())
 }
@@ -260,6 +263,29 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	reload("identityHeader x-caller", "auth.identityHeader")
 	eventually(t, 3*time.Second, "identity header x-caller", headerAtBackend("x-caller"))
 
+	// rateLimits: a limit applies on the next call, the exempt are spared,
+	// and a limit removed is gone.
+	versionCode := func(token string) int32 {
+		r, err := m.GetVersion(withToken(ctx, token), &milvuspb.GetVersionRequest{})
+		must(t, err)
+		return r.GetStatus().GetCode()
+	}
+	conf.rateLimits = "  exempt: {users: [cal]}\n  limits:\n    - {name: everyone, user: \"*\", rate: callRate, max: 0.01, burst: 1}\n"
+	reload("rateLimits set", "rateLimits")
+	if first, second := versionCode("ann:ann-Pw-1"), versionCode("ann:ann-Pw-1"); first != 0 || second != 8 {
+		t.Fatalf("ann under a limit of one call: codes %d then %d, want 0 then 8 (RateLimit)", first, second)
+	}
+	for range 3 {
+		if c := versionCode("cal:cal-Pw-1"); c != 0 {
+			t.Fatalf("cal, exempt, got code %d", c)
+		}
+	}
+	conf.rateLimits = ""
+	reload("rateLimits removed")
+	if c := versionCode("ann:ann-Pw-1"); c != 0 {
+		t.Fatalf("ann after the limit was removed: code %d", c)
+	}
+
 	// shutdown.gracePeriod: seen in the log line of the stop, at the end.
 	conf.grace = "3s"
 	reload("gracePeriod 3s", "shutdown.gracePeriod")
@@ -438,6 +464,9 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 		}, "missing-ca.pem"},
 		{"log", func(c *liveConf) { c.logLevel = "loud" }, "log.level"},
 		{"shutdown", func(c *liveConf) { c.grace = "-1s" }, "shutdown.gracePeriod"},
+		{"rateLimits", func(c *liveConf) {
+			c.rateLimits = "  limits:\n    - {name: zero, user: ann, rate: callRate, max: 0}\n"
+		}, "rateLimits.limits[0] (zero).max: must be a positive number"},
 	}
 	for _, b := range bad {
 		conf = good
