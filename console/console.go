@@ -34,8 +34,16 @@ type Status struct {
 	// followed (0 while it is).
 	Store        string
 	StaleSeconds float64
-	// Replicas are the replicas the store knows of, when it knows any.
-	Replicas []string
+	// Replicas are the live replicas of the etcd store's registry (none
+	// on a file store).
+	Replicas []Replica
+}
+
+// Replica is one live replica of the store on etcd.
+type Replica struct {
+	Name       string
+	Registered time.Time // zero: unknown
+	Self       bool      // the replica serving this console
 }
 
 // Options are what the console serves from; all of it is the proxy's own.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +41,25 @@ type Replicas struct {
 
 	mu    sync.Mutex
 	lease clientv3.LeaseID
+	live  []Replica // as of the last listing
+}
+
+// Replica is one registered replica, as the console shows it.
+type Replica struct {
+	Name string // hostname-random: the key under the registry's prefix
+	// Registered is when it registered (its key's value); zero when the
+	// value is not the RFC 3339 time a replica writes.
+	Registered time.Time
+	Self       bool // this process
+}
+
+// Live is the replicas of the last listing, sorted by name (etcd lists
+// keys in order): at most relistEvery old while etcd is followed, the
+// last seen while it is not.
+func (r *Replicas) Live() []Replica {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.live)
 }
 
 // replicaTTL is the registration's lease: a replica that dies without
@@ -90,11 +111,25 @@ func (r *Replicas) register(ctx context.Context) error {
 func (r *Replicas) count(ctx context.Context) (int, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, relistEvery)
 	defer cancel()
-	resp, err := r.cli.Get(clientv3.WithRequireLeader(ctx), r.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	// Keys and values, not a count alone: the console lists the replicas.
+	// A replica's key and value are small, and so is their number.
+	resp, err := r.cli.Get(clientv3.WithRequireLeader(ctx), r.prefix, clientv3.WithPrefix())
 	if err != nil {
 		return 0, 0, fmt.Errorf("replica registry: count: %w", err)
 	}
-	return int(resp.Count), resp.Header.Revision, nil
+	live := make([]Replica, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		at, err := time.Parse(time.RFC3339, string(kv.Value))
+		if err != nil {
+			at = time.Time{} // shown as unknown, not guessed
+		}
+		key := string(kv.Key)
+		live = append(live, Replica{Name: strings.TrimPrefix(key, r.prefix), Registered: at, Self: key == r.key})
+	}
+	r.mu.Lock()
+	r.live = live
+	r.mu.Unlock()
+	return len(live), resp.Header.Revision, nil
 }
 
 // follow keeps the lease alive and the count current: on every event of

@@ -86,10 +86,16 @@ func (s *Server) consoleTLS() *tls.Config {
 
 func (s *Server) consoleStatus() console.Status {
 	cfg := s.cfg.Load()
-	return console.Status{
+	st := console.Status{
 		Version: s.version(), Forwarding: cfg.Forwarding,
 		Store: cfg.Credentials.Store, StaleSeconds: s.store.staleSeconds(),
 	}
+	if s.replicas != nil {
+		for _, r := range s.replicas.Live() {
+			st.Replicas = append(st.Replicas, console.Replica{Name: r.Name, Registered: r.Registered, Self: r.Self})
+		}
+	}
+	return st
 }
 
 // serveConsole serves until shutdown; the chart samples until ctx ends.
