@@ -59,6 +59,16 @@ func newNBConn(c net.Conn) net.Conn {
 }
 
 func (c *nbConn) Write(p []byte) (int, error) {
+	return c.writeBuffers([][]byte{p})
+}
+
+// writeBuffers writes bufs, in order, in one writev if the socket takes
+// them; what it does not take goes to the backlog.
+func (c *nbConn) writeBuffers(bufs [][]byte) (int, error) {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -72,36 +82,40 @@ func (c *nbConn) Write(p []byte) (int, error) {
 	if c.err != nil || len(c.backlog) > 0 {
 		err := c.err
 		if err == nil {
-			c.backlog = append(c.backlog, p...)
+			for _, b := range bufs {
+				c.backlog = append(c.backlog, b...)
+			}
 		}
 		c.mu.Unlock()
 		if err != nil {
 			return 0, err
 		}
-		return len(p), nil
+		return total, nil
 	}
 	c.mu.Unlock()
-	n, err := c.tryWrite(p)
-	if err != nil || n == len(p) {
+	n, err := c.tryWrite(bufs)
+	if err != nil || n == total {
 		return n, err
 	}
 	c.mu.Lock()
-	c.backlog = append(c.backlog, p[n:]...)
+	for _, b := range consumed(bufs, n) {
+		c.backlog = append(c.backlog, b...)
+	}
 	c.waiting.Store(true)
 	if !c.draining {
 		c.draining = true
 		go c.drain()
 	}
 	c.mu.Unlock()
-	return len(p), nil
+	return total, nil
 }
 
 // tryWrite writes what the socket takes now, without waiting.
-func (c *nbConn) tryWrite(p []byte) (int, error) {
+func (c *nbConn) tryWrite(bufs [][]byte) (int, error) {
 	var n int
 	var werr error
 	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = writeNow(fd, p)
+		n, werr = writevNow(fd, bufs)
 		if errors.Is(werr, syscall.EAGAIN) {
 			werr = nil
 		}
