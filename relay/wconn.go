@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -501,16 +502,41 @@ type readBuf struct {
 	// it forwarded, so that nothing waits behind a read, even one for the
 	// rest of a frame. Its error ends the reads.
 	beforeRead func() error
-	small      []byte
-	big        *[]byte // held while the traffic fills buffers
-	cur        []byte  // small or *big
-	r, w       int
-	busy       int // reads to go before the pooled buffer is given back
-	err        error
+	// ready, if set, says that the next read of c will not wait (TLS with
+	// whole records buffered beneath it): beforeRead then waits too, so
+	// that what many records bring leaves in one write.
+	ready func() bool
+	small []byte
+	big   *[]byte // held while the traffic fills buffers
+	cur   []byte  // small or *big
+	r, w  int
+	busy  int // reads to go before the pooled buffer is given back
+	err   error
 }
 
 func newReadBuf(c net.Conn) *readBuf {
-	return &readBuf{c: c, small: make([]byte, smallRead)}
+	b := &readBuf{c: c, small: make([]byte, smallRead)}
+	if tc := tlsOf(c); tc != nil {
+		if nb := findNB(tc.NetConn()); nb != nil {
+			nb.bufferReads = true
+			b.ready = nb.holdsRecords
+		}
+	}
+	return b
+}
+
+// tlsOf finds the TLS connection c reads from, under the port's wrapper.
+func tlsOf(c net.Conn) *tls.Conn {
+	for {
+		switch w := c.(type) {
+		case *tls.Conn:
+			return w
+		case *cmux.MuxConn:
+			c = w.Conn
+		default:
+			return nil
+		}
+	}
 }
 
 // Buffered is how many bytes can be read without a read on the
@@ -527,7 +553,7 @@ func (b *readBuf) Read(p []byte) (int, error) {
 			b.err = nil
 			return 0, err
 		}
-		if b.beforeRead != nil {
+		if b.beforeRead != nil && (b.ready == nil || !b.ready()) {
 			if err := b.beforeRead(); err != nil {
 				return 0, err
 			}
