@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,9 +101,13 @@ func dial(t *testing.T, addr string, tlsCfg *tls.Config) *grpc.ClientConn {
 	return conn
 }
 
-// withToken adds the authorization metadata as Milvus SDKs send it.
+// withToken adds the authorization metadata as Milvus SDKs send it. A
+// token with an empty password ("alice:") holds no secret: registered, it
+// would flag every log line that names the user before a colon.
 func withToken(ctx context.Context, token string) context.Context {
-	harness.Secret(token)
+	if !strings.HasSuffix(token, ":") {
+		harness.Secret(token)
+	}
 	return metadata.AppendToOutgoingContext(ctx, "authorization", base64.StdEncoding.EncodeToString([]byte(token)))
 }
 
