@@ -1,7 +1,7 @@
 # authproxy: build, test and benchmark. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: build test check test-product test-integration test-integration-frames test-node test-container bench bench-rowsecurity fake fuzz
+.PHONY: build test check test-product test-integration test-integration-grpc test-node test-container bench bench-rowsecurity fake fuzz
 
 build:
 	$(GO) build -o bin/authproxy ./cmd/authproxy
@@ -10,7 +10,7 @@ build:
 # the integration tests (real binary, Milvus Go SDK, curl) on both forwarding
 # cores, the Node SDK walk and, last, the container image and the examples
 # run with podman (as root).
-test: check test-product test-integration test-integration-frames test-node test-container
+test: check test-product test-integration test-integration-grpc test-node test-container
 
 check:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above need formatting" >&2; exit 1)
@@ -23,10 +23,10 @@ test-product:
 test-integration:
 	cd test && $(GO) test -count=1 -timeout 15m ./...
 
-# The integration suite again with every proxy on the frame relay
-# (forwarding: frames), the core that is not the default yet.
-test-integration-frames:
-	cd test && AUTHPROXY_FORWARDING=frames $(GO) test -count=1 -timeout 15m ./integration
+# The integration suite again with every proxy on the grpc core
+# (forwarding: grpc); the run above is on the default, the frame relay.
+test-integration-grpc:
+	cd test && AUTHPROXY_FORWARDING=grpc $(GO) test -count=1 -timeout 15m ./integration
 
 # The Node SDK walk runs bin/authproxy in front of bin/fakemilvus.
 test-node: build

@@ -171,6 +171,7 @@ PIDS+=("$!")
 wait_port "$P_ETCD" "etcd"
 cat >"$WORK/ap-etcd.yaml" <<EOF
 listen: "127.0.0.1:$P_APETCD"
+forwarding: grpc
 backend: {address: "127.0.0.1:$P_FAKE"}
 common: {security: {authorizationEnabled: true, defaultRootPassword: "$PASSWORD"}}
 credentials: {store: etcd, etcd: {endpoints: ["127.0.0.1:$P_ETCD"]}}

@@ -22,8 +22,8 @@ import (
 type Config struct {
 	// Listen is where clients connect (gRPC, and REST on the same port).
 	Listen string `yaml:"listen"`
-	// Forwarding is the forwarding core: grpc (grpc-go on both sides, the
-	// default) or frames (HTTP/2 frames relayed, package relay).
+	// Forwarding is the forwarding core: frames (HTTP/2 frames relayed,
+	// package relay; the default) or grpc (grpc-go on both sides).
 	Forwarding  string      `yaml:"forwarding"`
 	Backend     Backend     `yaml:"backend"`
 	Common      Common      `yaml:"common"`
@@ -355,7 +355,7 @@ func (u UserList) Contains(name string) bool {
 func Default() *Config {
 	return &Config{
 		Listen:     "0.0.0.0:19530",
-		Forwarding: ForwardGRPC,
+		Forwarding: ForwardFrames,
 		Backend:    Backend{Address: "127.0.0.1:19540"},
 		Common: Common{Security: Security{
 			AuthorizationEnabled:  true,

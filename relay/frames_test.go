@@ -858,3 +858,46 @@ func TestRelayMaxConcurrentStreams(t *testing.T) {
 		}
 	})
 }
+
+// What the relay reads at once from a client leaves for the backend at
+// once: the frames of several streams, more than one write buffer holds,
+// are gathered into one write (writev on a socket), whole and in order.
+func TestRelayGathersAReadIntoOneWrite(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		b, h := rt.forwarded(nil, 1, []byte("first"))
+		rt.answered(b, h, 1, []byte("ok"), codes.OK)
+		// Room for all of it on the backend's side.
+		b.must(b.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}))
+		b.must(b.fr.WriteWindowUpdate(0, 4<<20))
+		synctest.Wait()
+		before, _ := b.conn.writeCounts()
+
+		// Three calls of 100 KB each, in one write of the client's.
+		msgs := map[uint32][]byte{3: bytes.Repeat([]byte("a"), 100<<10), 5: bytes.Repeat([]byte("b"), 100<<10), 7: bytes.Repeat([]byte("c"), 100<<10)}
+		var batch bytes.Buffer
+		bf := http2.NewFramer(&batch, nil)
+		for _, id := range []uint32{3, 5, 7} {
+			rt.must(bf.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: encode(rt.henc, &rt.hbuf, request()), EndHeaders: true}))
+			for rest := frame(0, msgs[id]); len(rest) > 0; {
+				n := min(len(rest), frameSize)
+				rt.must(bf.WriteData(id, n == len(rest), rest[:n]))
+				rest = rest[n:]
+			}
+		}
+		if _, err := rt.conn.Write(batch.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []uint32{3, 5, 7} {
+			h := b.wantHeaders()
+			b.wantData(true, frame(0, msgs[id]))
+			b.answer(h.StreamID, []byte("ok"), codes.OK)
+			rt.wantReply(id, []byte("ok"), codes.OK)
+		}
+		// The relay reads 2 KiB, then up to readSize at once: three reads,
+		// so three writes, one of them gathered from several buffers.
+		after, gathered := b.conn.writeCounts()
+		if after-before > 3 || gathered == 0 {
+			t.Fatalf("%d KB forwarded in %d writes (%d gathered), want at most 3 with one gathered", batch.Len()>>10, after-before, gathered)
+		}
+	}, func(o *Options) { o.MaxRecvMsgSize = 1 << 20 })
+}

@@ -30,6 +30,9 @@ type memBuf struct {
 	readDone bool // the reader closed: writes fail
 	deadline time.Time
 	timer    *time.Timer
+	// writes counts the writes into buf, a writeBuffers as one; gathered
+	// counts the writeBuffers of more than one buffer.
+	writes, gathered int
 }
 
 func newMemBuf() *memBuf {
@@ -70,8 +73,39 @@ func (c *memConn) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	b.buf = append(b.buf, p...)
+	b.writes++
 	b.cond.Broadcast()
 	return len(p), nil
+}
+
+// writeBuffers stands for a socket's writev (buffersWriter): the buffers
+// arrive in one write.
+func (c *memConn) writeBuffers(bufs [][]byte) (int, error) {
+	b := c.out
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.readDone {
+		return 0, net.ErrClosed
+	}
+	n := 0
+	for _, p := range bufs {
+		b.buf = append(b.buf, p...)
+		n += len(p)
+	}
+	b.writes++
+	if len(bufs) > 1 {
+		b.gathered++
+	}
+	b.cond.Broadcast()
+	return n, nil
+}
+
+// writeCounts returns how many writes, and gathered writes, this end has
+// received from its peer.
+func (c *memConn) writeCounts() (writes, gathered int) {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	return c.in.writes, c.in.gathered
 }
 
 // Close ends both directions: the peer reads what was written, then EOF.

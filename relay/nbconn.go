@@ -46,6 +46,15 @@ type nbConn struct {
 	// onDrained is called by the draining goroutine once the backlog is
 	// empty again.
 	onDrained atomic.Pointer[func()]
+
+	// Under TLS (bufferReads), a busy connection's reads go through rd:
+	// crypto/tls asks for a record at a time, and a read of the socket
+	// each would cost a system call per 16 KiB. Only the connection's
+	// reader touches these.
+	bufferReads bool
+	rd          *[]byte // from readPool while it holds something
+	rr, rw      int
+	busy        int // reads to go before an idle reader reads into the caller's buffer again
 }
 
 func newNBConn(c net.Conn) net.Conn {
@@ -58,7 +67,74 @@ func newNBConn(c net.Conn) net.Conn {
 	return nb
 }
 
+// tlsRecordMax is the longest TLS record on the wire: header, 2^14 bytes
+// of plaintext and TLS 1.2's largest expansion (RFC 5246 §6.2.3; TLS 1.3
+// allows less).
+const tlsRecordMax = 5 + 16384 + 2048
+
+func (c *nbConn) Read(p []byte) (int, error) {
+	if !c.bufferReads {
+		return c.sysConn.Read(p)
+	}
+	if c.rr == c.rw {
+		if c.busy == 0 || len(p) >= readSize {
+			// Idle, or a large read: into the caller's buffer, so that a
+			// connection waiting for its client holds no buffer of ours.
+			n, err := c.sysConn.Read(p)
+			if n == len(p) {
+				c.busy = busyReads // more may wait: read ahead from now on
+			}
+			return n, err
+		}
+		if c.rd == nil {
+			c.rd = readPool.Get().(*[]byte)
+		}
+		n, err := c.sysConn.Read(*c.rd)
+		if n >= smallRead {
+			c.busy = busyReads
+		} else {
+			c.busy--
+		}
+		if n == 0 {
+			c.releaseReads()
+			return 0, err
+		}
+		c.rr, c.rw = 0, n
+	}
+	n := copy(p, (*c.rd)[c.rr:c.rw])
+	if c.rr += n; c.rr == c.rw {
+		c.releaseReads()
+	}
+	return n, nil
+}
+
+// releaseReads gives the read buffer back once it is consumed: an idle
+// connection holds none.
+func (c *nbConn) releaseReads() {
+	c.rr, c.rw = 0, 0
+	if c.rd != nil {
+		readPool.Put(c.rd)
+		c.rd = nil
+	}
+}
+
+// holdsRecords says that two whole TLS records wait in the read buffer,
+// so that crypto/tls's next Read, which takes one application data
+// record (after at most a small post-handshake message), will not wait
+// for the socket. The reader may then defer its flush (readBuf.ready).
+func (c *nbConn) holdsRecords() bool { return c.rw-c.rr >= 2*tlsRecordMax }
+
 func (c *nbConn) Write(p []byte) (int, error) {
+	return c.writeBuffers([][]byte{p})
+}
+
+// writeBuffers writes bufs, in order, in one writev if the socket takes
+// them; what it does not take goes to the backlog.
+func (c *nbConn) writeBuffers(bufs [][]byte) (int, error) {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -72,36 +148,40 @@ func (c *nbConn) Write(p []byte) (int, error) {
 	if c.err != nil || len(c.backlog) > 0 {
 		err := c.err
 		if err == nil {
-			c.backlog = append(c.backlog, p...)
+			for _, b := range bufs {
+				c.backlog = append(c.backlog, b...)
+			}
 		}
 		c.mu.Unlock()
 		if err != nil {
 			return 0, err
 		}
-		return len(p), nil
+		return total, nil
 	}
 	c.mu.Unlock()
-	n, err := c.tryWrite(p)
-	if err != nil || n == len(p) {
+	n, err := c.tryWrite(bufs)
+	if err != nil || n == total {
 		return n, err
 	}
 	c.mu.Lock()
-	c.backlog = append(c.backlog, p[n:]...)
+	for _, b := range consumed(bufs, n) {
+		c.backlog = append(c.backlog, b...)
+	}
 	c.waiting.Store(true)
 	if !c.draining {
 		c.draining = true
 		go c.drain()
 	}
 	c.mu.Unlock()
-	return len(p), nil
+	return total, nil
 }
 
 // tryWrite writes what the socket takes now, without waiting.
-func (c *nbConn) tryWrite(p []byte) (int, error) {
+func (c *nbConn) tryWrite(bufs [][]byte) (int, error) {
 	var n int
 	var werr error
 	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = writeNow(fd, p)
+		n, werr = writevNow(fd, bufs)
 		if errors.Is(werr, syscall.EAGAIN) {
 			werr = nil
 		}

@@ -2,7 +2,13 @@ package relay
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"math/big"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -102,4 +108,77 @@ func TestNBConnCloseDeliversTheBacklog(t *testing.T) {
 	if err != nil || int(n) != total {
 		t.Fatalf("the peer read %d of %d bytes: %v", n, total, err)
 	}
+}
+
+// selfSigned returns a TLS certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// Under TLS the relay reads the socket through nbConn's buffer, and
+// defers its flush while holdsRecords says the next read cannot wait: it
+// must not, or frames would wait behind a read for a client that waits
+// for them. Here the client sends 1 MiB and then waits; every read taken
+// while holdsRecords is true returns at once, and all of it arrives.
+func TestNBConnUnderTLSHoldsWholeRecords(t *testing.T) {
+	nb, peer := tcpPair(t)
+	cert, pool := selfSigned(t)
+	srv := tls.Server(nb, &tls.Config{Certificates: []tls.Certificate{cert}})
+	b := newReadBuf(srv)
+	if b.ready == nil || !nb.bufferReads {
+		t.Fatal("a TLS connection's reads are not buffered beneath TLS")
+	}
+	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	cli := tls.Client(peer, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	sent := make(chan error, 1)
+	go func() {
+		_, err := cli.Write(want)
+		sent <- err // then waits: nothing more comes until the test ends
+	}()
+	got := make([]byte, 0, len(want))
+	buf := make([]byte, 64<<10)
+	deferred := 0
+	for len(got) < len(want) {
+		ready := b.ready()
+		limit := 10 * time.Second
+		if ready {
+			deferred++
+			limit = 2 * time.Second // a read that waits is the bug
+		}
+		_ = srv.SetReadDeadline(time.Now().Add(limit))
+		n, err := srv.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d of %d bytes (ready %v): %v", len(got), len(want), ready, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read are not the bytes sent")
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if deferred == 0 {
+		t.Fatal("1 MiB sent at once never left whole records buffered")
+	}
+	t.Logf("%d of the reads could defer the flush", deferred)
 }

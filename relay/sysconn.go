@@ -43,12 +43,17 @@ func rawOf(c net.Conn) syscall.RawConn {
 
 func (c *sysConn) Read(p []byte) (int, error) { return readRaw(c.raw, p) }
 
-func (c *sysConn) Write(p []byte) (int, error) {
+func (c *sysConn) Write(p []byte) (int, error) { return c.writeBuffers([][]byte{p}) }
+
+// writeBuffers writes bufs in order with writev, waiting on the poller for
+// room, and returns the bytes written.
+func (c *sysConn) writeBuffers(bufs [][]byte) (int, error) {
 	var n int
 	var werr error
 	err := c.raw.Write(func(fd uintptr) bool {
-		m, err := writeNow(fd, p[n:])
+		m, err := writevNow(fd, bufs)
 		n += m
+		bufs = consumed(bufs, m)
 		if errors.Is(err, syscall.EAGAIN) {
 			return false // the poller waits for room
 		}
@@ -94,19 +99,53 @@ func readRaw(raw syscall.RawConn, p []byte) (int, error) {
 	return n, err
 }
 
-// writeNow writes what the socket takes without waiting; EAGAIN says it
-// took no more.
-func writeNow(fd uintptr, p []byte) (int, error) {
+// maxIovecs bounds the buffers one writev is given (Linux's IOV_MAX is
+// 1024); the caller's gather holds far fewer.
+const maxIovecs = maxGather
+
+// writevNow writes bufs, in order, with as few writev calls as the socket
+// allows, without waiting; EAGAIN says it took no more. It returns the
+// bytes written.
+func writevNow(fd uintptr, bufs [][]byte) (int, error) {
+	var iov [maxIovecs]syscall.Iovec
 	n := 0
-	for n < len(p) {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+	for {
+		k := 0
+		for _, b := range bufs {
+			if k == len(iov) {
+				break
+			}
+			if len(b) == 0 {
+				continue
+			}
+			iov[k].Base = &b[0]
+			iov[k].SetLen(len(b))
+			k++
+		}
+		if k == 0 {
+			return n, nil
+		}
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
 		switch e {
 		case 0:
 			n += int(r)
+			bufs = consumed(bufs, int(r))
 		case syscall.EINTR:
 		default:
 			return n, e
 		}
 	}
-	return n, nil
+}
+
+// consumed returns what is left of bufs once their first n bytes are
+// written (a partial write ends inside a buffer). bufs is not changed.
+func consumed(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 && n > 0 {
+		return append([][]byte{bufs[0][n:]}, bufs[1:]...)
+	}
+	return bufs
 }

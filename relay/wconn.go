@@ -2,11 +2,13 @@ package relay
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
 	"sync"
 
+	"github.com/soheilhy/cmux"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -37,7 +39,7 @@ type wconn struct {
 }
 
 func newWconn(c net.Conn, br io.Reader) (*wconn, *http2.Framer) {
-	w := &wconn{bw: &writeBuf{c: c}, maxFrame: 16 << 10, connWin: 65535, initWin: 65535}
+	w := &wconn{bw: newWriteBuf(c), maxFrame: 16 << 10, connWin: 65535, initWin: 65535}
 	w.fr = http2.NewFramer(w.bw, br)
 	// A DATA frame read is used before the next read (what waits is
 	// copied, see forward), so the framer may reuse it.
@@ -374,14 +376,57 @@ var bufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
-// writeBuf is a connection's write buffer, pooled: taken at the first
-// write after a flush, given back by the flush. The wconn's mu guards it.
-type writeBuf struct {
-	c   net.Conn
-	buf *[]byte // nil when empty
-	n   int
-	err error
+// readSize is the buffer a busy connection reads into: what the socket
+// holds, up to what nginx reads at once (http2_recv_buffer_size), so that
+// a bulk upload costs a read per 256 KiB rather than per 32 KiB write of
+// its sender whenever the data piles up.
+const readSize = 256 << 10
+
+var readPool = sync.Pool{New: func() any {
+	b := make([]byte, readSize)
+	return &b
+}}
+
+// maxGather is how many pooled buffers a connection's writes gather
+// before they are written (one writev) without waiting for the flush.
+const maxGather = 8
+
+// buffersWriter writes buffers in order with one writev where the socket
+// takes them (sysConn, nbConn).
+type buffersWriter interface {
+	writeBuffers(bufs [][]byte) (int, error)
 }
+
+// gatherOf finds the buffersWriter c writes to (cmux's wrapper only
+// buffers reads); nil for TLS and anything else that is not a socket.
+func gatherOf(c net.Conn) buffersWriter {
+	for {
+		switch w := c.(type) {
+		case buffersWriter:
+			return w
+		case *cmux.MuxConn:
+			c = w.Conn
+		default:
+			return nil
+		}
+	}
+}
+
+// writeBuf is a connection's write buffer, pooled: what is written
+// between two flushes is gathered in up to maxGather buffers taken from
+// bufPool, written out by the flush with one writev (what frames arrived
+// in one read leave in one write) and given back. The wconn's mu guards
+// it.
+type writeBuf struct {
+	c    net.Conn
+	wv   buffersWriter // c's writev, nil if it has none
+	bufs []*[]byte     // empty when nothing is buffered
+	n    int           // bytes in the last of bufs
+	out  [][]byte      // the slices handed to writev, kept for reuse
+	err  error
+}
+
+func newWriteBuf(c net.Conn) *writeBuf { return &writeBuf{c: c, wv: gatherOf(c)} }
 
 func (b *writeBuf) Write(p []byte) (int, error) {
 	if b.err != nil {
@@ -389,43 +434,66 @@ func (b *writeBuf) Write(p []byte) (int, error) {
 	}
 	written := len(p)
 	for len(p) > 0 {
-		if b.buf == nil {
-			if len(p) >= bufSize {
-				// Nothing buffered and more than a buffer: straight out.
-				_, b.err = b.c.Write(p)
-				return written, b.err
+		if len(b.bufs) == 0 || b.n == bufSize {
+			if len(b.bufs) == maxGather {
+				if err := b.Flush(); err != nil {
+					return written - len(p), err
+				}
 			}
-			b.buf = bufPool.Get().(*[]byte)
+			b.bufs = append(b.bufs, bufPool.Get().(*[]byte))
+			b.n = 0
 		}
-		k := copy((*b.buf)[b.n:], p)
+		k := copy((*b.bufs[len(b.bufs)-1])[b.n:], p)
 		b.n += k
 		p = p[k:]
-		if len(p) > 0 {
-			if err := b.Flush(); err != nil {
-				return written - len(p), err
-			}
-		}
 	}
 	return written, nil
 }
 
-// Flush writes what is buffered and gives the buffer back.
+// Flush writes what is buffered and gives the buffers back.
 func (b *writeBuf) Flush() error {
-	if b.buf == nil {
+	if len(b.bufs) == 0 {
 		return b.err
 	}
-	if b.err == nil && b.n > 0 {
-		_, b.err = b.c.Write((*b.buf)[:b.n])
+	if b.err == nil {
+		b.out = b.out[:0]
+		for i, buf := range b.bufs {
+			n := bufSize
+			if i == len(b.bufs)-1 {
+				n = b.n
+			}
+			b.out = append(b.out, (*buf)[:n])
+		}
+		b.err = b.writeOut(b.out)
+		clear(b.out)
 	}
-	bufPool.Put(b.buf)
-	b.buf, b.n = nil, 0
+	for i, buf := range b.bufs {
+		bufPool.Put(buf)
+		b.bufs[i] = nil
+	}
+	b.bufs, b.n = b.bufs[:0], 0
 	return b.err
+}
+
+// writeOut writes bufs in one writev if the connection can, else one
+// write each (TLS: each record is a write of its own anyway).
+func (b *writeBuf) writeOut(bufs [][]byte) error {
+	if b.wv != nil && len(bufs) > 1 {
+		_, err := b.wv.writeBuffers(bufs)
+		return err
+	}
+	for _, p := range bufs {
+		if _, err := b.c.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readBuf buffers a connection's reads, as a bufio.Reader would, with
 // the buffer sized to the traffic: a reader that waits does so on
 // smallRead bytes of its own, and a read that fills them is followed by
-// reads into a pooled bufSize buffer, given back once busyReads reads
+// reads into a pooled readSize buffer, given back once busyReads reads
 // in a row have brought less than smallRead (a reader that switched at
 // every short read would read twice as often on a steady stream).
 type readBuf struct {
@@ -434,16 +502,41 @@ type readBuf struct {
 	// it forwarded, so that nothing waits behind a read, even one for the
 	// rest of a frame. Its error ends the reads.
 	beforeRead func() error
-	small      []byte
-	big        *[]byte // held while the traffic fills buffers
-	cur        []byte  // small or *big
-	r, w       int
-	busy       int // reads to go before the pooled buffer is given back
-	err        error
+	// ready, if set, says that the next read of c will not wait (TLS with
+	// whole records buffered beneath it): beforeRead then waits too, so
+	// that what many records bring leaves in one write.
+	ready func() bool
+	small []byte
+	big   *[]byte // held while the traffic fills buffers
+	cur   []byte  // small or *big
+	r, w  int
+	busy  int // reads to go before the pooled buffer is given back
+	err   error
 }
 
 func newReadBuf(c net.Conn) *readBuf {
-	return &readBuf{c: c, small: make([]byte, smallRead)}
+	b := &readBuf{c: c, small: make([]byte, smallRead)}
+	if tc := tlsOf(c); tc != nil {
+		if nb := findNB(tc.NetConn()); nb != nil {
+			nb.bufferReads = true
+			b.ready = nb.holdsRecords
+		}
+	}
+	return b
+}
+
+// tlsOf finds the TLS connection c reads from, under the port's wrapper.
+func tlsOf(c net.Conn) *tls.Conn {
+	for {
+		switch w := c.(type) {
+		case *tls.Conn:
+			return w
+		case *cmux.MuxConn:
+			c = w.Conn
+		default:
+			return nil
+		}
+	}
 }
 
 // Buffered is how many bytes can be read without a read on the
@@ -460,17 +553,17 @@ func (b *readBuf) Read(p []byte) (int, error) {
 			b.err = nil
 			return 0, err
 		}
-		if b.beforeRead != nil {
+		if b.beforeRead != nil && (b.ready == nil || !b.ready()) {
 			if err := b.beforeRead(); err != nil {
 				return 0, err
 			}
 		}
-		if len(p) >= bufSize {
+		if len(p) >= readSize {
 			// As bufio does: a large read goes straight to the caller.
 			return b.c.Read(p)
 		}
 		if b.busy > 0 && b.big == nil {
-			b.big = bufPool.Get().(*[]byte)
+			b.big = readPool.Get().(*[]byte)
 		}
 		b.cur = b.small
 		if b.big != nil {
@@ -503,7 +596,7 @@ func (b *readBuf) Read(p []byte) (int, error) {
 func (b *readBuf) release() {
 	b.r, b.w = 0, 0
 	if b.big != nil && b.busy == 0 {
-		bufPool.Put(b.big)
+		readPool.Put(b.big)
 		b.big = nil
 		b.cur = nil
 	}

@@ -203,9 +203,18 @@ shutdown:
 	}
 }
 
+// Core is the forwarding core of the run: AUTHPROXY_FORWARDING, or the
+// product's default (frames).
+func Core() string {
+	if v := os.Getenv("AUTHPROXY_FORWARDING"); v != "" {
+		return v
+	}
+	return "frames"
+}
+
 // forwarding selects the forwarding core for every proxy of a run:
-// AUTHPROXY_FORWARDING=frames runs the whole suite on the frame relay,
-// except where a test names its core itself.
+// AUTHPROXY_FORWARDING=grpc runs the whole suite on the grpc core, except
+// where a test names its core itself.
 func forwarding(extra string) string {
 	if v := os.Getenv("AUTHPROXY_FORWARDING"); v != "" && !strings.Contains(extra, "forwarding:") {
 		return fmt.Sprintf("forwarding: %q\n", v)

@@ -475,8 +475,8 @@ auth:
 		}
 		b.shot("10-identities")
 		b.open("/now")
-		if v := b.text("#forwarding"); v != forwardingCore() {
-			t.Fatalf("forwarding core shown %q, want %q", v, forwardingCore())
+		if v := b.text("#forwarding"); v != harness.Core() {
+			t.Fatalf("forwarding core shown %q, want %q", v, harness.Core())
 		}
 		b.shot("11-now")
 	})
@@ -512,13 +512,6 @@ auth:
 		}
 	}
 	t.Logf("console walk: %d pages, %d screenshots in %s, %.1fs", len(b.pages), len(b.pages), screenshotDir(t), time.Since(start).Seconds())
-}
-
-func forwardingCore() string {
-	if v := os.Getenv("AUTHPROXY_FORWARDING"); v != "" {
-		return v
-	}
-	return "grpc"
 }
 
 func sessionCookie(t *testing.T, b *browser) *http.Cookie {

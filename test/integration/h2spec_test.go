@@ -2,7 +2,6 @@ package integration
 
 import (
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,7 +17,7 @@ const h2specCases = 145
 
 // h2spec (built from its module, a tool of the test module) passes every
 // case on the client port, plaintext and over TLS, on the core of the run
-// (the grpc core, or the frame relay with AUTHPROXY_FORWARDING=frames).
+// (the frame relay, or the grpc core with AUTHPROXY_FORWARDING=grpc).
 // Its requests are not gRPC, so they end at REST. On the frame relay what
 // h2spec checks (framing, stream states, flow control, header blocks) is
 // the relay's; on the grpc core the port's sniffer answers everything
@@ -39,7 +38,7 @@ func TestH2specPassesOnTheClientPort(t *testing.T) {
 		if k != nil {
 			tlsArgs = []string{"-t", "-k"}
 		}
-		_, p := startPair(t, harness.Options{Dir: dir, Extra: extra, AuthOff: os.Getenv("AUTHPROXY_FORWARDING") != "frames"})
+		_, p := startPair(t, harness.Options{Dir: dir, Extra: extra, AuthOff: harness.Core() == "grpc"})
 		host, port, err := net.SplitHostPort(p.Addr)
 		must(t, err)
 		ctx := testCtx(t, 3*time.Minute)
