@@ -86,7 +86,7 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	ctx := testCtx(t, 240*time.Second)
 
 	conf := liveConf{
-		listen: p.Addr, forwarding: os.Getenv("AUTHPROXY_FORWARDING"), backend: fake.Addr(), admin: p.AdminAddr,
+		listen: p.Addr, forwarding: harness.Core(), backend: fake.Addr(), admin: p.AdminAddr,
 		authEnabled: true, publicPrivilege: true, otherServices: "authenticated", credFile: p.CredFile,
 		cacheSize: 10000, cacheTTL: "10m", identityHeader: "x-authproxy-user", logLevel: "info", grace: "5s",
 		tls: fmt.Sprintf("  certFile: %q\n  keyFile: %q\n", filepath.Join(k.dir, "server.pem"), filepath.Join(k.dir, "server.key")),
@@ -498,7 +498,7 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 	newAddr := harness.FreeAddr(t)
 	conf.listen = newAddr
 	conf.tls = ""
-	conf.forwarding = map[string]string{"": "frames", "grpc": "frames", "frames": "grpc"}[conf.forwarding]
+	conf.forwarding = map[string]string{"grpc": "frames", "frames": "grpc"}[conf.forwarding]
 	conf.logLevel = "info\n  format: json\n  accessLog: true"
 	conf.identityHeader = "x-after-restart-keys"
 	reload("restart-only keys with a live one")
