@@ -100,8 +100,7 @@ type Options struct {
 	Headers *edge.HeaderPolicy
 	// Local says which gRPC methods the proxy answers itself (nil: none).
 	Local func(method string) bool
-	// Limits are the per-tenant rate limits (nil: none), the step after
-	// visibility.
+	// Limits are the per-tenant rate limits (nil: none), the last step.
 	Limits *ratelimit.Limiter
 }
 
@@ -127,7 +126,7 @@ type step struct {
 }
 
 // NewAdmitter returns the Admitter. A new check goes into steps, after
-// "visibility" (see the package doc).
+// "visibility" and before "ratelimit" (see the package doc).
 func NewAdmitter(opts Options) *Admitter {
 	a := &Admitter{authn: opts.Authn, authz: opts.Authz, headers: opts.Headers, local: opts.Local, limits: opts.Limits, unary: map[string]bool{}}
 	if a.headers == nil {
