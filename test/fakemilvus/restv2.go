@@ -55,8 +55,8 @@ var restRoutes = map[string]restRoute{
 	"collections/list":       restList,
 	"collections/describe":   restDescribe,
 	"collections/drop":       restDrop,
-	"entities/insert":        restInsert,
-	"entities/upsert":        restUpsert,
+	"entities/insert":        restWrite("insert"),
+	"entities/upsert":        restWrite("upsert"),
 	"entities/delete":        restDelete,
 	"entities/query":         restQuery,
 	"entities/get":           restGet,
@@ -146,28 +146,21 @@ func restDescribe(m *milvusService, ctx context.Context, b *restBody) (any, erro
 	}, nil
 }
 
-func restInsert(m *milvusService, ctx context.Context, b *restBody) (any, error) {
-	fields, n, err := m.restColumns(ctx, b)
-	if err != nil {
-		return nil, err
+// restWrite is entities/insert (verb "insert") or entities/upsert: both
+// store through the gRPC side's write and answer {"<verb>Count": n,
+// "<verb>Ids": [...]}, as handler_v2.go's insert and upsert.
+func restWrite(verb string) restRoute {
+	return func(m *milvusService, ctx context.Context, b *restBody) (any, error) {
+		fields, n, err := m.restColumns(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		res := m.write(ctx, b.DbName, b.CollectionName, b.PartitionName, fields, n)
+		if err := statusErr(res.GetStatus()); err != nil {
+			return nil, err
+		}
+		return map[string]any{verb + "Count": len(res.GetSuccIndex()), verb + "Ids": idList(res.GetIDs())}, nil
 	}
-	res, _ := m.Insert(ctx, &milvuspb.InsertRequest{DbName: b.DbName, CollectionName: b.CollectionName, PartitionName: b.PartitionName, FieldsData: fields, NumRows: n})
-	if err := statusErr(res.GetStatus()); err != nil {
-		return nil, err
-	}
-	return map[string]any{"insertCount": res.GetInsertCnt(), "insertIds": idList(res.GetIDs())}, nil
-}
-
-func restUpsert(m *milvusService, ctx context.Context, b *restBody) (any, error) {
-	fields, n, err := m.restColumns(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	res, _ := m.Upsert(ctx, &milvuspb.UpsertRequest{DbName: b.DbName, CollectionName: b.CollectionName, PartitionName: b.PartitionName, FieldsData: fields, NumRows: n})
-	if err := statusErr(res.GetStatus()); err != nil {
-		return nil, err
-	}
-	return map[string]any{"upsertCount": res.GetUpsertCnt(), "upsertIds": idList(res.GetIDs())}, nil
 }
 
 func restDelete(m *milvusService, ctx context.Context, b *restBody) (any, error) {
