@@ -27,10 +27,15 @@
 //   - every other method, answered Unimplemented by an unknown-service
 //     handler so that it is still recorded.
 //
-// Server.StartREST serves RESTHandler: any path under /v2/vectordb/ answers
-// Milvus's envelope {"code":0,"data":...}; collections/list returns the
-// collection names of the DB-Name header's database (default without
-// one), other paths empty data.
+// Server.StartREST serves RESTHandler (rest.go, restv2.go): the REST v2
+// routes collections/{list,describe,drop} and entities/{insert,upsert,
+// delete,query,get,search} translate the JSON body into the gRPC request,
+// call the fake's own method (same data, same filters) and answer Milvus
+// 2.5's envelope: HTTP 200 with {"code":0,"data":...} or {"code":<merr
+// code>,"message":...}. The database is the body's dbName, else the
+// DB-Name header, else default. entities/hybrid_search is refused with
+// code 10 (no HybridSearch on the gRPC side); every other path gets a 404
+// naming it, never a success.
 //
 // # What it does not do
 //

@@ -209,12 +209,6 @@ func (m *milvusService) ShowCollections(ctx context.Context, req *milvuspb.ShowC
 	return resp, nil
 }
 
-// collectionNames is what the REST collections/list answers for db.
-func (m *milvusService) collectionNames(db string) []string {
-	resp, _ := m.ShowCollections(context.Background(), &milvuspb.ShowCollectionsRequest{DbName: db})
-	return resp.GetCollectionNames()
-}
-
 func (m *milvusService) DropCollection(ctx context.Context, req *milvuspb.DropCollectionRequest) (*commonpb.Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -586,6 +580,11 @@ func (e *entry) search(req *milvuspb.SearchRequest) (*schemapb.SearchResultData,
 	var pks []any
 	var rows [][]any
 	for _, q := range queries {
+		// Checked against the schema, not only the stored rows, so an
+		// empty collection refuses a wrong dim too.
+		if d := dim(e.cols[col]); len(q) != 4*d {
+			return nil, fmt.Errorf("query vector has dim %d, field %q has %d", len(q)/4, field, d)
+		}
 		hits, err := e.collection.search(col, metric, bytesToFloats(q), candidates, bounds, topK, offset)
 		if err != nil {
 			return nil, err

@@ -1,23 +1,30 @@
 package fakemilvus
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/milvus-io/milvus/pkg/v2/util/merr"
 	"google.golang.org/grpc/metadata"
 )
 
 // RESTPrefix is the path prefix of Milvus's RESTful API v2.
 const RESTPrefix = "/v2/vectordb/"
 
+// maxRESTBody bounds the body a REST route decodes.
+const maxRESTBody = 16 << 20
+
 // RESTHandler answers Milvus RESTful v2 calls with Milvus's JSON envelope
 // and records each call in the Recorder (Call.HTTPMethod set, Method = path).
-// collections/list returns the collection names; every other path under
-// RESTPrefix succeeds with empty data; other paths get 404.
+// The routes in restRoutes run on the fake's own data (restv2.go); every
+// other path is refused with a 404 that names it, as Milvus's gin router
+// answers 404 for a route it does not have: never a silent success.
 func (s *Server) RESTHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		md := metadata.MD{}
@@ -29,15 +36,25 @@ func (s *Server) RESTHandler() http.Handler {
 		reqBody, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 		c.Body = reqBody
 		s.rec.add(c)
+		// The route reads the whole body up to maxRESTBody; a larger
+		// one is refused below, never read in part.
+		var whole bytes.Buffer
+		whole.Write(reqBody)
+		_, _ = io.Copy(&whole, io.LimitReader(r.Body, maxRESTBody+1-int64(len(reqBody))))
 		rest, _ := io.Copy(io.Discard, r.Body)
-		n := int64(len(reqBody)) + rest
+		n := int64(whole.Len()) + rest
 
-		code, body := http.StatusOK, map[string]any{"code": 0, "data": map[string]any{}}
-		switch {
-		case r.URL.Path == RESTPrefix+"collections/list":
-			body["data"] = append([]string{}, s.milvus.collectionNames(r.Header.Get("DB-Name"))...)
-		case !strings.HasPrefix(r.URL.Path, RESTPrefix):
-			code, body = http.StatusNotFound, map[string]any{"code": http.StatusNotFound, "message": "fakemilvus: no such path"}
+		code, body := http.StatusNotFound, map[string]any{"code": http.StatusNotFound,
+			"message": fmt.Sprintf("fakemilvus does not implement %s %s", r.Method, r.URL.Path)}
+		route, found := restRoutes[strings.TrimPrefix(r.URL.Path, RESTPrefix)]
+		if found && strings.HasPrefix(r.URL.Path, RESTPrefix) && r.Method == http.MethodPost {
+			code = http.StatusOK
+			if n > maxRESTBody {
+				err := merr.WrapErrParameterInvalidMsg("fakemilvus reads REST bodies up to %d bytes, this one has %d", maxRESTBody, n)
+				body = map[string]any{"code": merr.Code(err), "message": err.Error()}
+			} else {
+				body = s.milvus.serveREST(route, r.Header.Get("DB-Name"), whole.Bytes())
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)

@@ -51,7 +51,7 @@ func TestRBACWalkWithCurl(t *testing.T) {
 
 	alice := "Bearer alice:Alice-pw-1"
 	searches := len(fake.Recorder().CallsTo("entities/search"))
-	ok("entities/search", alice, `{"collectionName":"books","data":[[0.1]],"limit":3}`)
+	ok("entities/search", alice, `{"collectionName":"books","data":[[0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1]],"limit":3}`)
 	ok("entities/query", alice, `{"collectionName":"films","filter":"id in [1]"}`)
 	denied("entities/insert", alice, `{"collectionName":"books","data":[{"id":1}]}`, "PrivilegeInsert", "default")
 	denied("entities/search", alice, `{"collectionName":"secret","data":[[0.1]]}`, "PrivilegeSearch", "default")

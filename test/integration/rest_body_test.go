@@ -73,7 +73,7 @@ func TestRESTBodyReadAsTheBackendReads(t *testing.T) {
 	if code, _, msg := envelope(t, r); r.status != 403 || !strings.Contains(msg, "PrivilegeSearch: permission deny to alice in the `default` database") {
 		t.Errorf("COLLECTIONNAME after collectionName: HTTP %d code %d %q, want the refusal of secret", r.status, code, msg)
 	}
-	r = curl(t, base+"entities/search", alice, `{"CollectionName":"secret","collectionName":"books","data":[[0.1]]}`+" \r\n\t")
+	r = curl(t, base+"entities/search", alice, `{"CollectionName":"secret","collectionName":"books","data":[[0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1]]}`+" \r\n\t")
 	if code, _, msg := envelope(t, r); r.status != 200 || code != 0 {
 		t.Errorf("books last, trailing white space: HTTP %d code %d %q, want the search", r.status, code, msg)
 	}

@@ -386,12 +386,14 @@ func TestRowSecurityOverRESTWithCurl(t *testing.T) {
 	alice, carol := "Bearer alice:Alice-pw-1", "Bearer carol:Carol-pw-1"
 	const acme = `((tenant_id == \"acme\"))`
 
-	forwarded := func(what, path, auth, body string, want ...string) {
+	// reached: the call reaches the backend holding want, and the client
+	// gets the backend's answer, code wantCode.
+	reached := func(what, path, auth, body string, wantCode int, want ...string) {
 		t.Helper()
 		fake.Recorder().Reset()
 		r := curl(t, base+path, auth, body)
-		if code, _, msg := envelope(t, r); r.status != 200 || code != 0 {
-			t.Errorf("%s: HTTP %d code %d %q", what, r.status, code, msg)
+		if code, _, msg := envelope(t, r); r.status != 200 || code != wantCode {
+			t.Errorf("%s: HTTP %d code %d %q, want code %d", what, r.status, code, msg, wantCode)
 			return
 		}
 		calls := fake.Recorder().CallsTo(fakemilvus.RESTPrefix + path)
@@ -405,13 +407,19 @@ func TestRowSecurityOverRESTWithCurl(t *testing.T) {
 			}
 		}
 	}
+	forwarded := func(what, path, auth, body string, want ...string) {
+		t.Helper()
+		reached(what, path, auth, body, 0, want...)
+	}
 	forwarded("alice queries", "entities/query", alice, `{"collectionName":"docs","filter":"id > 0","outputFields":["id"]}`,
 		`"filter":"`+acme+` and (id \u003e 0)"`, `"outputFields":["id"]`)
 	forwarded("alice searches", "entities/search", alice, `{"collectionName":"docs","data":[[0,0,0,0]],"annsField":"vec","limit":3}`,
 		`"filter":"`+acme+`"`)
-	forwarded("alice's hybrid search", "entities/hybrid_search", alice,
+	// The fake has no HybridSearch and says so (code 10); what matters
+	// here is the filter the backend was sent.
+	reached("alice's hybrid search", "entities/hybrid_search", alice,
 		`{"collectionName":"docs","search":[{"data":[[0,0,0,0]],"annsField":"vec","limit":3,"filter":"id > 1"},{"data":[[1,1,1,1]],"annsField":"vec","limit":3}],"rerank":{"strategy":"rrf","params":{"k":10}},"limit":3}`,
-		`"filter":"`+acme+` and (id \u003e 1)"`, `"filter":"`+acme+`","limit":3}`)
+		10, `"filter":"`+acme+` and (id \u003e 1)"`, `"filter":"`+acme+`","limit":3}`)
 	forwarded("alice deletes", "entities/delete", alice, `{"collectionName":"docs","filter":"id in [4]"}`, `"filter":"`+acme+` and (id in [4])"`)
 	forwarded("alice inserts her row", "entities/insert", alice, `{"collectionName":"docs","data":[{"id":10,"tenant_id":"acme","vec":[0,0,0,0]}]}`,
 		`{"collectionName":"docs","data":[{"id":10,"tenant_id":"acme","vec":[0,0,0,0]}]}`)
