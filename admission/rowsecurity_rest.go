@@ -112,10 +112,12 @@ func emptyJSONIf(none bool, route string, m map[string]json.RawMessage) []byte {
 }
 
 // emptyJSON is Milvus's REST answer to a read no row matches (and a
-// delete of none): code 0 and no data; count(*) counts 0.
+// delete of none): code 0 and no data; count(*) counts 0; a delete
+// answers its count, as Milvus 2.5's handler_v2.go does
+// ({"deleteCount": deleteResp.DeleteCnt}).
 func emptyJSON(route string, m map[string]json.RawMessage) []byte {
 	if route == "entities/delete" {
-		return []byte(`{"code":0,"cost":0,"data":{}}`)
+		return []byte(`{"code":0,"cost":0,"data":{"deleteCount":0}}`)
 	}
 	if _, raw, _ := oneKey(m, "outputFields"); raw != nil {
 		var out []string

@@ -451,7 +451,7 @@ func TestRowSecurityOverRESTWithCurl(t *testing.T) {
 		{"entities/query", `{"collectionName":"docs","filter":"id > 0"}`, "[]"},
 		{"entities/query", `{"collectionName":"docs","outputFields":["count(*)"]}`, "[map[count(*):0]]"},
 		{"entities/search", `{"collectionName":"docs","data":[[0,0,0,0]]}`, "[]"},
-		{"entities/delete", `{"collectionName":"docs","filter":"id > 0"}`, "map[]"},
+		{"entities/delete", `{"collectionName":"docs","filter":"id > 0"}`, "map[deleteCount:0]"},
 	} {
 		fake.Recorder().Reset()
 		r := curl(t, base+c.path, carol, c.body)
