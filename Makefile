@@ -1,16 +1,20 @@
 # authproxy: build, test and benchmark. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: build test check test-product test-integration test-integration-grpc test-node test-container bench bench-rowsecurity fake fuzz
+.PHONY: build test deps check test-product test-integration test-integration-grpc test-node test-container bench bench-rowsecurity fake fuzz
 
 build:
 	$(GO) build -o bin/authproxy ./cmd/authproxy
 
 # Everything: formatting and vet of both modules, the product's unit tests,
-# the integration tests (real binary, Milvus Go SDK, curl) on both forwarding
-# cores, the Node SDK walk and, last, the container image and the examples
-# run with podman (as root).
-test: check test-product test-integration test-integration-grpc test-node test-container
+# the integration tests (real binary, Milvus Go SDK, curl, headless Chromium)
+# on both forwarding cores, the Node SDK walk and, last, the container image
+# and the examples run with podman (as root). deps installs, as root with
+# apt-get, what the tests start on loopback when it is missing.
+test: deps check test-product test-integration test-integration-grpc test-node test-container
+
+deps:
+	test/deps.sh
 
 check:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above need formatting" >&2; exit 1)
