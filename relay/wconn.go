@@ -238,8 +238,8 @@ func (w *wconn) onPing(f *http2.PingFrame) {
 // forward sends data on a stream behind what waits in its half, as far as
 // the windows allow, and returns how many bytes left and how many of those
 // the other side is still owed a refund for. refunded data (the relay's own
-// buffer, already refunded) is kept as it is if it waits; the framer's
-// bytes are copied, since it reuses its buffer.
+// buffer, already refunded) is kept as it is if it waits; the bytes of
+// a read (the framer's or the read buffer's) are copied, as they are reused.
 func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded bool) moved {
 	w.mu.held()
 	id, h := of(s)
