@@ -13,7 +13,14 @@ import (
 // insert window: figures the machine's load moves little, unlike CPU
 // seconds and MB/s. instructions needs a PMU, which a VM may not have
 // (then it is left out of the report).
-var perfEvents = []string{"task-clock", "context-switches", "raw_syscalls:sys_enter", "instructions"}
+var perfEvents = []string{"task-clock", "context-switches", "raw_syscalls:sys_enter", "instructions",
+	// The system calls that make up most of a proxy's (results.json has
+	// each per sample): reads and writes, the event loop's waits, and the
+	// Go runtime's wake-ups (futex) and naps (nanosleep, sched_yield).
+	"syscalls:sys_enter_read", "syscalls:sys_enter_readv", "syscalls:sys_enter_recvfrom",
+	"syscalls:sys_enter_write", "syscalls:sys_enter_writev", "syscalls:sys_enter_sendmsg", "syscalls:sys_enter_splice",
+	"syscalls:sys_enter_epoll_wait", "syscalls:sys_enter_epoll_pwait",
+	"syscalls:sys_enter_futex", "syscalls:sys_enter_nanosleep", "syscalls:sys_enter_sched_yield"}
 
 // perfRun is a `perf stat` attached to a target's processes.
 type perfRun struct {
