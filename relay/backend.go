@@ -143,11 +143,11 @@ func (bc *backendConn) open(s *stream, fields []hpack.HeaderField, endStream boo
 }
 
 // sendData forwards request bytes; what the windows do not take waits,
-// and the client is refunded as it leaves. refunded says the client was
-// refunded already (bytes the authorizer gathered).
-func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+// and the client is refunded as it leaves, unless it was refunded already
+// (ownRefunded: bytes the authorizer gathered).
+func (bc *backendConn) sendData(s *stream, data []byte, endStream bool, from origin, fl *flushSet) {
 	bc.w.mu.Lock()
-	m := bc.w.forward(s, toBackend, data, endStream, refunded)
+	m := bc.w.forward(s, toBackend, data, endStream, from)
 	bc.w.mu.Unlock()
 	fl.add(bc.w)
 	s.cc.refund(s, m.refund, fl)

@@ -145,13 +145,8 @@ func (cc *clientConn) serve(end func()) {
 // ended, true when it handled a request and waits for more (see serve).
 func (cc *clientConn) readFrames() (handOff bool) {
 	for {
-		var err error
-		if d, n, ok := cc.br.peekData(frameSize); ok {
-			// The bulk of an upload: its payload forwarded from the read
-			// buffer, before the buffer is read into again.
-			err = cc.handleData(d)
-			cc.br.skip(n)
-		} else {
+		handled, err := cc.handleBuffered()
+		if !handled {
 			var waitFrom time.Time
 			if cc.br.Buffered() == 0 {
 				waitFrom = time.Now() // the read may wait
@@ -290,6 +285,22 @@ func carriesNothing(f http2.Frame) bool {
 		return true
 	}
 	return false
+}
+
+// handleBuffered handles the next frame if it is a DATA frame whole in
+// the read buffer, the bulk of an upload: read in place (peekData) and
+// forwarded before the buffer is read into again. False leaves the frame
+// to the framer. Kept out of readFrames, whose frame is on the stack while
+// the reader waits: an idle connection's stack must stay within 4 KiB
+// (see serve).
+func (cc *clientConn) handleBuffered() (bool, error) {
+	d, n, ok := cc.br.peekData(frameSize)
+	if !ok {
+		return false, nil
+	}
+	err := cc.handleData(d)
+	cc.br.skip(n)
+	return true, err
 }
 
 // handleData acts on a DATA frame, as handle on the others: the framer's
@@ -509,10 +520,16 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 	bc.open(s, fields, endStream, fl)
 }
 
-// sendUp forwards request bytes to the opened call, unless they carry a
-// message over grpc.maxRecvMsgSize: then the call is reset upstream and
-// refused as grpc-go refuses it.
+// sendUp forwards request bytes the reader reuses, or, if refunded, the
+// relay's own that the client was refunded for (see forwardUp).
 func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+	cc.forwardUp(s, data, endStream, originOf(refunded), fl)
+}
+
+// forwardUp forwards request bytes to the opened call, unless they carry
+// a message over grpc.maxRecvMsgSize: then the call is reset upstream and
+// refused as grpc-go refuses it.
+func (cc *clientConn) forwardUp(s *stream, data []byte, endStream bool, from origin, fl *flushSet) {
 	s.mu.held()
 	if !s.rest {
 		if size, _, over := s.upSizes.feed(data, cc.r.opts.MaxRecvMsgSize); over {
@@ -521,7 +538,7 @@ func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, f
 			return
 		}
 	}
-	s.bc.sendData(s, data, endStream, refunded, fl)
+	s.bc.sendData(s, data, endStream, from, fl)
 }
 
 // refundBatch sends the window refunds gathered while the reader had
@@ -615,7 +632,11 @@ func (cc *clientConn) onData(f dataFrame) error {
 			cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
 			return nil
 		}
-		cc.sendUp(s, data, f.end, false, &cc.flushes)
+		from := reused
+		if f.inPlace {
+			from = inReadBuf
+		}
+		cc.forwardUp(s, data, f.end, from, &cc.flushes)
 	}
 	return nil
 }
@@ -732,7 +753,7 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 	if endStream {
 		s.transition(evEnd)
 	}
-	return cc.w.forward(s, toClient, data, endStream, refunded).refund
+	return cc.w.forward(s, toClient, data, endStream, originOf(refunded)).refund
 }
 
 func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {

@@ -13,6 +13,9 @@ type dataFrame struct {
 	flowLen  uint32 // the frame's length, padding included: what it costs the windows
 	data     []byte // the payload without padding, valid until the next read
 	end      bool   // END_STREAM
+	// inPlace: data is in a stable read buffer (readBuf.stable), which
+	// it may be written from without a copy (inReadBuf).
+	inPlace bool
 }
 
 func dataOf(f *http2.DataFrame) dataFrame {
@@ -49,7 +52,8 @@ func (b *readBuf) peekData(max uint32) (dataFrame, int, bool) {
 	if id == 0 || flags.Has(http2.FlagDataPadded) || length > max || len(buf) < n {
 		return dataFrame{}, 0, false
 	}
-	return dataFrame{streamID: id, flowLen: length, data: buf[frameHeaderLen:n:n], end: flags.Has(http2.FlagDataEndStream)}, n, true
+	return dataFrame{streamID: id, flowLen: length, data: buf[frameHeaderLen:n:n], end: flags.Has(http2.FlagDataEndStream),
+		inPlace: b.stable()}, n, true
 }
 
 // skip consumes n buffered bytes (a frame peekData returned, once

@@ -2,7 +2,9 @@ package relay
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
+	"net"
 	"testing"
 	"testing/synctest"
 
@@ -239,4 +241,138 @@ func TestRelayHoldsBufferedDataAsACopy(t *testing.T) {
 func isPingAck(f http2.Frame) bool {
 	p, ok := f.(*http2.PingFrame)
 	return ok && p.IsAck()
+}
+
+// What a flush writes of payloads borrowed in place is what they held
+// when borrowed, in order with the bytes copied around them, in one
+// write where the connection gathers; without writev, they are copied at
+// once.
+func TestWriteBufBorrows(t *testing.T) {
+	t.Run("gathered", func(t *testing.T) {
+		a, b := memPipe()
+		wb := newWriteBuf(a)
+		payload := []byte("BORROWED")
+		if _, err := wb.Write([]byte("head|")); err != nil {
+			t.Fatal(err)
+		}
+		if err := wb.borrow(payload); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wb.Write([]byte("|tail")); err != nil {
+			t.Fatal(err)
+		}
+		if err := wb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		copy(payload, "OVERWRIT") // after the flush: changes nothing sent
+		got := make([]byte, b.buffered())
+		if _, err := io.ReadFull(b, got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "head|BORROWED|tail" {
+			t.Fatalf("wrote %q", got)
+		}
+		if writes, gathered := b.writeCounts(); writes != 1 || gathered != 1 {
+			t.Fatalf("%d writes (%d gathered), want one gathered", writes, gathered)
+		}
+	})
+	t.Run("over maxSegs", func(t *testing.T) {
+		a, b := memPipe()
+		wb := newWriteBuf(a)
+		var want []byte
+		for i := range 3 * maxSegs {
+			p := []byte{byte(i)}
+			want = append(want, 'h', p[0])
+			if _, err := wb.Write([]byte("h")); err != nil {
+				t.Fatal(err)
+			}
+			if err := wb.borrow(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, b.buffered())
+		if _, err := io.ReadFull(b, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("wrote %v, want %v", got, want)
+		}
+	})
+	t.Run("no writev", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		wb := newWriteBuf(a) // a pipe: no writev
+		payload := []byte("BORROWED")
+		if err := wb.borrow(payload); err != nil {
+			t.Fatal(err)
+		}
+		copy(payload, "OVERWRIT") // before the flush: copied already
+		done := make(chan []byte)
+		go func() {
+			got := make([]byte, len(payload))
+			_, _ = io.ReadFull(b, got)
+			done <- got
+		}()
+		if err := wb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-done; string(got) != "BORROWED" {
+			t.Fatalf("wrote %q", got)
+		}
+	})
+}
+
+// The read buffer a reader's payloads were written from in place goes
+// back to the pool only once the reader has flushed, before its next
+// read: another connection's reader could take it and read into it.
+// Under TLS, where flushes wait across reads, nothing is written in place.
+func TestReadBufIsStableUntilTheFlush(t *testing.T) {
+	a, b := memPipe()
+	rb := newReadBuf(a)
+	var heldAtFlush []bool
+	rb.beforeRead = func() error {
+		heldAtFlush = append(heldAtFlush, rb.big != nil)
+		return nil
+	}
+	if !rb.stable() {
+		t.Fatal("a reader that flushes before every read is not stable")
+	}
+	// A busy read (over smallRead), then one into the pooled buffer.
+	frames := bytes.Repeat([]byte{0, 0, 0, byte(http2.FrameData), 0, 0, 0, 0, 1}, smallRead/9+1)
+	if _, err := b.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rb, make([]byte, len(frames)-1)); err != nil {
+		t.Fatal(err)
+	}
+	if rb.big == nil {
+		t.Fatal("no pooled buffer after a busy read")
+	}
+	// The traffic goes light, and the last byte is consumed: the buffer
+	// is kept until the next read has flushed what was written from it.
+	rb.busy = 0
+	if _, err := io.ReadFull(rb, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(frames[:9]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rb.Read(make([]byte, 9)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(heldAtFlush); n < 3 || !heldAtFlush[n-1] {
+		t.Fatalf("the pooled buffer went back before the flush (held at each flush: %v)", heldAtFlush)
+	}
+	if rb.big != nil {
+		t.Fatal("the pooled buffer was kept after the traffic went light")
+	}
+
+	rb.ready = func() bool { return true } // TLS with records buffered
+	if rb.stable() {
+		t.Fatal("a reader whose flushes wait across reads is stable")
+	}
 }
