@@ -10,7 +10,9 @@
 # Environment: ROUNDS (3), OUT (bench/results), PORT_BASE (39500),
 # BACKEND (quiet | fakemilvus; see README), LOADGEN_ARGS (extra flags),
 # NGINX_WORKERS (auto), AUTHPROXY_BIN (a prebuilt authproxy to measure instead
-# of building the work tree's, e.g. for before/after comparisons).
+# of building the work tree's, e.g. for before/after comparisons), TARGETS
+# (names to measure, beside direct; default all), AP_ENV (extra environment
+# of the authproxy processes, e.g. GOGC=200, for experiments).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ PORT_BASE=${PORT_BASE:-39500}
 BACKEND=${BACKEND:-quiet}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
+AP_ENV=${AP_ENV:-}
 GO=${GO:-go}
 
 P_FAKE=$((PORT_BASE + 40))
@@ -138,7 +141,8 @@ start_authproxy() { # name port auth tls [forwarding [extra YAML]]
 			echo "$extra"
 		fi
 	} >"$WORK/$name.yaml"
-	GOMAXPROCS=2 "$AP" serve --config "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
+	# shellcheck disable=SC2086
+	env GOMAXPROCS=2 $AP_ENV "$AP" serve --config "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
 	PIDS+=("$!")
 	LAST_PID=$!
 	wait_port "$port" "authproxy $name"
@@ -244,23 +248,36 @@ wait_port "$P_NGXTLS" "nginx TLS"
 sleep 0.3
 NGINX_ALL=$(echo "$NGINX_PID" $(pgrep -P "$NGINX_PID") | tr ' ' '+')
 
+# TARGETS (a comma-separated list of names) runs the workloads on those
+# targets only, beside direct, which the load generator needs first.
+ALL_TARGETS=(
+	"direct=127.0.0.1:$P_FAKE,pid=$FAKE_PID"
+	"ap-noauth=127.0.0.1:$P_NOAUTH,pid=$AP_NOAUTH_PID"
+	"ap-auth=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,mem"
+	"ap-rbac=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,token=reader:$PASSWORD"
+	"ap-etcd=127.0.0.1:$P_APETCD,pid=$AP_ETCD_PID"
+	"ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem"
+	"ap-frames=127.0.0.1:$P_FRAMES,pid=$AP_FRAMES_PID,mem"
+	"ap-frames-tls=127.0.0.1:$P_FRAMESTLS,tls,pid=$AP_FRAMESTLS_PID,mem"
+	"ap-limits=127.0.0.1:$P_LIMITS,pid=$AP_LIMITS_PID"
+	"l4-splice=127.0.0.1:$P_FLOOR,pid=$FLOOR_PID"
+	"nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem"
+	"nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem"
+)
+TARGET_ARGS=()
+for t in "${ALL_TARGETS[@]}"; do
+	name=${t%%=*}
+	if [ -z "${TARGETS:-}" ] || [ "$name" = direct ] || [[ ",$TARGETS," == *",$name,"* ]]; then
+		TARGET_ARGS+=(-target "$t")
+	fi
+done
+
 log "running the load generator ($ROUNDS rounds)"
 mkdir -p "$OUT"
 # shellcheck disable=SC2086
 bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "root:$PASSWORD" \
 	-backend-pid "$FAKE_PID" \
-	-target "direct=127.0.0.1:$P_FAKE,pid=$FAKE_PID" \
-	-target "ap-noauth=127.0.0.1:$P_NOAUTH,pid=$AP_NOAUTH_PID" \
-	-target "ap-auth=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,mem" \
-	-target "ap-rbac=127.0.0.1:$P_AUTH,pid=$AP_AUTH_PID,token=reader:$PASSWORD" \
-	-target "ap-etcd=127.0.0.1:$P_APETCD,pid=$AP_ETCD_PID" \
-	-target "ap-tls=127.0.0.1:$P_TLS,tls,pid=$AP_TLS_PID,mem" \
-	-target "ap-frames=127.0.0.1:$P_FRAMES,pid=$AP_FRAMES_PID,mem" \
-	-target "ap-frames-tls=127.0.0.1:$P_FRAMESTLS,tls,pid=$AP_FRAMESTLS_PID,mem" \
-	-target "ap-limits=127.0.0.1:$P_LIMITS,pid=$AP_LIMITS_PID" \
-	-target "l4-splice=127.0.0.1:$P_FLOOR,pid=$FLOOR_PID" \
-	-target "nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem" \
-	-target "nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem" \
+	"${TARGET_ARGS[@]}" \
 	-machine "Go (authproxy build): $($GO env GOVERSION)|nginx: $NGINX_VERSION, worker_processes $NGINX_WORKERS ($(pgrep -c -P "$NGINX_PID") workers)|authproxy: $AP, GOMAXPROCS=2, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- proxy relay server 2>/dev/null || echo ' + local changes')|backend: $BACKEND" \
 	-notes "all processes share the same 2 cores: loadgen, proxy and backend compete for CPU, so throughput figures are whole-system figures; see 'target CPU per call' for the proxy's own cost|c=1 and c=32 use one client connection per target (as one SDK client); the memory test opens more, one GetVersion each|nginx's RSS is master + workers; nginx-h2c and nginx-tls are the same nginx processes|every call carries the same authorization metadata to every target (nginx and direct ignore it)" \
 	$LOADGEN_ARGS

@@ -110,6 +110,7 @@ func newBackendConn(u *upstream, c net.Conn) *backendConn {
 	bc.w, bc.fr = newWconn(c, bc.br)
 	bc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	bc.fr.MaxHeaderListSize = 16 << 20
+	bc.fr.SetMaxReadFrameSize(maxFrameLen)
 	bc.maxStreams.Store(100) // until the backend's SETTINGS say
 	return bc
 }
@@ -142,11 +143,11 @@ func (bc *backendConn) open(s *stream, fields []hpack.HeaderField, endStream boo
 }
 
 // sendData forwards request bytes; what the windows do not take waits,
-// and the client is refunded as it leaves. refunded says the client was
-// refunded already (bytes the authorizer gathered).
-func (bc *backendConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+// and the client is refunded as it leaves, unless it was refunded already
+// (ownRefunded: bytes the authorizer gathered).
+func (bc *backendConn) sendData(s *stream, data []byte, endStream bool, from origin, fl *flushSet) {
 	bc.w.mu.Lock()
-	m := bc.w.forward(s, toBackend, data, endStream, refunded)
+	m := bc.w.forward(s, toBackend, data, endStream, from)
 	bc.w.mu.Unlock()
 	fl.add(bc.w)
 	s.cc.refund(s, m.refund, fl)
@@ -218,8 +219,23 @@ func (bc *backendConn) serve() error {
 		if err := bc.handle(f); err != nil {
 			return err
 		}
+		bc.forwardBuffered()
 	}
 	return err
+}
+
+// forwardBuffered forwards the DATA frames whole in the read buffer from
+// it, without the framer's copy (see readBuf.peekData), up to the first
+// frame that is not one.
+func (bc *backendConn) forwardBuffered() {
+	for {
+		d, n, ok := bc.br.peekData(maxFrameLen)
+		if !ok {
+			return
+		}
+		bc.onData(d)
+		bc.br.skip(n)
+	}
 }
 
 func (bc *backendConn) handle(f http2.Frame) error {
@@ -228,7 +244,7 @@ func (bc *backendConn) handle(f http2.Frame) error {
 	case *http2.MetaHeadersFrame:
 		bc.onHeaders(f)
 	case *http2.DataFrame:
-		bc.onData(f)
+		bc.onData(dataOf(f))
 	case *http2.WindowUpdateFrame:
 		bc.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
@@ -319,18 +335,17 @@ func (bc *backendConn) onHeaders(f *http2.MetaHeadersFrame) {
 	}
 }
 
-func (bc *backendConn) onData(f *http2.DataFrame) {
-	flowLen := f.Header().Length
-	data := f.Data()
+func (bc *backendConn) onData(f dataFrame) {
+	flowLen, data := f.flowLen, f.data
 	bc.w.mu.Lock()
 	if given := connRefundDue(&bc.connRefund, flowLen); given > 0 {
 		bc.w.note(bc.w.fr.WriteWindowUpdate(0, given))
 	}
 	if pad := flowLen - uint32(len(data)); pad > 0 {
-		bc.w.note(bc.w.fr.WriteWindowUpdate(f.StreamID, pad))
+		bc.w.note(bc.w.fr.WriteWindowUpdate(f.streamID, pad))
 	}
 	bc.w.mu.Unlock()
-	s := bc.stream(f.StreamID)
+	s := bc.stream(f.streamID)
 	if s == nil {
 		return
 	}
@@ -350,8 +365,8 @@ func (bc *backendConn) onData(f *http2.DataFrame) {
 		bc.w.refund(s, toBackend, len(data), &bc.flushes)
 		return
 	}
-	bc.w.refund(s, toBackend, s.cc.sendData(s, data, f.StreamEnded(), false, &bc.flushes), &bc.flushes)
-	if f.StreamEnded() {
+	bc.w.refund(s, toBackend, s.cc.sendData(s, data, f.end, false, &bc.flushes), &bc.flushes)
+	if f.end {
 		bc.finish(s)
 	}
 }

@@ -145,23 +145,26 @@ func (cc *clientConn) serve(end func()) {
 // ended, true when it handled a request and waits for more (see serve).
 func (cc *clientConn) readFrames() (handOff bool) {
 	for {
-		var waitFrom time.Time
-		if cc.br.Buffered() == 0 {
-			waitFrom = time.Now() // the read may wait
-		}
-		f, err := cc.fr.ReadFrame()
-		if err == nil {
-			if _, ok := f.(*http2.MetaHeadersFrame); ok {
-				if cc.lastID == 0 {
-					// The first request came in time.
-					_ = cc.conn.SetReadDeadline(time.Time{})
-					handOff = true
-				}
-				if !waitFrom.IsZero() && time.Since(waitFrom) >= restAfter {
-					handOff = true
-				}
+		handled, err := cc.handleBuffered()
+		if !handled {
+			var waitFrom time.Time
+			if cc.br.Buffered() == 0 {
+				waitFrom = time.Now() // the read may wait
 			}
-			err = cc.handle(f)
+			var f http2.Frame
+			if f, err = cc.fr.ReadFrame(); err == nil {
+				if _, ok := f.(*http2.MetaHeadersFrame); ok {
+					if cc.lastID == 0 {
+						// The first request came in time.
+						_ = cc.conn.SetReadDeadline(time.Time{})
+						handOff = true
+					}
+					if !waitFrom.IsZero() && time.Since(waitFrom) >= restAfter {
+						handOff = true
+					}
+				}
+				err = cc.handle(f)
+			}
 		}
 		var se http2.StreamError
 		if errors.As(err, &se) {
@@ -207,12 +210,15 @@ func (cc *clientConn) readFrames() (handOff bool) {
 // http2.ConnectionError with a GOAWAY of its code).
 func (cc *clientConn) handle(f http2.Frame) error {
 	cc.readerG.check()
+	if d, ok := f.(*http2.DataFrame); ok {
+		return cc.handleData(dataOf(d))
+	}
 	id := f.Header().StreamID
 	if id > cc.lastID {
 		// An idle stream: only HEADERS open it, and PRIORITY may name it.
 		switch f.(type) {
 		case *http2.MetaHeadersFrame, *http2.PriorityFrame:
-		case *http2.DataFrame, *http2.RSTStreamFrame, *http2.WindowUpdateFrame:
+		case *http2.RSTStreamFrame, *http2.WindowUpdateFrame:
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 	}
@@ -225,8 +231,6 @@ func (cc *clientConn) handle(f http2.Frame) error {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
 		return cc.onHeaders(f)
-	case *http2.DataFrame:
-		return cc.onData(f)
 	case *http2.WindowUpdateFrame:
 		return cc.onWindowUpdate(f)
 	case *http2.PriorityFrame:
@@ -270,18 +274,47 @@ func (cc *clientConn) handle(f http2.Frame) error {
 	return nil
 }
 
-// carriesNothing says whether a client's frame costs work and moves no
-// call on: within edge's FrameBudget.
+// carriesNothing says whether a client's frame other than DATA
+// (dataFrame.carriesNothing) costs work and moves no call on: within
+// edge's FrameBudget.
 func carriesNothing(f http2.Frame) bool {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		return !f.IsAck()
 	case *http2.PriorityFrame:
 		return true
-	case *http2.DataFrame:
-		return f.Header().Length == 0 && !f.StreamEnded()
 	}
 	return false
+}
+
+// handleBuffered handles the next frame if it is a DATA frame whole in
+// the read buffer, the bulk of an upload: read in place (peekData) and
+// forwarded before the buffer is read into again. False leaves the frame
+// to the framer. Kept out of readFrames, whose frame is on the stack while
+// the reader waits: an idle connection's stack must stay within 4 KiB
+// (see serve).
+func (cc *clientConn) handleBuffered() (bool, error) {
+	d, n, ok := cc.br.peekData(frameSize)
+	if !ok {
+		return false, nil
+	}
+	err := cc.handleData(d)
+	cc.br.skip(n)
+	return true, err
+}
+
+// handleData acts on a DATA frame, as handle on the others: the framer's
+// or one read in place (peekData).
+func (cc *clientConn) handleData(d dataFrame) error {
+	cc.readerG.check()
+	if d.streamID > cc.lastID {
+		// An idle stream: only HEADERS open it.
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if d.carriesNothing() && !cc.empty.Spend(time.Now()) {
+		return errTooManyEmpty
+	}
+	return cc.onData(d)
 }
 
 // pingAllowed applies grpc-go's keepalive enforcement to a client's PING:
@@ -487,10 +520,16 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 	bc.open(s, fields, endStream, fl)
 }
 
-// sendUp forwards request bytes to the opened call, unless they carry a
-// message over grpc.maxRecvMsgSize: then the call is reset upstream and
-// refused as grpc-go refuses it.
+// sendUp forwards request bytes the reader reuses, or, if refunded, the
+// relay's own that the client was refunded for (see forwardUp).
 func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
+	cc.forwardUp(s, data, endStream, originOf(refunded), fl)
+}
+
+// forwardUp forwards request bytes to the opened call, unless they carry
+// a message over grpc.maxRecvMsgSize: then the call is reset upstream and
+// refused as grpc-go refuses it.
+func (cc *clientConn) forwardUp(s *stream, data []byte, endStream bool, from origin, fl *flushSet) {
 	s.mu.held()
 	if !s.rest {
 		if size, _, over := s.upSizes.feed(data, cc.r.opts.MaxRecvMsgSize); over {
@@ -499,7 +538,7 @@ func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, f
 			return
 		}
 	}
-	s.bc.sendData(s, data, endStream, refunded, fl)
+	s.bc.sendData(s, data, endStream, from, fl)
 }
 
 // refundBatch sends the window refunds gathered while the reader had
@@ -528,9 +567,8 @@ func (cc *clientConn) refund(s *stream, n int, fl *flushSet) {
 	s.recvWin.Add(cc.w.refund(s, toClient, n, fl))
 }
 
-func (cc *clientConn) onData(f *http2.DataFrame) error {
-	flowLen := f.Header().Length
-	data := f.Data()
+func (cc *clientConn) onData(f dataFrame) error {
+	flowLen, data := f.flowLen, f.data
 	// A client that sends past the windows the relay advertised is cut
 	// off: they are what bounds what a stream holds.
 	if cc.connRecvWin -= int64(flowLen); cc.connRecvWin < 0 {
@@ -542,26 +580,26 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		cc.w.mu.Unlock()
 		cc.connRecvWin += int64(given)
 	}
-	s := cc.stream(f.StreamID)
+	s := cc.stream(f.streamID)
 	if s == nil {
-		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeStreamClosed}
+		return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeStreamClosed}
 	}
 	if s.recvWin.Add(-int64(flowLen)) < 0 {
-		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+		return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeFlowControl}
 	}
 	cc.refund(s, int(flowLen)-len(data), &cc.flushes) // the padding
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state()
 	if st.has(remoteClosed) {
-		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeStreamClosed}
+		return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeStreamClosed}
 	}
-	end := f.StreamEnded()
+	end := f.end
 	if end {
 		st, _ = s.transition(evRemoteEnd)
 	}
 	if s.received += int64(len(data)); s.contentLength >= 0 && (s.received > s.contentLength || end && s.received != s.contentLength) {
-		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeProtocol}
 	}
 	if end && st.closedBothWays() {
 		defer cc.forget(s)
@@ -583,7 +621,7 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		// Refused before it was opened, or already answered: dropped.
 		// Once the answer has left, the client is told to stop sending.
 		if !end && s.state().has(localClosed) {
-			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeNo}
+			return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeNo}
 		}
 		cc.refund(s, len(data), &cc.flushes)
 	default:
@@ -594,7 +632,11 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 			cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
 			return nil
 		}
-		cc.sendUp(s, data, f.StreamEnded(), false, &cc.flushes)
+		from := reused
+		if f.inPlace {
+			from = inReadBuf
+		}
+		cc.forwardUp(s, data, f.end, from, &cc.flushes)
 	}
 	return nil
 }
@@ -711,7 +753,7 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 	if endStream {
 		s.transition(evEnd)
 	}
-	return cc.w.forward(s, toClient, data, endStream, refunded).refund
+	return cc.w.forward(s, toClient, data, endStream, originOf(refunded)).refund
 }
 
 func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {

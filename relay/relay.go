@@ -54,6 +54,9 @@ const (
 	maxHeaderListSize    = edge.MaxHeaderListSize
 	// frameSize is the DATA frame size used toward a peer that accepts more.
 	frameSize = 16 << 10
+	// maxFrameLen is the largest frame HTTP/2 can carry (RFC 9113 §4.1),
+	// the framer's default limit: the backend's frames are read up to it.
+	maxFrameLen = 1<<24 - 1
 )
 
 // Options configure a Relay.

@@ -22,6 +22,7 @@ type item struct {
 	data      []byte
 	headers   []hpack.HeaderField // nil for DATA
 	endStream bool
+	inPlace   bool // data is in the forwarding reader's buffer (inReadBuf), never once it waits
 }
 
 // half is one direction of a call: what waits for the peer's window, that

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -100,14 +101,26 @@ func readRaw(raw syscall.RawConn, p []byte) (int, error) {
 }
 
 // maxIovecs bounds the buffers one writev is given (Linux's IOV_MAX is
-// 1024); the caller's gather holds far fewer.
-const maxIovecs = maxGather
+// 1024): what one flush gathers.
+const maxIovecs = maxSegs
+
+// iovecs holds the writev arguments, off the writer's stack: 1 KiB there
+// would grow the stack of an idle connection's goroutine that answers a
+// PING over TLS past 4 KiB, to 8.
+var iovecs = sync.Pool{New: func() any { return new([maxIovecs]syscall.Iovec) }}
 
 // writevNow writes bufs, in order, with as few writev calls as the socket
 // allows, without waiting; EAGAIN says it took no more. It returns the
 // bytes written.
 func writevNow(fd uintptr, bufs [][]byte) (int, error) {
-	var iov [maxIovecs]syscall.Iovec
+	iov := iovecs.Get().(*[maxIovecs]syscall.Iovec)
+	n, err := writevWith(iov, fd, bufs)
+	clear(iov[:]) // no buffer stays reachable from the pool
+	iovecs.Put(iov)
+	return n, err
+}
+
+func writevWith(iov *[maxIovecs]syscall.Iovec, fd uintptr, bufs [][]byte) (int, error) {
 	n := 0
 	for {
 		k := 0

@@ -74,8 +74,9 @@ func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
 }
 
 // data writes a DATA frame: its header, then the payload straight into
-// the write buffer (the framer would copy it into its own first).
-func (w *wconn) data(id uint32, endStream bool, p []byte) {
+// the write buffer (the framer would copy it into its own first), or, if
+// inPlace (see inReadBuf), a reference to it that the flush writes.
+func (w *wconn) data(id uint32, endStream bool, p []byte, inPlace bool) {
 	w.mu.held()
 	h := w.hdr[:]
 	h[0], h[1], h[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
@@ -87,7 +88,11 @@ func (w *wconn) data(id uint32, endStream bool, p []byte) {
 	binary.BigEndian.PutUint32(h[5:], id)
 	_, err := w.bw.Write(h)
 	w.note(err)
-	if len(p) > 0 {
+	switch {
+	case len(p) == 0:
+	case inPlace:
+		w.note(w.bw.borrow(p))
+	default:
 		_, err = w.bw.Write(p)
 		w.note(err)
 	}
@@ -129,7 +134,7 @@ func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
 	}
 	if len(it.data) == 0 {
 		// An empty DATA that only ends the stream.
-		w.data(id, it.endStream, nil)
+		w.data(id, it.endStream, nil, false)
 		return 0, true
 	}
 	for len(it.data) > 0 {
@@ -138,7 +143,7 @@ func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
 			return sent, false
 		}
 		end := it.endStream && n == int64(len(it.data))
-		w.data(id, end, it.data[:n])
+		w.data(id, end, it.data[:n], it.inPlace)
 		w.sentStreams = true
 		it.data = it.data[n:]
 		h.win -= n
@@ -235,12 +240,37 @@ func (w *wconn) onPing(f *http2.PingFrame) {
 	}
 }
 
+// origin says whose bytes forward carries: what may be kept of them
+// when they wait for a window, and how they may be written.
+type origin int
+
+const (
+	// reused: bytes the caller reuses once forward returns (the framer's,
+	// a read's): what waits is copied.
+	reused origin = iota
+	// inReadBuf: bytes in the forwarding reader's read buffer, which stays
+	// as it is until the reader has flushed its writes (readBuf.stable):
+	// what leaves at once is written from there, without a copy; what
+	// waits is copied.
+	inReadBuf
+	// ownRefunded: the relay's own buffer, whose bytes the sender was
+	// refunded for already: kept as it is if it waits.
+	ownRefunded
+)
+
+// originOf is the origin of bytes the caller reuses, or of the relay's
+// own already refunded.
+func originOf(refunded bool) origin {
+	if refunded {
+		return ownRefunded
+	}
+	return reused
+}
+
 // forward sends data on a stream behind what waits in its half, as far as
 // the windows allow, and returns how many bytes left and how many of those
-// the other side is still owed a refund for. refunded data (the relay's own
-// buffer, already refunded) is kept as it is if it waits; the framer's
-// bytes are copied, since it reuses its buffer.
-func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded bool) moved {
+// the other side is still owed a refund for.
+func (w *wconn) forward(s *stream, of side, data []byte, endStream bool, from origin) moved {
 	w.mu.held()
 	id, h := of(s)
 	if len(data) == 0 && !endStream {
@@ -250,7 +280,7 @@ func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded boo
 		return moved{s: s}
 	}
 	keep := func(b []byte) []byte {
-		if refunded {
+		if from == ownRefunded {
 			return b
 		}
 		return append([]byte(nil), b...)
@@ -258,17 +288,17 @@ func (w *wconn) forward(s *stream, of side, data []byte, endStream, refunded boo
 	var n int
 	if len(h.q) == 0 {
 		// Nothing waits: straight out, and what the windows leave waits.
-		it := item{data: data, endStream: endStream}
+		it := item{data: data, endStream: endStream, inPlace: from == inReadBuf}
 		var done bool
 		if n, done = w.sendItem(id, h, &it); !done {
-			it.data = keep(it.data)
+			it.data, it.inPlace = keep(it.data), false
 			h.q = append(h.q, it)
 		}
 	} else {
 		h.q = append(h.q, item{data: keep(data), endStream: endStream})
 		n = w.send(id, h)
 	}
-	if refunded {
+	if from == ownRefunded {
 		h.free += int64(len(data))
 	}
 	return movedOf(s, n, &h.free)
@@ -391,6 +421,12 @@ var readPool = sync.Pool{New: func() any {
 // before they are written (one writev) without waiting for the flush.
 const maxGather = 8
 
+// maxSegs is how many separate pieces (parts of the pooled buffers, and
+// payloads written in place: writeBuf.borrow) a flush writes at most: the
+// DATA frames of one read of readSize, a header and a payload each, go
+// out in one writev.
+const maxSegs = 64
+
 // buffersWriter writes buffers in order with one writev where the socket
 // takes them (sysConn, nbConn).
 type buffersWriter interface {
@@ -414,15 +450,19 @@ func gatherOf(c net.Conn) buffersWriter {
 
 // writeBuf is a connection's write buffer, pooled: what is written
 // between two flushes is gathered in up to maxGather buffers taken from
-// bufPool, written out by the flush with one writev (what frames arrived
-// in one read leave in one write) and given back. The wconn's mu guards
-// it.
+// bufPool, with the payloads borrowed in place, written out by the flush
+// with one writev (what frames arrived in one read leave in one write)
+// and given back. The wconn's mu guards it.
 type writeBuf struct {
 	c    net.Conn
 	wv   buffersWriter // c's writev, nil if it has none
 	bufs []*[]byte     // empty when nothing is buffered
 	n    int           // bytes in the last of bufs
-	out  [][]byte      // the slices handed to writev, kept for reuse
+	// segs is what the flush writes, in order: parts of bufs, and
+	// borrowed payloads. tail says that the last of them ends at n in the
+	// last of bufs, so that a Write extends it.
+	segs [][]byte
+	tail bool
 	err  error
 }
 
@@ -441,32 +481,60 @@ func (b *writeBuf) Write(p []byte) (int, error) {
 				}
 			}
 			b.bufs = append(b.bufs, bufPool.Get().(*[]byte))
-			b.n = 0
+			b.n, b.tail = 0, false
 		}
-		k := copy((*b.bufs[len(b.bufs)-1])[b.n:], p)
+		if !b.tail && len(b.segs) == maxSegs {
+			if err := b.Flush(); err != nil {
+				return written - len(p), err
+			}
+			continue
+		}
+		buf := *b.bufs[len(b.bufs)-1]
+		k := copy(buf[b.n:], p)
+		if b.tail {
+			last := &b.segs[len(b.segs)-1]
+			*last = (*last)[:len(*last)+k]
+		} else {
+			b.segs = append(b.segs, buf[b.n:b.n+k])
+			b.tail = true
+		}
 		b.n += k
 		p = p[k:]
 	}
 	return written, nil
 }
 
+// borrow adds p to what the next flush writes without copying it: the
+// caller leaves p as it is until then. A connection without writev (TLS,
+// pipes) copies it, as Write.
+func (b *writeBuf) borrow(p []byte) error {
+	if b.wv == nil {
+		_, err := b.Write(p)
+		return err
+	}
+	if b.err != nil {
+		return b.err
+	}
+	if len(b.segs) == maxSegs {
+		if err := b.Flush(); err != nil {
+			return err
+		}
+	}
+	b.segs = append(b.segs, p)
+	b.tail = false
+	return nil
+}
+
 // Flush writes what is buffered and gives the buffers back.
 func (b *writeBuf) Flush() error {
-	if len(b.bufs) == 0 {
+	if len(b.segs) == 0 {
 		return b.err
 	}
 	if b.err == nil {
-		b.out = b.out[:0]
-		for i, buf := range b.bufs {
-			n := bufSize
-			if i == len(b.bufs)-1 {
-				n = b.n
-			}
-			b.out = append(b.out, (*buf)[:n])
-		}
-		b.err = b.writeOut(b.out)
-		clear(b.out)
+		b.err = b.writeOut(b.segs)
 	}
+	clear(b.segs)
+	b.segs, b.tail = b.segs[:0], false
 	for i, buf := range b.bufs {
 		bufPool.Put(buf)
 		b.bufs[i] = nil
@@ -543,6 +611,13 @@ func tlsOf(c net.Conn) *tls.Conn {
 // connection.
 func (b *readBuf) Buffered() int { return b.w - b.r }
 
+// stable says that what the buffer holds stays as it is until the
+// reader's writes are flushed: beforeRead flushes them before every read
+// of the connection (none deferred, as under TLS), and the pooled buffer
+// goes back to the pool only after that. Payloads may then be written
+// from the buffer without a copy (inReadBuf).
+func (b *readBuf) stable() bool { return b.beforeRead != nil && b.ready == nil }
+
 func (b *readBuf) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -558,6 +633,8 @@ func (b *readBuf) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
+		// What was written from the buffer has left (stable): it may go.
+		b.giveBack()
 		if len(p) >= readSize {
 			// As bufio does: a large read goes straight to the caller.
 			return b.c.Read(p)
@@ -591,10 +668,13 @@ func (b *readBuf) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// release gives the pooled buffer back once it has been consumed and
-// the traffic has been light for a while.
-func (b *readBuf) release() {
-	b.r, b.w = 0, 0
+// release notes that the buffer has been consumed; giveBack, before the
+// next read, returns it to the pool.
+func (b *readBuf) release() { b.r, b.w = 0, 0 }
+
+// giveBack gives the pooled buffer back once the traffic has been light
+// for a while.
+func (b *readBuf) giveBack() {
 	if b.big != nil && b.busy == 0 {
 		readPool.Put(b.big)
 		b.big = nil

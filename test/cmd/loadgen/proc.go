@@ -16,21 +16,29 @@ const userHZ = 100
 // load generator itself, the target's processes and the backend.
 // Other is the CPU the rest of the machine used meanwhile (from /proc/stat):
 // a busy machine makes every figure of that window suspect.
+// TargetSys is the part of Target spent in the kernel.
 type cpuUse struct {
 	Loadgen, Target, Backend, Other float64
+	TargetSys                       float64
 }
 
-type cpuSnap struct{ loadgen, target, backend, machine int64 }
+type cpuSnap struct{ loadgen, target, targetSys, backend, machine int64 }
 
 func cpuSnapshot(targetPIDs, backendPIDs []int) cpuSnap {
-	return cpuSnap{loadgen: cpuTicks("self"), target: sumTicks(targetPIDs), backend: sumTicks(backendPIDs), machine: machineBusyTicks()}
+	var sys int64
+	for _, p := range targetPIDs {
+		_, k := cpuTimes(strconv.Itoa(p))
+		sys += k
+	}
+	return cpuSnap{loadgen: cpuTicks("self"), target: sumTicks(targetPIDs), targetSys: sys, backend: sumTicks(backendPIDs), machine: machineBusyTicks()}
 }
 
 func (a cpuSnap) since(b cpuSnap) cpuUse {
 	u := cpuUse{
-		Loadgen: float64(b.loadgen-a.loadgen) / userHZ,
-		Target:  float64(b.target-a.target) / userHZ,
-		Backend: float64(b.backend-a.backend) / userHZ,
+		Loadgen:   float64(b.loadgen-a.loadgen) / userHZ,
+		Target:    float64(b.target-a.target) / userHZ,
+		TargetSys: float64(b.targetSys-a.targetSys) / userHZ,
+		Backend:   float64(b.backend-a.backend) / userHZ,
 	}
 	if a.machine > 0 && b.machine > 0 {
 		u.Other = max(0, float64(b.machine-a.machine)/userHZ-u.Loadgen-u.Target-u.Backend)
@@ -68,22 +76,28 @@ func sumTicks(pids []int) int64 {
 
 // cpuTicks is utime+stime of a process (all its threads), or 0.
 func cpuTicks(pid string) int64 {
+	u, k := cpuTimes(pid)
+	return u + k
+}
+
+// cpuTimes is utime and stime of a process (all its threads), or 0s.
+func cpuTimes(pid string) (user, sys int64) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
-	u, _ := strconv.ParseInt(f[11], 10, 64) // field 14, utime
-	k, _ := strconv.ParseInt(f[12], 10, 64) // field 15, stime
-	return u + k
+	user, _ = strconv.ParseInt(f[11], 10, 64) // field 14, utime
+	sys, _ = strconv.ParseInt(f[12], 10, 64)  // field 15, stime
+	return user, sys
 }
 
 // rssKiB is the sum of VmRSS over pids.

@@ -122,6 +122,30 @@ func perCall(f func(cpuUse) float64) func(*sample) float64 {
 	return func(s *sample) float64 { return f(s.CPU) * 1e6 / float64(s.Calls) }
 }
 
+// perMB is a perf event's count per MB inserted (NaN where perf did not
+// count it).
+func perMB(event string) func(*sample) float64 {
+	return func(s *sample) float64 {
+		v, ok := s.Perf[event]
+		if !ok {
+			return math.NaN()
+		}
+		return v / (s.Rate * s.Elapsed)
+	}
+}
+
+// counted says whether perf counted event in any insert sample.
+func (r *results) counted(event string) bool {
+	for _, byTarget := range r.Samples["insert_4mib"] {
+		for _, s := range byTarget {
+			if _, ok := s.Perf[event]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func fmtNum(v float64) string {
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
@@ -168,6 +192,17 @@ func (r *results) markdown() string {
 		{"backend CPU per call at c=32 (µs)", "getversion_c32", perCall(func(c cpuUse) float64 { return c.Backend })},
 		{"loadgen CPU per call at c=32 (µs)", "getversion_c32", perCall(func(c cpuUse) float64 { return c.Loadgen })},
 		{"target CPU per MB inserted (ms)", "insert_4mib", func(s *sample) float64 { return s.CPU.Target * 1e3 / (s.Rate * s.Elapsed) }},
+		{"target CPU in the kernel per MB inserted (ms)", "insert_4mib", func(s *sample) float64 { return s.CPU.TargetSys * 1e3 / (s.Rate * s.Elapsed) }},
+	}
+	if r.counted("task-clock") {
+		rows = append(rows,
+			row{"target task-clock per MB inserted (ms, perf)", "insert_4mib", perMB("task-clock")},
+			row{"target system calls per MB inserted (perf)", "insert_4mib", perMB("raw_syscalls:sys_enter")},
+			row{"target context switches per MB inserted (perf)", "insert_4mib", perMB("context-switches")})
+	}
+	if r.counted("instructions") {
+		rows = append(rows, row{"target instructions per MB inserted (millions, perf)", "insert_4mib",
+			func(s *sample) float64 { return perMB("instructions")(s) / 1e6 }})
 	}
 	header := func(first string) {
 		p("| %s |", first)
@@ -186,7 +221,7 @@ func (r *results) markdown() string {
 		p("| %s |", rw.label)
 		for _, t := range r.Targets {
 			v := r.med(rw.w, t, rw.f)
-			if strings.HasPrefix(rw.label, "target CPU") && t == tDirect {
+			if strings.HasPrefix(rw.label, "target ") && t == tDirect {
 				v = math.NaN()
 			}
 			p(" %s |", fmtNum(v))

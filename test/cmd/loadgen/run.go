@@ -50,6 +50,7 @@ type config struct {
 	notes        string
 	maxRun       time.Duration
 	only         string
+	perf         bool
 	backendList  []int
 }
 
@@ -84,6 +85,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&c.machine, "machine", "", "extra machine lines for the report (key: value; separated by |)")
 	fs.StringVar(&c.notes, "notes", "", "extra note lines for the report (separated by |)")
 	fs.StringVar(&c.only, "workloads", "", "comma-separated workloads to run (default all): getversion_c1,search_c1,getversion_c32,insert_4mib,fullduplex")
+	fs.BoolVar(&c.perf, "perf", false, "count the targets' system calls, context switches, CPU and instructions per MB inserted with perf stat (needs perf and root)")
 	fs.DurationVar(&c.maxRun, "max-run", 12*time.Minute, "abort the whole run after this long")
 	_ = fs.Parse(args)
 	if len(c.targets) == 0 {

@@ -25,7 +25,10 @@ type sample struct {
 	// Rate is calls/s, messages/s or MB/s (10^6 bytes) depending on the workload.
 	Rate float64 `json:",omitempty"`
 	CPU  cpuUse
-	lat  []float64 // µs, for the SVG
+	// Perf is what perf stat counted on the target over the window
+	// (-perf, insert_4mib only): event name to total.
+	Perf map[string]float64 `json:",omitempty"`
+	lat  []float64          // µs, for the SVG
 }
 
 func (s *sample) summary() string {
@@ -162,16 +165,25 @@ func inserts(ctx context.Context, t *target, c *config, req *milvuspb.InsertRequ
 	if err := call(); err != nil { // warm the flow-control windows
 		return nil, err
 	}
+	var pr *perfRun
+	if c.perf {
+		var err error
+		if pr, err = startPerf(t.PIDs); err != nil {
+			return nil, fmt.Errorf("perf stat: %w", err)
+		}
+	}
 	cs := cpuSnapshot(t.PIDs, c.backend())
 	start := time.Now()
 	for range c.inserts {
 		if err := call(); err != nil {
+			pr.stop()
 			return nil, err
 		}
 	}
 	elapsed := time.Since(start)
+	cpu := cs.since(cpuSnapshot(t.PIDs, c.backend()))
 	return &sample{Calls: c.inserts, Elapsed: elapsed.Seconds(), Rate: float64(c.inserts*size) / 1e6 / elapsed.Seconds(),
-		CPU: cs.since(cpuSnapshot(t.PIDs, c.backend()))}, nil
+		CPU: cpu, Perf: pr.stop()}, nil
 }
 
 // fullDuplex keeps streamWindow small messages in flight on one
