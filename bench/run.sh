@@ -7,7 +7,7 @@
 # load generator over all six interleaved, stops everything and writes
 # bench/results/{results.md,results.json,latency.svg}.
 #
-# Environment: ROUNDS (3), OUT (bench/results), PORT_BASE (39500),
+# Environment: ROUNDS (3), OUT (bench/results), PORT_BASE (21000, below the kernel's ephemeral range),
 # BACKEND (quiet | fakemilvus; see README), LOADGEN_ARGS (extra flags),
 # NGINX_WORKERS (auto), AUTHPROXY_BIN (a prebuilt authproxy to measure instead
 # of building the work tree's, e.g. for before/after comparisons), TARGETS
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-bench/results}
-PORT_BASE=${PORT_BASE:-39500}
+PORT_BASE=${PORT_BASE:-21000}
 BACKEND=${BACKEND:-quiet}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
