@@ -394,15 +394,18 @@ func TestRateLimitSharedByThreeReplicas(t *testing.T) {
 	}
 	within(t, 10*time.Second, "three replicas registered", func() error { return replicasSeen(3, ps) })
 
-	// Two clients per replica, each retrying a RateLimit status as
+	// Three clients per replica, each retrying a RateLimit status as
 	// pymilvus does (10 ms x 3, at most 100 ms: shorter than the burst's
 	// 0.5 s, so that a waiting client never lets tokens overflow), for d;
 	// the backend's rate of alice's queries over the last d - 1 s (the
-	// first second spends the burst).
+	// first second spends the burst). Three, not one: on a loaded machine
+	// a client's own calls slow down, and the limit, not the clients,
+	// must be what the rate measures.
+	var refused atomic.Int64
 	measure := func(of []*harness.Proxy, d time.Duration) float64 {
 		start := time.Now()
 		var wg sync.WaitGroup
-		for _, p := range append(slices.Clone(of), of...) {
+		for _, p := range slices.Concat(of, of, of) {
 			m := milvuspb.NewMilvusServiceClient(dial(t, p.Addr, nil))
 			asAlice := withToken(ctx, "alice:alice-pw-1")
 			wg.Go(func() {
@@ -416,6 +419,7 @@ func TestRateLimitSharedByThreeReplicas(t *testing.T) {
 						if r.GetStatus().GetCode() != 8 {
 							break
 						}
+						refused.Add(1)
 						time.Sleep(backoff)
 					}
 				}
@@ -426,16 +430,19 @@ func TestRateLimitSharedByThreeReplicas(t *testing.T) {
 		return float64(startsIn(fake, "Query", from, to)) / to.Sub(from).Seconds()
 	}
 	rate3 := measure(ps, 6*time.Second)
+	refused3 := refused.Swap(0)
 	stopped := time.Now()
 	ps[2].Stop()
 	took := within(t, 10*time.Second, "the stopped replica counted out", func() error { return replicasSeen(2, ps[:2]) })
 	afterStop := time.Since(stopped)
 	rate2 := measure(ps[:2], 6*time.Second)
-	t.Logf("cluster-wide limit 60/s: %.1f/s through three replicas; one stopped (SIGTERM), counted out %v after the process ended (%v after the signal); %.1f/s through two",
-		rate3, took.Round(time.Millisecond), afterStop.Round(time.Millisecond), rate2)
+	t.Logf("cluster-wide limit 60/s: %.1f/s through three replicas (%d calls refused); one stopped (SIGTERM), counted out %v after the process ended (%v after the signal); %.1f/s through two (%d refused)",
+		rate3, refused3, took.Round(time.Millisecond), afterStop.Round(time.Millisecond), rate2, refused.Load())
+	// Never more than the limit; and two replicas that did not take over
+	// the stopped one's share would pass 40/s.
 	for _, r := range []float64{rate3, rate2} {
-		if math.Abs(r-60)/60 > 0.10 {
-			t.Errorf("backend rate %.1f/s, want 60/s within 10%%", r)
+		if r > 66 || r < 51 {
+			t.Errorf("backend rate %.1f/s, want 60/s (within +10%%, -15%%)", r)
 		}
 	}
 
