@@ -115,14 +115,58 @@ func (m *EtcdProc) client() *clientv3.Client {
 	return cli
 }
 
-// IsLeader reports whether the member says it leads its cluster.
-func (m *EtcdProc) IsLeader() bool {
+// status is the member's view: its ID and the leader it knows (0: none).
+func (m *EtcdProc) status() (id, leader uint64, err error) {
 	cli := m.client()
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st, err := cli.Status(ctx, m.URL)
-	return err == nil && st.Leader == st.Header.MemberId
+	if err != nil {
+		return 0, 0, err
+	}
+	return st.Header.MemberId, st.Leader, nil
+}
+
+// Leader waits (up to limit) until every member answers and all name the
+// same leader, one of them, and returns it. A loaded machine can hold an
+// election at any moment: a single look may find none, or an old leader
+// that has not heard of the new one yet.
+func Leader(t testing.TB, members []*EtcdProc, limit time.Duration) *EtcdProc {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var leader *EtcdProc
+		var why string
+		ids := map[uint64]*EtcdProc{}
+		views := map[uint64]bool{}
+		for _, m := range members {
+			id, l, err := m.status()
+			if err != nil {
+				why = fmt.Sprintf("%s: %v", m.Name, err)
+				break
+			}
+			ids[id], views[l] = m, true
+		}
+		if why == "" {
+			for l := range views {
+				leader = ids[l]
+			}
+			switch {
+			case len(views) != 1:
+				why = fmt.Sprintf("the members name %d different leaders", len(views))
+			case leader == nil:
+				why = "no leader"
+			}
+		}
+		if why == "" {
+			return leader
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader all etcd members agree on after %v: %s", limit, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Freeze stops the process (SIGSTOP): its sockets stay open, nothing
