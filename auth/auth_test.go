@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -488,16 +489,30 @@ func TestConcurrentColdChecksOfOneCredentialShareOneHash(t *testing.T) {
 func TestBusyRefusalWaits(t *testing.T) {
 	v, _ := newTestVerifier(t, VerifierOptions{MaxConcurrentHashes: 1}, nil)
 	release := make(chan struct{})
+	// The held checks then fail without hashing: 17 real derivations
+	// would go on after the test, in later tests' measurements.
+	v.verify = func(string, string) bool { <-release; return false }
+	var held sync.WaitGroup
+	defer held.Wait()
 	defer close(release)
-	verify := v.verify
-	v.verify = func(h, p string) bool { <-release; return verify(h, p) }
 	// One hash running and a full queue for (address, root).
 	for i := range maxWaitingPerUser + 1 {
+		held.Add(1)
 		go func() {
+			defer held.Done()
 			_, _ = v.Verify(context.Background(), Credential{User: "root", Password: fmt.Sprintf("guess-%d", i)}, "10.0.0.66")
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	queued := func() int {
+		v.pool.mu.Lock()
+		defer v.pool.mu.Unlock()
+		return v.pool.waiting
+	}
+	for deadline := time.Now().Add(10 * time.Second); queued() < maxWaitingPerUser; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d checks queued after 10 s, want %d", queued(), maxWaitingPerUser)
+		}
+	}
 	start := time.Now()
 	_, err := v.Verify(context.Background(), Credential{User: "root", Password: "one-more"}, "10.0.0.66")
 	if f := failureOf(t, err); f.Reason != ReasonBusy || time.Since(start) < time.Second {
