@@ -51,6 +51,10 @@ type issuer struct {
 	mu      sync.Mutex
 	keys    keyfunc.Keyfunc // nil until discovery has worked
 	nextTry time.Time
+
+	// refreshes lets a token with an unknown key ID fetch the keys again
+	// at most once per jwksRefreshInterval (see keyFor).
+	refreshes *rate.Limiter
 }
 
 // ExternalIdentity is who a token or a bind proved: a user and the roles
@@ -80,6 +84,7 @@ func NewOpenID(cfgs []config.OIDCIssuer, tags map[string]string, clients []*http
 				jwt.WithLeeway(c.ClockSkew),
 				jwt.WithExpirationRequired(),
 			),
+			refreshes: rate.NewLimiter(rate.Every(c.JWKSRefreshInterval), 1),
 		})
 	}
 	return o
@@ -127,7 +132,7 @@ func (is *issuer) verify(ctx context.Context, o *OpenID, token string) (External
 		return ExternalIdentity{}, err
 	}
 	claims := jwt.MapClaims{}
-	if _, err := is.parser.ParseWithClaims(token, claims, keys.KeyfuncCtx(ctx)); err != nil {
+	if _, err := is.parser.ParseWithClaims(token, claims, is.keyFor(ctx, keys)); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return ExternalIdentity{}, fmt.Errorf("%w: %v", errTokenExpired, err)
 		}
@@ -212,6 +217,39 @@ func stringsClaim(v any) []string {
 	return nil
 }
 
+// jwksTimeout bounds a fetch of an issuer's keys.
+const jwksTimeout = 10 * time.Second
+
+// keyFor is keys' jwt.Keyfunc, gated: a token whose key ID is not among
+// the cached keys refetches them only if the issuer's refresh limit allows
+// it now; otherwise it is refused at once, so a flood of made-up key IDs
+// costs the provider nothing and no caller waits for a turn.
+func (is *issuer) keyFor(ctx context.Context, keys keyfunc.Keyfunc) jwt.Keyfunc {
+	verify := keys.KeyfuncCtx(ctx)
+	return func(token *jwt.Token) (any, error) {
+		kid, ok := token.Header["kid"].(string)
+		if ok && !hasKey(ctx, keys, kid) && !is.refreshes.Allow() {
+			return nil, fmt.Errorf("unknown key ID %q; the keys were fetched less than %v ago", kid, is.cfg.JWKSRefreshInterval)
+		}
+		return verify(token)
+	}
+}
+
+// hasKey reports whether the cached keys hold one with ID kid (without
+// fetching them).
+func hasKey(ctx context.Context, keys keyfunc.Keyfunc, kid string) bool {
+	all, err := keys.Storage().KeyReadAll(ctx)
+	if err != nil {
+		return false
+	}
+	for _, k := range all {
+		if k.Marshal().KID == kid {
+			return true
+		}
+	}
+	return false
+}
+
 // keySet returns the issuer's keys, running discovery first if it has
 // not worked yet (at most once per rediscoverEvery).
 func (is *issuer) keySet(o *OpenID) (keyfunc.Keyfunc, error) {
@@ -266,12 +304,15 @@ func (is *issuer) discover(o *OpenID) (keyfunc.Keyfunc, error) {
 	fail := false
 	return keyfunc.NewDefaultOverrideCtx(o.ctx, []string{doc.JWKSURI}, keyfunc.Override{
 		Client:                    is.client,
-		HTTPTimeout:               10 * time.Second,
+		HTTPTimeout:               jwksTimeout,
 		NoErrorReturnFirstHTTPReq: &fail,
-		// An unknown key ID refetches the keys at most this often; other
-		// tokens with unknown IDs are refused without waiting.
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(is.cfg.JWKSRefreshInterval), 1),
-		RateLimitWaitMax:  time.Millisecond,
+		// keyFor decides whether an unknown key ID may refetch the keys;
+		// keyfunc refetches whenever it is asked to. Its wait for the
+		// limiter also bounds the refetch itself (jwkset v0.11.4,
+		// http.go: the refresh runs on the wait's context), so that wait
+		// is the fetch's time limit, not a rate limit.
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+		RateLimitWaitMax:  jwksTimeout,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
 				o.logger.Warn("OpenID provider keys not refreshed", "issuer", is.cfg.Issuer, "jwks", u, "error", err)

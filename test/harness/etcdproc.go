@@ -48,7 +48,7 @@ func StartEtcdProcCluster(t testing.TB, n int) []*EtcdProc {
 	}
 	for i, m := range members {
 		m.args = []string{
-			"--name", m.Name, "--data-dir", t.TempDir(),
+			"--name", m.Name, "--data-dir", memoryDir(t),
 			"--listen-client-urls", m.URL, "--advertise-client-urls", m.URL,
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
@@ -62,6 +62,26 @@ func StartEtcdProcCluster(t testing.TB, n int) []*EtcdProc {
 		m.waitHealthy(60 * time.Second)
 	}
 	return members
+}
+
+// memoryDir is a data directory in memory (/dev/shm) when it has room,
+// else on disk. etcd 3.4 has no switch to skip fsync, and an election
+// writes its vote with fsync: on a busy disk one took 4.9 s of the
+// proxy's 5 s requestTimeout. The tests are about the proxy across
+// elections and kills (SIGKILL of a process keeps what it wrote to
+// tmpfs), not about the disk. Removed after the members are killed.
+func memoryDir(t testing.TB) string {
+	const room = 1 << 30 // three members' 64 MiB WAL segments, many times over
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &fs); err != nil || fs.Bavail*uint64(fs.Bsize) < room {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "authproxy-etcd-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 // Endpoints lists the members' client URLs.
@@ -115,14 +135,58 @@ func (m *EtcdProc) client() *clientv3.Client {
 	return cli
 }
 
-// IsLeader reports whether the member says it leads its cluster.
-func (m *EtcdProc) IsLeader() bool {
+// status is the member's view: its ID and the leader it knows (0: none).
+func (m *EtcdProc) status() (id, leader uint64, err error) {
 	cli := m.client()
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st, err := cli.Status(ctx, m.URL)
-	return err == nil && st.Leader == st.Header.MemberId
+	if err != nil {
+		return 0, 0, err
+	}
+	return st.Header.MemberId, st.Leader, nil
+}
+
+// Leader waits (up to limit) until every member answers and all name the
+// same leader, one of them, and returns it. A loaded machine can hold an
+// election at any moment: a single look may find none, or an old leader
+// that has not heard of the new one yet.
+func Leader(t testing.TB, members []*EtcdProc, limit time.Duration) *EtcdProc {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var leader *EtcdProc
+		var why string
+		ids := map[uint64]*EtcdProc{}
+		views := map[uint64]bool{}
+		for _, m := range members {
+			id, l, err := m.status()
+			if err != nil {
+				why = fmt.Sprintf("%s: %v", m.Name, err)
+				break
+			}
+			ids[id], views[l] = m, true
+		}
+		if why == "" {
+			for l := range views {
+				leader = ids[l]
+			}
+			switch {
+			case len(views) != 1:
+				why = fmt.Sprintf("the members name %d different leaders", len(views))
+			case leader == nil:
+				why = "no leader"
+			}
+		}
+		if why == "" {
+			return leader
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader all etcd members agree on after %v: %s", limit, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Freeze stops the process (SIGSTOP): its sockets stay open, nothing

@@ -120,7 +120,8 @@ type Proxy struct {
 	args   []string
 	noWait bool
 	cmd    *exec.Cmd
-	logs   *logBuffer
+	logDir string
+	logs   *fileLog
 	done   <-chan struct{}
 }
 
@@ -156,7 +157,8 @@ func Start(t testing.TB, o Options) *Proxy {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	p := &Proxy{t: t, Dir: dir}
+	// The log files live apart from Dir, where the proxy watches files.
+	p := &Proxy{t: t, Dir: dir, logDir: t.TempDir()}
 	p.CredFile = filepath.Join(dir, "credentials.yaml")
 	if o.CredFile != "" {
 		p.CredFile = o.CredFile
@@ -233,12 +235,17 @@ func (p *Proxy) start() {
 // an error the process is stopped.
 func (p *Proxy) launch() error {
 	p.t.Helper()
-	p.logs = newLogBuffer()
+	logs, err := newFileLog(p.logDir)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.logs = logs
 	p.cmd = exec.Command(Binary(p.t), p.args...)
 	p.cmd.Dir = p.Dir
-	p.cmd.Stdout = p.logs
-	p.cmd.Stderr = p.logs
+	p.cmd.Stdout = logs.f
+	p.cmd.Stderr = logs.f
 	done, err := StartChild(p.cmd)
+	_ = logs.f.Close() // the process has its own descriptor
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -386,6 +393,29 @@ func (p *Proxy) collect() {
 			}
 		}
 	}
+}
+
+// fileLog is a proxy's stdout and stderr: a file the process writes
+// itself. A pipe would need a goroutine to copy what the process wrote,
+// which on a loaded machine lags behind what the test sees the process do
+// (a warning logged before the proxy served was not in Logs yet).
+type fileLog struct{ f *os.File }
+
+func newFileLog(dir string) (*fileLog, error) {
+	f, err := os.CreateTemp(dir, "authproxy-*.log")
+	if err != nil {
+		return nil, err
+	}
+	return &fileLog{f: f}, nil
+}
+
+// String is everything written so far.
+func (l *fileLog) String() string {
+	data, err := os.ReadFile(l.f.Name())
+	if err != nil {
+		return fmt.Sprintf("(the log %s cannot be read: %v)", l.f.Name(), err)
+	}
+	return string(data)
 }
 
 type logBuffer struct {

@@ -38,6 +38,8 @@ type OIDC struct {
 	mu       sync.Mutex
 	users    map[string]*oidcUser // by ID
 	lifetime atomic.Int64
+	// keysDelay delays each JWKS answer (SetKeysDelay).
+	keysDelay atomic.Int64
 }
 
 type oidcUser struct {
@@ -73,6 +75,7 @@ func (o *OIDC) serve(ln net.Listener) {
 	o.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/keys" {
 			o.KeyFetches.Add(1)
+			time.Sleep(time.Duration(o.keysDelay.Load()))
 		}
 		(*o.handler.Load()).ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 5 * time.Second}
@@ -109,6 +112,11 @@ func (o *OIDC) RotateKey() {
 	h := http.Handler(exampleop.SetupServer(o.Issuer, st, nil, false))
 	o.handler.Store(&h)
 }
+
+// SetKeysDelay makes the JWKS answer d after each request, as a provider
+// across a network does: a fetch of its keys takes more than a loopback
+// round trip.
+func (o *OIDC) SetKeysDelay(d time.Duration) { o.keysDelay.Store(int64(d)) }
 
 // SetTokenLifetime sets the lifetime of the ID tokens issued from now on.
 func (o *OIDC) SetTokenLifetime(d time.Duration) { o.lifetime.Store(int64(d)) }

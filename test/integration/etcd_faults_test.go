@@ -146,12 +146,10 @@ func TestEtcdFrozenFollowerStallsNoWrite(t *testing.T) {
 	took, refusals := load.window()
 	checkWindow(t, "before the fault", took, refusals, defaultRequestTimeout)
 
-	var follower *harness.EtcdProc
-	for _, m := range members {
-		if !m.IsLeader() {
-			follower = m
-			break
-		}
+	leader := harness.Leader(t, members, 30*time.Second)
+	follower := members[0]
+	if follower == leader {
+		follower = members[1]
 	}
 	follower.Freeze()
 	time.Sleep(15 * time.Second)
@@ -175,15 +173,7 @@ func TestEtcdKilledLeaderRefusesNoWrite(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	load.window()
 
-	var leader *harness.EtcdProc
-	for _, m := range members {
-		if m.IsLeader() {
-			leader = m
-		}
-	}
-	if leader == nil {
-		t.Fatal("no member says it leads")
-	}
+	leader := harness.Leader(t, members, 30*time.Second)
 	leader.Kill()
 	time.Sleep(8 * time.Second)
 	took, refusals := load.window()

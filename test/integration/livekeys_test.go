@@ -474,15 +474,17 @@ func TestEveryLiveKeyAppliesOnReload(t *testing.T) {
 		b.edit(&conf)
 		failures := metricValue(t, p, `authproxy_reloads_total{file="config",result="failure"}`)
 		writeByRename(t, p.Config, conf.render())
-		eventually(t, 5*time.Second, b.section+": bad edit refused", func() error {
+		// Counted, then logged; the log comes through a pipe: both are
+		// waited for.
+		eventually(t, 10*time.Second, b.section+": bad edit refused and logged", func() error {
 			if metricValue(t, p, `authproxy_reloads_total{file="config",result="failure"}`) <= failures {
 				return fmt.Errorf("no failed reload counted")
 			}
+			if last := lastLogLine(p.Logs(), "config reload refused"); !strings.Contains(last, b.says) {
+				return fmt.Errorf("the refusal %q does not say %q", last, b.says)
+			}
 			return nil
 		})
-		if last := lastLogLine(p.Logs(), "config reload refused"); !strings.Contains(last, b.says) {
-			t.Errorf("%s: the refusal %q does not say %q", b.section, last, b.says)
-		}
 		if err := noToken(); code(err) != codes.Unauthenticated {
 			t.Errorf("%s: a refused reload turned authentication off (%v)", b.section, err)
 		}

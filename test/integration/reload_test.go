@@ -126,16 +126,18 @@ func TestCorruptCredentialFileKeepsLastGood(t *testing.T) {
 		failures := metricValue(t, p, `authproxy_reloads_total{file="credentials",result="failure"}`)
 		logs := strings.Count(p.Logs(), "credential reload refused")
 		writeByRename(t, p.CredFile, []byte(c.content))
-		eventually(t, 3*time.Second, name+" refused", func() error {
+		// The proxy counts the failure, then logs it; its log reaches
+		// the harness through a pipe: both are waited for.
+		eventually(t, 10*time.Second, name+" refused and logged", func() error {
 			if metricValue(t, p, `authproxy_reloads_total{file="credentials",result="failure"}`) <= failures {
 				return fmt.Errorf("failure not counted")
 			}
+			last := lastLogLine(p.Logs(), "credential reload refused")
+			if strings.Count(p.Logs(), "credential reload refused") <= logs || !strings.Contains(last, c.want) {
+				return fmt.Errorf("log line %q does not say %q", last, c.want)
+			}
 			return nil
 		})
-		last := lastLogLine(p.Logs(), "credential reload refused")
-		if strings.Count(p.Logs(), "credential reload refused") <= logs || !strings.Contains(last, c.want) {
-			t.Errorf("%s: log line %q does not say %q", name, last, c.want)
-		}
 		if _, ready := p.AdminStatus("/readyz"); !strings.Contains(ready, "credentials") || !strings.Contains(ready, `"ok": false`) {
 			t.Errorf("%s: readiness detail does not show the failed reload:\n%s", name, ready)
 		}
