@@ -110,7 +110,7 @@ func (a *admitSide) proceed(s *stream, fl *flushSet) {
 	clientDone := s.state().has(remoteClosed)
 	a.cc.open(s, local, fields, clientDone && len(early) == 0, fl)
 	if len(early) > 0 && s.bc != nil {
-		a.cc.sendUp(s, early, clientDone, false, fl)
+		a.cc.sendUp(s, early, clientDone, reused, fl)
 	}
 }
 
@@ -209,7 +209,7 @@ func (a *admitSide) decide(s *stream, fl *flushSet) {
 	}
 	a.cc.open(s, false, fields, clientDone && len(gathered) == 0, fl)
 	if len(gathered) > 0 && s.bc != nil {
-		a.cc.sendUp(s, gathered, clientDone, true, fl)
+		a.cc.sendUp(s, gathered, clientDone, ownRefunded, fl)
 	}
 }
 

@@ -326,7 +326,7 @@ func (bc *backendConn) onHeaders(f *http2.MetaHeadersFrame) {
 				s.cc.fail(s, codes.Internal, "authproxy: "+err.Error(), &bc.flushes)
 				return
 			}
-			s.cc.sendData(s, out, false, true, &bc.flushes)
+			s.cc.sendData(s, out, false, ownRefunded, &bc.flushes)
 		}
 	}
 	s.cc.sendHeaders(s, f.Fields, end, &bc.flushes)
@@ -353,7 +353,7 @@ func (bc *backendConn) onData(f dataFrame) {
 		if size, at, over := s.downSizes.feed(data, limit); over {
 			// The whole messages before it go; it and the rest do not.
 			if at > 0 && s.filter == nil {
-				bc.w.refund(s, toBackend, s.cc.sendData(s, data[:at], false, false, &bc.flushes), &bc.flushes)
+				bc.w.refund(s, toBackend, s.cc.sendData(s, data[:at], false, reused, &bc.flushes), &bc.flushes)
 			}
 			bc.reset(s, http2.ErrCodeCancel, &bc.flushes)
 			s.cc.fail(s, codes.ResourceExhausted, tooLarge(size, limit), &bc.flushes)
@@ -365,7 +365,7 @@ func (bc *backendConn) onData(f dataFrame) {
 		bc.w.refund(s, toBackend, len(data), &bc.flushes)
 		return
 	}
-	bc.w.refund(s, toBackend, s.cc.sendData(s, data, f.end, false, &bc.flushes), &bc.flushes)
+	bc.w.refund(s, toBackend, s.cc.sendData(s, data, f.end, reused, &bc.flushes), &bc.flushes)
 	if f.end {
 		bc.finish(s)
 	}

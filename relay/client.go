@@ -520,16 +520,10 @@ func (cc *clientConn) open(s *stream, local bool, fields []hpack.HeaderField, en
 	bc.open(s, fields, endStream, fl)
 }
 
-// sendUp forwards request bytes the reader reuses, or, if refunded, the
-// relay's own that the client was refunded for (see forwardUp).
-func (cc *clientConn) sendUp(s *stream, data []byte, endStream, refunded bool, fl *flushSet) {
-	cc.forwardUp(s, data, endStream, originOf(refunded), fl)
-}
-
-// forwardUp forwards request bytes to the opened call, unless they carry
-// a message over grpc.maxRecvMsgSize: then the call is reset upstream and
+// sendUp forwards request bytes to the opened call, unless they carry a
+// message over grpc.maxRecvMsgSize: then the call is reset upstream and
 // refused as grpc-go refuses it.
-func (cc *clientConn) forwardUp(s *stream, data []byte, endStream bool, from origin, fl *flushSet) {
+func (cc *clientConn) sendUp(s *stream, data []byte, endStream bool, from origin, fl *flushSet) {
 	s.mu.held()
 	if !s.rest {
 		if size, _, over := s.upSizes.feed(data, cc.r.opts.MaxRecvMsgSize); over {
@@ -636,7 +630,7 @@ func (cc *clientConn) onData(f dataFrame) error {
 		if f.inPlace {
 			from = inReadBuf
 		}
-		cc.forwardUp(s, data, f.end, from, &cc.flushes)
+		cc.sendUp(s, data, f.end, from, &cc.flushes)
 	}
 	return nil
 }
@@ -743,7 +737,7 @@ func (cc *clientConn) sendHeaders(s *stream, fields []hpack.HeaderField, endStre
 
 // sendData forwards response bytes; it returns how many of those that
 // left at once the backend is to be refunded for.
-func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool, fl *flushSet) int {
+func (cc *clientConn) sendData(s *stream, data []byte, endStream bool, from origin, fl *flushSet) int {
 	cc.w.mu.Lock()
 	defer cc.w.mu.Unlock()
 	fl.add(cc.w)
@@ -753,7 +747,7 @@ func (cc *clientConn) sendData(s *stream, data []byte, endStream, refunded bool,
 	if endStream {
 		s.transition(evEnd)
 	}
-	return cc.w.forward(s, toClient, data, endStream, originOf(refunded)).refund
+	return cc.w.forward(s, toClient, data, endStream, from).refund
 }
 
 func (cc *clientConn) failStatus(s *stream, err error, fl *flushSet) {
@@ -790,7 +784,7 @@ func (cc *clientConn) answer(s *stream, msg []byte, fl *flushSet) {
 	s.transition(evRefuse) // answered before it was forwarded, as fail
 	cc.sendHeaders(s, []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}, false, fl)
 	framed := frameMessage(msg, nil)
-	cc.sendData(s, framed, false, true, fl)
+	cc.sendData(s, framed, false, ownRefunded, fl)
 	cc.sendHeaders(s, []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}, true, fl)
 	cc.downSent(s)
 	cc.r.observe(s, codes.OK)

@@ -56,7 +56,7 @@ func TestOwnershipChecks(t *testing.T) {
 	<-done
 
 	s := &stream{}
-	wantPanic(t, "sendUp without the stream's lock", func() { (&clientConn{}).sendUp(s, nil, false, false, nil) })
+	wantPanic(t, "sendUp without the stream's lock", func() { (&clientConn{}).sendUp(s, nil, false, reused, nil) })
 }
 
 func TestCurGoroutineID(t *testing.T) {

@@ -258,15 +258,6 @@ const (
 	ownRefunded
 )
 
-// originOf is the origin of bytes the caller reuses, or of the relay's
-// own already refunded.
-func originOf(refunded bool) origin {
-	if refunded {
-		return ownRefunded
-	}
-	return reused
-}
-
 // forward sends data on a stream behind what waits in its half, as far as
 // the windows allow, and returns how many bytes left and how many of those
 // the other side is still owed a refund for.
