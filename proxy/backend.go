@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/authproxy/authproxy/edge"
 )
 
 // backendBufferSize is the read and the write buffer of the backend connection.
@@ -57,9 +59,9 @@ func DialBackend(opts BackendOptions) (*Backend, error) {
 			MinConnectTimeout: 2 * time.Second,
 		}),
 		// Large Inserts and Searches: start with big flow-control windows
-		// rather than growing them through many round trips.
-		grpc.WithInitialWindowSize(4<<20),
-		grpc.WithInitialConnWindowSize(16<<20),
+		// rather than growing them through many round trips (edge).
+		grpc.WithInitialWindowSize(edge.StreamWindow),
+		grpc.WithInitialConnWindowSize(edge.ConnWindow),
 		// This one connection carries every call: buffers large enough that a
 		// 4 MiB insert crosses it in a few read and write syscalls rather than
 		// ~130 each way with grpc-go's 32 KiB defaults, and that many small

@@ -44,11 +44,10 @@ import (
 
 // Windows and limits the relay advertises on both sides.
 const (
-	// streamWindow bounds what one stream may hold in each direction.
-	streamWindow = 1 << 20
-	// connWindow is the connection window; it is refunded on receipt, so
-	// that one stream that cannot move never stalls the others.
-	connWindow = 16 << 20
+	// What one stream may hold in each direction, and the connection
+	// window, refunded on receipt (edge says why).
+	streamWindow = edge.StreamWindow
+	connWindow   = edge.ConnWindow
 	// The bounds both cores put on a client connection (edge).
 	maxConcurrentStreams = edge.MaxConcurrentStreams
 	maxHeaderListSize    = edge.MaxHeaderListSize

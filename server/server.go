@@ -226,8 +226,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grpc.ForceServerCodecV2(codec),
 		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(cfg.GRPC.MaxSendMsgSize),
-		grpc.InitialWindowSize(4<<20),
-		grpc.InitialConnWindowSize(16<<20),
+		grpc.InitialWindowSize(edge.StreamWindow),
+		grpc.InitialConnWindowSize(edge.ConnWindow),
 		// Reuse handler goroutines instead of starting (and growing the stack
 		// of) one per call: every forwarded call is a stream here.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
