@@ -12,7 +12,8 @@
 # NGINX_WORKERS (auto), AUTHPROXY_BIN (a prebuilt authproxy to measure instead
 # of building the work tree's, e.g. for before/after comparisons), TARGETS
 # (names to measure, beside direct; default all), AP_ENV (extra environment
-# of the authproxy processes, e.g. GOGC=200, for experiments).
+# of the authproxy processes, e.g. GOGC=200, for experiments), L4_ARGS (extra
+# flags of the l4 floor: -copy buffer makes it a user-space copy relay).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -189,7 +190,8 @@ wait_port "$P_APETCD" "authproxy ap-etcd"
 
 # The floor: a TCP relay that parses nothing (splice(2) in the kernel),
 # to show what the least possible proxy costs on this machine.
-bin/loadgen l4 -listen "127.0.0.1:$P_FLOOR" -to "127.0.0.1:$P_FAKE" 2>"$WORK/l4.log" &
+# shellcheck disable=SC2086
+bin/loadgen l4 -listen "127.0.0.1:$P_FLOOR" -to "127.0.0.1:$P_FAKE" ${L4_ARGS:-} 2>"$WORK/l4.log" &
 PIDS+=("$!")
 FLOOR_PID=$!
 wait_port "$P_FLOOR" "l4 relay"

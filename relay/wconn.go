@@ -30,6 +30,7 @@ type wconn struct {
 	err      error   // the first write error: the connection is done
 	dirty    bool    // written since the last flush
 	hdr      [9]byte // a DATA frame's header being written
+	open     openData
 	// nb, on a client connection the port accepted, holds what the socket
 	// did not take; while it does, the streams' frames wait (send).
 	nb *nbConn
@@ -78,6 +79,11 @@ func (w *wconn) headers(id uint32, fields []hpack.HeaderField, endStream bool) {
 // inPlace (see inReadBuf), a reference to it that the flush writes.
 func (w *wconn) data(id uint32, endStream bool, p []byte, inPlace bool) {
 	w.mu.held()
+	if w.extendData(id, endStream, len(p)) {
+		w.dataPayload(p, inPlace)
+		w.open.end = w.bw.size
+		return
+	}
 	h := w.hdr[:]
 	h[0], h[1], h[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
 	h[3] = byte(http2.FrameData)
@@ -86,16 +92,58 @@ func (w *wconn) data(id uint32, endStream bool, p []byte, inPlace bool) {
 		h[4] = byte(http2.FlagDataEndStream)
 	}
 	binary.BigEndian.PutUint32(h[5:], id)
-	_, err := w.bw.Write(h)
+	hdr, err := w.bw.writeInPlace(h)
 	w.note(err)
+	w.dataPayload(p, inPlace)
+	w.open = openData{id: id, hdr: hdr, end: w.bw.size, flushes: w.bw.flushes}
+	if endStream {
+		w.open.hdr = nil
+	}
+}
+
+func (w *wconn) dataPayload(p []byte, inPlace bool) {
 	switch {
 	case len(p) == 0:
 	case inPlace:
 		w.note(w.bw.borrow(p))
 	default:
-		_, err = w.bw.Write(p)
+		_, err := w.bw.Write(p)
 		w.note(err)
 	}
+}
+
+// openData is the DATA frame at the end of what a connection has
+// buffered, which the next DATA of the same stream extends instead of
+// adding a frame of its own (extendData): the frames that arrive in one
+// read leave as one, as nginx's do. Frame boundaries mean nothing in
+// DATA (RFC 9113 §6.1; gRPC messages carry their own lengths), and each
+// frame saved is one the peer need not parse: a gRPC peer spends more per
+// frame than per byte of a small message.
+type openData struct {
+	id      uint32
+	hdr     []byte // its header, in place in the write buffer; nil: none
+	end     int    // writeBuf.size when it ended
+	flushes uint64 // writeBuf.flushes then
+}
+
+// extendData makes the open DATA frame n bytes longer, and ends the stream
+// with it if endStream, when it is stream id's, nothing was written after
+// it and the peer's frame size allows; the caller then writes the n bytes.
+func (w *wconn) extendData(id uint32, endStream bool, n int) bool {
+	o := &w.open
+	if o.hdr == nil || o.id != id || o.flushes != w.bw.flushes || o.end != w.bw.size {
+		return false
+	}
+	size := int(o.hdr[0])<<16 | int(o.hdr[1])<<8 | int(o.hdr[2]) + n
+	if size > int(w.maxFrame) {
+		return false
+	}
+	o.hdr[0], o.hdr[1], o.hdr[2] = byte(size>>16), byte(size>>8), byte(size)
+	if endStream {
+		o.hdr[4] |= byte(http2.FlagDataEndStream)
+		o.hdr = nil
+	}
+	return true
 }
 
 func (w *wconn) note(err error) {
@@ -455,6 +503,11 @@ type writeBuf struct {
 	segs [][]byte
 	tail bool
 	err  error
+	// size counts the bytes buffered since the last flush, and flushes
+	// the flushes: together they say whether anything was written after a
+	// frame (openData).
+	size    int
+	flushes uint64
 }
 
 func newWriteBuf(c net.Conn) *writeBuf { return &writeBuf{c: c, wv: gatherOf(c)} }
@@ -490,9 +543,22 @@ func (b *writeBuf) Write(p []byte) (int, error) {
 			b.tail = true
 		}
 		b.n += k
+		b.size += k
 		p = p[k:]
 	}
 	return written, nil
+}
+
+// writeInPlace writes p and returns where it lies in the buffer, to be
+// changed before the flush; nil if it lies across two buffers.
+func (b *writeBuf) writeInPlace(p []byte) ([]byte, error) {
+	if _, err := b.Write(p); err != nil {
+		return nil, err
+	}
+	if b.n < len(p) {
+		return nil, nil
+	}
+	return (*b.bufs[len(b.bufs)-1])[b.n-len(p) : b.n], nil
 }
 
 // borrow adds p to what the next flush writes without copying it: the
@@ -513,6 +579,7 @@ func (b *writeBuf) borrow(p []byte) error {
 	}
 	b.segs = append(b.segs, p)
 	b.tail = false
+	b.size += len(p)
 	return nil
 }
 
@@ -531,6 +598,8 @@ func (b *writeBuf) Flush() error {
 		b.bufs[i] = nil
 	}
 	b.bufs, b.n = b.bufs[:0], 0
+	b.size = 0
+	b.flushes++
 	return b.err
 }
 

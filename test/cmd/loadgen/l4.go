@@ -23,7 +23,15 @@ func l4Cmd(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:39539", "listen address (loopback)")
 	to := fs.String("to", "127.0.0.1:39540", "backend address (loopback)")
 	maxLife := fs.Duration("max-life", 30*time.Minute, "exit after this long in any case")
+	copyBy := fs.String("copy", "splice", "how bytes cross: splice (in the kernel) or buffer (read and write through a 256 KiB buffer, as a user-space relay does)")
 	_ = fs.Parse(args)
+	switch *copyBy {
+	case "splice":
+	case "buffer":
+		copyBuffered = true
+	default:
+		return fmt.Errorf("l4: -copy %q: want splice or buffer", *copyBy)
+	}
 	for _, a := range []string{*listen, *to} {
 		if err := loopbackOnly(a); err != nil {
 			return err
@@ -71,9 +79,21 @@ func l4Relay(client *net.TCPConn, to string) {
 	<-done
 }
 
+// copyBuffered makes the relay read and write through a buffer instead of
+// splicing (-copy buffer).
+var copyBuffered bool
+
 // copyHalf copies one direction and passes its end on as a half-close.
 func copyHalf(dst, src *net.TCPConn) {
-	if _, err := io.Copy(dst, src); err != nil && !errors.Is(err, net.ErrClosed) {
+	var err error
+	if copyBuffered {
+		// Plain Reader and Writer, so that io.CopyBuffer cannot find
+		// ReadFrom or WriteTo and splice.
+		_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, 256<<10))
+	} else {
+		_, err = io.Copy(dst, src)
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		_ = dst.SetLinger(0)
 	}
 	_ = dst.CloseWrite()
