@@ -2,9 +2,11 @@ package relay
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"testing"
 	"testing/synctest"
 
@@ -74,12 +76,23 @@ func TestPeekData(t *testing.T) {
 // and finds whole DATA frames in its read buffer.
 func (rt *relayTester) batch(write func(bf *http2.Framer)) {
 	rt.t.Helper()
+	writeBatch(rt.t, rt.conn, write)
+}
+
+// batch is relayTester.batch from the backend's end.
+func (p *backendPeer) batch(write func(bf *http2.Framer)) {
+	p.t.Helper()
+	writeBatch(p.t, p.conn, write)
+}
+
+func writeBatch(t *testing.T, c io.Writer, write func(bf *http2.Framer)) {
+	t.Helper()
 	var buf bytes.Buffer
 	bf := http2.NewFramer(&buf, nil)
 	bf.AllowIllegalWrites = true // the tests' frames that break the rules
 	write(bf)
-	if _, err := rt.conn.Write(buf.Bytes()); err != nil {
-		rt.t.Fatal(err)
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -375,4 +388,105 @@ func TestReadBufIsStableUntilTheFlush(t *testing.T) {
 	if rb.stable() {
 		t.Fatal("a reader whose flushes wait across reads is stable")
 	}
+}
+
+// dataFrames reads the relay's next frames up to one that ends a stream or
+// until want bytes came, and returns each DATA frame as "stream:length"
+// (with "+end" on the one that ends its stream), in order.
+func dataFrames(t *testing.T, next func() http2.Frame, want int) (frames []string, got []byte) {
+	t.Helper()
+	for len(got) < want {
+		d, ok := next().(*http2.DataFrame)
+		if !ok {
+			t.Fatalf("want DATA, got %v", d)
+		}
+		f := fmt.Sprintf("%d:%d", d.StreamID, len(d.Data()))
+		if d.StreamEnded() {
+			f += "+end"
+		}
+		frames = append(frames, f)
+		got = append(got, d.Data()...)
+		if d.StreamEnded() {
+			break
+		}
+	}
+	return frames, got
+}
+
+// The DATA frames of a stream that arrive in one read leave in one frame,
+// up to the peer's frame size, in both directions; a frame of another
+// stream between them, or a frame the flush has written, is not extended;
+// an empty frame that ends the stream ends the one before it.
+func TestRelayJoinsTheDataOfOneRead(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		b, h1 := rt.streaming(nil, 1, []byte("open 1"))
+		b, h3 := rt.streaming(b, 3, []byte("open 3"))
+		roomy(b)
+		synctest.Wait()
+		b1, b3 := h1.StreamID, h3.StreamID
+		msg := func(s string) []byte { return frame(0, []byte(s)) }
+
+		// Three messages of one stream in one read: one frame.
+		rt.batch(func(bf *http2.Framer) {
+			for _, m := range []string{"a", "bb", "ccc"} {
+				rt.must(bf.WriteData(1, false, msg(m)))
+			}
+		})
+		want := slices.Concat(msg("a"), msg("bb"), msg("ccc"))
+		if frames, got := dataFrames(t, b.read, len(want)); !slices.Equal(frames, []string{fmt.Sprintf("%d:%d", b1, len(want))}) || !bytes.Equal(got, want) {
+			t.Errorf("three frames in one read reached the backend as %v %q, want one frame %q", frames, got, want)
+		}
+
+		// Another stream's frame between them: three frames. The padding of
+		// a padded frame is not forwarded.
+		rt.batch(func(bf *http2.Framer) {
+			rt.must(bf.WriteData(1, false, msg("d")))
+			rt.must(bf.WriteData(3, false, msg("e")))
+			rt.must(bf.WriteDataPadded(3, false, msg("f"), make([]byte, 7)))
+			rt.must(bf.WriteData(1, false, msg("g")))
+		})
+		n := len(msg("d"))
+		if frames, _ := dataFrames(t, b.read, 4*n); !slices.Equal(frames, []string{
+			fmt.Sprintf("%d:%d", b1, n), fmt.Sprintf("%d:%d", b3, 2*n), fmt.Sprintf("%d:%d", b1, n)}) {
+			t.Errorf("interleaved streams reached the backend as %v", frames)
+		}
+
+		// An empty frame that ends the stream ends the frame before it.
+		rt.batch(func(bf *http2.Framer) {
+			rt.must(bf.WriteData(1, false, msg("h")))
+			rt.must(bf.WriteData(1, true, nil))
+		})
+		if frames, _ := dataFrames(t, b.read, n); !slices.Equal(frames, []string{fmt.Sprintf("%d:%d+end", b1, n)}) {
+			t.Errorf("the end of the stream reached the backend as %v", frames)
+		}
+
+		// Over the backend's frame size (16 KiB, its default): cut there,
+		// between the frames read (the first read, of a connection that
+		// was idle, is a small one: 2 of them).
+		big := make([]byte, 1000-5)
+		rt.batch(func(bf *http2.Framer) {
+			for range 20 {
+				rt.must(bf.WriteData(3, false, frame(0, big)))
+			}
+		})
+		if frames, got := dataFrames(t, b.read, 20*1000); !slices.Equal(frames, []string{
+			fmt.Sprintf("%d:%d", b3, 2000), fmt.Sprintf("%d:%d", b3, 16000), fmt.Sprintf("%d:%d", b3, 2000)}) || len(got) != 20000 {
+			t.Errorf("20 KB in frames of 1000 reached the backend as %v", frames)
+		}
+
+		// The backend's answers, in one write: one frame to the client.
+		b.batch(func(bf *http2.Framer) {
+			rt.must(bf.WriteHeaders(http2.HeadersFrameParam{StreamID: b1, BlockFragment: encode(b.henc, &b.hbuf, pairs(":status", "200", "content-type", "application/grpc")), EndHeaders: true}))
+			for _, m := range []string{"x", "yy", "zzz"} {
+				rt.must(bf.WriteData(b1, false, msg(m)))
+			}
+		})
+		if h, ok := rt.next().(*http2.MetaHeadersFrame); !ok || h.StreamID != 1 {
+			t.Fatalf("want the response headers on 1, got %v", h)
+		}
+		want = slices.Concat(msg("x"), msg("yy"), msg("zzz"))
+		if frames, got := dataFrames(t, rt.next, len(want)); !slices.Equal(frames, []string{fmt.Sprintf("1:%d", len(want))}) || !bytes.Equal(got, want) {
+			t.Errorf("three frames in one read reached the client as %v %q, want one frame %q", frames, got, want)
+		}
+	}, func(o *Options) { o.MaxRecvMsgSize = 4 << 20 })
 }
