@@ -337,14 +337,18 @@ func (bc *backendConn) onHeaders(f *http2.MetaHeadersFrame) {
 
 func (bc *backendConn) onData(f dataFrame) {
 	flowLen, data := f.flowLen, f.data
-	bc.w.mu.Lock()
-	if given := connRefundDue(&bc.connRefund, flowLen); given > 0 {
-		bc.w.note(bc.w.fr.WriteWindowUpdate(0, given))
+	// The connection's refund, and the padding's (at once: the relay
+	// never forwards it), take the lock only when there is one to send.
+	if given, pad := connRefundDue(&bc.connRefund, flowLen), flowLen-uint32(len(data)); given > 0 || pad > 0 {
+		bc.w.mu.Lock()
+		if given > 0 {
+			bc.w.note(bc.w.fr.WriteWindowUpdate(0, given))
+		}
+		if pad > 0 {
+			bc.w.note(bc.w.fr.WriteWindowUpdate(f.streamID, pad))
+		}
+		bc.w.mu.Unlock()
 	}
-	if pad := flowLen - uint32(len(data)); pad > 0 {
-		bc.w.note(bc.w.fr.WriteWindowUpdate(f.streamID, pad))
-	}
-	bc.w.mu.Unlock()
 	s := bc.stream(f.streamID)
 	if s == nil {
 		return

@@ -27,14 +27,17 @@ type item struct {
 
 // half is one direction of a call: what waits for the peer's window, that
 // window, and how many bytes at the head of q the sending side was
-// refunded for already (bytes the relay gathered itself). owed is the
-// window this connection's peer is owed for what it sent on the stream,
-// not yet refunded (wconn.refund).
+// refunded for already (bytes the relay gathered itself), all under the
+// connection's mu. owed is the window this connection's peer is owed for
+// what it sent on the stream, not yet refunded (wconn.refund): counted
+// without the lock by every goroutine that moves the stream's bytes, so
+// that a frame forwarded takes the lock of its peer's connection only
+// when a refund is due.
 type half struct {
 	q    []item
 	win  int64
 	free int64
-	owed int64
+	owed atomic.Int64
 }
 
 // side picks a stream's ID and half on one connection.

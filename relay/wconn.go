@@ -251,15 +251,18 @@ func (w *wconn) refund(s *stream, of side, n int, fl *flushSet) int64 {
 		return 0
 	}
 	id, h := of(s)
+	if h.owed.Add(int64(n)) < refundMin {
+		return 0
+	}
 	w.mu.Lock()
-	h.owed += int64(n)
-	given := h.owed
+	// Another goroutine may have sent it meanwhile, or part of it.
+	given := h.owed.Swap(0)
 	if given < refundMin {
+		h.owed.Add(given)
 		w.mu.Unlock()
 		return 0
 	}
 	w.note(w.fr.WriteWindowUpdate(id, uint32(given)))
-	h.owed = 0
 	w.mu.Unlock()
 	fl.add(w)
 	return given
