@@ -55,13 +55,18 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen etcd:", err)
 			os.Exit(1)
 		}
+	case "report":
+		if err := reportCmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen report:", err)
+			os.Exit(1)
+		}
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen backend -listen ADDR | loadgen l4 -listen ADDR -to ADDR | loadgen etcd -dir DIR [-listen ADDR -peer ADDR]")
+	fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen backend -listen ADDR | loadgen l4 -listen ADDR -to ADDR | loadgen etcd -dir DIR [-listen ADDR -peer ADDR] | loadgen report [-dir DIR]")
 	os.Exit(2)
 }
 

@@ -93,12 +93,21 @@ func (r *results) pairRatio(w, a, b string, f func(*sample) float64) float64 {
 }
 
 // addedRatio is the median over rounds of (f(a)-f(d))/(f(b)-f(d)): the
-// latency a adds to direct relative to what b adds, round by round.
+// latency a adds to direct relative to what b adds, round by round. A
+// round where b added nothing (direct's figure as high as b's: a p99 of
+// direct's can be) has no ratio, and a negative one would turn the
+// comparison round; such rounds are left out, and with none left the
+// ratio is NaN (not judged).
 func (r *results) addedRatio(w, a, b string, f func(*sample) float64) float64 {
 	as, bs, ds := r.Samples[w][a], r.Samples[w][b], r.Samples[w][tDirect]
 	var out []float64
 	for i := range min(len(as), len(bs), len(ds)) {
-		out = append(out, (f(as[i])-f(ds[i]))/(f(bs[i])-f(ds[i])))
+		if ref := f(bs[i]) - f(ds[i]); ref > 0 {
+			out = append(out, (f(as[i])-f(ds[i]))/ref)
+		}
+	}
+	if len(out) == 0 {
+		return math.NaN()
 	}
 	return median(out)
 }
@@ -382,7 +391,9 @@ func (r *results) markdown() string {
 
 	if r.has(tFloor) {
 		p("\nThe %s rows are not goals: they hold the frame relay's bounds against what a TCP relay that parses nothing reaches in the same run. "+
-			"A bound the floor misses is out of reach of any proxy on this machine.\n", tFloor)
+			"On bulk data (the insert) no proxy can do less work, so a bound the floor misses there is out of reach on this machine; "+
+			"on small messages (FullDuplex) a splice costs more than the read and write it saves, so it is no floor there "+
+			"(`loadgen l4 -copy buffer`, with L4_ARGS, is the user-space copy relay).\n", tFloor)
 	}
 	p("\n## Noise: spread over rounds, (max−min)/median %%\n\n")
 	header("metric")

@@ -256,11 +256,32 @@ func run(ctx context.Context, c *config) error {
 	if err := os.WriteFile(filepath.Join(c.outDir, "results.json"), raw, 0o644); err != nil {
 		return err
 	}
-	md := res.markdown()
-	if err := os.WriteFile(filepath.Join(c.outDir, "results.md"), []byte(md), 0o644); err != nil {
+	return writeReport(res, c.outDir)
+}
+
+// reportCmd writes results.md and latency.svg again from a run's
+// results.json (after a change to how they are written).
+func reportCmd(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	dir := fs.String("dir", "bench/results", "the directory of the run's results.json, where the report is written")
+	_ = fs.Parse(args)
+	raw, err := os.ReadFile(filepath.Join(*dir, "results.json"))
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(c.outDir, "latency.svg"), []byte(res.svg()), 0o644); err != nil {
+	var res results
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(*dir, "results.json"), err)
+	}
+	return writeReport(&res, *dir)
+}
+
+func writeReport(res *results, dir string) error {
+	md := res.markdown()
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latency.svg"), []byte(res.svg()), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(md)

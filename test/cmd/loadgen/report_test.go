@@ -1,0 +1,32 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+// An added latency is compared only over rounds where the reference added
+// something: a round where direct's p99 was as high as the reference's
+// has no ratio, and a negative one would judge the wrong way.
+func TestAddedRatioSkipsRoundsWhereTheReferenceAddedNothing(t *testing.T) {
+	rounds := func(p99s ...float64) []*sample {
+		var out []*sample
+		for _, v := range p99s {
+			out = append(out, &sample{P99: v})
+		}
+		return out
+	}
+	r := &results{Samples: map[string]map[string][]*sample{"w": {
+		tDirect: rounds(100, 100, 300),
+		"a":     rounds(150, 160, 400),
+		"b":     rounds(200, 140, 290), // adds 100, 40, then -10
+	}}}
+	// Rounds 1 and 2: 50/100 and 60/40; round 3 (b added -10) is left out.
+	if got := r.addedRatio("w", "a", "b", p99); got != 1 {
+		t.Errorf("addedRatio = %v, want the median of 0.5 and 1.5 (1)", got)
+	}
+	r.Samples["w"]["b"] = rounds(100, 90, 300)
+	if got := r.addedRatio("w", "a", "b", p99); !math.IsNaN(got) {
+		t.Errorf("addedRatio = %v with a reference that never added anything, want NaN (not judged)", got)
+	}
+}
