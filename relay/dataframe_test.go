@@ -490,3 +490,54 @@ func TestRelayJoinsTheDataOfOneRead(t *testing.T) {
 		}
 	}, func(o *Options) { o.MaxRecvMsgSize = 4 << 20 })
 }
+
+// recordingConn keeps what is written to it (and has no writev, as TLS).
+type recordingConn struct {
+	net.Conn
+	written bytes.Buffer
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) { return c.written.Write(p) }
+
+// A DATA frame whose payload fills the write buffers is written out in
+// part, its header included, before the payload's end: it is not extended
+// after that. (Were it, its header would be patched in a buffer already
+// written and given back, and the bytes joined to it would reach the peer
+// without a header.)
+func TestDataIsNotJoinedToAFrameAlreadyWritten(t *testing.T) {
+	c := &recordingConn{}
+	w, _ := newWconn(c, nil)
+	w.maxFrame = frameSize
+	full := make([]byte, frameSize)
+	w.mu.Lock()
+	// 31 whole frames of stream 3 fill the buffers (maxGather of bufSize)
+	// but 16,105 bytes; a frame of 16,100 on stream 1 crosses their end.
+	for range 31 {
+		w.data(3, false, full, false)
+	}
+	crossing := bytes.Repeat([]byte{'a'}, 16100)
+	w.data(1, false, crossing, false)
+	w.data(1, true, []byte("after the flush"), false)
+	w.mu.Unlock()
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(nil, &c.written)
+	var got []string
+	for {
+		f, err := fr.ReadFrame()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the frames written do not parse after %d frames: %v", len(got), err)
+		}
+		d := f.(*http2.DataFrame)
+		if d.StreamID == 1 {
+			got = append(got, string(d.Data()))
+		}
+	}
+	if want := []string{string(crossing), "after the flush"}; !slices.Equal(got, want) {
+		t.Errorf("stream 1 reached the peer as %d frames (%.20q...), want 2: the crossing frame, then its own", len(got), got)
+	}
+}

@@ -94,8 +94,12 @@ func (w *wconn) data(id uint32, endStream bool, p []byte, inPlace bool) {
 	binary.BigEndian.PutUint32(h[5:], id)
 	hdr, err := w.bw.writeInPlace(h)
 	w.note(err)
+	// The header's flush count, taken before the payload: a payload that
+	// fills the buffers is written out in part, header included, and the
+	// frame is then no longer open.
+	flushes := w.bw.flushes
 	w.dataPayload(p, inPlace)
-	w.open = openData{id: id, hdr: hdr, end: w.bw.size, flushes: w.bw.flushes}
+	w.open = openData{id: id, hdr: hdr, end: w.bw.size, flushes: flushes}
 	if endStream {
 		w.open.hdr = nil
 	}
@@ -389,6 +393,9 @@ func (w *wconn) flush() error {
 		return w.err
 	}
 	w.dirty = false
+	// The open frame's header is in a buffer the flush gives back: not
+	// kept past it, so that an idle connection pins none.
+	w.open = openData{}
 	if err := w.bw.Flush(); err != nil && w.err == nil {
 		w.err = err
 	}
