@@ -2,6 +2,8 @@ package relay
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -47,6 +49,113 @@ func FuzzPeekDataReadsAsTheFramer(f *testing.F) {
 				d.streamID, d.flowLen, d.end, d.data, df.StreamID, df.Length, df.StreamEnded(), df.Data())
 		case len(in)-r.Len() != n:
 			t.Fatalf("peekData consumed %d bytes, the framer %d", n, len(in)-r.Len())
+		}
+	})
+}
+
+// gatheringConn records what is written to it, with writev as a socket has
+// (so that payloads are borrowed in place, writeBuf.borrow).
+type gatheringConn struct{ recordingConn }
+
+func (c *gatheringConn) writeBuffers(bufs [][]byte) (int, error) {
+	n := 0
+	for _, b := range bufs {
+		m, _ := c.written.Write(b)
+		n += m
+	}
+	return n, nil
+}
+
+// wconn.data joins DATA frames in the write buffer it also writes other
+// frames to and flushes, whole or in part: whatever the order of writes,
+// x/net's framer (grpc-go's reader) must read back every stream's bytes in
+// order, its end where it was written, and no frame over the peer's size.
+// Each input byte is one step: DATA on one of three streams (of a size
+// from the next byte, up to the frame size, in place or copied, ending the
+// stream or not), a WINDOW_UPDATE, or a flush.
+func FuzzJoinedDataReadsAsWritten(f *testing.F) {
+	f.Add([]byte{0, 10, 0, 20, 8, 30, 3, 0, 2, 1, 5})
+	f.Add(bytes.Repeat([]byte{0, 255, 4, 255}, 40))
+	// 31 whole frames on stream 3 nearly fill the buffers; stream 1's
+	// frame of 16,191 bytes crosses their end, then 192 more bytes of it.
+	f.Add(append(bytes.Repeat([]byte{1, 255}, 31), 0, 252, 0, 3))
+	f.Add(bytes.Repeat([]byte{4, 1}, 70))            // small in-place payloads: 64 pieces
+	f.Fuzz(func(t *testing.T, steps []byte) {
+		for _, gather := range []bool{false, true} {
+			var c net.Conn = &recordingConn{}
+			if gather {
+				c = &gatheringConn{}
+			}
+			w, _ := newWconn(c, nil)
+			w.maxFrame = frameSize
+			sent := map[uint32][]byte{}
+			ended := map[uint32]bool{}
+			w.mu.Lock()
+			for i := 0; i < len(steps); i++ {
+				op := steps[i]
+				switch op % 8 {
+				case 6:
+					w.note(w.fr.WriteWindowUpdate(0, 1))
+				case 7:
+					w.mu.Unlock()
+					_ = w.flush()
+					w.mu.Lock()
+				default:
+					id := uint32(1 + 2*(op%3))
+					if ended[id] {
+						continue
+					}
+					size := 0
+					if i+1 < len(steps) {
+						i++
+						size = int(steps[i]) * frameSize / 255
+					}
+					end := op&0x10 != 0 && op&0x20 != 0
+					p := bytes.Repeat([]byte{byte(id), byte(len(sent[id]))}, size/2+1)[:size]
+					w.data(id, end, p, op&0x40 != 0)
+					sent[id] = append(sent[id], p...)
+					ended[id] = end
+				}
+			}
+			w.mu.Unlock()
+			if err := w.flush(); err != nil {
+				t.Fatal(err)
+			}
+			var out *bytes.Buffer
+			if gather {
+				out = &c.(*gatheringConn).written
+			} else {
+				out = &c.(*recordingConn).written
+			}
+			fr := http2.NewFramer(nil, out)
+			got := map[uint32][]byte{}
+			gotEnd := map[uint32]bool{}
+			for {
+				fh, err := fr.ReadFrame()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("gather %v: the frames written do not parse: %v", gather, err)
+				}
+				d, ok := fh.(*http2.DataFrame)
+				if !ok {
+					continue
+				}
+				if gotEnd[d.StreamID] {
+					t.Fatalf("gather %v: DATA on stream %d after its end", gather, d.StreamID)
+				}
+				if d.Length > frameSize {
+					t.Fatalf("gather %v: a frame of %d bytes, over the peer's %d", gather, d.Length, frameSize)
+				}
+				got[d.StreamID] = append(got[d.StreamID], d.Data()...)
+				gotEnd[d.StreamID] = d.StreamEnded()
+			}
+			for id, want := range sent {
+				if !bytes.Equal(got[id], want) || gotEnd[id] != ended[id] {
+					t.Fatalf("gather %v: stream %d read back as %d bytes (end %v), written %d (end %v)", gather, id, len(got[id]), gotEnd[id], len(want), ended[id])
+				}
+			}
 		}
 	})
 }
