@@ -75,6 +75,7 @@ func (c *gatheringConn) writeBuffers(bufs [][]byte) (int, error) {
 // stream or not), a WINDOW_UPDATE, or a flush.
 func FuzzJoinedDataReadsAsWritten(f *testing.F) {
 	f.Add([]byte{0, 10, 0, 20, 8, 30, 3, 0, 2, 1, 5})
+	f.Add([]byte{0, 10, 6, 0, 10}) // a WINDOW_UPDATE between two DATA of one stream
 	f.Add(bytes.Repeat([]byte{0, 255, 4, 255}, 40))
 	// 31 whole frames on stream 3 nearly fill the buffers; stream 1's
 	// frame of 16,191 bytes crosses their end, then 192 more bytes of it.

@@ -30,7 +30,10 @@ type wconn struct {
 	err      error   // the first write error: the connection is done
 	dirty    bool    // written since the last flush
 	hdr      [9]byte // a DATA frame's header being written
-	open     openData
+	// openID is the stream of the DATA frame at the end of what is
+	// buffered (writeBuf.openHeader), which its next DATA may extend: 0
+	// when that frame ended its stream (stream IDs start at 1).
+	openID uint32
 	// nb, on a client connection the port accepted, holds what the socket
 	// did not take; while it does, the streams' frames wait (send).
 	nb *nbConn
@@ -81,7 +84,7 @@ func (w *wconn) data(id uint32, endStream bool, p []byte, inPlace bool) {
 	w.mu.held()
 	if w.extendData(id, endStream, len(p)) {
 		w.dataPayload(p, inPlace)
-		w.open.end = w.bw.size
+		w.bw.endFrame()
 		return
 	}
 	h := w.hdr[:]
@@ -92,17 +95,13 @@ func (w *wconn) data(id uint32, endStream bool, p []byte, inPlace bool) {
 		h[4] = byte(http2.FlagDataEndStream)
 	}
 	binary.BigEndian.PutUint32(h[5:], id)
-	hdr, err := w.bw.writeInPlace(h)
-	w.note(err)
-	// The header's flush count, taken before the payload: a payload that
-	// fills the buffers is written out in part, header included, and the
-	// frame is then no longer open.
-	flushes := w.bw.flushes
-	w.dataPayload(p, inPlace)
-	w.open = openData{id: id, hdr: hdr, end: w.bw.size, flushes: flushes}
+	w.note(w.bw.writeHeader(h))
+	w.openID = id
 	if endStream {
-		w.open.hdr = nil
+		w.openID = 0
 	}
+	w.dataPayload(p, inPlace)
+	w.bw.endFrame()
 }
 
 func (w *wconn) dataPayload(p []byte, inPlace bool) {
@@ -116,36 +115,27 @@ func (w *wconn) dataPayload(p []byte, inPlace bool) {
 	}
 }
 
-// openData is the DATA frame at the end of what a connection has
-// buffered, which the next DATA of the same stream extends instead of
-// adding a frame of its own (extendData): the frames that arrive in one
-// read leave as one, as nginx's do. Frame boundaries mean nothing in
-// DATA (RFC 9113 §6.1; gRPC messages carry their own lengths), and each
-// frame saved is one the peer need not parse: a gRPC peer spends more per
-// frame than per byte of a small message.
-type openData struct {
-	id      uint32
-	hdr     []byte // its header, in place in the write buffer; nil: none
-	end     int    // writeBuf.size when it ended
-	flushes uint64 // writeBuf.flushes then
-}
-
-// extendData makes the open DATA frame n bytes longer, and ends the stream
-// with it if endStream, when it is stream id's, nothing was written after
-// it and the peer's frame size allows; the caller then writes the n bytes.
+// extendData makes the DATA frame at the end of what is buffered n bytes
+// longer, and ends the stream with it if endStream, when it is stream id's
+// and the peer's frame size allows; the caller then writes the n bytes.
+// So the frames that arrive in one read leave as one, as nginx's do. Frame
+// boundaries mean nothing in DATA (RFC 9113 §6.1; gRPC messages carry
+// their own lengths), and each frame saved is one the peer need not
+// parse: a gRPC peer spends more per frame than per byte of a small
+// message.
 func (w *wconn) extendData(id uint32, endStream bool, n int) bool {
-	o := &w.open
-	if o.hdr == nil || o.id != id || o.flushes != w.bw.flushes || o.end != w.bw.size {
+	hdr := w.bw.openHeader()
+	if hdr == nil || w.openID != id {
 		return false
 	}
-	size := int(o.hdr[0])<<16 | int(o.hdr[1])<<8 | int(o.hdr[2]) + n
+	size := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2]) + n
 	if size > int(w.maxFrame) {
 		return false
 	}
-	o.hdr[0], o.hdr[1], o.hdr[2] = byte(size>>16), byte(size>>8), byte(size)
+	hdr[0], hdr[1], hdr[2] = byte(size>>16), byte(size>>8), byte(size)
 	if endStream {
-		o.hdr[4] |= byte(http2.FlagDataEndStream)
-		o.hdr = nil
+		hdr[4] |= byte(http2.FlagDataEndStream)
+		w.openID = 0
 	}
 	return true
 }
@@ -393,9 +383,6 @@ func (w *wconn) flush() error {
 		return w.err
 	}
 	w.dirty = false
-	// The open frame's header is in a buffer the flush gives back: not
-	// kept past it, so that an idle connection pins none.
-	w.open = openData{}
 	if err := w.bw.Flush(); err != nil && w.err == nil {
 		w.err = err
 	}
@@ -513,11 +500,14 @@ type writeBuf struct {
 	segs [][]byte
 	tail bool
 	err  error
-	// size counts the bytes buffered since the last flush, and flushes
-	// the flushes: together they say whether anything was written after a
-	// frame (openData).
-	size    int
-	flushes uint64
+	// size counts the bytes buffered since the last flush. hdr is the
+	// header of the last frame written (writeHeader), in place in bufs,
+	// and hdrEnd the size at that frame's end (endFrame): while nothing
+	// follows it, it may be changed (openHeader). The flush forgets it
+	// with the buffers it gives back, even in the middle of the frame.
+	size   int
+	hdr    []byte
+	hdrEnd int
 }
 
 func newWriteBuf(c net.Conn) *writeBuf { return &writeBuf{c: c, wv: gatherOf(c)} }
@@ -559,16 +549,29 @@ func (b *writeBuf) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// writeInPlace writes p and returns where it lies in the buffer, to be
-// changed before the flush; nil if it lies across two buffers.
-func (b *writeBuf) writeInPlace(p []byte) ([]byte, error) {
-	if _, err := b.Write(p); err != nil {
-		return nil, err
+// writeHeader writes a frame's header and keeps where it lies in the
+// buffer (none if it lies across two buffers), for openHeader.
+func (b *writeBuf) writeHeader(h []byte) error {
+	b.hdr = nil
+	if _, err := b.Write(h); err != nil {
+		return err
 	}
-	if b.n < len(p) {
-		return nil, nil
+	if b.n >= len(h) {
+		b.hdr = (*b.bufs[len(b.bufs)-1])[b.n-len(h) : b.n]
 	}
-	return (*b.bufs[len(b.bufs)-1])[b.n-len(p) : b.n], nil
+	return nil
+}
+
+// endFrame marks the end of the frame whose header writeHeader wrote.
+func (b *writeBuf) endFrame() { b.hdrEnd = b.size }
+
+// openHeader returns the last frame's header, in the buffer, if nothing
+// was written after the frame and it was not flushed; else nil.
+func (b *writeBuf) openHeader() []byte {
+	if b.hdr == nil || b.hdrEnd != b.size {
+		return nil
+	}
+	return b.hdr
 }
 
 // borrow adds p to what the next flush writes without copying it: the
@@ -608,8 +611,7 @@ func (b *writeBuf) Flush() error {
 		b.bufs[i] = nil
 	}
 	b.bufs, b.n = b.bufs[:0], 0
-	b.size = 0
-	b.flushes++
+	b.size, b.hdr = 0, nil
 	return b.err
 }
 
