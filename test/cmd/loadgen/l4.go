@@ -25,13 +25,10 @@ func l4Cmd(args []string) error {
 	maxLife := fs.Duration("max-life", 30*time.Minute, "exit after this long in any case")
 	copyBy := fs.String("copy", "splice", "how bytes cross: splice (in the kernel) or buffer (read and write through a 256 KiB buffer, as a user-space relay does)")
 	_ = fs.Parse(args)
-	switch *copyBy {
-	case "splice":
-	case "buffer":
-		copyBuffered = true
-	default:
-		return fmt.Errorf("l4: -copy %q: want splice or buffer", *copyBy)
+	if *copyBy != "splice" && *copyBy != "buffer" {
+		return fmt.Errorf("-copy %q: want splice or buffer", *copyBy)
 	}
+	buffered := *copyBy == "buffer"
 	for _, a := range []string{*listen, *to} {
 		if err := loopbackOnly(a); err != nil {
 			return err
@@ -58,11 +55,11 @@ func l4Cmd(args []string) error {
 			}
 			return err
 		}
-		go l4Relay(c.(*net.TCPConn), *to)
+		go l4Relay(c.(*net.TCPConn), *to, buffered)
 	}
 }
 
-func l4Relay(client *net.TCPConn, to string) {
+func l4Relay(client *net.TCPConn, to string, buffered bool) {
 	defer client.Close()
 	b, err := net.DialTimeout("tcp", to, 5*time.Second)
 	if err != nil {
@@ -73,20 +70,18 @@ func l4Relay(client *net.TCPConn, to string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		copyHalf(backend, client)
+		copyHalf(backend, client, buffered)
 	}()
-	copyHalf(client, backend)
+	copyHalf(client, backend, buffered)
 	<-done
 }
 
-// copyBuffered makes the relay read and write through a buffer instead of
-// splicing (-copy buffer).
-var copyBuffered bool
-
-// copyHalf copies one direction and passes its end on as a half-close.
-func copyHalf(dst, src *net.TCPConn) {
+// copyHalf copies one direction and passes its end on as a half-close;
+// buffered (-copy buffer) reads and writes through a buffer instead of
+// splicing.
+func copyHalf(dst, src *net.TCPConn, buffered bool) {
 	var err error
-	if copyBuffered {
+	if buffered {
 		// Plain Reader and Writer, so that io.CopyBuffer cannot find
 		// ReadFrom or WriteTo and splice.
 		_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, 256<<10))
