@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -605,8 +606,10 @@ func parseSeq(v string) (int, error) {
 // member chosen here, with a bound per attempt well below requestTimeout;
 // when an attempt times out or the member answers Unavailable (no leader,
 // leader changed, connection lost), the request goes to the next member
-// and the silent one is avoided for avoidFor. The bound doubles after each
-// round of members, so a slow but healthy cluster still gets long attempts.
+// and the silent one is avoided for avoidFor. The bound doubles after as
+// many timed-out attempts as there are members, so a slow but healthy
+// cluster still gets long attempts; an attempt refused at once (no leader
+// yet) does not lengthen the next.
 const (
 	keepAliveTime    = 10 * time.Second
 	keepAliveTimeout = 2 * time.Second
@@ -625,22 +628,47 @@ type etcdMember struct {
 	avoidUntil atomic.Int64
 }
 
-// order is the members in the order try uses them: from the one that
-// answered last, round the list, those avoided now at the end.
-func (s *EtcdStore) order() []*etcdMember {
+// lost reports a member whose connection is down (TRANSIENT_FAILURE:
+// refused, reset), or that failed and whose connection is not up now
+// (reconnecting, or idle since the loss). Each attempt on it would last
+// its whole bound, because etcd's client retries a read refused as
+// Unavailable every 25 ms until the attempt's deadline. A member that
+// timed out with its connection up (frozen, leaderless) may answer the
+// next attempt; a lost one is tried last.
+func (m *etcdMember) lost(now int64) bool {
+	st := m.conn.GetState()
+	return st == connectivity.TransientFailure || m.avoidUntil.Load() > now && st != connectivity.Ready
+}
+
+// next is the member for try's next attempt: the first, round the list
+// from the one after last (from the one that answered last when last is
+// nil), of the best kind there is: not avoided, then avoided but
+// connected, then lost. Chosen anew for each attempt, so that a member
+// found dead during a request is not tried again in it while another
+// answers.
+func (s *EtcdStore) next(last *etcdMember) *etcdMember {
 	n := len(s.members)
 	first := int(s.preferred.Load())
+	if last != nil {
+		first = slices.Index(s.members, last) + 1
+	}
 	now := time.Now().UnixNano()
-	var ready, avoided []*etcdMember
+	var best *etcdMember
+	bestKind := 3
 	for k := range n {
 		m := s.members[(first+k)%n]
-		if m.avoidUntil.Load() > now {
-			avoided = append(avoided, m)
-		} else {
-			ready = append(ready, m)
+		kind := 0
+		switch {
+		case m.lost(now):
+			kind = 2
+		case m.avoidUntil.Load() > now:
+			kind = 1
+		}
+		if kind < bestKind {
+			best, bestKind = m, kind
 		}
 	}
-	return append(ready, avoided...)
+	return best
 }
 
 // unavailable reports a member's or connection's Unavailable: etcd's
@@ -681,10 +709,11 @@ func (s *EtcdStore) get(ctx context.Context, key string, opts ...clientv3.OpOpti
 // off from its cluster refuses at once instead of holding the request
 // (etcd's rpctypes.MetadataRequireLeaderKey).
 func (s *EtcdStore) try(ctx context.Context, req func(context.Context, clientv3.KV) error) error {
-	order := s.order()
-	for k := 0; ; k++ {
-		m := order[k%len(order)]
-		bound := attemptFirst << min(k/len(order), 8)
+	var last *etcdMember
+	for timeouts := 0; ; {
+		m := s.next(last)
+		last = m
+		bound := attemptFirst << min(timeouts/len(s.members), 8)
 		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), bound)
 		began := time.Now()
 		err := req(actx, m.kv)
@@ -700,6 +729,9 @@ func (s *EtcdStore) try(ctx context.Context, req func(context.Context, clientv3.
 		}
 		if !timedOut && !unavailable(err) {
 			return err // an answer: permission denied, too large, ...
+		}
+		if timedOut {
+			timeouts++
 		}
 		m.avoidUntil.Store(time.Now().Add(avoidFor).UnixNano())
 		if time.Since(began) < attemptPause {
