@@ -52,14 +52,14 @@ fuzz:
 	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./test/' | xargs -n1 dirname | sort -u); do \
 	  for target in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -c6-); do \
 	    echo "fuzz $$dir $$target for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel 1 $$dir; \
+	    $(CURDIR)/test/fuzzone.sh "$(GO)" $$dir $$target $(FUZZTIME); \
 	  done; \
 	done
 	@# The test module's targets (fakemilvus's differential FuzzCombinedFilter).
 	@set -e; cd test && for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 	  for target in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -c6-); do \
 	    echo "fuzz test/$$dir $$target for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel 1 $$dir; \
+	    $(CURDIR)/test/fuzzone.sh "$(GO)" $$dir $$target $(FUZZTIME); \
 	  done; \
 	done
 
