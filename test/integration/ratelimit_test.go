@@ -56,9 +56,24 @@ func retryingClient(t *testing.T, ctx context.Context, addr, user string, maxBac
 	t.Helper()
 	opts := append(append([]grpc.DialOption{}, milvusclient.DefaultGrpcOpts...),
 		grpc.WithChainUnaryInterceptor(milvusclient.RetryOnRateLimitInterceptor(75, maxBackoff, func(_ context.Context, attempt uint) time.Duration {
-			return 10 * time.Millisecond * time.Duration(math.Pow(3, float64(attempt)))
+			return retryBackoff(attempt, maxBackoff)
 		})))
 	return sdkClient(t, ctx, &milvusclient.ClientConfig{Address: addr, Username: user, Password: user + "-pw-1", DialOptions: opts})
+}
+
+// retryBackoff is 10 ms x 3^attempt, at most maxBackoff. Capped as it
+// grows: 10 ms x 3^attempt in time.Duration overflows from attempt 26 on,
+// and the interceptor skips the wait when the result is not positive. With
+// that, 41 of the 75 attempts did not wait, a search gave up after about
+// 3 s of refusals, and one of alice's searches failed in CI.
+func retryBackoff(attempt uint, maxBackoff time.Duration) time.Duration {
+	d := 10 * time.Millisecond
+	for range attempt {
+		if d *= 3; d >= maxBackoff {
+			return maxBackoff
+		}
+	}
+	return d
 }
 
 // startsIn counts the backend's calls to method that started in [from, to).
