@@ -166,32 +166,7 @@ func (cc *clientConn) readFrames() (handOff bool) {
 				err = cc.handle(f)
 			}
 		}
-		var se http2.StreamError
-		if errors.As(err, &se) {
-			cc.resetStream(se.StreamID, se.Code)
-			err = nil
-		}
-		if err != nil {
-			var ce http2.ConnectionError
-			ga := goAway{code: http2.ErrCodeProtocol}
-			switch {
-			case errors.As(err, &ce):
-				ga.code = http2.ErrCode(ce)
-			case errors.Is(err, http2.ErrFrameTooLarge):
-				ga.code = http2.ErrCodeFrameSize
-			case !errors.As(err, &ga):
-				return false // the connection failed or ended: nothing to say
-			}
-			cc.w.mu.Lock()
-			cc.w.note(cc.w.fr.WriteGoAway(cc.lastID, ga.code, []byte(ga.debug)))
-			cc.w.mu.Unlock()
-			if cc.w.flush() == nil {
-				// Closing with unread input would reset the connection,
-				// and the client could lose the GOAWAY: what it still
-				// sends is read first, for a second and 1 MiB at most.
-				_ = cc.conn.SetReadDeadline(time.Now().Add(time.Second))
-				_, _ = io.CopyN(io.Discard, cc.br, 1<<20)
-			}
+		if err != nil && !cc.survives(err) {
 			return false
 		}
 		if cc.br.Buffered() == 0 {
@@ -203,6 +178,38 @@ func (cc *clientConn) readFrames() (handOff bool) {
 			}
 		}
 	}
+}
+
+// survives answers a failed frame: a stream error resets the stream and
+// the connection goes on (true); any other error ends it, with a GOAWAY
+// of its code where it has one. Apart from readFrames, whose loop would
+// otherwise put the errors.As targets on the heap for every frame.
+func (cc *clientConn) survives(err error) bool {
+	if se := (http2.StreamError{}); errors.As(err, &se) {
+		cc.resetStream(se.StreamID, se.Code)
+		return true
+	}
+	var ce http2.ConnectionError
+	ga := goAway{code: http2.ErrCodeProtocol}
+	switch {
+	case errors.As(err, &ce):
+		ga.code = http2.ErrCode(ce)
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		ga.code = http2.ErrCodeFrameSize
+	case !errors.As(err, &ga):
+		return false // the connection failed or ended: nothing to say
+	}
+	cc.w.mu.Lock()
+	cc.w.note(cc.w.fr.WriteGoAway(cc.lastID, ga.code, []byte(ga.debug)))
+	cc.w.mu.Unlock()
+	if cc.w.flush() == nil {
+		// Closing with unread input would reset the connection,
+		// and the client could lose the GOAWAY: what it still
+		// sends is read first, for a second and 1 MiB at most.
+		_ = cc.conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.CopyN(io.Discard, cc.br, 1<<20)
+	}
+	return false
 }
 
 // handle acts on one frame. It returns an http2.StreamError to reset a
