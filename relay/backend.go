@@ -102,7 +102,8 @@ type backendConn struct {
 	// Owned by the reader goroutine (readerG).
 	readerG    goroutineLock
 	flushes    flushSet
-	connRefund uint32 // connection window not refunded yet
+	connRefund uint32  // connection window not refunded yet
+	last       *stream // the stream the last lookup found
 }
 
 func newBackendConn(u *upstream, c net.Conn) *backendConn {
@@ -177,7 +178,10 @@ func (bc *backendConn) reset(s *stream, code http2.ErrCode, fl *flushSet) {
 func (bc *backendConn) forget(s *stream) bool {
 	bc.smu.Lock()
 	_, ok := bc.streams[s.bid]
-	delete(bc.streams, s.bid)
+	if ok {
+		delete(bc.streams, s.bid)
+		s.upGone.Store(true)
+	}
 	bc.smu.Unlock()
 	if ok {
 		bc.active.Add(-1)
@@ -191,6 +195,19 @@ func (bc *backendConn) stream(id uint32) *stream {
 	return bc.streams[id]
 }
 
+// lookup is stream for the reader, whose frames mostly name the stream
+// the one before named: that one is kept, and found again without the
+// map's lock while it is still there (IDs are never reused).
+func (bc *backendConn) lookup(id uint32) *stream {
+	bc.readerG.check()
+	if s := bc.last; s != nil && s.bid == id && !s.upGone.Load() {
+		return s
+	}
+	s := bc.stream(id)
+	bc.last = s
+	return s
+}
+
 func (bc *backendConn) readLoop() {
 	bc.readerG = newGoroutineLock()
 	err := bc.serve()
@@ -200,6 +217,9 @@ func (bc *backendConn) readLoop() {
 	bc.smu.Lock()
 	streams := bc.streams
 	bc.streams = map[uint32]*stream{}
+	for _, s := range streams {
+		s.upGone.Store(true)
+	}
 	bc.smu.Unlock()
 	msg := fmt.Sprintf("authproxy: backend %s unavailable: %v", bc.up.name, err)
 	for _, s := range streams {
@@ -307,7 +327,7 @@ func (bc *backendConn) handle(f http2.Frame) error {
 }
 
 func (bc *backendConn) onHeaders(f *http2.MetaHeadersFrame) {
-	s := bc.stream(f.StreamID)
+	s := bc.lookup(f.StreamID)
 	if s == nil {
 		return
 	}
@@ -349,7 +369,7 @@ func (bc *backendConn) onData(f dataFrame) {
 		}
 		bc.w.mu.Unlock()
 	}
-	s := bc.stream(f.streamID)
+	s := bc.lookup(f.streamID)
 	if s == nil {
 		return
 	}

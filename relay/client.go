@@ -75,6 +75,7 @@ type clientConn struct {
 	connRefund  uint32
 	connRecvWin int64 // what the client may still send on the connection
 	gateRefunds []*stream
+	last        *stream // the stream the last lookup found
 	// What the client may send that costs work and moves nothing.
 	resets, empty edge.FrameBudget
 	lastPing      time.Time
@@ -350,9 +351,25 @@ func (cc *clientConn) stream(id uint32) *stream {
 	return cc.streams[id]
 }
 
+// lookup is stream for the reader, whose frames mostly name the stream
+// the one before named: that one is kept, and found again without the
+// map's lock while it is still there (IDs are never reused).
+func (cc *clientConn) lookup(id uint32) *stream {
+	cc.readerG.check()
+	if s := cc.last; s != nil && s.cid == id && !s.downGone.Load() {
+		return s
+	}
+	s := cc.stream(id)
+	cc.last = s
+	return s
+}
+
 func (cc *clientConn) forget(s *stream) {
 	cc.smu.Lock()
-	delete(cc.streams, s.cid)
+	if _, ok := cc.streams[s.cid]; ok {
+		delete(cc.streams, s.cid)
+		s.downGone.Store(true)
+	}
 	cc.smu.Unlock()
 }
 
@@ -457,7 +474,7 @@ func (cc *clientConn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
 	s.mu.Lock()
 	st := s.state()
 	done, opened := st.has(remoteClosed), st.phase() == phaseForwarding
-	live := opened && s.bc.stream(s.bid) == s
+	live := opened && !s.upGone.Load()
 	if !done && f.StreamEnded() {
 		if now, _ := s.transition(evRemoteEnd); now.closedBothWays() {
 			defer cc.forget(s)
@@ -581,7 +598,7 @@ func (cc *clientConn) onData(f dataFrame) error {
 		cc.w.mu.Unlock()
 		cc.connRecvWin += int64(given)
 	}
-	s := cc.stream(f.streamID)
+	s := cc.lookup(f.streamID)
 	if s == nil {
 		return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeStreamClosed}
 	}
@@ -618,7 +635,7 @@ func (cc *clientConn) onData(f dataFrame) error {
 		}
 		s.gateRefund += len(data)
 		cc.admit.decide(s, &cc.flushes)
-	case st.phase() != phaseForwarding || s.bc.stream(s.bid) != s:
+	case st.phase() != phaseForwarding || s.upGone.Load():
 		// Refused before it was opened, or already answered: dropped.
 		// Once the answer has left, the client is told to stop sending.
 		if !end && s.state().has(localClosed) {
@@ -853,6 +870,9 @@ func (cc *clientConn) teardown() {
 	cc.smu.Lock()
 	streams := cc.streams
 	cc.streams = map[uint32]*stream{}
+	for _, s := range streams {
+		s.downGone.Store(true)
+	}
 	cc.smu.Unlock()
 	var fl flushSet
 	for _, s := range streams {

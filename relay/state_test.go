@@ -102,3 +102,26 @@ func TestStreamH2States(t *testing.T) {
 		t.Fatal("not closed once both ends are")
 	}
 }
+
+// A reader's lookup keeps the last stream it found; once the stream has
+// left the map, it must not be found again.
+func TestLookupDoesNotFindAForgottenStream(t *testing.T) {
+	cc := &clientConn{streams: map[uint32]*stream{}, readerG: newGoroutineLock()}
+	bc := &backendConn{streams: map[uint32]*stream{}, readerG: newGoroutineLock()}
+	s := &stream{cc: cc, cid: 1, bc: bc, bid: 3}
+	cc.streams[s.cid], bc.streams[s.bid] = s, s
+	bc.active.Store(1)
+	if cc.lookup(1) != s || bc.lookup(3) != s {
+		t.Fatal("a stream in the maps is not found")
+	}
+	cc.forget(s)
+	if got := cc.lookup(1); got != nil {
+		t.Error("the client reader found a forgotten stream")
+	}
+	if !bc.forget(s) {
+		t.Fatal("the backend connection did not have the stream")
+	}
+	if got := bc.lookup(3); got != nil {
+		t.Error("the backend reader found a forgotten stream")
+	}
+}

@@ -65,6 +65,11 @@ type stream struct {
 	up  half
 	// Under the client connection's cc.w.mu: toward the client.
 	down half
+	// Set, under the map's lock, when the stream leaves its backend
+	// connection's map (upGone) or its client connection's (downGone):
+	// a reader that kept the stream from an earlier frame, or holds it
+	// opened, reads these instead of taking the map's lock to look again.
+	upGone, downGone atomic.Bool
 
 	// The stream's state (state.go), which any goroutine reads, and
 	// changes through transition alone.
