@@ -607,21 +607,32 @@ func (cc *clientConn) onData(f dataFrame) error {
 	}
 	cc.refund(s, int(flowLen)-len(data), &cc.flushes) // the padding
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	done, err := cc.onStreamData(s, f)
+	s.mu.Unlock()
+	if done {
+		cc.forget(s)
+	}
+	return err
+}
+
+// onStreamData is onData's part under s.mu; done says the frame closed
+// the stream both ways, and the caller forgets it. (No defer here: one
+// taken on a branch would put every call's defers on the slow path.)
+func (cc *clientConn) onStreamData(s *stream, f dataFrame) (done bool, err error) {
+	s.mu.held()
+	data := f.data
 	st := s.state()
 	if st.has(remoteClosed) {
-		return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeStreamClosed}
+		return false, http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeStreamClosed}
 	}
 	end := f.end
 	if end {
 		st, _ = s.transition(evRemoteEnd)
 	}
 	if s.received += int64(len(data)); s.contentLength >= 0 && (s.received > s.contentLength || end && s.received != s.contentLength) {
-		return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeProtocol}
+		return false, http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeProtocol}
 	}
-	if end && st.closedBothWays() {
-		defer cc.forget(s)
-	}
+	done = end && st.closedBothWays()
 	switch {
 	case st.phase() == phaseAuthenticating:
 		// Held, unrefunded, until the call is authenticated: the stream
@@ -639,7 +650,7 @@ func (cc *clientConn) onData(f dataFrame) error {
 		// Refused before it was opened, or already answered: dropped.
 		// Once the answer has left, the client is told to stop sending.
 		if !end && s.state().has(localClosed) {
-			return http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeNo}
+			return done, http2.StreamError{StreamID: f.streamID, Code: http2.ErrCodeNo}
 		}
 		cc.refund(s, len(data), &cc.flushes)
 	default:
@@ -648,7 +659,7 @@ func (cc *clientConn) onData(f dataFrame) error {
 			// the whole message.
 			s.bc.reset(s, http2.ErrCodeCancel, &cc.flushes)
 			cc.fail(s, codes.PermissionDenied, err.Error(), &cc.flushes)
-			return nil
+			return done, nil
 		}
 		from := reused
 		if f.inPlace {
@@ -656,7 +667,7 @@ func (cc *clientConn) onData(f dataFrame) error {
 		}
 		cc.sendUp(s, data, f.end, from, &cc.flushes)
 	}
-	return nil
+	return done, nil
 }
 
 // maxWindow is the largest flow-control window HTTP/2 allows.
