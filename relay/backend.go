@@ -196,8 +196,9 @@ func (bc *backendConn) stream(id uint32) *stream {
 }
 
 // lookup is stream for the reader, whose frames mostly name the stream
-// the one before named: that one is kept, and found again without the
-// map's lock while it is still there (IDs are never reused).
+// the one before named: that one is kept until the reader reads its
+// connection again (beforeRead), and found again without the map's lock
+// while it is still there (IDs are never reused).
 func (bc *backendConn) lookup(id uint32) *stream {
 	bc.readerG.check()
 	if s := bc.last; s != nil && s.bid == id && !s.upGone.Load() {
@@ -234,7 +235,10 @@ func (bc *backendConn) serve() error {
 	// From its second read on, the reader flushes before it reads; not
 	// before its first: over an in-memory pipe the server's SETTINGS must
 	// be read before our preface can be written (see pick).
-	bc.br.beforeRead = func() error { return bc.flushes.flushOwnLast(bc.w) }
+	bc.br.beforeRead = func() error {
+		bc.last = nil // a quiet connection keeps no finished call
+		return bc.flushes.flushOwnLast(bc.w)
+	}
 	for ; err == nil; f, err = bc.fr.ReadFrame() {
 		if err := bc.handle(f); err != nil {
 			return err

@@ -86,7 +86,10 @@ func newClientConn(r *Relay, c net.Conn) *clientConn {
 	cc := &clientConn{r: r, conn: c, br: newReadBuf(c), streams: map[uint32]*stream{}, connRecvWin: connWindow,
 		resets: edge.NewFrameBudget(), empty: edge.NewFrameBudget(), readerG: newGoroutineLock()}
 	cc.w, cc.fr = newWconn(c, cc.br)
-	cc.br.beforeRead = func() error { return cc.flushes.flushOwnLast(cc.w) }
+	cc.br.beforeRead = func() error {
+		cc.last = nil // an idle connection keeps no finished call
+		return cc.flushes.flushOwnLast(cc.w)
+	}
 	if cc.w.nb = findNB(c); cc.w.nb != nil {
 		writable := cc.onWritable
 		cc.w.nb.onDrained.Store(&writable)
@@ -352,8 +355,9 @@ func (cc *clientConn) stream(id uint32) *stream {
 }
 
 // lookup is stream for the reader, whose frames mostly name the stream
-// the one before named: that one is kept, and found again without the
-// map's lock while it is still there (IDs are never reused).
+// the one before named: that one is kept until the reader reads its
+// connection again (beforeRead), and found again without the map's lock
+// while it is still there (IDs are never reused).
 func (cc *clientConn) lookup(id uint32) *stream {
 	cc.readerG.check()
 	if s := cc.last; s != nil && s.cid == id && !s.downGone.Load() {

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"golang.org/x/net/http2"
@@ -44,6 +46,33 @@ func TestRelayForwardsACall(t *testing.T) {
 		rt.quiet()
 		rt.wantOpen(0)
 		rt.wantObserved(codes.OK)
+	})
+}
+
+// A finished call is not kept by connections that wait: the readers let
+// go of the stream their last lookup found before they read again, so an
+// idle client connection holds neither the call nor its request headers.
+func TestRelayKeepsNoFinishedCall(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		b, h := rt.forwarded(nil, 1, []byte("q"), "authorization", "secret")
+		var kept weak.Pointer[stream]
+		rt.r.mu.Lock()
+		for cc := range rt.r.conns {
+			cc.smu.Lock()
+			kept = weak.Make(cc.streams[1])
+			cc.smu.Unlock()
+		}
+		rt.r.mu.Unlock()
+		if kept.Value() == nil {
+			rt.t.Fatal("the call is not open")
+		}
+		rt.answered(b, h, 1, []byte("reply"), codes.OK)
+		rt.quiet()
+		rt.wantOpen(0)
+		runtime.GC()
+		if kept.Value() != nil {
+			rt.t.Fatal("a finished call is still reachable while its connection waits")
+		}
 	})
 }
 
