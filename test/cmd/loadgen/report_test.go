@@ -30,3 +30,17 @@ func TestAddedRatioSkipsRoundsWhereTheReferenceAddedNothing(t *testing.T) {
 		t.Errorf("addedRatio = %v with a reference that never added anything, want NaN (not judged)", got)
 	}
 }
+
+// A goal is judged on the median of its per-round ratios; the row also
+// says how the rounds spread and in how many the goal held, so that a
+// goal missed by noise reads differently from one missed in every round.
+func TestGoalRowGivesTheRoundsBesideTheMedian(t *testing.T) {
+	row := goalRow("g", 1, 1, []float64{0.93, 1.19, 0.97, 1.02, 0.95}, atLeast(1))
+	if want := "| g | 1.00 | 1.00 | 0.97 | 0.93–1.19 | no | 2/5 |\n"; row != want {
+		t.Errorf("row %q, want %q", row, want)
+	}
+	row = goalRow("g", 1, 1, nil, atMost(1))
+	if want := "| g | 1.00 | 1.00 | – | – | – | 0/0 |\n"; row != want {
+		t.Errorf("row with no round judged %q, want %q", row, want)
+	}
+}
