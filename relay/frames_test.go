@@ -888,6 +888,34 @@ func TestRelayMaxConcurrentStreams(t *testing.T) {
 	})
 }
 
+// Small messages are copied into the write buffer, not written in place:
+// an iovec each would fill maxSegs within one read, and the messages of
+// one read of the client's would leave the relay in several writes.
+func TestRelayGathersSmallMessagesIntoOneWrite(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		b, _ := rt.streaming(nil, 1, []byte("first"))
+		synctest.Wait()
+		before, _ := b.conn.writeCounts()
+		msg := frame(0, bytes.Repeat([]byte("m"), 16))
+		const n = 3 * maxSegs
+		var batch bytes.Buffer
+		bf := http2.NewFramer(&batch, nil)
+		for range n {
+			rt.must(bf.WriteData(1, false, msg))
+		}
+		if _, err := rt.conn.Write(batch.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		b.wantData(false, bytes.Repeat(msg, n))
+		synctest.Wait()
+		// The relay reads smallRead bytes, then the rest at once: two
+		// reads, so two writes.
+		if after, _ := b.conn.writeCounts(); after-before > 2 {
+			rt.t.Fatalf("%d messages of %d bytes, in one write of the client's, forwarded in %d writes, want at most 2", n, len(msg), after-before)
+		}
+	})
+}
+
 // What the relay reads at once from a client leaves for the backend at
 // once: the frames of several streams, more than one write buffer holds,
 // are gathered into one write (writev on a socket), whole and in order.

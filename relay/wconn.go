@@ -104,10 +104,17 @@ func (w *wconn) data(id uint32, endStream bool, p []byte, inPlace bool) {
 	w.bw.endFrame()
 }
 
+// borrowMin is the smallest payload written in place (inReadBuf); a
+// smaller one is copied. An iovec costs the kernel more than copying a
+// small payload, and one iovec per small message would fill maxSegs in
+// the middle of a read's frames: FullDuplex's 64 messages of 21 bytes in
+// flight then left in two writes, not one.
+const borrowMin = 1 << 10
+
 func (w *wconn) dataPayload(p []byte, inPlace bool) {
 	switch {
 	case len(p) == 0:
-	case inPlace:
+	case inPlace && len(p) >= borrowMin:
 		w.note(w.bw.borrow(p))
 	default:
 		_, err := w.bw.Write(p)
