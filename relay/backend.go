@@ -253,7 +253,7 @@ func (bc *backendConn) serve() error {
 // frame that is not one.
 func (bc *backendConn) forwardBuffered() {
 	for {
-		d, n, ok := bc.br.peekData(maxFrameLen)
+		d, n, ok := bc.br.joinData(maxFrameLen)
 		if !ok {
 			return
 		}

@@ -305,7 +305,7 @@ func carriesNothing(f http2.Frame) bool {
 // the reader waits: an idle connection's stack must stay within 4 KiB
 // (see serve).
 func (cc *clientConn) handleBuffered() (bool, error) {
-	d, n, ok := cc.br.peekData(frameSize)
+	d, n, ok := cc.br.joinData(frameSize)
 	if !ok {
 		return false, nil
 	}

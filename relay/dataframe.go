@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/binary"
+	"sync"
 
 	"golang.org/x/net/http2"
 )
@@ -41,7 +42,13 @@ const frameHeaderLen = 9
 // readers' framers read a header block whole (ReadMetaHeaders), so a frame
 // after one never is.
 func (b *readBuf) peekData(max uint32) (dataFrame, int, bool) {
-	buf := b.cur[b.r:b.w]
+	d, n, ok := dataAt(b.cur[b.r:b.w], max)
+	d.inPlace = ok && b.stable()
+	return d, n, ok
+}
+
+// dataAt reads a DATA frame at the start of buf as peekData does.
+func dataAt(buf []byte, max uint32) (dataFrame, int, bool) {
 	if len(buf) < frameHeaderLen || http2.FrameType(buf[3]) != http2.FrameData {
 		return dataFrame{}, 0, false
 	}
@@ -52,9 +59,59 @@ func (b *readBuf) peekData(max uint32) (dataFrame, int, bool) {
 	if id == 0 || flags.Has(http2.FlagDataPadded) || length > max || len(buf) < n {
 		return dataFrame{}, 0, false
 	}
-	return dataFrame{streamID: id, flowLen: length, data: buf[frameHeaderLen:n:n], end: flags.Has(http2.FlagDataEndStream),
-		inPlace: b.stable()}, n, true
+	return dataFrame{streamID: id, flowLen: length, data: buf[frameHeaderLen:n:n], end: flags.Has(http2.FlagDataEndStream)}, n, true
 }
+
+// joinMax bounds the payload joinData gathers: one frame's worth.
+const joinMax = frameSize
+
+// joinPool holds the buffers joinData copies payloads into; a reader
+// holds one from its first join until its next read (readBuf.Read).
+var joinPool = sync.Pool{New: func() any { b := make([]byte, 0, joinMax); return &b }}
+
+// joinData is peekData for a reader that forwards what it reads: a small
+// DATA frame (under borrowMin) is joined with the small ones that follow
+// it whole in the buffer on its stream, up to the first that ends the
+// stream, one that carries nothing (edge's budget counts those one by
+// one) or joinMax, their payloads copied into a pooled buffer. One frame's
+// checks, locks and window accounting then serve a read's run of small
+// messages, which the relay joins on the way out anyway
+// (wconn.extendData): DATA frame boundaries mean nothing (RFC 9113 §6.1).
+// The frame returned is their sum (flowLen, payload, the last one's
+// END_STREAM), valid until the next read, and the bytes they span.
+func (b *readBuf) joinData(max uint32) (dataFrame, int, bool) {
+	d, n, ok := b.peekData(max)
+	if !ok || !joinable(d) {
+		return d, n, ok
+	}
+	buf := b.cur[b.r:b.w]
+	var joined []byte
+	for !d.end {
+		next, m, ok := dataAt(buf[n:], max)
+		if !ok || next.streamID != d.streamID || !joinable(next) || len(d.data)+len(next.data) > joinMax {
+			break
+		}
+		if joined == nil {
+			if b.joined == nil {
+				b.joined = joinPool.Get().(*[]byte)
+			}
+			joined = append((*b.joined)[:0], d.data...)
+		}
+		joined = append(joined, next.data...)
+		d.data = joined
+		d.flowLen += next.flowLen
+		d.end = next.end
+		n += m
+	}
+	if joined != nil {
+		*b.joined = joined
+		d.inPlace = false
+	}
+	return d, n, true
+}
+
+// joinable says a frame may be joined: small, and carrying something.
+func joinable(d dataFrame) bool { return len(d.data) > 0 && len(d.data) < borrowMin }
 
 // skip consumes n buffered bytes (a frame peekData returned, once
 // handled).

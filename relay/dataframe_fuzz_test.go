@@ -53,6 +53,74 @@ func FuzzPeekDataReadsAsTheFramer(f *testing.F) {
 	})
 }
 
+// joinData, beside x/net's framer: the bytes it takes are whole DATA
+// frames of one stream, the framer reads, none but the last ending the
+// stream, and it returns their payloads joined, their lengths summed and
+// the last one's END_STREAM.
+func FuzzJoinDataReadsAsTheFramer(f *testing.F) {
+	frames := func(write func(*http2.Framer)) []byte {
+		var b bytes.Buffer
+		write(http2.NewFramer(&b, nil))
+		return b.Bytes()
+	}
+	f.Add(frames(func(fr *http2.Framer) {
+		fr.WriteData(1, false, []byte("a"))
+		fr.WriteData(1, false, []byte("bb"))
+		fr.WriteData(1, true, []byte("ccc"))
+		fr.WriteData(1, false, []byte("d"))
+	}), uint16(frameSize))
+	f.Add(frames(func(fr *http2.Framer) {
+		fr.WriteData(1, false, []byte("a"))
+		fr.WriteData(3, false, []byte("b"))
+		fr.WriteData(1, false, nil)
+	}), uint16(frameSize))
+	f.Add(frames(func(fr *http2.Framer) {
+		fr.WriteData(1, false, []byte("a"))
+		fr.WriteDataPadded(1, false, []byte("b"), []byte{0, 0})
+		fr.WriteData(1, false, bytes.Repeat([]byte("c"), borrowMin))
+	}), uint16(frameSize))
+	f.Add(frames(func(fr *http2.Framer) {
+		for range 40 {
+			fr.WriteData(1, false, bytes.Repeat([]byte("x"), 500))
+		}
+	}), uint16(600))
+	f.Fuzz(func(t *testing.T, in []byte, max uint16) {
+		b := &readBuf{cur: in, w: len(in)}
+		d, n, ok := b.joinData(uint32(max))
+		if !ok {
+			return
+		}
+		r := bytes.NewReader(in)
+		fr := http2.NewFramer(nil, r)
+		fr.SetMaxReadFrameSize(uint32(max))
+		var data []byte
+		var flow uint32
+		end := false
+		for len(in)-r.Len() < n {
+			if end {
+				t.Fatalf("joinData went past the end of stream %d", d.streamID)
+			}
+			got, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("joinData took a frame the framer refuses: %v", err)
+			}
+			df, isData := got.(*http2.DataFrame)
+			if !isData || df.StreamID != d.streamID {
+				t.Fatalf("joinData took a %v frame of stream %d into stream %d's", got.Header().Type, got.Header().StreamID, d.streamID)
+			}
+			data = append(data, df.Data()...)
+			flow += df.Length
+			end = df.StreamEnded()
+		}
+		switch {
+		case len(in)-r.Len() != n:
+			t.Fatalf("joinData took %d bytes, which end inside a frame (the framer is at %d)", n, len(in)-r.Len())
+		case !bytes.Equal(data, d.data) || flow != d.flowLen || end != d.end:
+			t.Fatalf("joinData read %d bytes, payload %q, end %v; the framer %d bytes, payload %q, end %v", d.flowLen, d.data, d.end, flow, data, end)
+		}
+	})
+}
+
 // gatheringConn records what is written to it, with writev as a socket has
 // (so that payloads are borrowed in place, writeBuf.borrow).
 type gatheringConn struct{ recordingConn }

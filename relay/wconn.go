@@ -131,20 +131,28 @@ func (w *wconn) dataPayload(p []byte, inPlace bool) {
 // parse: a gRPC peer spends more per frame than per byte of a small
 // message.
 func (w *wconn) extendData(id uint32, endStream bool, n int) bool {
-	hdr := w.bw.openHeader()
-	if hdr == nil || w.openID != id {
+	hdr, room := w.openData(id)
+	if hdr == nil || n > room {
 		return false
 	}
-	size := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2]) + n
-	if size > int(w.maxFrame) {
-		return false
-	}
+	size := int(w.maxFrame) - room + n
 	hdr[0], hdr[1], hdr[2] = byte(size>>16), byte(size>>8), byte(size)
 	if endStream {
 		hdr[4] |= byte(http2.FlagDataEndStream)
 		w.openID = 0
 	}
 	return true
+}
+
+// openData returns the header of stream id's DATA frame open at the end
+// of the buffer (see extendData), and the bytes it still takes under the
+// peer's frame size; nil if there is none.
+func (w *wconn) openData(id uint32) (hdr []byte, room int) {
+	hdr = w.bw.openHeader()
+	if hdr == nil || w.openID != id {
+		return nil, 0
+	}
+	return hdr, int(w.maxFrame) - (int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2]))
 }
 
 func (w *wconn) note(err error) {
@@ -190,6 +198,12 @@ func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
 		n := min(int64(len(it.data)), h.win, w.connWin, int64(w.maxFrame))
 		if n <= 0 {
 			return sent, false
+		}
+		if hdr, room := w.openData(id); hdr != nil && room > 0 {
+			// The open frame is filled first: a payload too long for it
+			// whole (joined small messages: readBuf.joinData) does not
+			// start a frame of its own there.
+			n = min(n, int64(room))
 		}
 		end := it.endStream && n == int64(len(it.data))
 		w.data(id, end, it.data[:n], it.inPlace)
@@ -659,6 +673,8 @@ type readBuf struct {
 	r, w  int
 	busy  int // reads to go before the pooled buffer is given back
 	err   error
+	// joined holds joinData's payloads, from joinPool, until the next read.
+	joined *[]byte
 }
 
 func newReadBuf(c net.Conn) *readBuf {
@@ -712,8 +728,13 @@ func (b *readBuf) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
-		// What was written from the buffer has left (stable): it may go.
+		// What was written from the buffer has left (stable): it may go;
+		// what was joined was handled, and copied where it waits.
 		b.giveBack()
+		if b.joined != nil {
+			joinPool.Put(b.joined)
+			b.joined = nil
+		}
 		if len(p) >= readSize {
 			// As bufio does: a large read goes straight to the caller.
 			return b.c.Read(p)
