@@ -76,6 +76,32 @@ func TestRelayKeepsNoFinishedCall(t *testing.T) {
 	})
 }
 
+// The relay indexes no response header: a client's decoder needs no
+// dynamic table (one that allows none reads every response), and an idle
+// connection holds no table of them. A backend's SETTINGS_HEADER_TABLE_SIZE
+// bounds the table of the requests' headers the relay keeps toward it.
+func TestRelayIndexesNoResponseHeaders(t *testing.T) {
+	runRelay(t, func(rt *relayTester) {
+		dec := hpack.NewDecoder(0, nil)
+		dec.SetAllowedMaxDynamicTableSize(0)
+		rt.fr.ReadMetaHeaders = dec
+		rt.call(1, []byte("q"))
+		b := <-rt.dials
+		upDec := hpack.NewDecoder(0, nil)
+		upDec.SetAllowedMaxDynamicTableSize(0)
+		b.fr.ReadMetaHeaders = upDec
+		b.handshake(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+		for _, id := range []uint32{1, 3, 5} {
+			if id != 1 {
+				rt.call(id, []byte("q"))
+			}
+			h := b.wantHeaders()
+			b.wantData(true, frame(0, []byte("q")))
+			rt.answered(b, h, id, []byte("reply"), codes.OK)
+		}
+	})
+}
+
 // open → half-closed (local) → closed: the backend answers before the
 // client ends its side; what the client sends then is dropped, and it is
 // told to stop with RST_STREAM NO_ERROR.

@@ -217,7 +217,8 @@ func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
 }
 
 // onSettings ACKs a peer's SETTINGS and applies them to this side of the
-// connection: the frame size, and the initial stream window, whose change
+// connection: the frame size, the header table size, and the initial
+// stream window, whose change
 // adjust applies to the caller's streams (mu held); other settings go to
 // other. The ACK goes first, so that it precedes any DATA the new window
 // lets out, as the peer expects.
@@ -239,6 +240,10 @@ func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), oth
 			adjust(delta)
 		case http2.SettingMaxFrameSize:
 			w.maxFrame = min(s.Val, frameSize)
+		case http2.SettingHeaderTableSize:
+			// The peer's decoder holds no more (RFC 7541 §4.2); the
+			// encoder's limit caps it (a client's: 0, see newClientConn).
+			w.henc.SetMaxDynamicTableSize(s.Val)
 		default:
 			if other != nil {
 				other(s)
