@@ -976,7 +976,7 @@ func TestRelayGathersAReadIntoOneWrite(t *testing.T) {
 			b.wantData(true, frame(0, msgs[id]))
 			upstream = append(upstream, h.StreamID)
 		}
-		// The relay reads 2 KiB, then up to readSize at once: three reads,
+		// The relay reads smallRead, then up to readSize at once: three reads,
 		// so three writes, one of them gathered from several buffers.
 		// Counted before the answers: the relay's backend reader flushes
 		// what is buffered when it forwards one, and would otherwise race
