@@ -199,7 +199,7 @@ func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
 		if n <= 0 {
 			return sent, false
 		}
-		if hdr, room := w.openData(id); hdr != nil && room > 0 {
+		if _, room := w.openData(id); room > 0 {
 			// The open frame is filled first: a payload too long for it
 			// whole (joined small messages: readBuf.joinData) does not
 			// start a frame of its own there.
@@ -218,9 +218,8 @@ func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
 
 // onSettings ACKs a peer's SETTINGS and applies them to this side of the
 // connection: the frame size, the header table size, and the initial
-// stream window, whose change
-// adjust applies to the caller's streams (mu held); other settings go to
-// other. The ACK goes first, so that it precedes any DATA the new window
+// stream window, whose change adjust applies to the caller's streams (mu
+// held); other settings go to other. The ACK goes first, so that it precedes any DATA the new window
 // lets out, as the peer expects.
 func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), other func(http2.Setting)) error {
 	if f.IsAck() {

@@ -114,12 +114,8 @@ func (r *results) addedRatios(w, a, b string, f func(*sample) float64) []float64
 	return out
 }
 
-// addedRatio is the median of addedRatios, NaN (not judged) when no
-// round is left.
-func (r *results) addedRatio(w, a, b string, f func(*sample) float64) float64 {
-	return medianOrNaN(r.addedRatios(w, a, b, f))
-}
-
+// medianOrNaN is the median of v, NaN (not judged) when v is empty: an
+// added ratio with no round left (addedRatios).
 func medianOrNaN(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()

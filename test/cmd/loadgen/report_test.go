@@ -22,12 +22,12 @@ func TestAddedRatioSkipsRoundsWhereTheReferenceAddedNothing(t *testing.T) {
 		"b":     rounds(200, 140, 290), // adds 100, 40, then -10
 	}}}
 	// Rounds 1 and 2: 50/100 and 60/40; round 3 (b added -10) is left out.
-	if got := r.addedRatio("w", "a", "b", p99); got != 1 {
-		t.Errorf("addedRatio = %v, want the median of 0.5 and 1.5 (1)", got)
+	if got := medianOrNaN(r.addedRatios("w", "a", "b", p99)); got != 1 {
+		t.Errorf("the added ratio = %v, want the median of 0.5 and 1.5 (1)", got)
 	}
 	r.Samples["w"]["b"] = rounds(100, 90, 300)
-	if got := r.addedRatio("w", "a", "b", p99); !math.IsNaN(got) {
-		t.Errorf("addedRatio = %v with a reference that never added anything, want NaN (not judged)", got)
+	if got := medianOrNaN(r.addedRatios("w", "a", "b", p99)); !math.IsNaN(got) {
+		t.Errorf("the added ratio = %v with a reference that never added anything, want NaN (not judged)", got)
 	}
 }
 
