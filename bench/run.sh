@@ -3,8 +3,9 @@
 #
 # Builds authproxy, the fake Milvus and the load generator, installs nginx if
 # missing (Debian packages), starts on 127.0.0.1: the fake backend, authproxy
-# with auth off, with auth on, with TLS+auth, nginx h2c and nginx TLS, runs the
-# load generator over all six interleaved, stops everything and writes
+# with auth off, with auth on, with TLS+auth and on the frame relay, the l4
+# floor, nginx (h2c and TLS) and its twin, runs the load generator over them
+# interleaved, stops everything and writes
 # bench/results/{results.md,results.json,latency.svg}.
 #
 # Environment: ROUNDS (3), OUT (bench/results), PORT_BASE (21000, below the kernel's ephemeral range),
@@ -40,6 +41,8 @@ P_FRAMES=$((PORT_BASE + 42))
 P_FRAMESTLS=$((PORT_BASE + 43))
 P_FLOOR=$((PORT_BASE + 44))
 P_LIMITS=$((PORT_BASE + 45))
+P_TWIN=$((PORT_BASE + 46))
+P_TWINTLS=$((PORT_BASE + 47))
 
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -56,7 +59,7 @@ if ! command -v nginx >/dev/null 2>&1; then
 fi
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 
-for p in $P_FAKE $P_FLOOR $P_NOAUTH $P_AUTH $P_TLS $P_NGX $P_NGXTLS $P_ETCD $P_ETCDPEER $P_APETCD $((P_NOAUTH + 60)) $((P_AUTH + 60)) $((P_TLS + 60)) $((P_APETCD + 60)); do
+for p in $P_FAKE $P_FLOOR $P_NOAUTH $P_AUTH $P_TLS $P_NGX $P_NGXTLS $P_ETCD $P_ETCDPEER $P_APETCD $P_TWIN $P_TWINTLS $((P_NOAUTH + 60)) $((P_AUTH + 60)) $((P_TLS + 60)) $((P_APETCD + 60)); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "bench: port $p on 127.0.0.1 is in use; set PORT_BASE" >&2
 		exit 1
@@ -196,22 +199,24 @@ PIDS+=("$!")
 FLOOR_PID=$!
 wait_port "$P_FLOOR" "l4 relay"
 
-# nginx: one instance, an h2c and a TLS listener, grpc_pass to the fake.
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<EOF
+# nginx: an instance has an h2c and a TLS listener, grpc_pass to the fake.
+start_nginx() { # dir h2c-port tls-port
+	local dir=$1 h2c=$2 tls=$3
+	mkdir -p "$dir/nginx"
+	cat >"$dir/nginx.conf" <<EOF
 # worker_processes auto = one per core = 2 here, as authproxy's GOMAXPROCS=2.
 worker_processes $NGINX_WORKERS;
 worker_rlimit_nofile 8192;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
+    client_body_temp_path $dir/nginx/body;
+    proxy_temp_path $dir/nginx/proxy;
+    fastcgi_temp_path $dir/nginx/fastcgi;
+    uwsgi_temp_path $dir/nginx/uwsgi;
+    scgi_temp_path $dir/nginx/scgi;
 
     # Milvus-sized messages: no body limit, room for 4 MiB inserts.
     client_max_body_size 0;
@@ -229,11 +234,11 @@ http {
         keepalive_timeout 600s;
     }
     server {
-        listen 127.0.0.1:$P_NGX http2;
+        listen 127.0.0.1:$h2c http2;
         location / { grpc_pass grpc://fake; }
     }
     server {
-        listen 127.0.0.1:$P_NGXTLS ssl http2;
+        listen 127.0.0.1:$tls ssl http2;
         ssl_certificate $WORK/certs/server.pem;
         ssl_certificate_key $WORK/certs/server.key;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -241,14 +246,23 @@ http {
     }
 }
 EOF
-nginx -t -c "$WORK/nginx.conf" -p "$WORK" 2>"$WORK/nginx-test.log" || { cat "$WORK/nginx-test.log" >&2; exit 1; }
-nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' 2>"$WORK/nginx.log" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_port "$P_NGX" "nginx h2c"
-wait_port "$P_NGXTLS" "nginx TLS"
-sleep 0.3
-NGINX_ALL=$(echo "$NGINX_PID" $(pgrep -P "$NGINX_PID") | tr ' ' '+')
+	nginx -t -c "$dir/nginx.conf" -p "$dir" 2>"$dir/nginx-test.log" || { cat "$dir/nginx-test.log" >&2; exit 1; }
+	nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' 2>"$dir/nginx.log" &
+	PIDS+=("$!")
+	LAST_PID=$!
+	wait_port "$h2c" "nginx h2c"
+	wait_port "$tls" "nginx TLS"
+	sleep 0.3
+	LAST_ALL=$(echo "$LAST_PID" $(pgrep -P "$LAST_PID") | tr ' ' '+')
+}
+start_nginx "$WORK" "$P_NGX" "$P_NGXTLS"
+NGINX_PID=$LAST_PID
+NGINX_ALL=$LAST_ALL
+# The twin: a second nginx, the same in every way, measured as a target of
+# its own. Held to the frame relay's bounds, it shows what a proxy exactly
+# level with nginx scores against them on this machine in this run.
+start_nginx "$WORK/twin" "$P_TWIN" "$P_TWINTLS"
+TWIN_ALL=$LAST_ALL
 
 # TARGETS (a comma-separated list of names) runs the workloads on those
 # targets only, beside direct, which the load generator needs first.
@@ -265,6 +279,8 @@ ALL_TARGETS=(
 	"l4-splice=127.0.0.1:$P_FLOOR,pid=$FLOOR_PID"
 	"nginx-h2c=127.0.0.1:$P_NGX,pid=$NGINX_ALL,mem"
 	"nginx-tls=127.0.0.1:$P_NGXTLS,tls,pid=$NGINX_ALL,mem"
+	"nginx-twin=127.0.0.1:$P_TWIN,pid=$TWIN_ALL,mem"
+	"nginx-twin-tls=127.0.0.1:$P_TWINTLS,tls,pid=$TWIN_ALL,mem"
 )
 TARGET_ARGS=()
 for t in "${ALL_TARGETS[@]}"; do
@@ -277,10 +293,10 @@ done
 log "running the load generator ($ROUNDS rounds)"
 mkdir -p "$OUT"
 # shellcheck disable=SC2086
-bin/loadgen run -rounds "$ROUNDS" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "root:$PASSWORD" \
+bin/loadgen run -rounds "$ROUNDS" -max-run "$((3 * ROUNDS + 6))m" -out "$OUT" -ca "$WORK/certs/ca.pem" -token "root:$PASSWORD" \
 	-backend-pid "$FAKE_PID" \
 	"${TARGET_ARGS[@]}" \
 	-machine "Go (authproxy build): $($GO env GOVERSION)|nginx: $NGINX_VERSION, worker_processes $NGINX_WORKERS ($(pgrep -c -P "$NGINX_PID") workers)|authproxy: $AP, GOMAXPROCS=2, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- proxy relay server 2>/dev/null || echo ' + local changes')|backend: $BACKEND" \
-	-notes "all processes share the same 2 cores: loadgen, proxy and backend compete for CPU, so throughput figures are whole-system figures; see 'target CPU per call' for the proxy's own cost|c=1 and c=32 use one client connection per target (as one SDK client); the memory test opens more, one GetVersion each|nginx's RSS is master + workers; nginx-h2c and nginx-tls are the same nginx processes|every call carries the same authorization metadata to every target (nginx and direct ignore it)" \
+	-notes "all processes share the same 2 cores: loadgen, proxy and backend compete for CPU, so throughput figures are whole-system figures; see 'target CPU per call' for the proxy's own cost|c=1 and c=32 use one client connection per target (as one SDK client); the memory test opens more, one GetVersion each|nginx's RSS is master + workers; nginx-h2c and nginx-tls are the same nginx processes, nginx-twin and nginx-twin-tls a second instance of the same configuration|every call carries the same authorization metadata to every target (nginx and direct ignore it)" \
 	$LOADGEN_ARGS
 log "results in $OUT/results.md, $OUT/latency.svg, $OUT/results.json"
