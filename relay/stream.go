@@ -22,7 +22,13 @@ type item struct {
 	data      []byte
 	headers   []hpack.HeaderField // nil for DATA
 	endStream bool
-	inPlace   bool // data is in the forwarding reader's buffer (inReadBuf), never once it waits
+	// inPlace: data stays as it is until the flush after it is written,
+	// which may then write it without a copy: in the forwarding reader's
+	// buffer (inReadBuf), or in chunk.
+	inPlace bool
+	// chunk is the pooled buffer (bufPool) that data waits in, if any
+	// (queueData); it goes back after the flush that writes its last byte.
+	chunk *[]byte
 }
 
 // half is one direction of a call: what waits for the peer's window, that

@@ -172,6 +172,9 @@ func (w *wconn) send(id uint32, h *half) (sent int) {
 		if !done {
 			return sent
 		}
+		if c := h.q[0].chunk; c != nil {
+			w.bw.giveBackAfterFlush(c)
+		}
 		h.q[0] = item{}
 		h.q = h.q[1:]
 	}
@@ -340,11 +343,12 @@ func (w *wconn) forward(s *stream, of side, data []byte, endStream bool, from or
 		// without bound.
 		return moved{s: s}
 	}
-	keep := func(b []byte) []byte {
+	wait := func(b []byte) {
 		if from == ownRefunded {
-			return b
+			h.q = append(h.q, item{data: b, endStream: endStream})
+			return
 		}
-		return append([]byte(nil), b...)
+		h.q = queueData(h.q, b, endStream)
 	}
 	var n int
 	if len(h.q) == 0 {
@@ -352,17 +356,50 @@ func (w *wconn) forward(s *stream, of side, data []byte, endStream bool, from or
 		it := item{data: data, endStream: endStream, inPlace: from == inReadBuf}
 		var done bool
 		if n, done = w.sendItem(id, h, &it); !done {
-			it.data, it.inPlace = keep(it.data), false
-			h.q = append(h.q, it)
+			wait(it.data)
 		}
 	} else {
-		h.q = append(h.q, item{data: keep(data), endStream: endStream})
+		wait(data)
 		n = w.send(id, h)
 	}
 	if from == ownRefunded {
 		h.free += int64(len(data))
 	}
 	return movedOf(s, n, &h.free)
+}
+
+// chunkMin is the least a pooled chunk is taken for (queueData): a chunk
+// then never holds less than a quarter of its size, so what a stalled
+// stream's small messages hold stays within four times their bytes.
+const chunkMin = bufSize / 4
+
+// queueData appends data, which waits for a window, to q and returns q.
+// It is copied (the caller reuses it) into pooled chunks (bufPool),
+// filling the last one before taking another, and written from there
+// without a second copy (inPlace); a remainder under chunkMin gets a copy
+// of its own size. Allocating each wait afresh cost a 4 MiB insert held
+// by a backend's small window a garbage collection every few inserts.
+func queueData(q []item, data []byte, endStream bool) []item {
+	if len(data) == 0 {
+		return append(q, item{endStream: endStream})
+	}
+	if n := len(q); n > 0 && q[n-1].chunk != nil {
+		last := &q[n-1]
+		k := min(len(data), cap(last.data)-len(last.data))
+		last.data = append(last.data, data[:k]...)
+		data = data[k:]
+	}
+	for len(data) >= chunkMin {
+		c := bufPool.Get().(*[]byte)
+		k := min(len(data), bufSize)
+		q = append(q, item{data: append((*c)[:0], data[:k]...), inPlace: true, chunk: c})
+		data = data[k:]
+	}
+	if len(data) > 0 {
+		q = append(q, item{data: append([]byte(nil), data...)})
+	}
+	q[len(q)-1].endStream = endStream
+	return q
 }
 
 // grant applies a peer's WINDOW_UPDATE and sends what now fits: for the
@@ -535,6 +572,9 @@ type writeBuf struct {
 	size   int
 	hdr    []byte
 	hdrEnd int
+	// chunks are waiting items' buffers whose last bytes the next flush
+	// writes (giveBackAfterFlush); they go back to bufPool after it.
+	chunks []*[]byte
 }
 
 func newWriteBuf(c net.Conn) *writeBuf { return &writeBuf{c: c, wv: gatherOf(c)} }
@@ -623,9 +663,14 @@ func (b *writeBuf) borrow(p []byte) error {
 	return nil
 }
 
+// giveBackAfterFlush gives a waiting item's chunk (queueData) back to
+// bufPool once the next flush has written what was borrowed from it.
+func (b *writeBuf) giveBackAfterFlush(c *[]byte) { b.chunks = append(b.chunks, c) }
+
 // Flush writes what is buffered and gives the buffers back.
 func (b *writeBuf) Flush() error {
 	if len(b.segs) == 0 {
+		b.giveBackChunks()
 		return b.err
 	}
 	if b.err == nil {
@@ -638,8 +683,17 @@ func (b *writeBuf) Flush() error {
 		b.bufs[i] = nil
 	}
 	b.bufs, b.n = b.bufs[:0], 0
+	b.giveBackChunks()
 	b.size, b.hdr = 0, nil
 	return b.err
+}
+
+func (b *writeBuf) giveBackChunks() {
+	for i, c := range b.chunks {
+		bufPool.Put(c)
+		b.chunks[i] = nil
+	}
+	b.chunks = b.chunks[:0]
 }
 
 // writeOut writes bufs in one writev if the connection can, else one
