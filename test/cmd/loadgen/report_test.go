@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +43,22 @@ func TestGoalRowGivesTheRoundsBesideTheMedian(t *testing.T) {
 	row = goalRow("g", 1, 1, nil, atMost(1))
 	if want := "| g | 1.00 | 1.00 | – | – | – | 0/0 |\n"; row != want {
 		t.Errorf("row with no round judged %q, want %q", row, want)
+	}
+}
+
+// The twin's score counts the bounds at 1.0× only: the relay's 1.5× at
+// c=32 (or 0.8× at c=1) asks for a lead that an equal cannot have.
+func TestTwinScoreCountsOnlyTheBoundsAtParity(t *testing.T) {
+	one := func(rate, cpu float64) []*sample {
+		return []*sample{{Round: 1, Calls: 100, Elapsed: 1, Rate: rate, CPU: cpuUse{Target: cpu}}}
+	}
+	r := &results{Rounds: 1, Targets: []string{tDirect, tNginx, tTwin}, Samples: map[string]map[string][]*sample{
+		"fullduplex":     {tDirect: one(100, 1), tNginx: one(100, 1), tTwin: one(101, 1)},   // 1.01: met
+		"insert_4mib":    {tDirect: one(100, 1), tNginx: one(100, 1), tTwin: one(99, 0.99)}, // rate 0.99: missed; CPU per MB equal: met
+		"getversion_c32": {tDirect: one(100, 1), tNginx: one(100, 1), tTwin: one(160, 1)},   // 1.6 ≥ 1.5, not at parity
+	}}
+	md := r.markdown()
+	if want := "it met 2 of the 3 judged"; !strings.Contains(md, want) {
+		t.Errorf("report lacks %q:\n%s", want, md)
 	}
 }
