@@ -80,10 +80,7 @@ func (c *countingConn) writeBuffers(bufs [][]byte) (int, error) {
 // an insert stream of them a garbage collection every few inserts.
 func TestWaitingDataReusesItsChunks(t *testing.T) {
 	c := &countingConn{}
-	w, _ := newWconn(c, nil)
-	w.maxFrame = frameSize
-	w.connWin = 1 << 40
-	s := &stream{bid: 1}
+	w, s := waitingConn(c)
 	msg := make([]byte, 256<<10)
 	const rounds = 20
 	forward := func() {
@@ -121,10 +118,7 @@ func TestWaitingDataReusesItsChunks(t *testing.T) {
 // wait would take it and overwrite bytes the flush had yet to write.
 func TestWaitingDataIsWrittenBeforeItsChunkIsReused(t *testing.T) {
 	c := &gatheringConn{}
-	w, _ := newWconn(c, nil)
-	w.maxFrame = frameSize
-	w.connWin = 1 << 40
-	s := &stream{bid: 1}
+	w, s := waitingConn(c)
 	first, second := bytes.Repeat([]byte{'a'}, 4*frameSize), bytes.Repeat([]byte{'b'}, 4*frameSize)
 	w.mu.Lock()
 	s.up.win = 0
@@ -136,16 +130,7 @@ func TestWaitingDataIsWrittenBeforeItsChunkIsReused(t *testing.T) {
 	if err := w.flush(); err != nil {
 		t.Fatal(err)
 	}
-	fr := http2.NewFramer(nil, &c.written)
-	var got []byte
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			break
-		}
-		got = append(got, f.(*http2.DataFrame).Data()...)
-	}
-	if !bytes.Equal(got, first) {
+	if got := streamsData(&c.written)[s.bid]; !bytes.Equal(got, first) {
 		t.Errorf("the backend got %d bytes, %d of them not the first message's", len(got), len(got)-bytes.Count(got, []byte{'a'}))
 	}
 }
@@ -162,10 +147,8 @@ func FuzzWaitingDataReadsAsForwarded(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0, 3, 1, 60, 4, 0, 2, 1, 3, 1}, 20)) // small waits among large ones
 	f.Fuzz(func(t *testing.T, steps []byte) {
 		c := &gatheringConn{}
-		w, _ := newWconn(c, nil)
-		w.maxFrame = frameSize
-		w.connWin = 1 << 40
-		streams := [2]*stream{{bid: 1}, {bid: 3}}
+		w, first := waitingConn(c)
+		streams := [2]*stream{first, {bid: 3}}
 		sent := map[uint32][]byte{}
 		var mark byte
 		for i := 0; i+1 < len(steps); i += 2 {
@@ -196,16 +179,7 @@ func FuzzWaitingDataReadsAsForwarded(f *testing.F) {
 		}
 		w.mu.Unlock()
 		_ = w.flush()
-		fr := http2.NewFramer(nil, &c.written)
-		fr.SetMaxReadFrameSize(frameSize)
-		got := map[uint32][]byte{}
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				break
-			}
-			got[f.Header().StreamID] = append(got[f.Header().StreamID], f.(*http2.DataFrame).Data()...)
-		}
+		got := streamsData(&c.written)
 		for _, s := range streams {
 			if !bytes.Equal(got[s.bid], sent[s.bid]) {
 				t.Fatalf("stream %d: read back %d bytes, forwarded %d; first difference at %d", s.bid, len(got[s.bid]), len(sent[s.bid]), firstDiff(got[s.bid], sent[s.bid]))
@@ -221,4 +195,30 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// waitingConn is a wconn on c with its connection window wide open, and a
+// stream whose own window the test sets.
+func waitingConn(c net.Conn) (*wconn, *stream) {
+	w, _ := newWconn(c, nil)
+	w.maxFrame = frameSize
+	w.connWin = 1 << 40
+	return w, &stream{bid: 1}
+}
+
+// streamsData reads written as x/net's framer does (frames up to frameSize)
+// and returns each stream's DATA, in order.
+func streamsData(written *bytes.Buffer) map[uint32][]byte {
+	fr := http2.NewFramer(nil, written)
+	fr.SetMaxReadFrameSize(frameSize)
+	got := map[uint32][]byte{}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return got
+		}
+		if d, ok := f.(*http2.DataFrame); ok {
+			got[d.StreamID] = append(got[d.StreamID], d.Data()...)
+		}
+	}
 }
