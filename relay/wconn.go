@@ -222,8 +222,8 @@ func (w *wconn) sendItem(id uint32, h *half, it *item) (sent int, done bool) {
 // onSettings ACKs a peer's SETTINGS and applies them to this side of the
 // connection: the frame size, the header table size, and the initial
 // stream window, whose change adjust applies to the caller's streams (mu
-// held); other settings go to other. The ACK goes first, so that it precedes any DATA the new window
-// lets out, as the peer expects.
+// held); other settings go to other. The ACK goes first, so that it
+// precedes any DATA the new window lets out, as the peer expects.
 func (w *wconn) onSettings(f *http2.SettingsFrame, adjust func(delta int64), other func(http2.Setting)) error {
 	if f.IsAck() {
 		return nil // ours, or the one the port's sniffer sent
